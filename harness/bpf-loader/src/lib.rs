@@ -1,0 +1,1 @@
+//! bpf(2) syscall layer (being written).

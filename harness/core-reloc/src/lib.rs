@@ -1,0 +1,1 @@
+//! CO-RE relocation engine (being written).

@@ -1,0 +1,25 @@
+//! The contract between the runner (host) and the guest agent.
+//!
+//! Host → guest: a [`Manifest`] written into the initramfs as `/harness/manifest.json`, next to
+//! the objects it names. Guest → host: [`GuestMessage`]s, each framed by [`frame`] as one line on
+//! a serial port that the kernel does not use as its console. Lines that are not frames (kernel
+//! messages, noise, a frame cut by a crash) are skipped by [`FrameScanner`], so the channel
+//! survives anything else that reaches the port.
+
+mod framing;
+mod hexbytes;
+mod manifest;
+mod messages;
+
+pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
+pub use manifest::{CaseSpec, Manifest, ObjectEntry, MANIFEST_PATH};
+pub use messages::{
+    CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, ObjectLoaded, ProgramLoad,
+    ProgramLoadOutcome, RelocationReport, RunOutput,
+};
+
+/// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The kernel command-line key that tells the agent which serial device carries frames.
+pub const RESULTS_PORT_PARAM: &str = "harness.port";

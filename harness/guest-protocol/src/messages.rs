@@ -1,0 +1,116 @@
+//! Messages from the guest agent to the runner.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GuestMessage {
+    Hello(Hello),
+    ObjectLoaded(ObjectLoaded),
+    CaseResult(CaseResult),
+    /// Something the agent wants in the report, not a result.
+    Log { message: String },
+    /// The agent could not go on (manifest unreadable, object hash mismatch, ...).
+    Fatal { message: String },
+    /// Last message before power-off.
+    Done { agent_ms: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u32,
+    pub agent_version: String,
+    pub kernel_name: String,
+    /// `uname -r` inside the guest.
+    pub kernel_release: String,
+    /// `uname -m` inside the guest.
+    pub machine: String,
+    /// Size of `/sys/kernel/btf/vmlinux`, absent when the kernel exposes no BTF.
+    pub kernel_btf_bytes: Option<u64>,
+    /// The kernel's own uptime when the agent started, from /proc/uptime.
+    pub uptime_ms: u64,
+}
+
+/// Outcome of relocating and loading one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLoaded {
+    pub object: String,
+    pub sha256: String,
+    /// Parsing the kernel BTF and relocating, in microseconds.
+    pub relocate_us: u64,
+    /// Every CO-RE relocation decision the engine made, in object order.
+    pub relocations: Vec<RelocationReport>,
+    pub programs: Vec<ProgramLoad>,
+    /// Why the object's own BTF was not loaded, if it was not (the object still loads).
+    pub btf_note: Option<String>,
+}
+
+/// One CO-RE relocation decision, in words a user and a diff can both read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelocationReport {
+    pub program: String,
+    pub insn: u32,
+    /// For example `field_byte_offset`.
+    pub kind: String,
+    /// For example `struct task_struct::__state`.
+    pub access: String,
+    /// `value 24`, `poisoned (no match)`, `failed: ...`.
+    pub decision: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramLoad {
+    pub program: String,
+    pub section: String,
+    pub outcome: ProgramLoadOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ProgramLoadOutcome {
+    Loaded { insns: u32, load_us: u64 },
+    /// The kernel does not have this program type (or attach type): an expected gap.
+    Unsupported { reason: String },
+    Rejected { error: String, verifier_log: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub case_id: String,
+    pub outcome: CaseOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CaseOutcome {
+    Ran(RunOutput),
+    Unsupported { reason: String },
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub retval: u32,
+    #[serde(with = "crate::hexbytes")]
+    pub data_out: Vec<u8>,
+    #[serde(default, with = "crate::hexbytes::option", skip_serializing_if = "Option::is_none")]
+    pub ctx_out: Option<Vec<u8>>,
+    /// Average run time per repetition as the kernel measured it.
+    pub duration_ns: u32,
+    pub maps: Vec<MapDump>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapDump {
+    pub name: String,
+    /// Sorted by key so that dumps compare equal regardless of iteration order.
+    pub entries: Vec<MapEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MapEntry {
+    #[serde(with = "crate::hexbytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "crate::hexbytes")]
+    pub value: Vec<u8>,
+}
