@@ -1,1 +1,34 @@
-//! CO-RE relocation engine (being written).
+//! CO-RE relocation engine: BPF ELF objects, BTF and `.BTF.ext` parsing,
+//! CO-RE relocation with libbpf's semantics, and BTF sanitization for older
+//! kernels. Pure code: no syscalls and no I/O; callers pass byte slices.
+//!
+//! Typical use:
+//! ```no_run
+//! # fn demo(elf: &[u8], vmlinux_btf: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+//! use core_reloc::{relocate_program, Btf, Object};
+//! let obj = Object::parse(elf)?;
+//! let target = Btf::parse(vmlinux_btf)?;
+//! for prog in obj.programs() {
+//!     let relocated = relocate_program(&obj, &prog.name, &target)?;
+//!     for d in &relocated.core {
+//!         println!("{} {} {:?}", d.kind, d.access, d.outcome);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod btf;
+pub mod btf_ext;
+mod bytes;
+pub mod core;
+pub mod insn;
+pub mod object;
+pub mod relocate;
+pub mod sanitize;
+
+pub use btf::{Btf, BtfError, Kind, Type, TypeBody};
+pub use btf_ext::{BtfExt, BtfExtError, CoreRelo};
+pub use core::{CoreDecision, CoreOutcome, RelocKind};
+pub use object::{MapKind, MapSpec, Object, ObjectError, Program};
+pub use relocate::{relocate_program, MapRef, MapRefKind, RelocatedProgram, RelocateError};
+pub use sanitize::{sanitize_btf, BtfFeatures};

@@ -1,1 +1,141 @@
-fn main() {}
+//! The guest agent: `/init` of every guest, and a plain process for the "host" matrix entry.
+//!
+//! In a guest it mounts what BPF needs, reads the manifest the runner packed into the initramfs,
+//! verifies every object's sha256, relocates and loads each object through the project's CO-RE
+//! engine against the running kernel's BTF, runs every case with BPF_PROG_TEST_RUN and reports
+//! framed results on a serial port of its own. Then it powers the machine off. It never decides
+//! whether a result is right: comparison happens on the host, in one place.
+
+mod channel;
+mod load;
+mod run_cases;
+mod system;
+
+use std::time::Instant;
+
+use guest_protocol::{GuestMessage, Hello, Manifest, MANIFEST_PATH, PROTOCOL_VERSION};
+
+use channel::Channel;
+
+fn main() {
+    let started = Instant::now();
+    let as_init = std::process::id() == 1;
+    let bundle = if as_init {
+        system::prepare_guest();
+        std::path::PathBuf::from("/")
+    } else {
+        match parse_host_args() {
+            Ok(dir) => dir,
+            Err(message) => {
+                eprintln!("guest-agent: {message}");
+                std::process::exit(2);
+            }
+        }
+    };
+    let mut channel = if as_init { Channel::open_guest_port() } else { Channel::stdout() };
+    let outcome = run(&bundle, &mut channel, started);
+    if let Err(message) = outcome {
+        channel.send(&GuestMessage::Fatal { message });
+    }
+    channel.send(&GuestMessage::Done { agent_ms: started.elapsed().as_millis() as u64 });
+    channel.flush();
+    if as_init {
+        system::power_off();
+    }
+}
+
+fn parse_host_args() -> Result<std::path::PathBuf, String> {
+    let mut args = std::env::args().skip(1);
+    match (args.next().as_deref(), args.next()) {
+        (Some("--bundle"), Some(dir)) => Ok(dir.into()),
+        _ => Err("usage: guest-agent --bundle DIR (as a plain process; as /init it takes no arguments)".into()),
+    }
+}
+
+fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Result<(), String> {
+    let manifest_path = bundle.join(MANIFEST_PATH);
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("cannot read manifest {}: {e}", manifest_path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&manifest_text)
+        .map_err(|e| format!("manifest {} is not valid: {e}", manifest_path.display()))?;
+
+    let kernel_btf = std::fs::read(system::KERNEL_BTF_PATH).ok();
+    channel.send(&GuestMessage::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        kernel_name: manifest.kernel_name.clone(),
+        kernel_release: system::uname_release(),
+        machine: system::uname_machine(),
+        kernel_btf_bytes: kernel_btf.as_ref().map(|b| b.len() as u64),
+        uptime_ms: system::uptime_ms().unwrap_or(0),
+    }));
+    if manifest.protocol_version != PROTOCOL_VERSION {
+        return Err(format!(
+            "manifest speaks protocol {}, this agent {}: rebuild the agent",
+            manifest.protocol_version, PROTOCOL_VERSION
+        ));
+    }
+    if manifest.probe_only {
+        return Ok(());
+    }
+    if let Some(fault) = &manifest.fault {
+        system::inject_fault(fault);
+    }
+    let kernel_btf = kernel_btf.ok_or_else(|| {
+        format!(
+            "{} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF, CO-RE cannot work",
+            system::KERNEL_BTF_PATH
+        )
+    })?;
+    let parse_started = Instant::now();
+    let target = core_reloc::Btf::parse(&kernel_btf)
+        .map_err(|e| format!("kernel BTF at {} does not parse: {e}", system::KERNEL_BTF_PATH))?;
+    let target_parse_us = parse_started.elapsed().as_micros() as u64;
+    channel.send(&GuestMessage::Log {
+        message: format!(
+            "kernel BTF: {} bytes, {} types, parsed in {target_parse_us} us; agent up {} ms",
+            kernel_btf.len(),
+            target.type_count(),
+            started.elapsed().as_millis()
+        ),
+    });
+    let features = engine_features(bpf_loader::probe::btf_features());
+
+    for object in &manifest.objects {
+        let cases: Vec<_> = manifest.cases.iter().filter(|c| c.object == object.name).collect();
+        match load::load_object(bundle, object, &target, &features) {
+            Ok((loaded, report)) => {
+                channel.send(&GuestMessage::ObjectLoaded(report));
+                for case in cases {
+                    let result = run_cases::run_case(&loaded, case);
+                    channel.send(&GuestMessage::CaseResult(result));
+                }
+            }
+            Err(message) => {
+                channel.send(&GuestMessage::Log { message: message.clone() });
+                for case in cases {
+                    channel.send(&GuestMessage::CaseResult(guest_protocol::CaseResult {
+                        case_id: case.id.clone(),
+                        outcome: guest_protocol::CaseOutcome::Error { message: message.clone() },
+                    }));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the kernel's BTF loader accepted, in the terms the engine's sanitizer uses.
+fn engine_features(probed: bpf_loader::probe::BtfFeatures) -> core_reloc::BtfFeatures {
+    core_reloc::BtfFeatures {
+        func: probed.func,
+        func_global: probed.func_global,
+        datasec: probed.datasec,
+        // Not probed separately: sanitizing '?' section names is harmless where they are fine.
+        qmark_datasec: false,
+        float: probed.float,
+        decl_tag: probed.decl_tag,
+        type_tag: probed.type_tag,
+        enum64: probed.enum64,
+    }
+}

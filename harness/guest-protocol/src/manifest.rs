@@ -12,6 +12,9 @@ pub struct Manifest {
     pub kernel_name: String,
     pub objects: Vec<ObjectEntry>,
     pub cases: Vec<CaseSpec>,
+    /// Say hello and stop: used to find out whether a guest boots at all (acceleration probe).
+    #[serde(default)]
+    pub probe_only: bool,
     /// Test-only fault injection (`panic`, `hang`, `crash`), used by the harness's own tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,

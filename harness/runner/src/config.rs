@@ -1,1 +1,882 @@
-//! (being written)
+//! The kernel matrix: `kernels.toml`.
+//!
+//! The file lists the kernels one BPF object is run on, where each kernel comes from, and the
+//! limits of each guest. Unknown keys are errors, and every error names the file, the line and
+//! the column, and what was expected there.
+//!
+//! ```toml
+//! # mirror = "http://..."   # optional: Debian mirror base URL (the directory holding dists/ and
+//! #                         # pool/); default: the first Debian `URIs:`/`deb` line of the host's
+//! #                         # apt configuration
+//! # keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"   # optional (this is the default)
+//!
+//! [defaults]                # all optional; the values shown are the built-in defaults
+//! memory_mib = 256          # guest memory
+//! boot_timeout_s = 60       # QEMU start -> agent hello
+//! test_timeout_s = 30       # per object: the longest the agent may stay silent
+//! guest_timeout_s = 180     # the whole guest
+//! cmdline = ""              # extra kernel arguments, appended to the harness's own
+//!
+//! [[kernel]]
+//! name = "5.10"             # unique; what `--kernel` selects
+//! arch = "x86_64"           # x86_64 (default) or aarch64
+//! debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }
+//! # memory_mib, boot_timeout_s, test_timeout_s, guest_timeout_s, cmdline: per-kernel overrides
+//! # enabled = false         # listed, but run only when named with --kernel
+//!
+//! [[kernel]]
+//! name = "host"             # the running kernel, no VM
+//! host = true
+//! enabled = false
+//!
+//! [[kernel]]
+//! name = "mine"             # a local kernel: vmlinux = "path" (used in place) or
+//! vmlinuz = "build/bzImage" # vmlinuz = "path" (decompressed into the image cache);
+//! # btf = "path"            # optional, with vmlinux/vmlinuz: raw BTF instead of the image's .BTF
+//! # config = "path"         # optional, with vmlinux/vmlinuz: the kernel's .config
+//! ```
+//!
+//! Each kernel has exactly one source: `debian`, `host = true`, `vmlinux` or `vmlinuz`. Relative
+//! paths are relative to the directory of `kernels.toml`.
+//!
+//! In Debian package patterns, `*` stands for a version number: one or more digits, dots and
+//! hyphens. So `linux-image-5.10.*-amd64-unsigned` matches `linux-image-5.10.0-32-amd64-unsigned`
+//! but not `linux-image-5.10.0-32-cloud-amd64-unsigned`, and `linux-image-6.1.*-amd64-unsigned`
+//! does not match a 6.12 package. `kernels.lock` pins what each pattern resolved to.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The keyring used to verify Debian archive metadata unless `keyring` says otherwise.
+pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// Built-in defaults, overridden by `[defaults]`, overridden per kernel.
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
+pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
+pub const DEFAULT_TEST_TIMEOUT_S: u64 = 30;
+pub const DEFAULT_GUEST_TIMEOUT_S: u64 = 180;
+
+/// Errors reading, parsing or validating `kernels.toml`, or selecting kernels from it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax or schema error (unknown key, wrong type, missing key).
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The file parses but says something impossible (two sources, duplicate names, ...).
+    #[error("{}{}: {message}", path.display(), location(*line, *column))]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    #[error("unknown kernel `{name}`; {path} defines: {}", known.join(", "), path = path.display())]
+    UnknownKernel {
+        path: PathBuf,
+        name: String,
+        known: Vec<String>,
+    },
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+/// CPU architecture of a kernel (and of the guest that boots it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum Arch {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "aarch64")]
+    Aarch64,
+}
+
+impl Arch {
+    /// Debian's name for the architecture (`amd64`, `arm64`).
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Debian package name pattern: `*` stands for a version number (one or more of digits, `.`
+/// and `-`); everything else matches literally.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PackagePattern(pub String);
+
+impl PackagePattern {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `name` matches the pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        fn go(p: &[u8], n: &[u8]) -> bool {
+            match p.split_first() {
+                None => n.is_empty(),
+                Some((b'*', rest)) => {
+                    let run = n
+                        .iter()
+                        .take_while(|c| c.is_ascii_digit() || **c == b'.' || **c == b'-')
+                        .count();
+                    (1..=run).rev().any(|k| go(rest, &n[k..]))
+                }
+                Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+            }
+        }
+        go(self.0.as_bytes(), name.as_bytes())
+    }
+
+    /// The literal text before the first `*`: every matching name starts with it.
+    pub fn prefix(&self) -> &str {
+        self.0.split('*').next().unwrap_or("")
+    }
+}
+
+impl fmt::Display for PackagePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Kernels taken from the Debian archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebianSource {
+    /// Suite (codename) such as `bullseye`, `bookworm`, `trixie`, `sid`.
+    pub suite: String,
+    /// One pattern per package to fetch. Together the packages must hold the kernel image
+    /// (`vmlinuz`) and usually its config.
+    pub packages: Vec<PackagePattern>,
+}
+
+/// Where a kernel comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSource {
+    /// Packages from the Debian archive, pinned in `kernels.lock`.
+    Debian(DebianSource),
+    /// The kernel the harness runs on: no VM, no image.
+    Host,
+    /// A local uncompressed kernel ELF, used in place.
+    Vmlinux {
+        path: PathBuf,
+        btf: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
+    /// A local compressed kernel (bzImage), decompressed into the image cache.
+    Vmlinuz {
+        path: PathBuf,
+        btf: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
+}
+
+impl KernelSource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KernelSource::Debian(_) => "debian",
+            KernelSource::Host => "host",
+            KernelSource::Vmlinux { .. } => "vmlinux",
+            KernelSource::Vmlinuz { .. } => "vmlinuz",
+        }
+    }
+}
+
+/// `[defaults]` with built-in defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    pub memory_mib: u32,
+    pub boot_timeout: Duration,
+    pub test_timeout: Duration,
+    pub guest_timeout: Duration,
+    pub cmdline: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            memory_mib: DEFAULT_MEMORY_MIB,
+            boot_timeout: Duration::from_secs(DEFAULT_BOOT_TIMEOUT_S),
+            test_timeout: Duration::from_secs(DEFAULT_TEST_TIMEOUT_S),
+            guest_timeout: Duration::from_secs(DEFAULT_GUEST_TIMEOUT_S),
+            cmdline: String::new(),
+        }
+    }
+}
+
+/// One `[[kernel]]`, with `[defaults]` applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelEntry {
+    pub name: String,
+    pub arch: Arch,
+    pub source: KernelSource,
+    pub memory_mib: u32,
+    /// QEMU start to the agent's hello.
+    pub boot_timeout: Duration,
+    /// Per object: the longest the agent may stay silent.
+    pub test_timeout: Duration,
+    /// The whole guest.
+    pub guest_timeout: Duration,
+    /// Extra kernel arguments, appended to the harness's own.
+    pub cmdline: String,
+    /// `false`: run only when named with `--kernel`.
+    pub enabled: bool,
+}
+
+/// The parsed `kernels.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matrix {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Debian mirror base URL; `None`: take it from the host's apt configuration.
+    pub mirror: Option<String>,
+    /// Keyring verifying the archive's signed metadata.
+    pub keyring: PathBuf,
+    pub defaults: Defaults,
+    pub kernels: Vec<KernelEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatrix {
+    mirror: Option<Spanned<String>>,
+    keyring: Option<PathBuf>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default, rename = "kernel")]
+    kernels: Vec<RawKernel>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    memory_mib: Option<Spanned<u32>>,
+    boot_timeout_s: Option<Spanned<u64>>,
+    test_timeout_s: Option<Spanned<u64>>,
+    guest_timeout_s: Option<Spanned<u64>>,
+    cmdline: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKernel {
+    name: Spanned<String>,
+    arch: Option<Arch>,
+    debian: Option<Spanned<RawDebian>>,
+    host: Option<Spanned<bool>>,
+    vmlinux: Option<PathBuf>,
+    vmlinuz: Option<PathBuf>,
+    btf: Option<Spanned<PathBuf>>,
+    config: Option<Spanned<PathBuf>>,
+    memory_mib: Option<Spanned<u32>>,
+    boot_timeout_s: Option<Spanned<u64>>,
+    test_timeout_s: Option<Spanned<u64>>,
+    guest_timeout_s: Option<Spanned<u64>>,
+    cmdline: Option<String>,
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDebian {
+    suite: String,
+    packages: Vec<String>,
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+impl Matrix {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Matrix, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Matrix::parse(&text, path)
+    }
+
+    /// Parses and validates `text`, which came from `path` (used in errors and to resolve
+    /// relative paths). Pure: touches no file.
+    pub fn parse(text: &str, path: &Path) -> Result<Matrix, ConfigError> {
+        let raw: RawMatrix = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim_end().to_string(),
+            }
+        })?;
+        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = match span {
+                Some(s) => {
+                    let (l, c) = line_col(text, s.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let rel = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let mirror = match raw.mirror {
+            None => None,
+            Some(m) => {
+                let v = m.get_ref().trim().trim_end_matches('/').to_string();
+                if !(v.starts_with("http://")
+                    || v.starts_with("https://")
+                    || v.starts_with("file:/"))
+                {
+                    return Err(invalid(
+                        Some(m.span()),
+                        format!("`mirror` must be an http://, https:// or file:/ URL, found `{v}`"),
+                    ));
+                }
+                Some(v)
+            }
+        };
+
+        let secs = |v: &Option<Spanned<u64>>, key: &str, default: Duration| match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() == 0 => Err(invalid(
+                Some(s.span()),
+                format!("`{key}` must be at least 1 (seconds)"),
+            )),
+            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+        };
+        let mem = |v: &Option<Spanned<u32>>, default: u32| match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() < 32 => Err(invalid(
+                Some(s.span()),
+                format!("`memory_mib` must be at least 32, found {}", s.get_ref()),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+        };
+
+        let built_in = Defaults::default();
+        let d = &raw.defaults;
+        let defaults = Defaults {
+            memory_mib: mem(&d.memory_mib, built_in.memory_mib)?,
+            boot_timeout: secs(&d.boot_timeout_s, "boot_timeout_s", built_in.boot_timeout)?,
+            test_timeout: secs(&d.test_timeout_s, "test_timeout_s", built_in.test_timeout)?,
+            guest_timeout: secs(
+                &d.guest_timeout_s,
+                "guest_timeout_s",
+                built_in.guest_timeout,
+            )?,
+            cmdline: d.cmdline.clone().unwrap_or_default(),
+        };
+
+        let mut kernels: Vec<KernelEntry> = Vec::new();
+        for k in raw.kernels {
+            let name = k.name.get_ref().trim().to_string();
+            let name_span = Some(k.name.span());
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+            {
+                return Err(invalid(
+                    name_span,
+                    format!(
+                        "kernel name `{name}` must be non-empty and use only letters, digits, \
+                         `.`, `-`, `_` and `+`"
+                    ),
+                ));
+            }
+            if kernels.iter().any(|e| e.name == name) {
+                return Err(invalid(
+                    name_span,
+                    format!("kernel `{name}` is defined twice; names must be unique"),
+                ));
+            }
+            let host = k.host.as_ref().map(|h| *h.get_ref()).unwrap_or(false);
+            if let Some(h) = &k.host {
+                if !h.get_ref() {
+                    return Err(invalid(
+                        Some(h.span()),
+                        format!("kernel `{name}`: `host = false` means nothing; remove it"),
+                    ));
+                }
+            }
+            let given: Vec<&str> = [
+                ("debian", k.debian.is_some()),
+                ("host", host),
+                ("vmlinux", k.vmlinux.is_some()),
+                ("vmlinuz", k.vmlinuz.is_some()),
+            ]
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| *n)
+            .collect();
+            if given.len() != 1 {
+                let found = if given.is_empty() {
+                    "none".to_string()
+                } else {
+                    given.join(" and ")
+                };
+                return Err(invalid(
+                    name_span,
+                    format!(
+                        "kernel `{name}` needs exactly one source: `debian = {{ suite, packages }}`, \
+                         `host = true`, `vmlinux = \"path\"` or `vmlinuz = \"path\"`; found {found}"
+                    ),
+                ));
+            }
+            let btf = k.btf.as_ref().map(|p| rel(p.get_ref()));
+            let config = k.config.as_ref().map(|p| rel(p.get_ref()));
+            if k.debian.is_some() || host {
+                if let Some(s) = k.btf.as_ref().or(k.config.as_ref()) {
+                    return Err(invalid(
+                        Some(s.span()),
+                        format!(
+                            "kernel `{name}`: `btf` and `config` go only with `vmlinux` or `vmlinuz`"
+                        ),
+                    ));
+                }
+            }
+            let source = if let Some(deb) = &k.debian {
+                let span = Some(deb.span());
+                let deb = deb.get_ref();
+                if deb.suite.trim().is_empty() {
+                    return Err(invalid(
+                        span,
+                        format!("kernel `{name}`: `debian.suite` is empty"),
+                    ));
+                }
+                if deb.packages.is_empty() {
+                    return Err(invalid(
+                        span,
+                        format!(
+                            "kernel `{name}`: `debian.packages` is empty; list the package \
+                             patterns holding the kernel image and its config"
+                        ),
+                    ));
+                }
+                let mut packages = Vec::new();
+                for p in &deb.packages {
+                    let ok = !p.is_empty()
+                        && p.chars().all(|c| {
+                            c.is_ascii_lowercase()
+                                || c.is_ascii_digit()
+                                || matches!(c, '.' | '-' | '+' | '*')
+                        })
+                        && !p.contains("**");
+                    if !ok {
+                        return Err(invalid(
+                            span,
+                            format!(
+                                "kernel `{name}`: package pattern `{p}` is not a Debian package \
+                                 name (lowercase letters, digits, `.`, `-`, `+`) with `*` for a \
+                                 version number"
+                            ),
+                        ));
+                    }
+                    packages.push(PackagePattern(p.clone()));
+                }
+                KernelSource::Debian(DebianSource {
+                    suite: deb.suite.trim().to_string(),
+                    packages,
+                })
+            } else if host {
+                KernelSource::Host
+            } else if let Some(p) = &k.vmlinux {
+                KernelSource::Vmlinux {
+                    path: rel(p),
+                    btf,
+                    config,
+                }
+            } else {
+                KernelSource::Vmlinuz {
+                    path: rel(k.vmlinuz.as_ref().expect("checked above")),
+                    btf,
+                    config,
+                }
+            };
+            let cmdline = match k.cmdline {
+                Some(c) => c,
+                None => defaults.cmdline.clone(),
+            };
+            kernels.push(KernelEntry {
+                name,
+                arch: k.arch.unwrap_or(Arch::X86_64),
+                source,
+                memory_mib: mem(&k.memory_mib, defaults.memory_mib)?,
+                boot_timeout: secs(&k.boot_timeout_s, "boot_timeout_s", defaults.boot_timeout)?,
+                test_timeout: secs(&k.test_timeout_s, "test_timeout_s", defaults.test_timeout)?,
+                guest_timeout: secs(
+                    &k.guest_timeout_s,
+                    "guest_timeout_s",
+                    defaults.guest_timeout,
+                )?,
+                cmdline,
+                enabled: k.enabled.unwrap_or(true),
+            });
+        }
+        if kernels.is_empty() {
+            return Err(invalid(
+                None,
+                "no kernels: add at least one `[[kernel]]` table".to_string(),
+            ));
+        }
+        Ok(Matrix {
+            path: path.to_path_buf(),
+            mirror,
+            keyring: raw
+                .keyring
+                .map(|k| rel(&k))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING)),
+            defaults,
+            kernels,
+        })
+    }
+
+    /// The kernel called `name`.
+    pub fn kernel(&self, name: &str) -> Option<&KernelEntry> {
+        self.kernels.iter().find(|k| k.name == name)
+    }
+
+    /// The kernels to run: every enabled kernel when `names` is empty, else exactly the named
+    /// ones (disabled ones included), in the order given, without duplicates.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&KernelEntry>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.kernels.iter().filter(|k| k.enabled).collect());
+        }
+        let mut out: Vec<&KernelEntry> = Vec::new();
+        for n in names {
+            match self.kernel(n) {
+                Some(k) => {
+                    if !out.iter().any(|o| o.name == k.name) {
+                        out.push(k)
+                    }
+                }
+                None => {
+                    return Err(ConfigError::UnknownKernel {
+                        path: self.path.clone(),
+                        name: n.clone(),
+                        known: self.kernels.iter().map(|k| k.name.clone()).collect(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_table() {
+        let cases: &[(&str, &str, bool)] = &[
+            (
+                "linux-image-5.10.*-amd64-unsigned",
+                "linux-image-5.10.0-32-amd64-unsigned",
+                true,
+            ),
+            (
+                "linux-image-5.10.*-amd64-unsigned",
+                "linux-image-5.10.0-32-cloud-amd64-unsigned",
+                false,
+            ),
+            (
+                "linux-image-5.10.*-amd64-unsigned",
+                "linux-image-5.10.0-32-rt-amd64-unsigned",
+                false,
+            ),
+            (
+                "linux-image-5.10.*-amd64-unsigned",
+                "linux-image-5.10.0-32-amd64",
+                false,
+            ),
+            (
+                "linux-image-5.10.*-amd64-unsigned",
+                "linux-image-5.10.-amd64-unsigned",
+                false,
+            ),
+            (
+                "linux-image-5.10.*-amd64-unsigned",
+                "linux-image-5.10.0-amd64-unsigned",
+                true,
+            ),
+            (
+                "linux-image-6.1.*-amd64-unsigned",
+                "linux-image-6.1.0-50-amd64-unsigned",
+                true,
+            ),
+            (
+                "linux-image-6.1.*-amd64-unsigned",
+                "linux-image-6.12.117+deb13-amd64-unsigned",
+                false,
+            ),
+            (
+                "linux-image-6.12.*+deb13-amd64-unsigned",
+                "linux-image-6.12.117+deb13-amd64-unsigned",
+                true,
+            ),
+            (
+                "linux-image-6.12.*+deb13-amd64-unsigned",
+                "linux-image-6.12.117+deb13-cloud-amd64-unsigned",
+                false,
+            ),
+            (
+                "linux-binary-unsigned-7.2.*+deb14-amd64",
+                "linux-binary-unsigned-7.2.13+deb14-amd64",
+                true,
+            ),
+            (
+                "linux-binary-unsigned-7.2.*+deb14-amd64",
+                "linux-binary-unsigned-7.2.13+deb14-rt-amd64",
+                false,
+            ),
+            (
+                "linux-base-7.2.*+deb14-amd64",
+                "linux-base-7.2.13+deb14-amd64",
+                true,
+            ),
+            (
+                "linux-base-7.2.*+deb14-amd64",
+                "linux-base-7.20.1+deb14-amd64",
+                false,
+            ),
+            (
+                "linux-base-7.2*+deb14-amd64",
+                "linux-base-7.20.1+deb14-amd64",
+                true,
+            ),
+            ("exact-name", "exact-name", true),
+            ("exact-name", "exact-name2", false),
+            ("a-*-*-b", "a-1-2-b", true),
+            ("a-*-*-b", "a-1-b", false),
+        ];
+        for (p, n, want) in cases {
+            assert_eq!(
+                PackagePattern(p.to_string()).matches(n),
+                *want,
+                "{p} vs {n}"
+            );
+        }
+        assert_eq!(
+            PackagePattern("linux-image-5.10.*-amd64".into()).prefix(),
+            "linux-image-5.10."
+        );
+    }
+
+    const FULL: &str = r#"
+mirror = "http://example.invalid/debian/"
+[defaults]
+memory_mib = 512
+boot_timeout_s = 90
+cmdline = "foo=1"
+
+[[kernel]]
+name = "5.10"
+debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }
+test_timeout_s = 5
+
+[[kernel]]
+name = "7.2"
+arch = "x86_64"
+debian = { suite = "sid", packages = ["linux-binary-unsigned-7.2.*+deb14-amd64", "linux-base-7.2.*+deb14-amd64"] }
+cmdline = ""
+
+[[kernel]]
+name = "host"
+host = true
+enabled = false
+
+[[kernel]]
+name = "local"
+vmlinuz = "build/bzImage"
+btf = "/abs/vmlinux.btf"
+enabled = false
+"#;
+
+    #[test]
+    fn parses_full_matrix() {
+        let m = Matrix::parse(FULL, Path::new("/repo/kernels.toml")).unwrap();
+        assert_eq!(m.mirror.as_deref(), Some("http://example.invalid/debian"));
+        assert_eq!(m.keyring, PathBuf::from(DEFAULT_KEYRING));
+        assert_eq!(m.kernels.len(), 4);
+        let k = &m.kernels[0];
+        assert_eq!(k.memory_mib, 512);
+        assert_eq!(k.boot_timeout, Duration::from_secs(90));
+        assert_eq!(k.test_timeout, Duration::from_secs(5));
+        assert_eq!(
+            k.guest_timeout,
+            Duration::from_secs(DEFAULT_GUEST_TIMEOUT_S)
+        );
+        assert_eq!(k.cmdline, "foo=1");
+        assert_eq!(k.arch, Arch::X86_64);
+        assert!(matches!(&k.source, KernelSource::Debian(d) if d.suite == "bullseye"));
+        assert_eq!(m.kernels[1].cmdline, "");
+        assert_eq!(m.kernels[2].source, KernelSource::Host);
+        assert!(!m.kernels[2].enabled);
+        assert_eq!(
+            m.kernels[3].source,
+            KernelSource::Vmlinuz {
+                path: PathBuf::from("/repo/build/bzImage"),
+                btf: Some(PathBuf::from("/abs/vmlinux.btf")),
+                config: None
+            }
+        );
+    }
+
+    #[test]
+    fn select() {
+        let m = Matrix::parse(FULL, Path::new("kernels.toml")).unwrap();
+        let names = |v: Vec<&KernelEntry>| v.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(m.select(&[]).unwrap()), ["5.10", "7.2"]);
+        assert_eq!(
+            names(
+                m.select(&["host".into(), "5.10".into(), "host".into()])
+                    .unwrap()
+            ),
+            ["host", "5.10"]
+        );
+        let e = m.select(&["6.1".into()]).unwrap_err().to_string();
+        assert!(e.contains("unknown kernel `6.1`"), "{e}");
+        assert!(e.contains("5.10, 7.2, host, local"), "{e}");
+    }
+
+    fn err(text: &str) -> String {
+        Matrix::parse(text, Path::new("k.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn error_table() {
+        let k = "[[kernel]]\nname = \"a\"\n";
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "mirrors = 1\n".into(),
+                "k.toml:1:1: unknown field `mirrors`",
+            ),
+            (
+                format!("{k}host = true\nfoo = 1\n"),
+                "k.toml:4:1: unknown field `foo`",
+            ),
+            (
+                format!("{k}host = true\nmemory_mib = \"x\"\n"),
+                "k.toml:4:14: invalid type",
+            ),
+            (
+                k.to_string(),
+                "k.toml:2:8: kernel `a` needs exactly one source",
+            ),
+            (
+                format!("{k}host = true\nvmlinux = \"x\"\n"),
+                "found host and vmlinux",
+            ),
+            (format!("{k}host = false\n"), "`host = false` means nothing"),
+            (
+                format!("{k}host = true\n{k}host = true\n"),
+                "k.toml:5:8: kernel `a` is defined twice",
+            ),
+            (
+                format!("{k}debian = {{ suite = \"sid\", packages = [] }}\n"),
+                "k.toml:3:10: kernel `a`: `debian.packages` is empty",
+            ),
+            (
+                format!("{k}debian = {{ suite = \"sid\", packages = [\"Linux*\"] }}\n"),
+                "is not a Debian package name",
+            ),
+            (
+                format!("{k}debian = {{ suite = \"sid\" }}\n"),
+                "missing field `packages`",
+            ),
+            (
+                format!("{k}host = true\nbtf = \"x\"\n"),
+                "k.toml:4:7: kernel `a`: `btf` and `config` go only with",
+            ),
+            (
+                format!("{k}host = true\narch = \"riscv\"\n"),
+                "unknown variant `riscv`",
+            ),
+            (
+                format!("{k}host = true\nboot_timeout_s = 0\n"),
+                "k.toml:4:18: `boot_timeout_s` must be at least 1",
+            ),
+            (
+                format!("mirror = \"deb.example\"\n{k}host = true\n"),
+                "k.toml:1:10: `mirror` must be an http",
+            ),
+            ("[defaults]\n".into(), "no kernels"),
+            (
+                "[[kernel]]\nname = \"a b\"\nhost = true\n".into(),
+                "k.toml:2:8: kernel name `a b`",
+            ),
+            ("[[kernel\n".into(), "k.toml:1:"),
+        ];
+        for (text, want) in cases {
+            let got = err(&text);
+            assert!(
+                got.contains(want),
+                "input:\n{text}\nwant: {want}\ngot: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_col_table() {
+        assert_eq!(line_col("abc", 0), (1, 1));
+        assert_eq!(line_col("abc\ndef", 5), (2, 2));
+        assert_eq!(line_col("abc\n", 4), (2, 1));
+        assert_eq!(line_col("é\nx", 4), (2, 2));
+    }
+}

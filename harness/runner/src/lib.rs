@@ -1,7 +1,20 @@
 //! The runner: matrix configuration, image provisioning, guests, verdicts and reports.
 
+pub mod agent_build;
 pub mod bpf_build;
+pub mod bundle;
+pub mod cli;
 pub mod config;
 pub mod fixtures;
+pub mod fsutil;
+pub mod guest;
 pub mod images;
+pub mod initramfs;
+pub mod lock;
 pub mod lockfile;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod tools;
+pub mod verdict;
+pub mod vm;

@@ -1,1 +1,20 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use harness::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => harness::run::main_run(cli.run),
+        Some(Command::Lock(args)) => harness::lock::lock_command(&args.common, args.update.as_deref()).map(|()| ExitCode::SUCCESS),
+        Some(Command::Fetch(args)) => harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

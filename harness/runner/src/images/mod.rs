@@ -1,1 +1,800 @@
-//! (being written)
+//! Kernel images: from a matrix entry (and `kernels.lock`) to a PVH-bootable `vmlinux`, its raw
+//! BTF and its config, cached under `images/`.
+//!
+//! - [`Images::resolve`] (`harness lock`): reads the Debian archive's signed indexes through a
+//!   private apt configuration and pins each Debian kernel's packages in a [`Lockfile`].
+//! - [`Images::provision`]: makes the image of one kernel available. A warm cache costs a few
+//!   file reads: no apt, no network. A cold one downloads the locked `.deb`s (checked against
+//!   the lock's SHA-256), extracts `vmlinuz` and `config`, decompresses `vmlinuz` into `vmlinux`,
+//!   checks its PVH note and extracts `.BTF`.
+//!
+//! The `host` kernel needs no image: `provision` refuses it with [`ImageError::HostKernel`];
+//! use [`host_kernel`] for its release, BTF and config.
+
+pub mod apt;
+pub mod bzimage;
+pub mod cache;
+pub mod deb;
+pub mod elf;
+pub mod progress;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Arch, DebianSource, KernelEntry, KernelSource, Matrix};
+use crate::lockfile::{self, LockedKernel, LockedPackage, Lockfile, ResolveError};
+
+pub use apt::AptError;
+pub use cache::{default_cache_dir, Cache, IMAGES_ENV};
+pub use progress::{IndicatifProgress, NoProgress, Progress};
+
+/// A kernel ready to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelImage {
+    /// The matrix kernel name.
+    pub name: String,
+    /// Uncompressed kernel ELF with a PVH entry note: `qemu-system-x86_64 -kernel <vmlinux>`.
+    pub vmlinux: PathBuf,
+    /// Raw BTF (`.BTF` section bytes), when the kernel has BTF.
+    pub btf: Option<PathBuf>,
+    /// The kernel's `.config`, when known.
+    pub config: Option<PathBuf>,
+    /// `uname -r`.
+    pub release: String,
+    /// Key of the image in the cache (`kernels/<key>/`).
+    pub cache_key: String,
+}
+
+/// The running kernel, for `host = true` entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKernel {
+    pub release: String,
+    /// `/sys/kernel/btf/vmlinux`, when present.
+    pub btf: Option<PathBuf>,
+    /// `/boot/config-<release>`, when present.
+    pub config: Option<PathBuf>,
+}
+
+/// The running kernel's release, BTF and config.
+pub fn host_kernel() -> Result<HostKernel> {
+    let p = Path::new("/proc/sys/kernel/osrelease");
+    let release = std::fs::read_to_string(p)
+        .map_err(|e| io_err(p, e))?
+        .trim()
+        .to_string();
+    let btf = Some(PathBuf::from("/sys/kernel/btf/vmlinux")).filter(|p| p.exists());
+    let config = Some(PathBuf::from(format!("/boot/config-{release}"))).filter(|p| p.exists());
+    Ok(HostKernel {
+        release,
+        btf,
+        config,
+    })
+}
+
+/// What was built into `kernels/<key>/`, recorded in `meta.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelMeta {
+    pub format: u32,
+    /// `debian`, `vmlinuz` or `vmlinux`.
+    pub source: String,
+    pub release: String,
+    /// `Linux version ...` line of the image.
+    pub banner: Option<String>,
+    /// Compression of the vmlinuz payload (`xz`, `zstd`, `gzip`, `none`).
+    pub compression: String,
+    /// Size of `vmlinux` in the cache (`None` when the vmlinux is used in place).
+    pub vmlinux_bytes: Option<u64>,
+    pub pvh_entry: u64,
+    pub btf: Option<elf::BtfSummary>,
+    pub has_config: bool,
+    /// The packages it came from (Debian kernels).
+    #[serde(default)]
+    pub packages: Vec<LockedPackage>,
+}
+
+const META_FORMAT: u32 = 1;
+
+/// Everything that can go wrong getting an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("kernel `{kernel}` is not in {lock}: run `cargo run -p harness -- lock`")]
+    NotLocked { kernel: String, lock: String },
+    #[error("kernel `{kernel}`: kernels.lock is out of date ({reason}): run `cargo run -p harness -- lock --update {kernel}`")]
+    StaleLock { kernel: String, reason: String },
+    #[error(
+        "kernel `{kernel}`: the pinned package {package} {version} is gone from Debian `{suite}` \
+         (no longer on the mirror); pick the current version with \
+         `cargo run -p harness -- lock --update {kernel}`"
+    )]
+    PinnedVersionGone {
+        kernel: String,
+        package: String,
+        version: String,
+        suite: String,
+    },
+    #[error("kernel `{kernel}` is the host kernel: it runs without a VM and needs no image")]
+    HostKernel { kernel: String },
+    #[error("kernel `{kernel}`: {arch} images are not supported yet (x86_64 only)")]
+    UnsupportedArch { kernel: String, arch: Arch },
+    #[error("kernel `{kernel}`: none of the packages {packages:?} holds a kernel image (looked for ./boot/vmlinuz-* and ./usr/lib/modules/*/vmlinuz*)")]
+    NoKernelInPackages {
+        kernel: String,
+        packages: Vec<String>,
+    },
+    #[error("kernel `{kernel}`: {}: {source}", path.display())]
+    NotPvh {
+        kernel: String,
+        path: PathBuf,
+        #[source]
+        source: elf::ElfError,
+    },
+    #[error("kernel `{kernel}`: downloaded {package} has SHA-256 {actual}, but kernels.lock says {expected}")]
+    Checksum {
+        kernel: String,
+        package: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("kernel `{kernel}`: {}: {source}", path.display())]
+    BadImage {
+        kernel: String,
+        path: PathBuf,
+        #[source]
+        source: bzimage::BzImageError,
+    },
+    #[error("kernel `{kernel}`: {message}")]
+    BadElf { kernel: String, message: String },
+    #[error(transparent)]
+    Apt(#[from] AptError),
+    #[error(transparent)]
+    Deb(#[from] deb::DebError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+fn io_err(path: &Path, source: std::io::Error) -> ImageError {
+    ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The image cache plus what is needed to fill it.
+pub struct Images {
+    cache: Cache,
+    mirror: Option<String>,
+    keyring: PathBuf,
+    matrix_path: PathBuf,
+}
+
+impl Images {
+    /// `cache_dir`: usually [`default_cache_dir`]`(&matrix.path)` or `--images`. Touches nothing
+    /// until used.
+    pub fn new(cache_dir: impl Into<PathBuf>, matrix: &Matrix) -> Images {
+        Images {
+            cache: Cache::new(cache_dir),
+            mirror: matrix.mirror.clone(),
+            keyring: matrix.keyring.clone(),
+            matrix_path: matrix.path.clone(),
+        }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The Debian mirror: `mirror` from kernels.toml, else the host's apt configuration.
+    pub fn mirror(&self) -> Result<String> {
+        self.mirror
+            .clone()
+            .or_else(apt::host_debian_mirror)
+            .ok_or_else(|| {
+                AptError::NoMirror {
+                    matrix: self.matrix_path.display().to_string(),
+                }
+                .into()
+            })
+    }
+
+    /// Resolves the Debian kernels among `kernels` against the archive (network), and merges
+    /// them into `existing`: other matrix kernels keep their existing pins; kernels no longer
+    /// in the matrix are dropped. `harness lock` passes every Debian kernel; `lock --update X`
+    /// passes X. Non-Debian entries in `kernels` are ignored.
+    pub fn resolve(
+        &self,
+        matrix: &Matrix,
+        kernels: &[&KernelEntry],
+        existing: Option<&Lockfile>,
+    ) -> Result<Lockfile> {
+        let debian: Vec<(&KernelEntry, &DebianSource)> = kernels
+            .iter()
+            .filter_map(|k| match &k.source {
+                KernelSource::Debian(d) => Some((*k, d)),
+                _ => None,
+            })
+            .collect();
+        let mut fresh = Vec::new();
+        if !debian.is_empty() {
+            let mirror = self.mirror()?;
+            // One private apt root per (suite, arch), updated in parallel.
+            let mut groups: BTreeMap<(String, &'static str), Vec<(&KernelEntry, &DebianSource)>> =
+                BTreeMap::new();
+            for (k, d) in &debian {
+                groups
+                    .entry((d.suite.clone(), k.arch.debian()))
+                    .or_default()
+                    .push((k, d));
+            }
+            let results: Vec<Result<Vec<LockedKernel>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = groups
+                    .iter()
+                    .map(|((suite, arch), members)| {
+                        let mirror = &mirror;
+                        s.spawn(move || -> Result<Vec<LockedKernel>> {
+                            let root = apt::AptRoot::new(mirror, suite, arch, &self.keyring)
+                                .map_err(|e| io_err(Path::new("temporary apt directory"), e))?;
+                            root.update(arch)?;
+                            let mut out = Vec::new();
+                            for (k, d) in members {
+                                let mut names: Vec<String> = Vec::new();
+                                for p in &d.packages {
+                                    for n in root.pkgnames(arch, p.prefix())? {
+                                        if p.matches(&n) && !names.contains(&n) {
+                                            names.push(n);
+                                        }
+                                    }
+                                }
+                                let candidates = root.show(arch, &names)?;
+                                out.push(lockfile::resolve_kernel(&k.name, d, arch, &candidates)?);
+                            }
+                            Ok(out)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("resolver thread panicked"))
+                    .collect()
+            });
+            for r in results {
+                fresh.extend(r?);
+            }
+        }
+        Ok(lockfile::merge(&matrix.kernels, existing, fresh))
+    }
+
+    /// Makes the image of `entry` available (blocking). Debian kernels need their pins in
+    /// `lock`. Safe to call concurrently from threads and processes: one builds, the others
+    /// wait for it and reuse the result.
+    pub fn provision(
+        &self,
+        entry: &KernelEntry,
+        lock: &Lockfile,
+        progress: &dyn Progress,
+    ) -> Result<KernelImage> {
+        if entry.arch != Arch::X86_64 && !matches!(entry.source, KernelSource::Host) {
+            return Err(ImageError::UnsupportedArch {
+                kernel: entry.name.clone(),
+                arch: entry.arch,
+            });
+        }
+        match &entry.source {
+            KernelSource::Host => Err(ImageError::HostKernel {
+                kernel: entry.name.clone(),
+            }),
+            KernelSource::Debian(d) => self.provision_debian(entry, d, lock, progress),
+            KernelSource::Vmlinuz { path, btf, config } => {
+                self.provision_local(entry, path, true, btf, config, progress)
+            }
+            KernelSource::Vmlinux { path, btf, config } => {
+                self.provision_local(entry, path, false, btf, config, progress)
+            }
+        }
+    }
+
+    /// The image in `kernels/<key>/`, if complete.
+    fn ready(
+        &self,
+        entry: &KernelEntry,
+        key: &str,
+        vmlinux_in_place: Option<&Path>,
+    ) -> Option<KernelImage> {
+        let dir = self.cache.kernel_dir(key);
+        let meta: KernelMeta =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
+        if meta.format != META_FORMAT {
+            return None;
+        }
+        let vmlinux = match vmlinux_in_place {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = dir.join("vmlinux");
+                let len = std::fs::metadata(&p).ok()?.len();
+                if Some(len) != meta.vmlinux_bytes {
+                    return None;
+                }
+                p
+            }
+        };
+        let btf = match meta.btf {
+            Some(_) => {
+                let p = dir.join("vmlinux.btf");
+                p.is_file().then_some(p)?;
+                Some(dir.join("vmlinux.btf"))
+            }
+            None => None,
+        };
+        let config = if meta.has_config {
+            let p = dir.join("config");
+            p.is_file().then_some(p)?;
+            Some(dir.join("config"))
+        } else {
+            None
+        };
+        Some(KernelImage {
+            name: entry.name.clone(),
+            vmlinux,
+            btf,
+            config,
+            release: meta.release,
+            cache_key: key.to_string(),
+        })
+    }
+
+    fn lock_key(
+        &self,
+        entry: &KernelEntry,
+        key: &str,
+        progress: &dyn Progress,
+    ) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        self.cache
+            .ensure_dirs()
+            .map_err(|e| io_err(self.cache.root(), e))?;
+        self.cache
+            .lock(key, || {
+                progress.stage(
+                    &entry.name,
+                    "waiting for another harness run building the same image",
+                )
+            })
+            .map_err(|e| io_err(&self.cache.root().join("locks"), e))
+    }
+
+    fn provision_debian(
+        &self,
+        entry: &KernelEntry,
+        source: &DebianSource,
+        lock: &Lockfile,
+        progress: &dyn Progress,
+    ) -> Result<KernelImage> {
+        let locked = lock
+            .kernel(&entry.name)
+            .ok_or_else(|| ImageError::NotLocked {
+                kernel: entry.name.clone(),
+                lock: "kernels.lock".into(),
+            })?;
+        if let Some(reason) = locked.stale_reason(source, entry.arch.debian()) {
+            return Err(ImageError::StaleLock {
+                kernel: entry.name.clone(),
+                reason,
+            });
+        }
+        let key = locked.cache_key();
+        if let Some(img) = self.ready(entry, &key, None) {
+            return Ok(img);
+        }
+        let _guard = self.lock_key(entry, &key, progress)?;
+        if let Some(img) = self.ready(entry, &key, None) {
+            return Ok(img);
+        }
+        let mut debs = Vec::new();
+        for p in &locked.packages {
+            debs.push(self.ensure_deb(entry, locked, p, progress)?);
+        }
+        progress.stage(&entry.name, "extracting the kernel");
+        let work = self.work_dir()?;
+        let mut vmlinuz: Option<(PathBuf, String)> = None;
+        let mut config = false;
+        for deb in &debs {
+            let got = deb::extract(
+                deb,
+                |name| match classify_member(name) {
+                    Some(Member::Vmlinuz(_)) if vmlinuz.is_none() => {
+                        Some(work.path().join("vmlinuz"))
+                    }
+                    Some(Member::Config) if !config => Some(work.path().join("config")),
+                    _ => None,
+                },
+                |written| {
+                    // Debian kernel packages list boot/ first: stop once both are out.
+                    let kinds: Vec<_> = written
+                        .iter()
+                        .filter_map(|(n, _)| classify_member(n))
+                        .collect();
+                    (vmlinuz.is_some() || kinds.iter().any(|m| matches!(m, Member::Vmlinuz(_))))
+                        && (config || kinds.contains(&Member::Config))
+                },
+            )?;
+            for (name, _) in got {
+                match classify_member(&name) {
+                    Some(Member::Vmlinuz(rel)) => {
+                        vmlinuz = Some((work.path().join("vmlinuz"), rel))
+                    }
+                    Some(Member::Config) => config = true,
+                    None => {}
+                }
+            }
+        }
+        let Some((vmlinuz_path, release)) = vmlinuz else {
+            return Err(ImageError::NoKernelInPackages {
+                kernel: entry.name.clone(),
+                packages: locked.packages.iter().map(|p| p.name.clone()).collect(),
+            });
+        };
+        let bytes = std::fs::read(&vmlinuz_path).map_err(|e| io_err(&vmlinuz_path, e))?;
+        std::fs::remove_file(&vmlinuz_path).map_err(|e| io_err(&vmlinuz_path, e))?;
+        self.build(
+            entry,
+            &key,
+            work,
+            BuildInput {
+                image: &bytes,
+                image_path: &vmlinuz_path,
+                release_hint: Some(release),
+                write_vmlinux: true,
+                source: "debian",
+                packages: locked.packages.clone(),
+                has_config: config,
+            },
+            progress,
+        )?;
+        self.ready(entry, &key, None)
+            .ok_or_else(|| ImageError::BadElf {
+                kernel: entry.name.clone(),
+                message: "the freshly built image is incomplete".into(),
+            })
+    }
+
+    fn work_dir(&self) -> Result<tempfile::TempDir> {
+        let tmp = self.cache.tmp_dir();
+        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        tempfile::Builder::new()
+            .prefix("kernel.")
+            .tempdir_in(&tmp)
+            .map_err(|e| io_err(&tmp, e))
+    }
+
+    /// `debs/<sha256>.deb`, verified; downloaded when missing or corrupt.
+    fn ensure_deb(
+        &self,
+        entry: &KernelEntry,
+        locked: &LockedKernel,
+        p: &LockedPackage,
+        progress: &dyn Progress,
+    ) -> Result<PathBuf> {
+        let path = self.cache.deb_path(&p.sha256);
+        if cache::file_matches(&path, p.size, &p.sha256).map_err(|e| io_err(&path, e))? {
+            return Ok(path);
+        }
+        if path.exists() {
+            progress.stage(
+                &entry.name,
+                &format!("cached {} is corrupt; downloading it again", p.name),
+            );
+            let _ = std::fs::remove_file(&path);
+        }
+        let mirror = self.mirror()?;
+        let dir = self.cache.debs_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".download.")
+            .tempdir_in(&dir)
+            .map_err(|e| io_err(&dir, e))?;
+        let part = tmp.path().join(format!("{}.deb", p.sha256));
+        progress.download(&entry.name, &p.name, 0, p.size);
+        let dl = apt::start_download(&mirror, &p.filename, &p.sha256, &part)?;
+        // Report the growing file's size, only when it changed.
+        let last = std::cell::Cell::new(0u64);
+        let report = |done: u64| {
+            if done != last.get() {
+                last.set(done);
+                progress.download(&entry.name, &p.name, done, p.size);
+            }
+        };
+        let result = dl.wait(|| {
+            let done = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+            // The last byte is reported once the file is verified.
+            report(done.min(p.size.saturating_sub(1)));
+        });
+        match result {
+            Ok(()) => {}
+            Err(AptError::NotFound { .. }) => {
+                return Err(ImageError::PinnedVersionGone {
+                    kernel: entry.name.clone(),
+                    package: p.name.clone(),
+                    version: p.version.clone(),
+                    suite: locked.suite.clone(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let actual = cache::sha256_file(&part).map_err(|e| io_err(&part, e))?;
+        if !actual.eq_ignore_ascii_case(&p.sha256) {
+            return Err(ImageError::Checksum {
+                kernel: entry.name.clone(),
+                package: p.name.clone(),
+                expected: p.sha256.clone(),
+                actual,
+            });
+        }
+        report(p.size);
+        std::fs::rename(&part, &path).map_err(|e| io_err(&path, e))?;
+        Ok(path)
+    }
+
+    fn provision_local(
+        &self,
+        entry: &KernelEntry,
+        path: &Path,
+        compressed: bool,
+        btf: &Option<PathBuf>,
+        config: &Option<PathBuf>,
+        progress: &dyn Progress,
+    ) -> Result<KernelImage> {
+        let key = cache::sha256_file(path).map_err(|e| io_err(path, e))?;
+        let in_place = (!compressed).then_some(path);
+        let mut img = match self.ready(entry, &key, in_place) {
+            Some(img) => img,
+            None => {
+                let _guard = self.lock_key(entry, &key, progress)?;
+                match self.ready(entry, &key, in_place) {
+                    Some(img) => img,
+                    None => {
+                        progress.stage(&entry.name, &format!("preparing {}", path.display()));
+                        let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+                        let work = self.work_dir()?;
+                        let release_hint = path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(|n| n.strip_prefix("vmlinuz-").or(n.strip_prefix("vmlinux-")))
+                            .map(str::to_string);
+                        self.build(
+                            entry,
+                            &key,
+                            work,
+                            BuildInput {
+                                image: &bytes,
+                                image_path: path,
+                                release_hint,
+                                write_vmlinux: compressed,
+                                source: if compressed { "vmlinuz" } else { "vmlinux" },
+                                packages: Vec::new(),
+                                has_config: false,
+                            },
+                            progress,
+                        )?;
+                        self.ready(entry, &key, in_place)
+                            .ok_or_else(|| ImageError::BadElf {
+                                kernel: entry.name.clone(),
+                                message: "the freshly built image is incomplete".into(),
+                            })?
+                    }
+                }
+            }
+        };
+        if let Some(b) = btf {
+            img.btf = Some(b.clone());
+        }
+        if let Some(c) = config {
+            img.config = Some(c.clone());
+        }
+        Ok(img)
+    }
+
+    /// Decompresses, checks and writes a kernel dir in `work`, then renames it into place.
+    fn build(
+        &self,
+        entry: &KernelEntry,
+        key: &str,
+        work: tempfile::TempDir,
+        input: BuildInput<'_>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let kernel = &entry.name;
+        if !input.image.starts_with(b"\x7fELF") {
+            progress.stage(kernel, "decompressing vmlinuz into vmlinux");
+        }
+        let (vmlinux, compression) =
+            bzimage::decompress(input.image).map_err(|source| ImageError::BadImage {
+                kernel: kernel.clone(),
+                path: input.image_path.to_path_buf(),
+                source,
+            })?;
+        let pvh_entry = elf::pvh_entry(&vmlinux)
+            .and_then(|e| e.ok_or(elf::ElfError::NoPvhNote))
+            .map_err(|source| ImageError::NotPvh {
+                kernel: kernel.clone(),
+                path: input.image_path.to_path_buf(),
+                source,
+            })?;
+        let btf = elf::btf_section(&vmlinux).map_err(|e| ImageError::BadElf {
+            kernel: kernel.clone(),
+            message: e.to_string(),
+        })?;
+        let btf_summary = match &btf {
+            Some(b) => Some(elf::btf_summary(b).map_err(|m| ImageError::BadElf {
+                kernel: kernel.clone(),
+                message: format!(".BTF section: {m}"),
+            })?),
+            None => {
+                progress.stage(
+                    kernel,
+                    "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?)",
+                );
+                None
+            }
+        };
+        let banner = elf::linux_banner(&vmlinux);
+        let banner_release = banner
+            .as_deref()
+            .and_then(elf::banner_release)
+            .map(str::to_string);
+        let release = input
+            .release_hint
+            .clone()
+            .or(banner_release.clone())
+            .unwrap_or_else(|| "unknown".to_string());
+        if let (Some(h), Some(b)) = (&input.release_hint, &banner_release) {
+            if h != b {
+                progress.stage(
+                    kernel,
+                    &format!("warning: file name says release {h}, the image's banner says {b}"),
+                );
+            }
+        }
+        let dir = work.path();
+        let w = |name: &str, data: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, data).map_err(|e| io_err(&p, e))
+        };
+        if input.write_vmlinux {
+            w("vmlinux", &vmlinux)?;
+        }
+        if let Some(b) = &btf {
+            w("vmlinux.btf", b)?;
+        }
+        w("release", format!("{release}\n").as_bytes())?;
+        let meta = KernelMeta {
+            format: META_FORMAT,
+            source: input.source.to_string(),
+            release,
+            banner,
+            compression: serde_json::to_value(compression)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            vmlinux_bytes: input.write_vmlinux.then_some(vmlinux.len() as u64),
+            pvh_entry,
+            btf: btf_summary,
+            has_config: input.has_config,
+            packages: input.packages,
+        };
+        w(
+            "meta.json",
+            &serde_json::to_vec_pretty(&meta).expect("meta serializes"),
+        )?;
+        // Make the contents durable before the directory appears under its final name.
+        for f in std::fs::read_dir(dir)
+            .map_err(|e| io_err(dir, e))?
+            .flatten()
+        {
+            if let Ok(file) = std::fs::File::open(f.path()) {
+                let _ = file.sync_all();
+            }
+        }
+        let final_dir = self.cache.kernel_dir(key);
+        if let Some(parent) = final_dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        if final_dir.exists() {
+            // An incomplete leftover (ready() said no): replace it.
+            std::fs::remove_dir_all(&final_dir).map_err(|e| io_err(&final_dir, e))?;
+        }
+        let work_path = work.keep();
+        std::fs::rename(&work_path, &final_dir).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&work_path);
+            io_err(&final_dir, e)
+        })?;
+        progress.stage(kernel, &format!("image ready: {}", final_dir.display()));
+        Ok(())
+    }
+}
+
+struct BuildInput<'a> {
+    image: &'a [u8],
+    image_path: &'a Path,
+    release_hint: Option<String>,
+    write_vmlinux: bool,
+    source: &'static str,
+    packages: Vec<LockedPackage>,
+    has_config: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Member {
+    /// A kernel image, with the release its path names.
+    Vmlinuz(String),
+    Config,
+}
+
+/// Recognizes the kernel image and config in a kernel package's file list.
+fn classify_member(path: &str) -> Option<Member> {
+    let p = path.strip_prefix("./").unwrap_or(path);
+    let p = p.strip_prefix('/').unwrap_or(p);
+    if let Some(rest) = p.strip_prefix("boot/") {
+        if let Some(rel) = rest.strip_prefix("vmlinuz-") {
+            return (!rel.contains('/')).then(|| Member::Vmlinuz(rel.to_string()));
+        }
+        if rest.starts_with("config-") && !rest.contains('/') {
+            return Some(Member::Config);
+        }
+        return None;
+    }
+    let rest = p
+        .strip_prefix("usr/lib/modules/")
+        .or_else(|| p.strip_prefix("lib/modules/"))?;
+    let (rel, file) = rest.split_once('/')?;
+    if file == "vmlinuz" || file == "vmlinuz.unsigned" {
+        return Some(Member::Vmlinuz(rel.to_string()));
+    }
+    (file == "config").then_some(Member::Config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_table() {
+        let v = |r: &str| Some(Member::Vmlinuz(r.to_string()));
+        let cases: &[(&str, Option<Member>)] = &[
+            ("./boot/vmlinuz-5.10.0-32-amd64", v("5.10.0-32-amd64")),
+            ("./boot/config-5.10.0-32-amd64", Some(Member::Config)),
+            ("./boot/System.map-5.10.0-32-amd64", None),
+            (
+                "./usr/lib/modules/7.2.13+deb14-amd64/vmlinuz.unsigned",
+                v("7.2.13+deb14-amd64"),
+            ),
+            (
+                "./usr/lib/modules/7.2.13+deb14-amd64/vmlinuz",
+                v("7.2.13+deb14-amd64"),
+            ),
+            (
+                "./usr/lib/modules/7.2.13+deb14-amd64/config",
+                Some(Member::Config),
+            ),
+            (
+                "./lib/modules/5.10.0-32-amd64/kernel/fs/configfs/configfs.ko",
+                None,
+            ),
+            (
+                "./usr/lib/modules/6.12.117+deb13-amd64/kernel/fs/configfs/config",
+                None,
+            ),
+            ("./usr/share/doc/linux-image/changelog.gz", None),
+        ];
+        for (p, want) in cases {
+            assert_eq!(&classify_member(p), want, "{p}");
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! BTF (BPF Type Format): parsing, lookups, name index and marshalling.
+//!
+//! Parsing is one pass that validates record bounds and remembers where each
+//! type starts; types are decoded on demand and the name index is built on
+//! the first name lookup, so a 5 MB vmlinux blob parses in well under a
+//! millisecond.
+
+mod builder;
+mod name_index;
+mod resolve;
+mod types;
+
+pub use builder::BtfBuilder;
+pub use resolve::essential_name_len;
+pub use types::*;
+
+use crate::bytes::{cstr_at, put_u32, u16_at, u32_at};
+use name_index::NameIndex;
+use std::sync::OnceLock;
+
+pub const BTF_MAGIC: u16 = 0xeb9f;
+const HEADER_LEN: usize = 24;
+const COMMON_LEN: usize = 12;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum BtfError {
+    #[error("BTF blob too short for its header ({0} bytes)")]
+    TooShort(usize),
+    #[error("bad BTF magic {0:#06x}")]
+    BadMagic(u16),
+    #[error("big-endian BTF is not supported")]
+    BigEndian,
+    #[error("unsupported BTF version {0}")]
+    BadVersion(u8),
+    #[error("BTF header: {0}")]
+    BadHeader(&'static str),
+    #[error("type #{id} at offset {offset}: record runs past the type section")]
+    TruncatedType { id: u32, offset: usize },
+    #[error("type #{id}: unknown kind {kind}")]
+    UnknownKind { id: u32, kind: u32 },
+    #[error("too many types")]
+    TooManyTypes,
+    #[error("type id {0} out of range")]
+    BadTypeId(u32),
+    #[error("string offset {0} out of range or not valid UTF-8")]
+    BadString(u32),
+    #[error("type #{0}: chain of modifiers/typedefs/arrays too deep or looping")]
+    TooDeep(u32),
+    #[error("type #{id}: {what}")]
+    Invalid { id: u32, what: &'static str },
+}
+
+/// Parsed BTF. Owns its type and string sections.
+#[derive(Debug, Clone)]
+pub struct Btf {
+    flags: u8,
+    types: Vec<u8>,
+    strings: Vec<u8>,
+    /// `offsets[i]` is where type id `i + 1` starts in `types`.
+    offsets: Vec<u32>,
+    names: OnceLock<NameIndex>,
+}
+
+impl PartialEq for Btf {
+    fn eq(&self, other: &Btf) -> bool {
+        self.types == other.types && self.strings == other.strings
+    }
+}
+impl Eq for Btf {}
+
+/// The 12-byte common part of a type record, undecoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawType {
+    pub name_off: u32,
+    pub info: u32,
+    pub size_or_type: u32,
+    /// Offset of the kind-specific data in the type section.
+    pub extra: usize,
+}
+
+impl RawType {
+    pub fn kind(&self) -> Kind {
+        // Only validated records are ever turned into RawType.
+        Kind::from_raw((self.info >> 24) & 0x1f).unwrap_or(Kind::Void)
+    }
+    pub fn vlen(&self) -> u32 {
+        self.info & 0xffff
+    }
+    pub fn kind_flag(&self) -> bool {
+        self.info >> 31 == 1
+    }
+}
+
+impl Btf {
+    /// Parses a raw BTF blob (header, type section, string section).
+    pub fn parse(raw: &[u8]) -> Result<Btf, BtfError> {
+        if raw.len() < HEADER_LEN {
+            return Err(BtfError::TooShort(raw.len()));
+        }
+        let magic = u16_at(raw, 0).ok_or(BtfError::TooShort(raw.len()))?;
+        if magic == BTF_MAGIC.swap_bytes() {
+            return Err(BtfError::BigEndian);
+        }
+        if magic != BTF_MAGIC {
+            return Err(BtfError::BadMagic(magic));
+        }
+        let version = raw[2];
+        if version != 1 {
+            return Err(BtfError::BadVersion(version));
+        }
+        let flags = raw[3];
+        let field = |off| u32_at(raw, off).map(|v| v as usize);
+        let (Some(hdr_len), Some(type_off), Some(type_len), Some(str_off), Some(str_len)) =
+            (field(4), field(8), field(12), field(16), field(20))
+        else {
+            return Err(BtfError::TooShort(raw.len()));
+        };
+        if hdr_len < HEADER_LEN || hdr_len > raw.len() {
+            return Err(BtfError::BadHeader("header length out of range"));
+        }
+        let body = &raw[hdr_len..];
+        let section = |off: usize, len: usize, what| {
+            off.checked_add(len)
+                .and_then(|end| body.get(off..end))
+                .ok_or(BtfError::BadHeader(what))
+        };
+        let types = section(type_off, type_len, "type section out of bounds")?;
+        let strings = section(str_off, str_len, "string section out of bounds")?;
+        if type_off % 4 != 0 {
+            return Err(BtfError::BadHeader("type section misaligned"));
+        }
+        if !strings.is_empty() && strings[0] != 0 {
+            return Err(BtfError::BadHeader("string section must start with NUL"));
+        }
+        Btf::from_sections(flags, types.to_vec(), strings.to_vec())
+    }
+
+    /// Builds from already separated sections, validating every record's bounds.
+    pub(crate) fn from_sections(
+        flags: u8,
+        types: Vec<u8>,
+        strings: Vec<u8>,
+    ) -> Result<Btf, BtfError> {
+        let offsets = index_records(&types)?;
+        Ok(Btf {
+            flags,
+            types,
+            strings,
+            offsets,
+            names: OnceLock::new(),
+        })
+    }
+
+    /// Number of type ids including the implicit `void` (id 0), like libbpf's `btf__type_cnt`.
+    pub fn type_count(&self) -> u32 {
+        self.offsets.len() as u32 + 1
+    }
+
+    /// Marshals back to a raw blob with a standard 24-byte header.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.types.len() + self.strings.len());
+        out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
+        out.push(1);
+        out.push(self.flags);
+        for v in [
+            HEADER_LEN,
+            0,
+            self.types.len(),
+            self.types.len(),
+            self.strings.len(),
+        ] {
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&self.types);
+        out.extend_from_slice(&self.strings);
+        out
+    }
+
+    pub(crate) fn type_section(&self) -> &[u8] {
+        &self.types
+    }
+
+    pub(crate) fn string_section(&self) -> &[u8] {
+        &self.strings
+    }
+
+    /// String at `off` in the string section ("" for offset 0).
+    pub fn string_at(&self, off: u32) -> Result<&str, BtfError> {
+        if off == 0 {
+            return Ok("");
+        }
+        cstr_at(&self.strings, off as usize).ok_or(BtfError::BadString(off))
+    }
+
+    pub(crate) fn raw(&self, id: u32) -> Result<RawType, BtfError> {
+        if id == 0 {
+            return Ok(RawType {
+                name_off: 0,
+                info: 0,
+                size_or_type: 0,
+                extra: 0,
+            });
+        }
+        let off = *self
+            .offsets
+            .get(id as usize - 1)
+            .ok_or(BtfError::BadTypeId(id))? as usize;
+        let get = |o| u32_at(&self.types, off + o).ok_or(BtfError::BadTypeId(id));
+        Ok(RawType {
+            name_off: get(0)?,
+            info: get(4)?,
+            size_or_type: get(8)?,
+            extra: off + COMMON_LEN,
+        })
+    }
+
+    /// Kind of type `id` without decoding it.
+    pub fn kind_of(&self, id: u32) -> Result<Kind, BtfError> {
+        Ok(self.raw(id)?.kind())
+    }
+
+    /// Name of type `id` without decoding it.
+    pub fn name_of(&self, id: u32) -> Result<&str, BtfError> {
+        self.string_at(self.raw(id)?.name_off)
+    }
+
+    fn extra_u32(&self, raw: &RawType, index: usize) -> Result<u32, BtfError> {
+        u32_at(&self.types, raw.extra + 4 * index).ok_or(BtfError::Invalid {
+            id: 0,
+            what: "record truncated",
+        })
+    }
+
+    /// Decodes type `id`.
+    pub fn type_by_id(&self, id: u32) -> Result<Type<'_>, BtfError> {
+        let raw = self.raw(id)?;
+        let kind = raw.kind();
+        let name = self.string_at(raw.name_off)?;
+        let vlen = raw.vlen() as usize;
+        let word = |i| self.extra_u32(&raw, i);
+        let body = match kind {
+            Kind::Void => TypeBody::Void,
+            Kind::Int => {
+                let enc = word(0)?;
+                TypeBody::Int(IntType {
+                    size: raw.size_or_type,
+                    encoding: ((enc >> 24) & 0x0f) as u8,
+                    bit_offset: ((enc >> 16) & 0xff) as u8,
+                    bits: (enc & 0xff) as u8,
+                })
+            }
+            Kind::Ptr => TypeBody::Ptr {
+                target: raw.size_or_type,
+            },
+            Kind::Array => TypeBody::Array(ArrayType {
+                elem: word(0)?,
+                index: word(1)?,
+                len: word(2)?,
+            }),
+            Kind::Struct | Kind::Union => {
+                let mut members = Vec::with_capacity(vlen);
+                for i in 0..vlen {
+                    let offset = word(3 * i + 2)?;
+                    let (bit_offset, bitfield_size) = if raw.kind_flag() {
+                        (offset & 0x00ff_ffff, offset >> 24)
+                    } else {
+                        (offset, 0)
+                    };
+                    members.push(Member {
+                        name: self.string_at(word(3 * i)?)?,
+                        ty: word(3 * i + 1)?,
+                        bit_offset,
+                        bitfield_size,
+                    });
+                }
+                TypeBody::Composite {
+                    size: raw.size_or_type,
+                    members,
+                }
+            }
+            Kind::Enum => {
+                let mut values = Vec::with_capacity(vlen);
+                for i in 0..vlen {
+                    values.push(EnumValue {
+                        name: self.string_at(word(2 * i)?)?,
+                        value: word(2 * i + 1)? as i32 as i64 as u64,
+                    });
+                }
+                TypeBody::Enum {
+                    size: raw.size_or_type,
+                    signed: raw.kind_flag(),
+                    values,
+                }
+            }
+            Kind::Enum64 => {
+                let mut values = Vec::with_capacity(vlen);
+                for i in 0..vlen {
+                    let lo = word(3 * i + 1)? as u64;
+                    let hi = word(3 * i + 2)? as u64;
+                    values.push(EnumValue {
+                        name: self.string_at(word(3 * i)?)?,
+                        value: hi << 32 | lo,
+                    });
+                }
+                TypeBody::Enum {
+                    size: raw.size_or_type,
+                    signed: raw.kind_flag(),
+                    values,
+                }
+            }
+            Kind::Fwd => TypeBody::Fwd {
+                is_union: raw.kind_flag(),
+            },
+            Kind::Typedef | Kind::Volatile | Kind::Const | Kind::Restrict | Kind::TypeTag => {
+                TypeBody::Ref {
+                    target: raw.size_or_type,
+                }
+            }
+            Kind::Func => TypeBody::Func {
+                proto: raw.size_or_type,
+                linkage: raw.vlen(),
+            },
+            Kind::FuncProto => {
+                let mut params = Vec::with_capacity(vlen);
+                for i in 0..vlen {
+                    params.push(Param {
+                        name: self.string_at(word(2 * i)?)?,
+                        ty: word(2 * i + 1)?,
+                    });
+                }
+                TypeBody::FuncProto {
+                    ret: raw.size_or_type,
+                    params,
+                }
+            }
+            Kind::Var => TypeBody::Var {
+                ty: raw.size_or_type,
+                linkage: word(0)?,
+            },
+            Kind::DataSec => {
+                let mut vars = Vec::with_capacity(vlen);
+                for i in 0..vlen {
+                    vars.push(VarSecInfo {
+                        ty: word(3 * i)?,
+                        offset: word(3 * i + 1)?,
+                        size: word(3 * i + 2)?,
+                    });
+                }
+                TypeBody::DataSec {
+                    size: raw.size_or_type,
+                    vars,
+                }
+            }
+            Kind::Float => TypeBody::Float {
+                size: raw.size_or_type,
+            },
+            Kind::DeclTag => TypeBody::DeclTag {
+                target: raw.size_or_type,
+                component_idx: word(0)? as i32,
+            },
+        };
+        Ok(Type {
+            id,
+            name,
+            kind,
+            kind_flag: raw.kind_flag(),
+            body,
+        })
+    }
+
+    /// Ids of types whose essential name (name without a trailing `___flavor`)
+    /// equals the essential name of `name`, optionally restricted to the
+    /// given kinds; ascending id order.
+    pub fn ids_by_essential_name(&self, kinds: Option<&[Kind]>, name: &str) -> Vec<u32> {
+        let essential = &name[..essential_name_len(name)];
+        let index = self.names.get_or_init(|| NameIndex::build(self));
+        index
+            .lookup(self, essential)
+            .filter(|&id| match kinds {
+                None => true,
+                Some(kinds) => self.kind_of(id).is_ok_and(|k| kinds.contains(&k)),
+            })
+            .collect()
+    }
+
+    /// Ids of types named exactly `name` (flavors not stripped), of the given kind.
+    pub fn ids_by_name(&self, kind: Kind, name: &str) -> Vec<u32> {
+        self.ids_by_essential_name(Some(&[kind]), name)
+            .into_iter()
+            .filter(|&id| self.name_of(id) == Ok(name))
+            .collect()
+    }
+
+    /// Forces the lazy name index to be built now.
+    pub fn build_name_index(&self) {
+        self.names.get_or_init(|| NameIndex::build(self));
+    }
+
+    // ---- crate-internal mutation, used by datasec fix-ups and sanitization ----
+
+    /// Overwrites the 32-bit word at byte `at` of type `id`'s record.
+    pub(crate) fn patch_word(&mut self, id: u32, at: usize, value: u32) -> Result<(), BtfError> {
+        let raw = self.raw(id)?;
+        let start = raw.extra - COMMON_LEN;
+        if put_u32(&mut self.types, start + at, value) {
+            Ok(())
+        } else {
+            Err(BtfError::BadTypeId(id))
+        }
+    }
+
+    pub(crate) fn set_info(&mut self, id: u32, kind: Kind, kind_flag: bool, vlen: u32) {
+        let info = (kind_flag as u32) << 31 | (kind as u32) << 24 | (vlen & 0xffff);
+        let _ = self.patch_word(id, 4, info);
+    }
+
+    /// Appends a string, returning its offset.
+    pub(crate) fn add_string(&mut self, s: &str) -> u32 {
+        if self.strings.is_empty() {
+            self.strings.push(0);
+        }
+        let off = self.strings.len() as u32;
+        self.strings.extend_from_slice(s.as_bytes());
+        self.strings.push(0);
+        off
+    }
+
+    /// Appends a raw type record (already encoded), returning its id.
+    pub(crate) fn add_raw_type(&mut self, record: &[u8]) -> u32 {
+        self.offsets.push(self.types.len() as u32);
+        self.types.extend_from_slice(record);
+        self.names = OnceLock::new();
+        self.offsets.len() as u32
+    }
+}
+
+/// Walks the type section once, checking each record fits and recording its start.
+fn index_records(types: &[u8]) -> Result<Vec<u32>, BtfError> {
+    // Every record is at least 12 bytes: bounds the allocation by input size.
+    let mut offsets = Vec::with_capacity(types.len() / COMMON_LEN);
+    let mut off = 0usize;
+    while off < types.len() {
+        let id = offsets.len() as u32 + 1;
+        let info = u32_at(types, off + 4).ok_or(BtfError::TruncatedType { id, offset: off })?;
+        let raw_kind = (info >> 24) & 0x1f;
+        let kind = Kind::from_raw(raw_kind).ok_or(BtfError::UnknownKind { id, kind: raw_kind })?;
+        if kind == Kind::Void {
+            return Err(BtfError::UnknownKind { id, kind: raw_kind });
+        }
+        let len = COMMON_LEN + kind.extra_len(info & 0xffff);
+        let end = off
+            .checked_add(len)
+            .filter(|&end| end <= types.len())
+            .ok_or(BtfError::TruncatedType { id, offset: off })?;
+        if offsets.len() >= 0x7fff_ffff {
+            return Err(BtfError::TooManyTypes);
+        }
+        offsets.push(off as u32);
+        off = end;
+    }
+    Ok(offsets)
+}

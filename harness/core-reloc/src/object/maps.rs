@@ -1,0 +1,241 @@
+//! Map definitions: BTF-defined (`.maps`), legacy (`maps`) and global data
+//! sections (`.data`, `.rodata`, `.bss` and their `.name` variants).
+
+use super::ObjectError;
+use crate::btf::{Btf, Kind, TypeBody};
+use crate::bytes::u32_at;
+
+pub const MAP_TYPE_ARRAY: u32 = 2;
+/// `BPF_F_RDONLY_PROG`: programs may only read the map (used for `.rodata`).
+pub const MAP_F_RDONLY_PROG: u32 = 1 << 7;
+/// `BPF_F_MMAPABLE`.
+pub const MAP_F_MMAPABLE: u32 = 1 << 10;
+
+/// Largest global data section accepted; bounds `.bss` allocations.
+pub const MAX_DATA_SECTION: u64 = 16 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    BtfDefined,
+    Legacy,
+    Data,
+    Rodata,
+    Bss,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    /// Symbol name for `.maps`/`maps` maps, section name for data maps.
+    pub name: String,
+    pub kind: MapKind,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub numa_node: u32,
+    pub map_extra: u64,
+    /// Initial contents of the single value of a data map.
+    pub initial_value: Option<Vec<u8>>,
+    /// Freeze after initialising (`.rodata`).
+    pub freeze: bool,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+    /// ELF section index the map lives in (for data maps, the section itself).
+    pub(crate) section_index: usize,
+    /// Offset of the definition within its section (legacy/BTF maps).
+    pub(crate) offset: u64,
+}
+
+impl MapSpec {
+    /// A name the kernel accepts: at most 15 bytes of `[A-Za-z0-9_.]`.
+    pub fn kernel_name(&self) -> String {
+        self.name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(15)
+            .collect()
+    }
+
+    pub(crate) fn data(
+        name: &str,
+        kind: MapKind,
+        section_index: usize,
+        size: u64,
+        bytes: Option<&[u8]>,
+        btf: Option<&Btf>,
+    ) -> Result<MapSpec, ObjectError> {
+        if size > MAX_DATA_SECTION {
+            return Err(ObjectError::Malformed(format!(
+                "data section {name} is {size} bytes, more than the {MAX_DATA_SECTION} accepted"
+            )));
+        }
+        let initial = match bytes {
+            Some(b) => b.to_vec(),
+            None => vec![0; size as usize],
+        };
+        let value_type = btf
+            .map(|b| b.ids_by_name(Kind::DataSec, name))
+            .and_then(|ids| ids.first().copied())
+            .unwrap_or(0);
+        Ok(MapSpec {
+            name: name.to_string(),
+            kind,
+            map_type: MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: size as u32,
+            max_entries: 1,
+            map_flags: if kind == MapKind::Rodata {
+                MAP_F_RDONLY_PROG
+            } else {
+                0
+            },
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: Some(initial),
+            freeze: kind == MapKind::Rodata,
+            btf_key_type_id: 0,
+            btf_value_type_id: value_type,
+            section_index,
+            offset: 0,
+        })
+    }
+
+    /// One `struct bpf_map_def` from a legacy `maps` section.
+    pub(crate) fn legacy(
+        name: &str,
+        def: &[u8],
+        section_index: usize,
+        offset: u64,
+    ) -> Result<MapSpec, ObjectError> {
+        let field = |i: usize| u32_at(def, 4 * i);
+        let (Some(map_type), Some(key_size), Some(value_size), Some(max_entries)) =
+            (field(0), field(1), field(2), field(3))
+        else {
+            return Err(ObjectError::Malformed(format!(
+                "legacy map {name}: definition shorter than 16 bytes"
+            )));
+        };
+        Ok(MapSpec {
+            name: name.to_string(),
+            kind: MapKind::Legacy,
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags: field(4).unwrap_or(0),
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: None,
+            freeze: false,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            section_index,
+            offset,
+        })
+    }
+
+    /// A BTF-defined map: `var_id` is the VAR in the `.maps` DATASEC.
+    pub(crate) fn btf_defined(
+        btf: &Btf,
+        var_id: u32,
+        section_index: usize,
+        offset: u64,
+    ) -> Result<MapSpec, ObjectError> {
+        let var = btf.type_by_id(var_id)?;
+        let name = var.name.to_string();
+        let bad = |why: &str| ObjectError::Malformed(format!("map {name}: {why}"));
+        let TypeBody::Var { ty, .. } = var.body else {
+            return Err(bad("not a variable"));
+        };
+        let def_id = btf.skip_mods_and_typedefs(ty)?;
+        let def = btf.type_by_id(def_id)?;
+        if def.kind != Kind::Struct {
+            return Err(bad("definition is not a struct"));
+        }
+        let mut spec = MapSpec {
+            name: name.clone(),
+            kind: MapKind::BtfDefined,
+            map_type: 0,
+            key_size: 0,
+            value_size: 0,
+            max_entries: 0,
+            map_flags: 0,
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: None,
+            freeze: false,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            section_index,
+            offset,
+        };
+        for member in def.members() {
+            match member.name {
+                "type" => spec.map_type = uint_member(btf, member.ty).map_err(|w| bad(w))?,
+                "max_entries" => spec.max_entries = uint_member(btf, member.ty).map_err(|w| bad(w))?,
+                "map_flags" => spec.map_flags = uint_member(btf, member.ty).map_err(|w| bad(w))?,
+                "numa_node" => spec.numa_node = uint_member(btf, member.ty).map_err(|w| bad(w))?,
+                "map_extra" => {
+                    spec.map_extra = uint_member(btf, member.ty).map_err(|w| bad(w))? as u64
+                }
+                "key_size" => {
+                    let size = uint_member(btf, member.ty).map_err(|w| bad(w))?;
+                    if spec.key_size != 0 && spec.key_size != size {
+                        return Err(bad("key_size disagrees with key type"));
+                    }
+                    spec.key_size = size;
+                }
+                "value_size" => {
+                    let size = uint_member(btf, member.ty).map_err(|w| bad(w))?;
+                    if spec.value_size != 0 && spec.value_size != size {
+                        return Err(bad("value_size disagrees with value type"));
+                    }
+                    spec.value_size = size;
+                }
+                "key" | "value" => {
+                    let ptr = btf.skip_mods_and_typedefs(member.ty)?;
+                    let TypeBody::Ptr { target } = btf.type_by_id(ptr)?.body else {
+                        return Err(bad("key/value must be declared with __type()"));
+                    };
+                    let size = btf.resolve_size(target)?;
+                    let (size_slot, id_slot) = if member.name == "key" {
+                        (&mut spec.key_size, &mut spec.btf_key_type_id)
+                    } else {
+                        (&mut spec.value_size, &mut spec.btf_value_type_id)
+                    };
+                    if *size_slot != 0 && *size_slot != size {
+                        return Err(bad("key/value size disagrees with key_size/value_size"));
+                    }
+                    *size_slot = size;
+                    *id_slot = target;
+                }
+                // pinning, values (map-in-map / prog array init) and unknown
+                // fields do not change how the map is created here.
+                _ => {}
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// Decodes `__uint(name, val)`, i.e. `int (*name)[val]`.
+fn uint_member(btf: &Btf, ty: u32) -> Result<u32, &'static str> {
+    let ptr = btf.skip_mods_and_typedefs(ty).map_err(|_| "bad member type")?;
+    let Ok(TypeBody::Ptr { target }) = btf.type_by_id(ptr).map(|t| t.body) else {
+        return Err("__uint() member is not a pointer");
+    };
+    let arr = btf
+        .skip_mods_and_typedefs(target)
+        .map_err(|_| "bad member type")?;
+    match btf.type_by_id(arr).map(|t| t.body) {
+        Ok(TypeBody::Array(a)) => Ok(a.len),
+        _ => Err("__uint() member does not point to an array"),
+    }
+}

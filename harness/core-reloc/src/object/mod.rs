@@ -1,0 +1,543 @@
+//! The BPF ELF object model: programs, functions, maps, relocations and the
+//! object's own BTF, as clang and libbpf lay them out.
+
+mod maps;
+mod section_types;
+
+pub use maps::{MapKind, MapSpec, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY};
+pub use section_types::{
+    attach_type, prog_type, section_type, SectionType, PROG_FLAG_SLEEPABLE,
+    PROG_FLAG_XDP_HAS_FRAGS,
+};
+
+use crate::btf::{Btf, BtfError, Kind, TypeBody};
+use crate::btf_ext::{BtfExt, BtfExtError};
+use crate::bytes::{cstr_at, u32_at};
+use crate::insn::{self, INSN_SIZE};
+use object::read::elf::ElfFile64;
+use object::{Endianness, Object as _, ObjectSection, ObjectSymbol, SectionFlags, SymbolKind};
+use std::collections::{BTreeMap, HashMap};
+
+const EM_BPF: u16 = 247;
+const SHF_EXECINSTR: u64 = 0x4;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum ObjectError {
+    #[error("ELF: {0}")]
+    Elf(String),
+    #[error("not a BPF object: {0}")]
+    NotBpf(&'static str),
+    #[error(".BTF: {0}")]
+    Btf(#[from] BtfError),
+    #[error(".BTF.ext: {0}")]
+    BtfExt(#[from] BtfExtError),
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl From<object::Error> for ObjectError {
+    fn from(e: object::Error) -> Self {
+        ObjectError::Elf(e.to_string())
+    }
+}
+
+/// An entry program (a function in a program section, not `.text`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Function symbol name.
+    pub name: String,
+    /// ELF section name, e.g. "xdp" or "tp_btf/sched_switch".
+    pub section: String,
+    /// `enum bpf_prog_type`; 0 when the section name follows no convention.
+    pub program_type: u32,
+    pub expected_attach_type: Option<u32>,
+    /// Attach target for tp_btf/, fentry/, raw_tp/ ... sections.
+    pub attach_to: Option<String>,
+    /// `BPF_F_*` load flags the section name implies (sleepable, xdp frags).
+    pub prog_flags: u32,
+    pub(crate) function: usize,
+}
+
+/// A section holding instructions.
+#[derive(Debug, Clone)]
+pub(crate) struct CodeSection {
+    pub name: String,
+    pub insns: Vec<u8>,
+    /// Relocations keyed by instruction index within the section.
+    pub relocs: BTreeMap<usize, CodeReloc>,
+}
+
+impl CodeSection {
+    pub fn insn_count(&self) -> usize {
+        self.insns.len() / INSN_SIZE
+    }
+}
+
+/// A function symbol: a range of instructions in a code section.
+#[derive(Debug, Clone)]
+pub(crate) struct Function {
+    pub name: String,
+    pub code: usize,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// What an ELF relocation on an instruction asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CodeReloc {
+    /// ld_imm64 of a map: becomes a map fd.
+    Map { map: usize },
+    /// ld_imm64 of a global variable: map value address, offset = imm + sym_off.
+    Data { map: usize, sym_off: u64 },
+    /// bpf-to-bpf call into code section `code`.
+    Call { code: usize, sym_off: u64 },
+    /// ld_imm64 of a function address (callbacks).
+    FuncAddr { code: usize, sym_off: u64 },
+    /// Reference to an extern (kconfig/ksym): not supported.
+    Extern { name: String },
+}
+
+/// A parsed BPF ELF object.
+#[derive(Debug, Clone)]
+pub struct Object {
+    license: String,
+    kernel_version: u32,
+    btf: Option<Btf>,
+    btf_ext: Option<BtfExt>,
+    programs: Vec<Program>,
+    maps: Vec<MapSpec>,
+    pub(crate) code: Vec<CodeSection>,
+    pub(crate) functions: Vec<Function>,
+}
+
+/// What we need of an ELF symbol.
+struct Sym {
+    name: String,
+    section: Option<usize>,
+    value: u64,
+    size: u64,
+    kind: SymbolKind,
+}
+
+fn data_section_kind(name: &str) -> Option<MapKind> {
+    let is = |base: &str| name == base || name.starts_with(&format!("{base}."));
+    if is(".data") {
+        Some(MapKind::Data)
+    } else if is(".rodata") {
+        Some(MapKind::Rodata)
+    } else if is(".bss") {
+        Some(MapKind::Bss)
+    } else {
+        None
+    }
+}
+
+impl Object {
+    pub fn parse(elf: &[u8]) -> Result<Object, ObjectError> {
+        let file = ElfFile64::<Endianness>::parse(elf)?;
+        if !file.is_little_endian() {
+            return Err(ObjectError::NotBpf("big-endian objects are not supported"));
+        }
+        if file.elf_header().e_machine.get(file.endian()) != EM_BPF {
+            return Err(ObjectError::NotBpf("e_machine is not EM_BPF"));
+        }
+
+        let mut license = String::new();
+        let mut kernel_version = 0;
+        let mut btf = None;
+        let mut btf_ext_raw = None;
+        let mut code: Vec<CodeSection> = Vec::new();
+        let mut code_by_elf: HashMap<usize, usize> = HashMap::new();
+        // (elf index, name, size, bytes or None for NOBITS, kind)
+        let mut data_sections = Vec::new();
+        let mut section_sizes: HashMap<String, (usize, u64)> = HashMap::new();
+        let mut maps_section = None;
+        let mut legacy_maps_section = None;
+
+        for section in file.sections() {
+            let index = section.index().0;
+            let Ok(name) = section.name() else { continue };
+            let flags = match section.flags() {
+                SectionFlags::Elf { sh_flags } => sh_flags,
+                _ => 0,
+            };
+            section_sizes.insert(name.to_string(), (index, section.size()));
+            match name {
+                "license" => {
+                    let data = section.data()?;
+                    license = cstr_at(data, 0)
+                        .or_else(|| std::str::from_utf8(data).ok())
+                        .unwrap_or("")
+                        .to_string();
+                }
+                "version" => kernel_version = u32_at(section.data()?, 0).unwrap_or(0),
+                ".BTF" => btf = Some(Btf::parse(section.data()?)?),
+                ".BTF.ext" => btf_ext_raw = Some(section.data()?),
+                ".maps" => maps_section = Some(index),
+                "maps" => legacy_maps_section = Some(index),
+                _ if flags & SHF_EXECINSTR != 0 => {
+                    let data = section.data()?;
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if data.len() % INSN_SIZE != 0 {
+                        return Err(ObjectError::Malformed(format!(
+                            "code section {name} is {} bytes, not a multiple of 8",
+                            data.len()
+                        )));
+                    }
+                    code_by_elf.insert(index, code.len());
+                    code.push(CodeSection {
+                        name: name.to_string(),
+                        insns: data.to_vec(),
+                        relocs: BTreeMap::new(),
+                    });
+                }
+                _ => {
+                    if let Some(kind) = data_section_kind(name) {
+                        if section.size() == 0 {
+                            continue;
+                        }
+                        let bytes = if kind == MapKind::Bss {
+                            None
+                        } else {
+                            Some(section.data()?)
+                        };
+                        data_sections.push((index, name.to_string(), section.size(), bytes, kind));
+                    }
+                }
+            }
+        }
+
+        let mut symbols = Vec::new();
+        let mut symbol_slot: HashMap<usize, usize> = HashMap::new();
+        for sym in file.symbols() {
+            symbol_slot.insert(sym.index().0, symbols.len());
+            symbols.push(Sym {
+                name: sym.name().unwrap_or("").to_string(),
+                section: sym.section_index().map(|s| s.0),
+                value: sym.address(),
+                size: sym.size(),
+                kind: sym.kind(),
+            });
+        }
+
+        if let Some(btf) = btf.as_mut() {
+            fix_datasecs(btf, &section_sizes, &symbols)?;
+        }
+
+        let mut maps = Vec::new();
+        if let Some(index) = legacy_maps_section {
+            legacy_maps(&file, index, &symbols, &mut maps)?;
+        }
+        if let Some(index) = maps_section {
+            let btf = btf
+                .as_ref()
+                .ok_or_else(|| ObjectError::Malformed(".maps section without .BTF".into()))?;
+            btf_maps(btf, index, &symbols, &mut maps)?;
+        }
+        for (index, name, size, bytes, kind) in &data_sections {
+            maps.push(MapSpec::data(name, *kind, *index, *size, *bytes, btf.as_ref())?);
+        }
+
+        let mut functions = Vec::new();
+        let mut programs = Vec::new();
+        for sym in &symbols {
+            if sym.kind != SymbolKind::Text || sym.size == 0 {
+                continue;
+            }
+            let Some(&code_index) = sym.section.and_then(|s| code_by_elf.get(&s)) else {
+                continue;
+            };
+            let section = &code[code_index];
+            if sym.value % INSN_SIZE as u64 != 0 || sym.size % INSN_SIZE as u64 != 0 {
+                return Err(ObjectError::Malformed(format!(
+                    "function {} is not instruction aligned",
+                    sym.name
+                )));
+            }
+            let start = (sym.value / INSN_SIZE as u64) as usize;
+            let len = (sym.size / INSN_SIZE as u64) as usize;
+            if start.checked_add(len).map_or(true, |end| end > section.insn_count()) {
+                return Err(ObjectError::Malformed(format!(
+                    "function {} runs past its section {}",
+                    sym.name, section.name
+                )));
+            }
+            if section.name != ".text" {
+                let kind = section_type(&section.name);
+                programs.push(Program {
+                    name: sym.name.clone(),
+                    section: section.name.clone(),
+                    program_type: kind.as_ref().map_or(prog_type::UNSPEC, |k| k.program_type),
+                    expected_attach_type: kind.as_ref().and_then(|k| k.expected_attach_type),
+                    attach_to: kind.as_ref().and_then(|k| k.attach_to.clone()),
+                    prog_flags: kind.as_ref().map_or(0, |k| k.prog_flags),
+                    function: functions.len(),
+                });
+            }
+            functions.push(Function {
+                name: sym.name.clone(),
+                code: code_index,
+                start,
+                len,
+            });
+        }
+        functions.sort_by_key(|f| (f.code, f.start));
+        // Keep program -> function links valid after sorting.
+        for program in &mut programs {
+            program.function = functions
+                .iter()
+                .position(|f| f.name == program.name && code[f.code].name == program.section)
+                .unwrap_or(usize::MAX);
+        }
+        programs.sort_by_key(|p| p.function);
+
+        for section in file.sections() {
+            let Some(&code_index) = code_by_elf.get(&section.index().0) else {
+                continue;
+            };
+            for (offset, reloc) in section.relocations() {
+                let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+                    continue;
+                };
+                let sym = symbol_slot
+                    .get(&sym_index.0)
+                    .and_then(|&slot| symbols.get(slot))
+                    .ok_or_else(|| ObjectError::Malformed("relocation symbol missing".into()))?;
+                let decoded = classify_reloc(
+                    &code[code_index],
+                    offset,
+                    sym,
+                    &code_by_elf,
+                    &maps,
+                    &data_sections,
+                )?;
+                if let Some((insn_index, reloc)) = decoded {
+                    code[code_index].relocs.insert(insn_index, reloc);
+                }
+            }
+        }
+
+        let btf_ext = match btf_ext_raw {
+            Some(raw) => Some(BtfExt::parse(raw)?),
+            None => None,
+        };
+
+        Ok(Object {
+            license,
+            kernel_version,
+            btf,
+            btf_ext,
+            programs,
+            maps,
+            code,
+            functions,
+        })
+    }
+
+    /// Entry programs, in section then offset order.
+    pub fn programs(&self) -> &[Program] {
+        &self.programs
+    }
+
+    pub fn program(&self, name: &str) -> Option<&Program> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+
+    /// Maps: legacy, then BTF-defined, then global data sections.
+    pub fn maps(&self) -> &[MapSpec] {
+        &self.maps
+    }
+
+    pub fn license(&self) -> &str {
+        &self.license
+    }
+
+    pub fn kernel_version(&self) -> u32 {
+        self.kernel_version
+    }
+
+    /// The object's own BTF, with DATASEC sizes and offsets filled in.
+    pub fn btf(&self) -> Option<&Btf> {
+        self.btf.as_ref()
+    }
+
+    pub fn btf_ext(&self) -> Option<&BtfExt> {
+        self.btf_ext.as_ref()
+    }
+
+    /// Names of all function symbols (programs and subprograms).
+    pub fn function_names(&self) -> impl Iterator<Item = &str> {
+        self.functions.iter().map(|f| f.name.as_str())
+    }
+}
+
+fn classify_reloc(
+    section: &CodeSection,
+    offset: u64,
+    sym: &Sym,
+    code_by_elf: &HashMap<usize, usize>,
+    maps: &[MapSpec],
+    data_sections: &[(usize, String, u64, Option<&[u8]>, MapKind)],
+) -> Result<Option<(usize, CodeReloc)>, ObjectError> {
+    let bad = |why: String| {
+        ObjectError::Malformed(format!(
+            "section {}: relocation at offset {offset} against {}: {why}",
+            section.name, sym.name
+        ))
+    };
+    if offset % INSN_SIZE as u64 != 0 {
+        return Err(bad("not instruction aligned".into()));
+    }
+    let insn_index = (offset / INSN_SIZE as u64) as usize;
+    let insn = insn::read(&section.insns, insn_index).ok_or_else(|| bad("out of range".into()))?;
+    let target_code = sym.section.and_then(|s| code_by_elf.get(&s)).copied();
+
+    if insn.is_pseudo_call() {
+        let code = target_code.ok_or_else(|| bad("call target is not code".into()))?;
+        return Ok(Some((insn_index, CodeReloc::Call { code, sym_off: sym.value })));
+    }
+    if !insn.is_ld_imm64() {
+        return Err(bad(format!(
+            "relocated instruction has opcode {:#04x}, expected ld_imm64 or call",
+            insn.code
+        )));
+    }
+    let Some(sym_section) = sym.section else {
+        return Ok(Some((
+            insn_index,
+            CodeReloc::Extern {
+                name: sym.name.clone(),
+            },
+        )));
+    };
+    if let Some(code) = target_code {
+        return Ok(Some((insn_index, CodeReloc::FuncAddr { code, sym_off: sym.value })));
+    }
+    let map_at = maps.iter().position(|m| {
+        m.section_index == sym_section
+            && match m.kind {
+                MapKind::BtfDefined => m.name == sym.name,
+                MapKind::Legacy => m.offset == sym.value,
+                _ => false,
+            }
+    });
+    if let Some(map) = map_at {
+        return Ok(Some((insn_index, CodeReloc::Map { map })));
+    }
+    if data_sections.iter().any(|d| d.0 == sym_section) {
+        let map = maps
+            .iter()
+            .position(|m| m.section_index == sym_section && m.kind != MapKind::BtfDefined)
+            .ok_or_else(|| bad("data section has no map".into()))?;
+        let sym_off = if sym.kind == SymbolKind::Section {
+            0
+        } else {
+            sym.value
+        };
+        return Ok(Some((insn_index, CodeReloc::Data { map, sym_off })));
+    }
+    Err(bad("target section is neither a map, global data nor code".into()))
+}
+
+fn legacy_maps(
+    file: &ElfFile64<Endianness>,
+    index: usize,
+    symbols: &[Sym],
+    maps: &mut Vec<MapSpec>,
+) -> Result<(), ObjectError> {
+    let section = file.section_by_index(object::SectionIndex(index))?;
+    let data = section.data()?;
+    let mut syms: Vec<&Sym> = symbols
+        .iter()
+        .filter(|s| s.section == Some(index) && s.kind != SymbolKind::Section && !s.name.is_empty())
+        .collect();
+    if syms.is_empty() {
+        return Ok(());
+    }
+    syms.sort_by_key(|s| s.value);
+    let def_size = data.len() / syms.len();
+    if def_size < 16 {
+        return Err(ObjectError::Malformed("legacy maps section too small".into()));
+    }
+    for sym in syms {
+        let start = usize::try_from(sym.value).unwrap_or(usize::MAX);
+        let def = start
+            .checked_add(def_size)
+            .and_then(|end| data.get(start..end))
+            .ok_or_else(|| ObjectError::Malformed(format!("legacy map {} out of bounds", sym.name)))?;
+        maps.push(MapSpec::legacy(&sym.name, def, index, sym.value)?);
+    }
+    Ok(())
+}
+
+fn btf_maps(
+    btf: &Btf,
+    index: usize,
+    symbols: &[Sym],
+    maps: &mut Vec<MapSpec>,
+) -> Result<(), ObjectError> {
+    let Some(&datasec) = btf.ids_by_name(Kind::DataSec, ".maps").first() else {
+        return Err(ObjectError::Malformed(".maps section without a .maps DATASEC".into()));
+    };
+    let TypeBody::DataSec { vars, .. } = btf.type_by_id(datasec)?.body else {
+        return Ok(());
+    };
+    for var in vars {
+        let name = btf.name_of(var.ty)?;
+        let offset = symbols
+            .iter()
+            .find(|s| s.section == Some(index) && s.name == name)
+            .map_or(var.offset as u64, |s| s.value);
+        maps.push(MapSpec::btf_defined(btf, var.ty, index, offset)?);
+    }
+    Ok(())
+}
+
+/// Fills DATASEC sizes and variable offsets from ELF sections and symbols
+/// (clang leaves them 0), and sorts variables by offset as the kernel requires.
+fn fix_datasecs(
+    btf: &mut Btf,
+    sections: &HashMap<String, (usize, u64)>,
+    symbols: &[Sym],
+) -> Result<(), ObjectError> {
+    let by_name: HashMap<(usize, &str), u64> = symbols
+        .iter()
+        .filter(|s| s.kind == SymbolKind::Data)
+        .filter_map(|s| Some(((s.section?, s.name.as_str()), s.value)))
+        .collect();
+    for id in 1..btf.type_count() {
+        if btf.kind_of(id)? != Kind::DataSec {
+            continue;
+        }
+        let ty = btf.type_by_id(id)?;
+        let Some(&(section_index, section_size)) = sections.get(ty.name) else {
+            continue;
+        };
+        let TypeBody::DataSec { size, mut vars } = ty.body else {
+            continue;
+        };
+        for var in &mut vars {
+            let var_name = btf.name_of(var.ty)?;
+            if let Some(&value) = by_name.get(&(section_index, var_name)) {
+                var.offset = u32::try_from(value).map_err(|_| {
+                    ObjectError::Malformed(format!("symbol {var_name} offset too large"))
+                })?;
+            }
+        }
+        vars.sort_by_key(|v| v.offset);
+        if size == 0 {
+            let section_size = u32::try_from(section_size)
+                .map_err(|_| ObjectError::Malformed(format!("section {} too large", ty.name)))?;
+            btf.patch_word(id, 8, section_size)?;
+        }
+        for (j, var) in vars.iter().enumerate() {
+            let at = 12 + 12 * j;
+            btf.patch_word(id, at, var.ty)?;
+            btf.patch_word(id, at + 4, var.offset)?;
+            btf.patch_word(id, at + 8, var.size)?;
+        }
+    }
+    Ok(())
+}

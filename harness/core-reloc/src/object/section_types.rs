@@ -1,0 +1,257 @@
+//! Program type, expected attach type and attach target from an ELF
+//! section name, following libbpf's section naming conventions.
+
+/// `enum bpf_prog_type` values.
+pub mod prog_type {
+    pub const UNSPEC: u32 = 0;
+    pub const SOCKET_FILTER: u32 = 1;
+    pub const KPROBE: u32 = 2;
+    pub const SCHED_CLS: u32 = 3;
+    pub const SCHED_ACT: u32 = 4;
+    pub const TRACEPOINT: u32 = 5;
+    pub const XDP: u32 = 6;
+    pub const PERF_EVENT: u32 = 7;
+    pub const CGROUP_SKB: u32 = 8;
+    pub const CGROUP_SOCK: u32 = 9;
+    pub const LWT_IN: u32 = 10;
+    pub const LWT_OUT: u32 = 11;
+    pub const LWT_XMIT: u32 = 12;
+    pub const SOCK_OPS: u32 = 13;
+    pub const SK_SKB: u32 = 14;
+    pub const CGROUP_DEVICE: u32 = 15;
+    pub const SK_MSG: u32 = 16;
+    pub const RAW_TRACEPOINT: u32 = 17;
+    pub const CGROUP_SOCK_ADDR: u32 = 18;
+    pub const LWT_SEG6LOCAL: u32 = 19;
+    pub const LIRC_MODE2: u32 = 20;
+    pub const SK_REUSEPORT: u32 = 21;
+    pub const FLOW_DISSECTOR: u32 = 22;
+    pub const CGROUP_SYSCTL: u32 = 23;
+    pub const RAW_TRACEPOINT_WRITABLE: u32 = 24;
+    pub const CGROUP_SOCKOPT: u32 = 25;
+    pub const TRACING: u32 = 26;
+    pub const STRUCT_OPS: u32 = 27;
+    pub const EXT: u32 = 28;
+    pub const LSM: u32 = 29;
+    pub const SK_LOOKUP: u32 = 30;
+    pub const SYSCALL: u32 = 31;
+    pub const NETFILTER: u32 = 32;
+}
+
+/// `enum bpf_attach_type` values used as expected attach types.
+pub mod attach_type {
+    pub const CGROUP_INET_INGRESS: u32 = 0;
+    pub const CGROUP_INET_EGRESS: u32 = 1;
+    pub const CGROUP_INET_SOCK_CREATE: u32 = 2;
+    pub const CGROUP_SOCK_OPS: u32 = 3;
+    pub const SK_SKB_STREAM_PARSER: u32 = 4;
+    pub const SK_SKB_STREAM_VERDICT: u32 = 5;
+    pub const CGROUP_DEVICE: u32 = 6;
+    pub const SK_MSG_VERDICT: u32 = 7;
+    pub const CGROUP_INET4_BIND: u32 = 8;
+    pub const CGROUP_INET6_BIND: u32 = 9;
+    pub const CGROUP_INET4_CONNECT: u32 = 10;
+    pub const CGROUP_INET6_CONNECT: u32 = 11;
+    pub const CGROUP_INET4_POST_BIND: u32 = 12;
+    pub const CGROUP_INET6_POST_BIND: u32 = 13;
+    pub const CGROUP_UDP4_SENDMSG: u32 = 14;
+    pub const CGROUP_UDP6_SENDMSG: u32 = 15;
+    pub const LIRC_MODE2: u32 = 16;
+    pub const FLOW_DISSECTOR: u32 = 17;
+    pub const CGROUP_SYSCTL: u32 = 18;
+    pub const CGROUP_UDP4_RECVMSG: u32 = 19;
+    pub const CGROUP_UDP6_RECVMSG: u32 = 20;
+    pub const CGROUP_GETSOCKOPT: u32 = 21;
+    pub const CGROUP_SETSOCKOPT: u32 = 22;
+    pub const TRACE_RAW_TP: u32 = 23;
+    pub const TRACE_FENTRY: u32 = 24;
+    pub const TRACE_FEXIT: u32 = 25;
+    pub const MODIFY_RETURN: u32 = 26;
+    pub const LSM_MAC: u32 = 27;
+    pub const TRACE_ITER: u32 = 28;
+    pub const CGROUP_INET4_GETPEERNAME: u32 = 29;
+    pub const CGROUP_INET6_GETPEERNAME: u32 = 30;
+    pub const CGROUP_INET4_GETSOCKNAME: u32 = 31;
+    pub const CGROUP_INET6_GETSOCKNAME: u32 = 32;
+    pub const XDP_DEVMAP: u32 = 33;
+    pub const CGROUP_INET_SOCK_RELEASE: u32 = 34;
+    pub const XDP_CPUMAP: u32 = 35;
+    pub const SK_LOOKUP: u32 = 36;
+    pub const XDP: u32 = 37;
+    pub const SK_SKB_VERDICT: u32 = 38;
+    pub const SK_REUSEPORT_SELECT: u32 = 39;
+    pub const SK_REUSEPORT_SELECT_OR_MIGRATE: u32 = 40;
+    pub const NETFILTER: u32 = 45;
+}
+
+/// `BPF_F_SLEEPABLE` program flag.
+pub const PROG_FLAG_SLEEPABLE: u32 = 1 << 4;
+/// `BPF_F_XDP_HAS_FRAGS` program flag.
+pub const PROG_FLAG_XDP_HAS_FRAGS: u32 = 1 << 5;
+
+/// What a section name says about its programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionType {
+    pub program_type: u32,
+    pub expected_attach_type: Option<u32>,
+    pub attach_to: Option<String>,
+    pub prog_flags: u32,
+}
+
+/// How a table entry matches a section name.
+#[derive(Clone, Copy)]
+enum Match {
+    /// Exactly this name, or this name followed by `/anything`.
+    Word,
+    /// This prefix (ending in `/`); the rest is the attach target.
+    Target,
+}
+
+struct Entry {
+    pattern: &'static str,
+    how: Match,
+    program_type: u32,
+    attach: Option<u32>,
+    flags: u32,
+}
+
+const fn e(pattern: &'static str, how: Match, program_type: u32, attach: Option<u32>) -> Entry {
+    Entry {
+        pattern,
+        how,
+        program_type,
+        attach,
+        flags: 0,
+    }
+}
+
+const fn sleepable(entry: Entry) -> Entry {
+    Entry {
+        flags: PROG_FLAG_SLEEPABLE,
+        ..entry
+    }
+}
+
+use attach_type as at;
+use prog_type as pt;
+use Match::{Target, Word};
+
+/// Ordered: more specific names before their prefixes.
+const TABLE: &[Entry] = &[
+    e("socket", Word, pt::SOCKET_FILTER, None),
+    e("sk_reuseport/migrate", Word, pt::SK_REUSEPORT, Some(at::SK_REUSEPORT_SELECT_OR_MIGRATE)),
+    e("sk_reuseport", Word, pt::SK_REUSEPORT, Some(at::SK_REUSEPORT_SELECT)),
+    e("kprobe/", Target, pt::KPROBE, None),
+    e("kretprobe/", Target, pt::KPROBE, None),
+    e("uprobe", Word, pt::KPROBE, None),
+    e("uretprobe", Word, pt::KPROBE, None),
+    e("ksyscall/", Target, pt::KPROBE, None),
+    e("kretsyscall/", Target, pt::KPROBE, None),
+    e("tc", Word, pt::SCHED_CLS, None),
+    e("tcx", Word, pt::SCHED_CLS, None),
+    e("classifier", Word, pt::SCHED_CLS, None),
+    e("action", Word, pt::SCHED_ACT, None),
+    e("tracepoint/", Target, pt::TRACEPOINT, None),
+    e("tp/", Target, pt::TRACEPOINT, None),
+    e("raw_tracepoint.w/", Target, pt::RAW_TRACEPOINT_WRITABLE, None),
+    e("raw_tp.w/", Target, pt::RAW_TRACEPOINT_WRITABLE, None),
+    e("raw_tracepoint/", Target, pt::RAW_TRACEPOINT, None),
+    e("raw_tp/", Target, pt::RAW_TRACEPOINT, None),
+    e("raw_tracepoint", Word, pt::RAW_TRACEPOINT, None),
+    e("raw_tp", Word, pt::RAW_TRACEPOINT, None),
+    e("tp_btf/", Target, pt::TRACING, Some(at::TRACE_RAW_TP)),
+    sleepable(e("fentry.s/", Target, pt::TRACING, Some(at::TRACE_FENTRY))),
+    sleepable(e("fexit.s/", Target, pt::TRACING, Some(at::TRACE_FEXIT))),
+    sleepable(e("fmod_ret.s/", Target, pt::TRACING, Some(at::MODIFY_RETURN))),
+    e("fentry/", Target, pt::TRACING, Some(at::TRACE_FENTRY)),
+    e("fexit/", Target, pt::TRACING, Some(at::TRACE_FEXIT)),
+    e("fmod_ret/", Target, pt::TRACING, Some(at::MODIFY_RETURN)),
+    sleepable(e("iter.s/", Target, pt::TRACING, Some(at::TRACE_ITER))),
+    e("iter/", Target, pt::TRACING, Some(at::TRACE_ITER)),
+    e("freplace/", Target, pt::EXT, None),
+    sleepable(e("lsm.s/", Target, pt::LSM, Some(at::LSM_MAC))),
+    e("lsm/", Target, pt::LSM, Some(at::LSM_MAC)),
+    e("xdp.frags/devmap", Word, pt::XDP, Some(at::XDP_DEVMAP)),
+    e("xdp/devmap", Word, pt::XDP, Some(at::XDP_DEVMAP)),
+    e("xdp.frags/cpumap", Word, pt::XDP, Some(at::XDP_CPUMAP)),
+    e("xdp/cpumap", Word, pt::XDP, Some(at::XDP_CPUMAP)),
+    e("xdp.frags", Word, pt::XDP, Some(at::XDP)),
+    e("xdp", Word, pt::XDP, Some(at::XDP)),
+    e("perf_event", Word, pt::PERF_EVENT, None),
+    e("lwt_in", Word, pt::LWT_IN, None),
+    e("lwt_out", Word, pt::LWT_OUT, None),
+    e("lwt_xmit", Word, pt::LWT_XMIT, None),
+    e("lwt_seg6local", Word, pt::LWT_SEG6LOCAL, None),
+    e("sockops", Word, pt::SOCK_OPS, Some(at::CGROUP_SOCK_OPS)),
+    e("sk_skb/stream_parser", Word, pt::SK_SKB, Some(at::SK_SKB_STREAM_PARSER)),
+    e("sk_skb/stream_verdict", Word, pt::SK_SKB, Some(at::SK_SKB_STREAM_VERDICT)),
+    e("sk_skb/verdict", Word, pt::SK_SKB, Some(at::SK_SKB_VERDICT)),
+    e("sk_skb", Word, pt::SK_SKB, None),
+    e("sk_msg", Word, pt::SK_MSG, Some(at::SK_MSG_VERDICT)),
+    e("lirc_mode2", Word, pt::LIRC_MODE2, Some(at::LIRC_MODE2)),
+    e("flow_dissector", Word, pt::FLOW_DISSECTOR, Some(at::FLOW_DISSECTOR)),
+    e("cgroup_skb/ingress", Word, pt::CGROUP_SKB, Some(at::CGROUP_INET_INGRESS)),
+    e("cgroup_skb/egress", Word, pt::CGROUP_SKB, Some(at::CGROUP_INET_EGRESS)),
+    e("cgroup/skb", Word, pt::CGROUP_SKB, None),
+    e("cgroup/sock_create", Word, pt::CGROUP_SOCK, Some(at::CGROUP_INET_SOCK_CREATE)),
+    e("cgroup/sock_release", Word, pt::CGROUP_SOCK, Some(at::CGROUP_INET_SOCK_RELEASE)),
+    e("cgroup/sock", Word, pt::CGROUP_SOCK, Some(at::CGROUP_INET_SOCK_CREATE)),
+    e("cgroup/post_bind4", Word, pt::CGROUP_SOCK, Some(at::CGROUP_INET4_POST_BIND)),
+    e("cgroup/post_bind6", Word, pt::CGROUP_SOCK, Some(at::CGROUP_INET6_POST_BIND)),
+    e("cgroup/dev", Word, pt::CGROUP_DEVICE, Some(at::CGROUP_DEVICE)),
+    e("cgroup/bind4", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET4_BIND)),
+    e("cgroup/bind6", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET6_BIND)),
+    e("cgroup/connect4", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET4_CONNECT)),
+    e("cgroup/connect6", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET6_CONNECT)),
+    e("cgroup/sendmsg4", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_UDP4_SENDMSG)),
+    e("cgroup/sendmsg6", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_UDP6_SENDMSG)),
+    e("cgroup/recvmsg4", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_UDP4_RECVMSG)),
+    e("cgroup/recvmsg6", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_UDP6_RECVMSG)),
+    e("cgroup/getpeername4", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET4_GETPEERNAME)),
+    e("cgroup/getpeername6", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET6_GETPEERNAME)),
+    e("cgroup/getsockname4", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET4_GETSOCKNAME)),
+    e("cgroup/getsockname6", Word, pt::CGROUP_SOCK_ADDR, Some(at::CGROUP_INET6_GETSOCKNAME)),
+    e("cgroup/sysctl", Word, pt::CGROUP_SYSCTL, Some(at::CGROUP_SYSCTL)),
+    e("cgroup/getsockopt", Word, pt::CGROUP_SOCKOPT, Some(at::CGROUP_GETSOCKOPT)),
+    e("cgroup/setsockopt", Word, pt::CGROUP_SOCKOPT, Some(at::CGROUP_SETSOCKOPT)),
+    e("sk_lookup", Word, pt::SK_LOOKUP, Some(at::SK_LOOKUP)),
+    sleepable(e("syscall", Word, pt::SYSCALL, None)),
+    e("struct_ops/", Target, pt::STRUCT_OPS, None),
+    e("struct_ops", Word, pt::STRUCT_OPS, None),
+    e("netfilter", Word, pt::NETFILTER, Some(at::NETFILTER)),
+];
+
+/// Classifies a program section name; `None` when it follows no known convention.
+pub fn section_type(section: &str) -> Option<SectionType> {
+    for entry in TABLE {
+        let attach_to = match entry.how {
+            Word => {
+                match section.strip_prefix(entry.pattern) {
+                    Some(rest) if rest.is_empty() || rest.starts_with('/') => None,
+                    _ => continue,
+                }
+            }
+            Target => match section.strip_prefix(entry.pattern) {
+                Some(rest) if !rest.is_empty() => Some(rest.to_string()),
+                _ => continue,
+            },
+        };
+        let mut flags = entry.flags;
+        if section.starts_with("xdp.frags") {
+            flags |= PROG_FLAG_XDP_HAS_FRAGS;
+        }
+        let attach_to = match entry.program_type {
+            pt::RAW_TRACEPOINT | pt::RAW_TRACEPOINT_WRITABLE | pt::TRACING | pt::EXT | pt::LSM => {
+                attach_to
+            }
+            _ => None,
+        };
+        return Some(SectionType {
+            program_type: entry.program_type,
+            expected_attach_type: entry.attach,
+            attach_to,
+            prog_flags: flags,
+        });
+    }
+    None
+}

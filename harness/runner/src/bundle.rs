@@ -1,0 +1,155 @@
+//! What every guest receives: the agent, the objects (same bytes everywhere) and a manifest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use guest_protocol::{CaseSpec, Manifest, ObjectEntry, MANIFEST_PATH, PROTOCOL_VERSION};
+
+use crate::initramfs::{write_newc, Entry};
+
+pub struct Bundle {
+    pub agent: Vec<u8>,
+    /// Each object's manifest entry and bytes.
+    pub objects: Vec<(ObjectEntry, Vec<u8>)>,
+    pub cases: Vec<CaseSpec>,
+    pub fault: Option<String>,
+}
+
+pub const OBJECTS_DIR: &str = "harness/objects";
+
+impl Bundle {
+    pub fn object_entry(name: &str, bytes: &[u8]) -> ObjectEntry {
+        use sha2::Digest;
+        ObjectEntry {
+            name: name.to_string(),
+            path: format!("{OBJECTS_DIR}/{name}.bpf.o"),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        }
+    }
+
+    pub fn manifest(&self, kernel_name: &str, probe_only: bool) -> Manifest {
+        Manifest {
+            protocol_version: PROTOCOL_VERSION,
+            kernel_name: kernel_name.to_string(),
+            objects: self.objects.iter().map(|(e, _)| e.clone()).collect(),
+            cases: self.cases.clone(),
+            probe_only,
+            fault: self.fault.clone(),
+        }
+    }
+
+    /// The initramfs for one kernel: /init is the agent; /dev/console exists before devtmpfs.
+    pub fn initramfs(&self, kernel_name: &str, probe_only: bool) -> Result<Vec<u8>> {
+        let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, probe_only))?;
+        let mut entries = vec![
+            Entry::Dir { path: "dev".into() },
+            Entry::CharDevice {
+                path: "dev/console".into(),
+                major: 5,
+                minor: 1,
+            },
+            Entry::Dir {
+                path: "proc".into(),
+            },
+            Entry::Dir { path: "sys".into() },
+            Entry::Dir {
+                path: "harness".into(),
+            },
+            Entry::Dir {
+                path: OBJECTS_DIR.into(),
+            },
+            Entry::File {
+                path: "init".into(),
+                mode: 0o755,
+                data: self.agent.clone(),
+            },
+            Entry::File {
+                path: MANIFEST_PATH.into(),
+                mode: 0o644,
+                data: manifest,
+            },
+        ];
+        for (entry, bytes) in &self.objects {
+            entries.push(Entry::File {
+                path: entry.path.clone(),
+                mode: 0o644,
+                data: bytes.clone(),
+            });
+        }
+        let mut out = Vec::new();
+        write_newc(&entries, &mut out)?;
+        Ok(out)
+    }
+
+    pub fn write_initramfs(
+        &self,
+        kernel_name: &str,
+        probe_only: bool,
+        path: &Path,
+    ) -> Result<PathBuf> {
+        let bytes = self.initramfs(kernel_name, probe_only)?;
+        crate::fsutil::write_atomic(path, &bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path.to_path_buf())
+    }
+
+    /// The same content as a directory, for the host entry (the agent runs as a process).
+    pub fn write_dir(&self, kernel_name: &str, dir: &Path) -> Result<()> {
+        let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, false))?;
+        std::fs::create_dir_all(dir.join(OBJECTS_DIR))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        crate::fsutil::write_atomic(&dir.join(MANIFEST_PATH), &manifest)?;
+        for (entry, bytes) in &self.objects {
+            crate::fsutil::write_atomic(&dir.join(&entry.path), bytes)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle() -> Bundle {
+        let object = b"\x7fELF-object".to_vec();
+        Bundle {
+            agent: b"agent".to_vec(),
+            objects: vec![(Bundle::object_entry("counter", &object), object)],
+            cases: vec![],
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn manifest_carries_each_objects_hash() {
+        let manifest = bundle().manifest("6.1", false);
+        assert_eq!(manifest.objects[0].path, "harness/objects/counter.bpf.o");
+        assert_eq!(manifest.objects[0].sha256.len(), 64);
+        assert_eq!(manifest.kernel_name, "6.1");
+    }
+
+    #[test]
+    fn initramfs_holds_init_manifest_and_objects() {
+        let bytes = bundle().initramfs("6.1", false).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for needle in [
+            "init\0",
+            "harness/manifest.json\0",
+            "harness/objects/counter.bpf.o\0",
+            "dev/console\0",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?}");
+        }
+    }
+
+    #[test]
+    fn host_bundle_matches_the_guest_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        bundle().write_dir("host", dir.path()).unwrap();
+        assert!(dir.path().join("harness/manifest.json").is_file());
+        assert_eq!(
+            std::fs::read(dir.path().join("harness/objects/counter.bpf.o")).unwrap(),
+            b"\x7fELF-object"
+        );
+    }
+}

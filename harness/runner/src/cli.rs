@@ -1,0 +1,204 @@
+//! Command-line interface. The trial-selection flags follow libtest's (and so libtest-mimic's),
+//! so `harness 6.1::` or `harness --skip identical --exact ...` work as with `cargo test`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::vm::accel::AccelChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Boots a matrix of kernels and proves one CO-RE object behaves the same on each"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve the Debian packages of the matrix and write kernels.lock
+    Lock(LockArgs),
+    /// Download and unpack the matrix's kernels into the image cache, without booting
+    Fetch(CommonArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CommonArgs {
+    /// The kernel matrix
+    #[arg(long, default_value = "kernels.toml", value_name = "PATH")]
+    pub matrix: PathBuf,
+    /// Only these kernels (repeatable); default: every enabled kernel of the matrix
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+    /// Image cache [default: images/ next to the matrix; env HARNESS_IMAGES]
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Never install missing host tools; say what to install instead
+    #[arg(long)]
+    pub no_install: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Re-resolve these kernels (all when none is named) even if they are pinned already
+    #[arg(long, num_args = 0.., value_name = "NAME")]
+    pub update: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Run at most this many guests at once [default: the number of cores]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Acceleration: auto uses KVM only if a probe guest really boots under it
+    #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+    pub accel: AccelChoice,
+    /// Write a JSON report here
+    #[arg(long, value_name = "PATH")]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// BPF programs and fixtures [default: programs/ next to the matrix]
+    #[arg(long, value_name = "DIR")]
+    pub programs: Option<PathBuf>,
+    /// Console logs and scratch files [default: target/harness/ in the workspace]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Test-only: ask the agent of every guest to fail this way (panic, hang, crash)
+    #[arg(long, hide = true, value_name = "FAULT")]
+    pub inject_fault: Option<String>,
+
+    /// Run only trials whose name contains this (libtest style)
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// The filter must match a trial name exactly
+    #[arg(long)]
+    pub exact: bool,
+    /// Skip trials whose name contains this (repeatable)
+    #[arg(long, value_name = "FILTER")]
+    pub skip: Vec<String>,
+    /// List the trials without running anything
+    #[arg(long)]
+    pub list: bool,
+    /// Trial output format
+    #[arg(long, value_enum, default_value = "pretty")]
+    pub format: OutputFormat,
+    /// Shorthand for --format terse
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Colour: auto, always, never
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// Accepted for libtest compatibility (trials are already results here)
+    #[arg(long, hide = true)]
+    pub test_threads: Option<usize>,
+    /// Accepted for libtest compatibility
+    #[arg(long, hide = true)]
+    pub nocapture: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Pretty,
+    Terse,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl RunArgs {
+    /// libtest-mimic's arguments for reporting trials we have already judged.
+    pub fn mimic_arguments(&self) -> libtest_mimic::Arguments {
+        libtest_mimic::Arguments {
+            filter: self.filter.clone(),
+            exact: self.exact,
+            skip: self.skip.clone(),
+            list: self.list,
+            quiet: self.quiet,
+            format: Some(match (self.quiet, self.format) {
+                (true, _) | (_, OutputFormat::Terse) => libtest_mimic::FormatSetting::Terse,
+                (_, OutputFormat::Json) => libtest_mimic::FormatSetting::Json,
+                _ => libtest_mimic::FormatSetting::Pretty,
+            }),
+            color: Some(match self.color {
+                ColorChoice::Auto => libtest_mimic::ColorSetting::Auto,
+                ColorChoice::Always => libtest_mimic::ColorSetting::Always,
+                ColorChoice::Never => libtest_mimic::ColorSetting::Never,
+            }),
+            test_threads: Some(1),
+            ..Default::default()
+        }
+    }
+
+    /// The same selection rule libtest applies, so we boot only what the selected trials need.
+    pub fn selects(&self, name: &str) -> bool {
+        let matches = |pattern: &str| {
+            if self.exact {
+                name == pattern
+            } else {
+                name.contains(pattern)
+            }
+        };
+        let included = self.filter.as_deref().is_none_or(matches);
+        included && !self.skip.iter().any(|s| matches(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("harness").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn main_job_arguments() {
+        let cli = parse(&[
+            "--matrix", "k.toml", "--kernel", "5.10", "--kernel", "7.2", "-j", "2", "--accel",
+            "tcg", "--junit", "j.xml", "6.1::",
+        ]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.common.kernels, ["5.10", "7.2"]);
+        assert_eq!(cli.run.jobs, Some(2));
+        assert_eq!(cli.run.accel, AccelChoice::Tcg);
+        assert_eq!(cli.run.filter.as_deref(), Some("6.1::"));
+    }
+
+    #[test]
+    fn lock_subcommand() {
+        let cli = parse(&["lock", "--update", "7.2"]);
+        match cli.command {
+            Some(Command::Lock(args)) => assert_eq!(args.update, Some(vec!["7.2".to_string()])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn selection_follows_libtest() {
+        let cli = parse(&["--skip", "identical", "packet"]);
+        assert!(cli.run.selects("6.1::packet_counter::ipv4"));
+        assert!(!cli.run.selects("identical::packet_counter::ipv4"));
+        assert!(!cli.run.selects("6.1::ttl::ipv4"));
+        let cli = parse(&["--exact", "6.1::a::b"]);
+        assert!(cli.run.selects("6.1::a::b"));
+        assert!(!cli.run.selects("6.1::a::bc"));
+    }
+}

@@ -1,0 +1,247 @@
+//! What one kernel's run produced, as the runner saw it: the agent's messages, timings and how
+//! the guest ended. Filled by a backend (QEMU or the host process), read by the verdict.
+
+use std::collections::BTreeMap;
+
+use guest_protocol::{CaseOutcome, GuestMessage, Hello, ObjectLoaded};
+use serde::Serialize;
+
+/// How a guest ended. Everything but `Completed` fails the kernel's trials with this label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GuestStatus {
+    /// The agent said Done.
+    Completed,
+    /// The kernel panicked (not because init died).
+    Panic,
+    /// No agent hello within the boot timeout.
+    BootTimeout,
+    /// The agent went silent for longer than the test timeout.
+    TestTimeout,
+    /// The whole guest took longer than its limit.
+    GuestTimeout,
+    /// The agent died (init exited, or the process crashed) before saying Done.
+    AgentCrash,
+    /// The agent reported a fatal error.
+    AgentError(String),
+    /// QEMU (or the host agent process) could not be started or failed on its own.
+    LaunchFailed(String),
+    /// Stopped by SIGINT/SIGTERM.
+    Interrupted,
+    /// Not run: an earlier step for this kernel (image provisioning) failed.
+    NotRun(String),
+}
+
+impl GuestStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            GuestStatus::Completed => "COMPLETED",
+            GuestStatus::Panic => "PANIC",
+            GuestStatus::BootTimeout => "BOOT_TIMEOUT",
+            GuestStatus::TestTimeout => "TEST_TIMEOUT",
+            GuestStatus::GuestTimeout => "GUEST_TIMEOUT",
+            GuestStatus::AgentCrash => "AGENT_CRASH",
+            GuestStatus::AgentError(_) => "AGENT_ERROR",
+            GuestStatus::LaunchFailed(_) => "LAUNCH_FAILED",
+            GuestStatus::Interrupted => "INTERRUPTED",
+            GuestStatus::NotRun(_) => "NOT_RUN",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            GuestStatus::AgentError(d) | GuestStatus::LaunchFailed(d) | GuestStatus::NotRun(d) => {
+                format!("{}: {d}", self.label())
+            }
+            other => other.label().to_string(),
+        }
+    }
+}
+
+/// Milliseconds from the start of the guest (QEMU spawn, or process spawn for the host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GuestTimings {
+    pub hello_ms: Option<u64>,
+    pub results_ms: Option<u64>,
+    pub exit_ms: u64,
+    /// The guest kernel's own uptime when the agent started.
+    pub kernel_uptime_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestRun {
+    pub kernel: String,
+    pub arch: String,
+    /// `kvm`, `tcg`, or `none` for the host entry.
+    pub accel: String,
+    pub status: GuestStatus,
+    pub timings: GuestTimings,
+    pub hello: Option<Hello>,
+    pub objects: Vec<ObjectLoaded>,
+    pub cases: BTreeMap<String, CaseOutcome>,
+    pub logs: Vec<String>,
+    /// The last lines of the console, kept for any status but Completed.
+    pub console_tail: String,
+    /// Frames that arrived damaged (bad checksum or JSON) and were dropped.
+    pub damaged_frames: usize,
+}
+
+impl GuestRun {
+    pub fn new(kernel: &str, arch: &str, accel: &str) -> Self {
+        GuestRun {
+            kernel: kernel.to_string(),
+            arch: arch.to_string(),
+            accel: accel.to_string(),
+            status: GuestStatus::NotRun("not started".into()),
+            timings: GuestTimings::default(),
+            hello: None,
+            objects: Vec::new(),
+            cases: BTreeMap::new(),
+            logs: Vec::new(),
+            console_tail: String::new(),
+            damaged_frames: 0,
+        }
+    }
+
+    pub fn not_run(kernel: &str, arch: &str, why: String) -> Self {
+        let mut run = GuestRun::new(kernel, arch, "none");
+        run.status = GuestStatus::NotRun(why);
+        run
+    }
+
+    /// Folds one message in. Returns true when it was the last one (Done).
+    pub fn absorb(&mut self, message: GuestMessage, at_ms: u64) -> bool {
+        match message {
+            GuestMessage::Hello(hello) => {
+                self.timings.hello_ms = Some(at_ms);
+                self.timings.kernel_uptime_ms = Some(hello.uptime_ms);
+                self.hello = Some(hello);
+            }
+            GuestMessage::ObjectLoaded(loaded) => self.objects.push(loaded),
+            GuestMessage::CaseResult(result) => {
+                self.cases.insert(result.case_id, result.outcome);
+            }
+            GuestMessage::Log { message } => self.logs.push(message),
+            GuestMessage::Fatal { message } => {
+                self.status = GuestStatus::AgentError(message);
+            }
+            GuestMessage::Done { .. } => {
+                self.timings.results_ms = Some(at_ms);
+                if !matches!(self.status, GuestStatus::AgentError(_)) {
+                    self.status = GuestStatus::Completed;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn release(&self) -> Option<&str> {
+        self.hello.as_ref().map(|h| h.kernel_release.as_str())
+    }
+}
+
+/// Keeps the last `limit` bytes of a stream, for the console tail in reports.
+#[derive(Debug)]
+pub struct TailBuffer {
+    bytes: std::collections::VecDeque<u8>,
+    limit: usize,
+}
+
+impl TailBuffer {
+    pub fn new(limit: usize) -> Self {
+        TailBuffer {
+            bytes: std::collections::VecDeque::with_capacity(limit),
+            limit,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.bytes.len() == self.limit {
+                self.bytes.pop_front();
+            }
+            self.bytes.push_back(b);
+        }
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.text().contains(needle)
+    }
+
+    pub fn text(&self) -> String {
+        let (a, b) = self.bytes.as_slices();
+        let mut all = a.to_vec();
+        all.extend_from_slice(b);
+        String::from_utf8_lossy(&all).replace('\r', "")
+    }
+
+    /// The last `lines` lines.
+    pub fn last_lines(&self, lines: usize) -> String {
+        let text = self.text();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Decides how a guest ended from what was seen, once its process has exited.
+pub fn classify_exit(run: &GuestRun, done: bool, console: &TailBuffer) -> GuestStatus {
+    if done {
+        return run.status.clone();
+    }
+    if let GuestStatus::AgentError(_) = run.status {
+        return run.status.clone();
+    }
+    if console.contains("Attempted to kill init") {
+        return GuestStatus::AgentCrash;
+    }
+    if console.contains("Kernel panic") {
+        return GuestStatus::Panic;
+    }
+    if run.hello.is_none() {
+        // Exited on its own before the agent spoke: the kernel never ran it.
+        return GuestStatus::LaunchFailed("the guest stopped before the agent started".into());
+    }
+    GuestStatus::AgentCrash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_buffer_keeps_the_end() {
+        let mut tail = TailBuffer::new(8);
+        tail.push(b"0123456789");
+        assert_eq!(tail.text(), "23456789");
+        tail.push(b"\r\nab");
+        assert_eq!(tail.last_lines(1), "ab");
+    }
+
+    #[test]
+    fn classifies_init_death_as_agent_crash() {
+        let run = GuestRun::new("k", "x86_64", "tcg");
+        let mut console = TailBuffer::new(1024);
+        console.push(b"Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000086");
+        assert_eq!(
+            classify_exit(&run, false, &console),
+            GuestStatus::AgentCrash
+        );
+        let mut console = TailBuffer::new(1024);
+        console.push(b"Kernel panic - not syncing: sysrq triggered crash");
+        assert_eq!(classify_exit(&run, false, &console), GuestStatus::Panic);
+    }
+
+    #[test]
+    fn fatal_then_done_stays_an_agent_error() {
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        run.absorb(
+            GuestMessage::Fatal {
+                message: "bad".into(),
+            },
+            1,
+        );
+        assert!(run.absorb(GuestMessage::Done { agent_ms: 2 }, 2));
+        assert_eq!(run.status, GuestStatus::AgentError("bad".into()));
+    }
+}

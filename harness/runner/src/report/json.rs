@@ -1,0 +1,111 @@
+//! The JSON report: per kernel what the guest said it is and how it went, per trial the result.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::{count, Counts, RunRecord};
+use crate::guest::GuestRun;
+use crate::verdict::Trial;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    harness_version: &'static str,
+    matrix: String,
+    accel: &'a str,
+    accel_reason: &'a str,
+    wall_ms: u64,
+    interrupted: bool,
+    counts: Counts,
+    kernels: Vec<KernelReport<'a>>,
+    trials: Vec<TrialReport<'a>>,
+}
+
+#[derive(Serialize)]
+struct KernelReport<'a> {
+    name: &'a str,
+    /// `uname -r` as the agent reported it from inside the guest.
+    release: Option<&'a str>,
+    arch: &'a str,
+    accel: &'a str,
+    /// Start to agent hello.
+    boot_ms: Option<u64>,
+    /// Start to the agent's last result.
+    results_ms: Option<u64>,
+    /// Start to exit.
+    total_ms: u64,
+    kernel_uptime_ms: Option<u64>,
+    outcome: &'static str,
+    detail: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    console_tail: &'a str,
+    logs: &'a [String],
+    objects: &'a [guest_protocol::ObjectLoaded],
+    counts: Counts,
+}
+
+#[derive(Serialize)]
+struct TrialReport<'a> {
+    #[serde(flatten)]
+    trial: &'a Trial,
+    /// The raw result this kernel produced, for per-kernel case trials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a guest_protocol::CaseOutcome>,
+}
+
+fn kernel_report<'a>(run: &'a GuestRun, trials: &'a [Trial]) -> KernelReport<'a> {
+    KernelReport {
+        name: &run.kernel,
+        release: run.release(),
+        arch: &run.arch,
+        accel: &run.accel,
+        boot_ms: run.timings.hello_ms,
+        results_ms: run.timings.results_ms,
+        total_ms: run.timings.exit_ms,
+        kernel_uptime_ms: run.timings.kernel_uptime_ms,
+        outcome: run.status.label(),
+        detail: run.status.describe(),
+        console_tail: &run.console_tail,
+        logs: &run.logs,
+        objects: &run.objects,
+        counts: count(
+            trials
+                .iter()
+                .filter(|t| t.kernel.as_deref() == Some(&run.kernel)),
+        ),
+    }
+}
+
+pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
+    let trials = record
+        .trials
+        .iter()
+        .map(|trial| {
+            let result = trial.kernel.as_ref().and_then(|k| {
+                let run = record.runs.iter().find(|r| &r.kernel == k)?;
+                let case = trial.case.as_ref()?;
+                run.cases.get(&format!("{}/{}", trial.object, case))
+            });
+            TrialReport { trial, result }
+        })
+        .collect();
+    let report = Report {
+        harness_version: env!("CARGO_PKG_VERSION"),
+        matrix: record.matrix.display().to_string(),
+        accel: &record.accel,
+        accel_reason: &record.accel_reason,
+        wall_ms: record.wall_ms,
+        interrupted: record.interrupted,
+        counts: count(record.trials),
+        kernels: record
+            .runs
+            .iter()
+            .map(|r| kernel_report(r, record.trials))
+            .collect(),
+        trials,
+    };
+    let text = serde_json::to_string_pretty(&report)?;
+    crate::fsutil::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing JSON report {}", path.display()))
+}

@@ -1,0 +1,38 @@
+//! Reports of a finished (or interrupted) run: terminal table, JSON, JUnit XML.
+
+pub mod json;
+pub mod junit;
+pub mod summary;
+
+use crate::guest::GuestRun;
+use crate::verdict::Trial;
+
+/// Everything a report is made from.
+pub struct RunRecord<'a> {
+    pub matrix: &'a std::path::Path,
+    pub accel: String,
+    pub accel_reason: String,
+    pub wall_ms: u64,
+    pub interrupted: bool,
+    pub runs: &'a [GuestRun],
+    pub trials: &'a [Trial],
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub unsupported: usize,
+}
+
+pub fn count<'a>(trials: impl IntoIterator<Item = &'a Trial>) -> Counts {
+    let mut counts = Counts::default();
+    for trial in trials {
+        match trial.outcome {
+            crate::verdict::TrialOutcome::Passed => counts.passed += 1,
+            crate::verdict::TrialOutcome::Failed(_) => counts.failed += 1,
+            crate::verdict::TrialOutcome::Unsupported(_) => counts.unsupported += 1,
+        }
+    }
+    counts
+}

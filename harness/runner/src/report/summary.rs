@@ -1,0 +1,111 @@
+//! The table printed after the trials: kernels down, objects across, times on the right.
+
+use std::fmt::Write as _;
+
+use super::{count, RunRecord};
+
+pub fn render(record: &RunRecord) -> String {
+    let mut objects: Vec<&str> = record.trials.iter().map(|t| t.object.as_str()).collect();
+    objects.sort();
+    objects.dedup();
+    let mut header = vec!["kernel".to_string(), "release".into(), "outcome".into()];
+    header.extend(objects.iter().map(|o| o.to_string()));
+    header.extend(["hello".into(), "results".into(), "exit".into()]);
+    let mut rows = vec![header];
+    for run in record.runs {
+        let mut row = vec![
+            run.kernel.clone(),
+            run.release().unwrap_or("-").to_string(),
+            run.status.label().to_string(),
+        ];
+        for object in &objects {
+            let c = count(
+                record
+                    .trials
+                    .iter()
+                    .filter(|t| t.kernel.as_deref() == Some(&run.kernel) && t.object == *object),
+            );
+            row.push(cell(c));
+        }
+        row.push(seconds(run.timings.hello_ms));
+        row.push(seconds(run.timings.results_ms));
+        row.push(seconds(Some(run.timings.exit_ms)));
+        rows.push(row);
+    }
+    let mut row = vec![
+        crate::verdict::IDENTICAL.to_string(),
+        "-".into(),
+        "-".into(),
+    ];
+    for object in &objects {
+        row.push(cell(count(
+            record
+                .trials
+                .iter()
+                .filter(|t| t.kernel.is_none() && t.object == *object),
+        )));
+    }
+    row.extend(["".into(), "".into(), "".into()]);
+    rows.push(row);
+
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        if n == 0 {
+            let _ = writeln!(
+                out,
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+        }
+    }
+    let all = count(record.trials);
+    let _ = writeln!(
+        out,
+        "\n{} passed, {} failed, {} unsupported; accel {} ({}); wall {:.1} s{}",
+        all.passed,
+        all.failed,
+        all.unsupported,
+        record.accel,
+        record.accel_reason,
+        record.wall_ms as f64 / 1000.0,
+        if record.interrupted {
+            "; INTERRUPTED"
+        } else {
+            ""
+        }
+    );
+    out
+}
+
+fn cell(c: super::Counts) -> String {
+    let total = c.passed + c.failed + c.unsupported;
+    if total == 0 {
+        return "-".into();
+    }
+    let mut text = format!("{}/{} ok", c.passed, total);
+    if c.failed > 0 {
+        text = format!("{} FAIL", c.failed) + &format!(" {}/{}", c.passed, total);
+    }
+    if c.unsupported > 0 {
+        text.push_str(&format!(" {} unsup", c.unsupported));
+    }
+    text
+}
+
+fn seconds(ms: Option<u64>) -> String {
+    ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,238 @@
+//! Host tools the run needs, and how they get there.
+//!
+//! On a fresh Debian machine, as root, the harness installs what is missing itself (that is what
+//! makes README's two commands enough); anywhere else it stops and names the exact command.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// One thing the run needs from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub what: &'static str,
+    pub present: bool,
+    pub install: Install,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Install {
+    Apt(&'static str),
+    RustupTarget(&'static str),
+}
+
+impl Install {
+    pub fn command(&self) -> String {
+        match self {
+            Install::Apt(package) => format!("apt-get install {package}"),
+            Install::RustupTarget(target) => format!("rustup target add {target}"),
+        }
+    }
+}
+
+pub const AGENT_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// What a matrix run needs: `qemu` only when a kernel is booted (not for the host entry).
+pub fn requirements(qemu: bool, clang: &str) -> Vec<Requirement> {
+    let mut needs = vec![
+        Requirement {
+            what: "clang-19 (compiles the BPF programs)",
+            present: on_path(clang),
+            install: Install::Apt("clang-19"),
+        },
+        Requirement {
+            what: "libbpf headers (bpf_helpers.h)",
+            present: Path::new("/usr/include/bpf/bpf_helpers.h").exists(),
+            install: Install::Apt("libbpf-dev"),
+        },
+        Requirement {
+            what: "the agent's Rust target",
+            present: rust_target_installed(AGENT_TARGET),
+            install: Install::RustupTarget(AGENT_TARGET),
+        },
+        Requirement {
+            what: "dpkg-deb (unpacks kernel packages)",
+            present: on_path("dpkg-deb"),
+            install: Install::Apt("dpkg"),
+        },
+    ];
+    if qemu {
+        needs.push(Requirement {
+            what: "qemu-system-x86_64",
+            present: on_path("qemu-system-x86_64"),
+            install: Install::Apt("qemu-system-x86"),
+        });
+    }
+    needs
+}
+
+/// Installs what is missing when allowed and possible; otherwise fails with the commands to run.
+pub fn ensure(needs: &[Requirement], allow_install: bool) -> Result<()> {
+    let missing: Vec<&Requirement> = needs.iter().filter(|r| !r.present).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let apt: Vec<&str> = missing
+        .iter()
+        .filter_map(|r| match r.install {
+            Install::Apt(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let targets: Vec<&str> = missing
+        .iter()
+        .filter_map(|r| match r.install {
+            Install::RustupTarget(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let can_apt = nix::unistd::geteuid().is_root() && on_path("apt-get");
+    if !allow_install
+        || (!apt.is_empty() && !can_apt)
+        || (!targets.is_empty() && !on_path("rustup"))
+    {
+        let mut message = String::from("missing on this machine:\n");
+        for r in &missing {
+            message.push_str(&format!("  - {}: {}\n", r.what, r.install.command()));
+        }
+        if !apt.is_empty() {
+            message.push_str(&format!(
+                "install with: sudo apt-get install -y {}\n",
+                apt.join(" ")
+            ));
+        }
+        if !allow_install {
+            message.push_str(
+                "(the harness installs these itself when run as root without --no-install)",
+            );
+        }
+        bail!(message.trim_end().to_string());
+    }
+    // Two runs at once (parallel tests, two terminals) must not both drive dpkg.
+    let _guard = install_lock()?;
+    // Another run may have installed them while we waited for the lock.
+    let apt: Vec<&str> = apt.into_iter().filter(|p| !apt_installed(p)).collect();
+    if !apt.is_empty() {
+        eprintln!("installing host packages: {}", apt.join(" "));
+        run_quietly(
+            Command::new("apt-get").arg("update").arg("-q"),
+            "apt-get update",
+        )?;
+        run_quietly(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&apt),
+            &format!("apt-get install {}", apt.join(" ")),
+        )?;
+    }
+    for target in targets.into_iter().filter(|t| !rust_target_installed(t)) {
+        eprintln!("installing Rust target {target}");
+        run_quietly(
+            Command::new("rustup").args(["target", "add", target]),
+            &format!("rustup target add {target}"),
+        )?;
+    }
+    Ok(())
+}
+
+fn install_lock() -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = std::env::temp_dir().join("harness-host-tools.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+}
+
+fn run_quietly(command: &mut Command, what: &str) -> Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn apt_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}", package])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+pub fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn rust_target_installed(target: &str) -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        })
+        // Without rustup (a distribution toolchain) we cannot tell; let the build say.
+        .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_on_path_and_by_path() {
+        assert!(on_path("sh"));
+        assert!(on_path("/bin/sh"));
+        assert!(!on_path("no-such-program-for-sure"));
+    }
+
+    #[test]
+    fn refusal_names_the_commands() {
+        let needs = vec![Requirement {
+            what: "qemu",
+            present: false,
+            install: Install::Apt("qemu-system-x86"),
+        }];
+        let error = ensure(&needs, false).unwrap_err().to_string();
+        assert!(
+            error.contains("apt-get install -y qemu-system-x86"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn nothing_missing_is_fine() {
+        let needs = vec![Requirement {
+            what: "sh",
+            present: true,
+            install: Install::Apt("dash"),
+        }];
+        ensure(&needs, false).unwrap();
+    }
+}

@@ -1,0 +1,210 @@
+//! QEMU backend: PVH boot of an uncompressed vmlinux with the harness initramfs.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use tokio::net::UnixListener;
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use super::accel::Accel;
+use super::supervise::{supervise, GuestEvent, ResultsSource, Supervised};
+use super::GuestLimits;
+use crate::guest::{GuestRun, GuestStatus};
+
+/// Kernel arguments that shorten a TCG boot (measured, see design.md), plus the results port.
+pub const BASE_CMDLINE: &str =
+    "console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check tsc=reliable \
+rcupdate.rcu_expedited=1 i8042.noaux i8042.nokbd i8042.nopnp cryptomgr.notests mitigations=off";
+
+pub struct QemuGuest {
+    pub kernel: String,
+    pub arch: String,
+    pub vmlinux: PathBuf,
+    pub initramfs: PathBuf,
+    pub memory_mib: u32,
+    pub extra_cmdline: String,
+    pub accel: Accel,
+    pub limits: GuestLimits,
+    /// Where the console log and the results socket go.
+    pub work_dir: PathBuf,
+}
+
+impl QemuGuest {
+    pub fn binary(&self) -> &'static str {
+        match self.arch.as_str() {
+            "aarch64" => "qemu-system-aarch64",
+            _ => "qemu-system-x86_64",
+        }
+    }
+
+    pub fn cmdline(&self) -> String {
+        let mut cmdline = format!(
+            "{BASE_CMDLINE} {}=ttyS1",
+            guest_protocol::RESULTS_PORT_PARAM
+        );
+        if !self.extra_cmdline.trim().is_empty() {
+            cmdline.push(' ');
+            cmdline.push_str(self.extra_cmdline.trim());
+        }
+        cmdline
+    }
+
+    pub fn args(&self, results_socket: &Path) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-accel".into(),
+            self.accel.qemu_name().into(),
+            "-m".into(),
+            format!("{}M", self.memory_mib),
+            "-smp".into(),
+            "1".into(),
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-no-reboot".into(),
+            "-display".into(),
+            "none".into(),
+            "-chardev".into(),
+            "stdio,id=console,signal=off".into(),
+            "-serial".into(),
+            "chardev:console".into(),
+            "-chardev".into(),
+            format!("socket,id=results,path={}", results_socket.display()),
+            "-serial".into(),
+            "chardev:results".into(),
+            "-kernel".into(),
+            self.vmlinux.display().to_string(),
+            "-initrd".into(),
+            self.initramfs.display().to_string(),
+            "-append".into(),
+            self.cmdline(),
+        ];
+        if self.accel == Accel::Kvm {
+            args.extend(["-cpu".into(), "host".into()]);
+        }
+        args
+    }
+}
+
+pub async fn run(
+    guest: &QemuGuest,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> GuestRun {
+    let mut run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
+    if let Err(e) = std::fs::create_dir_all(&guest.work_dir) {
+        run.status =
+            GuestStatus::LaunchFailed(format!("cannot create {}: {e}", guest.work_dir.display()));
+        return run;
+    }
+    let socket = guest.work_dir.join("results.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = match UnixListener::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            run.status =
+                GuestStatus::LaunchFailed(format!("cannot listen on {}: {e}", socket.display()));
+            return run;
+        }
+    };
+    let mut command = Command::new(guest.binary());
+    command
+        .args(guest.args(&socket))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    die_with_parent(&mut command);
+    let started = Instant::now();
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            run.status = GuestStatus::LaunchFailed(format!(
+                "cannot start {}: {e} (install QEMU: apt-get install qemu-system-x86)",
+                guest.binary()
+            ));
+            return run;
+        }
+    };
+    // QEMU's own complaints (bad option, missing file) go to stderr: merge them into the console.
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
+    let console_log = guest.work_dir.join("console.log");
+    let result = supervise(Supervised {
+        run,
+        child,
+        results: ResultsSource::Listener(listener),
+        console,
+        console_log: &console_log,
+        limits: guest.limits,
+        cancel,
+        events,
+        started,
+    })
+    .await;
+    let _ = std::fs::remove_file(&socket);
+    result
+}
+
+/// Own process group (a terminal's Ctrl-C reaches the runner only, which then kills its guests
+/// deliberately) and death with the parent (a runner killed by SIGKILL leaves no QEMU behind).
+pub fn die_with_parent(command: &mut Command) {
+    command.process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn guest(accel: Accel) -> QemuGuest {
+        QemuGuest {
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
+            vmlinux: "/img/vmlinux".into(),
+            initramfs: "/img/initramfs".into(),
+            memory_mib: 256,
+            extra_cmdline: " nokaslr ".into(),
+            accel,
+            limits: GuestLimits {
+                boot: Duration::from_secs(1),
+                test: Duration::from_secs(1),
+                guest: Duration::from_secs(1),
+            },
+            work_dir: "/tmp/w".into(),
+        }
+    }
+
+    #[test]
+    fn command_line_boots_pvh_without_devices() {
+        let args = guest(Accel::Tcg).args(Path::new("/tmp/w/results.sock"));
+        let joined = args.join(" ");
+        assert!(joined.contains("-accel tcg"));
+        assert!(joined.contains("-nodefaults"));
+        assert!(joined.contains("-no-reboot"));
+        assert!(joined.contains("-kernel /img/vmlinux"));
+        assert!(joined.contains("socket,id=results,path=/tmp/w/results.sock"));
+        assert!(!joined.contains("-cpu host"));
+        let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
+        assert!(append.starts_with("console=ttyS0 "));
+        assert!(append.contains("panic=-1"));
+        assert!(append.ends_with("harness.port=ttyS1 nokaslr"));
+    }
+
+    #[test]
+    fn kvm_uses_the_host_cpu() {
+        let args = guest(Accel::Kvm).args(Path::new("/s"));
+        assert!(args.join(" ").contains("-accel kvm"));
+        assert!(args.join(" ").contains("-cpu host"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Watches one running guest (or host agent) until it ends, one way or another.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use guest_protocol::FrameScanner;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::UnixListener;
+use tokio::process::Child;
+use tokio::sync::{mpsc, watch};
+
+use super::GuestLimits;
+use crate::guest::{classify_exit, GuestRun, GuestStatus, TailBuffer};
+
+/// After the agent says Done, the guest gets this long to power itself off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const CONSOLE_TAIL_BYTES: usize = 64 * 1024;
+pub const CONSOLE_TAIL_LINES: usize = 40;
+
+/// Progress, for bars and plain lines.
+#[derive(Debug, Clone)]
+pub enum GuestEvent {
+    Started {
+        kernel: String,
+    },
+    Hello {
+        kernel: String,
+        release: String,
+    },
+    CaseDone {
+        kernel: String,
+    },
+    Finished {
+        kernel: String,
+        status: String,
+        elapsed: Duration,
+    },
+}
+
+pub enum ResultsSource {
+    /// QEMU connects to this socket as the client of its second serial port.
+    Listener(UnixListener),
+    Stream(Box<dyn AsyncRead + Unpin + Send>),
+}
+
+pub struct Supervised<'a> {
+    pub run: GuestRun,
+    pub child: Child,
+    pub results: ResultsSource,
+    pub console: Box<dyn AsyncRead + Unpin + Send>,
+    pub console_log: &'a Path,
+    pub limits: GuestLimits,
+    pub cancel: watch::Receiver<bool>,
+    pub events: mpsc::UnboundedSender<GuestEvent>,
+    pub started: Instant,
+}
+
+enum Ended {
+    Exited,
+    Killed(GuestStatus),
+}
+
+pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
+    let kernel = s.run.kernel.clone();
+    let _ = s.events.send(GuestEvent::Started {
+        kernel: kernel.clone(),
+    });
+    let mut console_file = std::fs::File::create(s.console_log).ok();
+    let mut console = TailBuffer::new(CONSOLE_TAIL_BYTES);
+    let mut scanner = FrameScanner::new();
+    let mut stream: Option<Box<dyn AsyncRead + Unpin + Send>> = None;
+    let mut listener = None;
+    match s.results {
+        ResultsSource::Listener(l) => listener = Some(l),
+        ResultsSource::Stream(st) => stream = Some(st),
+    }
+    let mut done = false;
+    let mut console_open = true;
+    let mut last_message = Instant::now();
+    let mut results_buf = vec![0u8; 64 * 1024];
+    let mut console_buf = vec![0u8; 16 * 1024];
+
+    let ended = loop {
+        let now = Instant::now();
+        let (deadline, timeout_status) =
+            next_deadline(&s.run, done, s.started, last_message, &s.limits);
+        if *s.cancel.borrow() {
+            break Ended::Killed(GuestStatus::Interrupted);
+        }
+        tokio::select! {
+            _ = s.cancel.changed() => {
+                if *s.cancel.borrow() {
+                    break Ended::Killed(GuestStatus::Interrupted);
+                }
+            }
+            accepted = async { listener.as_ref().map(|l| l.accept()).unwrap().await }, if listener.is_some() && stream.is_none() => {
+                if let Ok((conn, _)) = accepted {
+                    stream = Some(Box::new(conn));
+                }
+            }
+            read = async { stream.as_mut().unwrap().read(&mut results_buf).await }, if stream.is_some() => {
+                match read {
+                    Ok(0) | Err(_) => { stream = None; listener = None; }
+                    Ok(n) => {
+                        for message in scanner.push(&results_buf[..n]) {
+                            last_message = Instant::now();
+                            let at = s.started.elapsed().as_millis() as u64;
+                            let was_case = matches!(message, guest_protocol::GuestMessage::CaseResult(_));
+                            if let guest_protocol::GuestMessage::Hello(hello) = &message {
+                                let _ = s.events.send(GuestEvent::Hello { kernel: kernel.clone(), release: hello.kernel_release.clone() });
+                            }
+                            if s.run.absorb(message, at) {
+                                done = true;
+                            }
+                            if was_case {
+                                let _ = s.events.send(GuestEvent::CaseDone { kernel: kernel.clone() });
+                            }
+                        }
+                    }
+                }
+            }
+            read = s.console.read(&mut console_buf), if console_open => {
+                match read {
+                    Ok(0) | Err(_) => console_open = false,
+                    Ok(n) => {
+                        console.push(&console_buf[..n]);
+                        if let Some(file) = console_file.as_mut() {
+                            let _ = file.write_all(&console_buf[..n]);
+                        }
+                    }
+                }
+            }
+            _ = s.child.wait() => break Ended::Exited,
+            _ = tokio::time::sleep(deadline.saturating_duration_since(now)) => {
+                break Ended::Killed(timeout_status);
+            }
+        }
+    };
+
+    let killed = matches!(ended, Ended::Killed(_));
+    if killed {
+        let _ = s.child.start_kill();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.child.wait()).await;
+    // Whatever is still buffered in the pipes belongs to the record.
+    drain(&mut stream, &mut scanner, &mut s.run, &mut done, s.started).await;
+    if console_open {
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_millis(300), s.console.read_to_end(&mut rest))
+            .await;
+        console.push(&rest);
+        if let Some(file) = console_file.as_mut() {
+            let _ = file.write_all(&rest);
+        }
+    }
+    s.run.timings.exit_ms = s.started.elapsed().as_millis() as u64;
+    s.run.damaged_frames = scanner.damaged.len();
+    s.run.status = match ended {
+        Ended::Killed(status) if !done || status == GuestStatus::Interrupted => status,
+        // Done but would not power off: the results are complete, say so in the logs only.
+        Ended::Killed(_) => {
+            s.run
+                .logs
+                .push("the guest did not power off after the agent finished; killed".into());
+            s.run.status.clone()
+        }
+        Ended::Exited => classify_exit(&s.run, done, &console),
+    };
+    if s.run.status != GuestStatus::Completed {
+        s.run.console_tail = console.last_lines(CONSOLE_TAIL_LINES);
+    }
+    let _ = s.events.send(GuestEvent::Finished {
+        kernel,
+        status: s.run.status.label().to_string(),
+        elapsed: s.started.elapsed(),
+    });
+    s.run
+}
+
+fn next_deadline(
+    run: &GuestRun,
+    done: bool,
+    started: Instant,
+    last_message: Instant,
+    limits: &GuestLimits,
+) -> (Instant, GuestStatus) {
+    let whole = (started + limits.guest, GuestStatus::GuestTimeout);
+    let phase = if done {
+        (last_message + SHUTDOWN_GRACE, GuestStatus::Completed)
+    } else if run.hello.is_none() {
+        (started + limits.boot, GuestStatus::BootTimeout)
+    } else {
+        (last_message + limits.test, GuestStatus::TestTimeout)
+    };
+    if phase.0 <= whole.0 {
+        phase
+    } else {
+        whole
+    }
+}
+
+async fn drain(
+    stream: &mut Option<Box<dyn AsyncRead + Unpin + Send>>,
+    scanner: &mut FrameScanner,
+    run: &mut GuestRun,
+    done: &mut bool,
+    started: Instant,
+) {
+    let Some(stream) = stream.as_mut() else {
+        return;
+    };
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(300), stream.read_to_end(&mut rest)).await;
+    for message in scanner.push(&rest) {
+        if run.absorb(message, started.elapsed().as_millis() as u64) {
+            *done = true;
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The repository's `kernels.toml` parses, and `kernels.lock` pins every Debian kernel in it
+//! with up-to-date patterns (offline).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::config::{KernelSource, Matrix};
+use harness::lockfile::Lockfile;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn repository_matrix_parses() {
+    let m = Matrix::load(&workspace().join("kernels.toml")).unwrap();
+    let names: Vec<&str> = m.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["5.10", "6.1", "6.12", "7.2", "host"]);
+    let default: Vec<&str> = m
+        .select(&[])
+        .unwrap()
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(default, ["5.10", "6.1", "6.12", "7.2"]);
+    assert_eq!(m.kernels[0].boot_timeout, Duration::from_secs(60));
+    assert_eq!(m.kernels[0].memory_mib, 256);
+    assert_eq!(m.kernels[4].source, KernelSource::Host);
+    assert_eq!(m.mirror, None, "the repository must not name a mirror");
+}
+
+#[test]
+fn repository_lock_matches_matrix() {
+    let m = Matrix::load(&workspace().join("kernels.toml")).unwrap();
+    let lock = Lockfile::load(&workspace().join("kernels.lock")).unwrap();
+    for k in &m.kernels {
+        let KernelSource::Debian(d) = &k.source else {
+            assert!(lock.kernel(&k.name).is_none());
+            continue;
+        };
+        let l = lock
+            .kernel(&k.name)
+            .unwrap_or_else(|| panic!("{} not locked", k.name));
+        assert_eq!(l.stale_reason(d, k.arch.debian()), None, "{}", k.name);
+        for (p, pat) in l.packages.iter().zip(&d.packages) {
+            assert!(pat.matches(&p.name), "{} does not match {pat}", p.name);
+            assert_eq!(p.sha256.len(), 64);
+        }
+    }
+    let text = std::fs::read_to_string(workspace().join("kernels.lock")).unwrap();
+    assert!(text.contains("cargo run -p harness -- lock"));
+}

@@ -1,0 +1,90 @@
+//! The program corpus and its fixtures agree: every fixture file parses, names
+//! an object that builds, and every case names a program (a function in a
+//! program section) of that object.
+//!
+//! With `FIXTURES_DUMP=<file>` the resolved cases (hex bytes) are also written
+//! as JSON, for checking the corpus by hand on a host kernel.
+
+use harness::{bpf_build, fixtures};
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn programs_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../programs"))
+}
+
+#[test]
+fn fixtures_match_built_objects() {
+    let files = fixtures::load_dir(programs_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!files.is_empty());
+    if bpf_build::clang_version(&bpf_build::clang_command()).is_err() {
+        eprintln!("skipped the object checks: no BPF compiler");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let built = bpf_build::build_all(programs_dir(), out.path()).unwrap();
+    let mut dump = Vec::new();
+    for f in &files {
+        let obj = built
+            .iter()
+            .find(|b| b.name == f.object)
+            .unwrap_or_else(|| panic!("{}: no object {}", f.path.display(), f.object));
+        let bytes = std::fs::read(&obj.path).unwrap();
+        let elf = object::File::parse(&*bytes).unwrap();
+        // program name -> section name
+        let mut progs = BTreeMap::new();
+        for sym in elf.symbols() {
+            if sym.kind() != SymbolKind::Text {
+                continue;
+            }
+            if let Some(idx) = sym.section_index() {
+                let sec = elf.section_by_index(idx).unwrap();
+                let sname = sec.name().unwrap_or_default();
+                if sname != ".text" {
+                    progs.insert(sym.name().unwrap().to_string(), sname.to_string());
+                }
+            }
+        }
+        for c in &f.cases {
+            let section = progs.get(&c.program).unwrap_or_else(|| {
+                panic!(
+                    "{}: case `{}`: object {} has no program `{}` (has {:?})",
+                    f.path.display(),
+                    c.name,
+                    f.object,
+                    c.program,
+                    progs.keys().collect::<Vec<_>>()
+                )
+            });
+            dump.push(serde_json::json!({
+                "object": f.object,
+                "object_path": obj.path.display().to_string(),
+                "section": section,
+                "name": c.name,
+                "program": c.program,
+                "data_in": hex::encode(&c.data_in),
+                "ctx_in": c.ctx_in.as_ref().map(hex::encode),
+                "repeat": c.repeat,
+                "retval": c.expect.retval,
+                "data_out": c.expect.data_out.as_ref().map(hex::encode),
+                "maps": c.expect.maps.iter().map(|m| serde_json::json!({
+                    "map": m.map, "key": hex::encode(&m.key), "value": hex::encode(&m.value)
+                })).collect::<Vec<_>>(),
+                "maps_exact": c.expect.maps_exact,
+            }));
+        }
+    }
+    if let Some(p) = std::env::var_os("FIXTURES_DUMP") {
+        // keep the objects next to the dump
+        let keep = Path::new(&p).with_extension("objects");
+        std::fs::create_dir_all(&keep).unwrap();
+        for d in dump.iter_mut() {
+            let src = d["object_path"].as_str().unwrap().to_string();
+            let dst = keep.join(Path::new(&src).file_name().unwrap());
+            std::fs::copy(&src, &dst).unwrap();
+            d["object_path"] = serde_json::Value::String(dst.display().to_string());
+        }
+        std::fs::write(&p, serde_json::to_vec_pretty(&dump).unwrap()).unwrap();
+    }
+}

@@ -1,0 +1,51 @@
+//! Errors when the mirror cannot be reached (no network needed: the mirror is a closed local
+//! port).
+
+use std::path::{Path, PathBuf};
+
+use harness::images::{AptError, ImageError, Images, NoProgress};
+use harness::lockfile::Lockfile;
+
+const MATRIX: &str = r#"
+mirror = "http://127.0.0.1:9/debian"
+[[kernel]]
+name = "5.10"
+debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }
+"#;
+
+fn lock() -> Lockfile {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../kernels.lock");
+    Lockfile::load(&p).unwrap()
+}
+
+#[test]
+fn unreachable_mirror_is_a_clear_error() {
+    let m = harness::config::Matrix::parse(MATRIX, Path::new("/x/kernels.toml")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let images = Images::new(cache.path(), &m);
+
+    let all: Vec<_> = m.kernels.iter().collect();
+    let e = images.resolve(&m, &all, None).unwrap_err();
+    assert!(
+        matches!(e, ImageError::Apt(AptError::Network { .. })),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("cannot reach the Debian mirror http://127.0.0.1:9/debian"),
+        "{msg}"
+    );
+
+    let e = images
+        .provision(&m.kernels[0], &lock(), &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(e, ImageError::Apt(AptError::Network { .. })),
+        "{e:?}"
+    );
+    // Nothing half-written is left in the cache.
+    let debs: Vec<_> = std::fs::read_dir(cache.path().join("debs"))
+        .unwrap()
+        .collect();
+    assert!(debs.is_empty(), "{debs:?}");
+}
