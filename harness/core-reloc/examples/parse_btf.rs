@@ -4,7 +4,9 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into());
+    let path = args
+        .next()
+        .unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into());
     let name = args.next().unwrap_or_else(|| "task_struct".into());
     let raw = match std::fs::read(&path) {
         Ok(raw) => raw,

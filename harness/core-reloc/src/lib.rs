@@ -30,5 +30,5 @@ pub use btf::{Btf, BtfError, Kind, Type, TypeBody};
 pub use btf_ext::{BtfExt, BtfExtError, CoreRelo};
 pub use core::{CoreDecision, CoreOutcome, RelocKind};
 pub use object::{MapKind, MapSpec, Object, ObjectError, Program};
-pub use relocate::{relocate_program, MapRef, MapRefKind, RelocatedProgram, RelocateError};
+pub use relocate::{relocate_program, MapRef, MapRefKind, RelocateError, RelocatedProgram};
 pub use sanitize::{sanitize_btf, BtfFeatures};

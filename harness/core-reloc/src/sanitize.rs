@@ -139,7 +139,12 @@ fn rewrite(
                 None => {
                     let name_off = out.add_string("enum64_placeholder");
                     let mut record = Vec::with_capacity(16);
-                    for w in [name_off, (Kind::Int as u32) << 24, 1, int_record_encoding_u8()] {
+                    for w in [
+                        name_off,
+                        (Kind::Int as u32) << 24,
+                        1,
+                        int_record_encoding_u8(),
+                    ] {
                         record.extend_from_slice(&w.to_le_bytes());
                     }
                     let p = out.add_raw_type(&record);

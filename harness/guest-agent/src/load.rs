@@ -12,12 +12,14 @@ use sha2::{Digest, Sha256};
 pub struct LoadedMap {
     pub spec: MapSpec,
     pub fd: OwnedFd,
+    /// Frozen after its initial value was written (`.rodata`).
+    pub frozen: bool,
 }
 
 pub struct LoadedObject {
     pub maps: Vec<LoadedMap>,
-    /// Program name → fd, for the programs the kernel accepted.
-    pub programs: HashMap<String, OwnedFd>,
+    /// Program name → fd and program type, for the programs the kernel accepted.
+    pub programs: HashMap<String, (OwnedFd, u32)>,
     /// Program name → why it could not run here (unsupported type, verifier rejection, ...).
     pub not_loaded: HashMap<String, ProgramLoadOutcome>,
 }
@@ -69,7 +71,12 @@ pub fn load_object(
                         decision: describe(&decision.outcome),
                     });
                 }
-                relocated.patch_map_fds(&map_fds);
+                if let Err(e) = relocated.patch_map_fds(&map_fds) {
+                    let outcome = ProgramLoadOutcome::Rejected { error: e.to_string(), verifier_log: String::new() };
+                    not_loaded.insert(name.clone(), outcome.clone());
+                    program_reports.push(ProgramLoad { program: name, section: program.section.clone(), outcome });
+                    continue;
+                }
                 let started = Instant::now();
                 let request = bpf_loader::ProgramLoad {
                     name: &name,
@@ -87,7 +94,7 @@ pub fn load_object(
                 };
                 match bpf_loader::load_program(&request) {
                     Ok(fd) => {
-                        programs.insert(name.clone(), fd);
+                        programs.insert(name.clone(), (fd, relocated.program_type));
                         ProgramLoadOutcome::Loaded {
                             insns: (relocated.insns.len() / 8) as u32,
                             load_us: started.elapsed().as_micros() as u64,
@@ -178,10 +185,11 @@ fn create_maps(object: &Object, btf_fd: Option<&OwnedFd>) -> Result<Vec<LoadedMa
             }
             Err(e) => return Err(format!("map {}: {e}", spec.name)),
         };
-        let map = LoadedMap { spec: spec.clone(), fd };
+        let mut map = LoadedMap { spec: spec.clone(), fd, frozen: false };
         reset_map(&map)?;
         if spec.freeze {
             bpf_loader::map_freeze(map.fd.as_raw_fd()).map_err(|e| format!("map {}: {e}", spec.name))?;
+            map.frozen = true;
         }
         maps.push(map);
     }
@@ -192,12 +200,13 @@ fn create_maps(object: &Object, btf_fd: Option<&OwnedFd>) -> Result<Vec<LoadedMa
 pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
     let fd = map.fd.as_raw_fd();
     let spec = &map.spec;
+    if map.frozen {
+        // Programs cannot write it either: it still holds its initial value.
+        return Ok(());
+    }
     if let Some(initial) = &spec.initial_value {
         let key = 0u32.to_ne_bytes();
         return bpf_loader::map_update(fd, &key, initial, 0).map_err(|e| format!("map {}: {e}", spec.name));
-    }
-    if spec.freeze {
-        return Ok(());
     }
     match spec.map_type {
         bpf_loader::consts::BPF_MAP_TYPE_ARRAY | bpf_loader::consts::BPF_MAP_TYPE_PERCPU_ARRAY => {

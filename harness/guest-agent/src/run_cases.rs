@@ -14,7 +14,7 @@ pub fn run_case(object: &LoadedObject, case: &CaseSpec) -> CaseResult {
 }
 
 fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
-    let Some(fd) = object.programs.get(&case.program) else {
+    let Some((fd, program_type)) = object.programs.get(&case.program) else {
         return match object.not_loaded.get(&case.program) {
             Some(ProgramLoadOutcome::Unsupported { reason }) => CaseOutcome::Unsupported { reason: reason.clone() },
             Some(ProgramLoadOutcome::Rejected { error, verifier_log }) => CaseOutcome::Error {
@@ -28,35 +28,10 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             return CaseOutcome::Error { message };
         }
     }
-    let data_size_out = if case.data_size_out > 0 {
-        case.data_size_out
-    } else {
-        case.data_in.len() as u32 + DATA_OUT_HEADROOM
-    };
-    let request = bpf_loader::TestRun {
-        data_in: &case.data_in,
-        data_size_out,
-        ctx_in: case.ctx_in.as_deref(),
-        ctx_size_out: if case.ctx_in.is_some() { case.ctx_size_out.max(case.ctx_in.as_ref().map_or(0, |c| c.len() as u32)) } else { 0 },
-        repeat: case.repeat.max(1),
-        flags: 0,
-    };
+    let request = test_run_request(case, *program_type);
     let output = match bpf_loader::test_run(fd.as_raw_fd(), &request) {
         Ok(output) => output,
-        Err(error) => {
-            let errno = error.errno();
-            if errno == Some(524) || errno == Some(libc::EOPNOTSUPP) {
-                return CaseOutcome::Unsupported {
-                    reason: format!("BPF_PROG_TEST_RUN is not supported for this program type here: {error}"),
-                };
-            }
-            if errno == Some(libc::EINVAL) && case.ctx_in.is_some() {
-                return CaseOutcome::Unsupported {
-                    reason: format!("this kernel refuses a context (ctx_in) for this program type: {error}"),
-                };
-            }
-            return CaseOutcome::Error { message: format!("BPF_PROG_TEST_RUN failed: {error}") };
-        }
+        Err(error) => return classify_test_run_error(case, *program_type, error),
     };
     let mut maps = Vec::new();
     for name in &case.dump_maps {
@@ -77,6 +52,54 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
         duration_ns: output.duration_ns,
         maps,
     })
+}
+
+/// The test-run attributes a program type accepts. Tracing-style types (raw tracepoint,
+/// syscall) take a context in and nothing else: the kernel refuses data, repeat and ctx_out.
+fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'_> {
+    use bpf_loader::consts::{BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_SYSCALL};
+    if matches!(program_type, BPF_PROG_TYPE_RAW_TRACEPOINT | BPF_PROG_TYPE_SYSCALL) {
+        return bpf_loader::TestRun {
+            data_in: &[],
+            data_size_out: 0,
+            ctx_in: case.ctx_in.as_deref(),
+            ctx_size_out: 0,
+            repeat: 0,
+            flags: 0,
+        };
+    }
+    let data_size_out = if case.data_size_out > 0 { case.data_size_out } else { case.data_in.len() as u32 + DATA_OUT_HEADROOM };
+    let ctx_size_out = match &case.ctx_in {
+        Some(ctx) => case.ctx_size_out.max(ctx.len() as u32),
+        None => 0,
+    };
+    bpf_loader::TestRun {
+        data_in: &case.data_in,
+        data_size_out,
+        ctx_in: case.ctx_in.as_deref(),
+        ctx_size_out,
+        repeat: case.repeat.max(1),
+        flags: 0,
+    }
+}
+
+/// Unsupported only where the kernel demonstrably lacks the feature; anything else is an error
+/// (an EINVAL from a bad request must never hide as "unsupported").
+fn classify_test_run_error(case: &CaseSpec, program_type: u32, error: bpf_loader::BpfError) -> CaseOutcome {
+    if error.is_not_supported() {
+        return CaseOutcome::Unsupported {
+            reason: format!("BPF_PROG_TEST_RUN is not implemented for program type {program_type} on this kernel ({error})"),
+        };
+    }
+    if program_type == bpf_loader::consts::BPF_PROG_TYPE_XDP
+        && case.ctx_in.is_some()
+        && matches!(bpf_loader::probe::test_run_xdp_ctx_supported(), Ok(false))
+    {
+        return CaseOutcome::Unsupported {
+            reason: "XDP test runs take no xdp_md context on this kernel (added in 5.15)".into(),
+        };
+    }
+    CaseOutcome::Error { message: format!("BPF_PROG_TEST_RUN failed: {error}") }
 }
 
 /// Arrays always hold every index: only non-zero entries are listed, so a dump says what the

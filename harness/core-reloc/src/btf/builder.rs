@@ -85,7 +85,11 @@ impl BtfBuilder {
         let kind_flag = members.iter().any(|m| m.3 != 0);
         let mut extra = Vec::with_capacity(members.len() * 3);
         for &(mname, ty, bit_off, bits) in members {
-            let off = if kind_flag { bits << 24 | bit_off } else { bit_off };
+            let off = if kind_flag {
+                bits << 24 | bit_off
+            } else {
+                bit_off
+            };
             extra.extend_from_slice(&[self.string(mname), ty, off]);
         }
         self.raw(name, kind, kind_flag, members.len() as u32, size, &extra)
@@ -108,7 +112,14 @@ impl BtfBuilder {
         for &(vname, v) in values {
             extra.extend_from_slice(&[self.string(vname), v as u32, (v >> 32) as u32]);
         }
-        self.raw(name, Kind::Enum64, signed, values.len() as u32, size, &extra)
+        self.raw(
+            name,
+            Kind::Enum64,
+            signed,
+            values.len() as u32,
+            size,
+            &extra,
+        )
     }
 
     pub fn typedef(&mut self, name: &str, target: u32) -> u32 {

@@ -80,9 +80,9 @@ impl NameIndex {
             while id != 0 {
                 let current = id;
                 id = self.next.get(current as usize).copied().unwrap_or(0);
-                let matches = btf.name_of(current).is_ok_and(|name| {
-                    name.get(..essential_name_len_str(name)) == Some(essential)
-                });
+                let matches = btf
+                    .name_of(current)
+                    .is_ok_and(|name| name.get(..essential_name_len_str(name)) == Some(essential));
                 if matches {
                     return Some(current);
                 }

@@ -169,19 +169,49 @@ pub struct VarSecInfo {
 pub enum TypeBody<'a> {
     Void,
     Int(IntType),
-    Ptr { target: u32 },
+    Ptr {
+        target: u32,
+    },
     Array(ArrayType),
-    Composite { size: u32, members: Vec<Member<'a>> },
-    Enum { size: u32, signed: bool, values: Vec<EnumValue<'a>> },
-    Fwd { is_union: bool },
+    Composite {
+        size: u32,
+        members: Vec<Member<'a>>,
+    },
+    Enum {
+        size: u32,
+        signed: bool,
+        values: Vec<EnumValue<'a>>,
+    },
+    Fwd {
+        is_union: bool,
+    },
     /// Typedef, volatile, const, restrict, type tag.
-    Ref { target: u32 },
-    Func { proto: u32, linkage: u32 },
-    FuncProto { ret: u32, params: Vec<Param<'a>> },
-    Var { ty: u32, linkage: u32 },
-    DataSec { size: u32, vars: Vec<VarSecInfo> },
-    Float { size: u32 },
-    DeclTag { target: u32, component_idx: i32 },
+    Ref {
+        target: u32,
+    },
+    Func {
+        proto: u32,
+        linkage: u32,
+    },
+    FuncProto {
+        ret: u32,
+        params: Vec<Param<'a>>,
+    },
+    Var {
+        ty: u32,
+        linkage: u32,
+    },
+    DataSec {
+        size: u32,
+        vars: Vec<VarSecInfo>,
+    },
+    Float {
+        size: u32,
+    },
+    DeclTag {
+        target: u32,
+        component_idx: i32,
+    },
 }
 
 /// A decoded type: its id, name, kind and body.
@@ -222,7 +252,11 @@ impl<'a> Type<'a> {
 
     /// "struct foo", "enum bar", "typedef baz", "int".
     pub fn c_name(&self) -> String {
-        let name = if self.name.is_empty() { "(anon)" } else { self.name };
+        let name = if self.name.is_empty() {
+            "(anon)"
+        } else {
+            self.name
+        };
         match self.kind {
             Kind::Struct | Kind::Union | Kind::Enum | Kind::Enum64 | Kind::Typedef => {
                 format!("{} {}", self.kind.c_word(), name)

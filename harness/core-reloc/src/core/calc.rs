@@ -129,7 +129,9 @@ fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, String>
             out.val = 64u64.checked_sub(shift).ok_or("field wider than 64 bits")?;
         }
         RelocKind::FieldRshiftU64 => {
-            out.val = 64u64.checked_sub(bit_sz).ok_or("field wider than 64 bits")?;
+            out.val = 64u64
+                .checked_sub(bit_sz)
+                .ok_or("field wider than 64 bits")?;
             out.validate = true;
         }
         _ => return Err(format!("{kind} is not a field relocation")),
@@ -170,7 +172,10 @@ fn enumval_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, Strin
                 return Ok(Calc::Poison("enumerator not found in target".into()));
             };
             let acc = spec.accessors.first().ok_or("empty enum spec")?;
-            let t = spec.btf.type_by_id(acc.type_id).map_err(|e| e.to_string())?;
+            let t = spec
+                .btf
+                .type_by_id(acc.type_id)
+                .map_err(|e| e.to_string())?;
             let v = t
                 .enum_values()
                 .get(acc.idx as usize)
@@ -220,11 +225,14 @@ pub(crate) fn calc_relo(
             let (Some(targ), local_btf) = (targ, local.btf) else {
                 return Ok(res);
             };
-            let orig_t = local_btf.type_by_id(orig.type_id).map_err(|e| e.to_string())?;
-            let new_t = targ.btf.type_by_id(new.type_id).map_err(|e| e.to_string())?;
-            let unsigned_int = |t: &crate::btf::Type<'_>| {
-                matches!(t.body, TypeBody::Int(i) if i.encoding != INT_SIGNED)
-            };
+            let orig_t = local_btf
+                .type_by_id(orig.type_id)
+                .map_err(|e| e.to_string())?;
+            let new_t = targ
+                .btf
+                .type_by_id(new.type_id)
+                .map_err(|e| e.to_string())?;
+            let unsigned_int = |t: &crate::btf::Type<'_>| matches!(t.body, TypeBody::Int(i) if i.encoding != INT_SIGNED);
             let safe = (orig_t.kind == Kind::Ptr && new_t.kind == Kind::Ptr)
                 || (unsigned_int(&orig_t) && unsigned_int(&new_t));
             res.fail_memsz_adjust = !safe;
@@ -324,7 +332,9 @@ pub(crate) fn patch_insn(
                 || next.src_reg != 0
                 || next.off != 0
             {
-                return Err(format!("instruction #{index} (ld_imm64) has unexpected form"));
+                return Err(format!(
+                    "instruction #{index} (ld_imm64) has unexpected form"
+                ));
             }
             let imm = ins.imm as u32 as u64 | (next.imm as u32 as u64) << 32;
             if res.validate && imm != res.orig_val {

@@ -190,9 +190,7 @@ fn types_match_at(
                 let local_union = *is_union;
                 return Ok(match (&targ.body, behind_ptr) {
                     (TypeBody::Fwd { is_union }, _) => local_union == *is_union,
-                    (TypeBody::Composite { .. }, true) => {
-                        (targ.kind == Kind::Union) == local_union
-                    }
+                    (TypeBody::Composite { .. }, true) => (targ.kind == Kind::Union) == local_union,
                     _ => false,
                 });
             }

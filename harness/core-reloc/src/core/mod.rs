@@ -93,7 +93,10 @@ impl<'a> CoreEngine<'a> {
             why,
         };
         let Some(kind) = kind else {
-            return Err(fail(&raw_access, format!("unknown relocation kind {}", relo.kind)));
+            return Err(fail(
+                &raw_access,
+                format!("unknown relocation kind {}", relo.kind),
+            ));
         };
         let local_name = self
             .local
@@ -122,9 +125,13 @@ impl<'a> CoreEngine<'a> {
             }
         } else {
             if local_name.is_empty() {
-                return Err(fail("relocations against anonymous types are not supported".into()));
+                return Err(fail(
+                    "relocations against anonymous types are not supported".into(),
+                ));
             }
-            let cands = self.candidates_for(relo.type_id, &local_name).map_err(fail)?;
+            let cands = self
+                .candidates_for(relo.type_id, &local_name)
+                .map_err(fail)?;
             let mut chosen: Option<(calc::RelocResult, u64)> = None;
             let mut kept = Vec::new();
             for &cand in &cands {

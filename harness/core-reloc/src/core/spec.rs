@@ -105,7 +105,9 @@ pub(crate) fn parse_spec<'a>(
     }
     spec.raw = parse_access_string(access)?;
     let first = spec.raw[0];
-    let mut id = btf.skip_mods_and_typedefs(root_type_id).map_err(|e| e.to_string())?;
+    let mut id = btf
+        .skip_mods_and_typedefs(root_type_id)
+        .map_err(|e| e.to_string())?;
     let root = btf.type_by_id(id).map_err(|e| e.to_string())?;
 
     if kind.is_enumval_based() {
@@ -150,7 +152,9 @@ pub(crate) fn parse_spec<'a>(
                 id = member.ty;
             }
             TypeBody::Array(array) => {
-                let elem = btf.skip_mods_and_typedefs(array.elem).map_err(|e| e.to_string())?;
+                let elem = btf
+                    .skip_mods_and_typedefs(array.elem)
+                    .map_err(|e| e.to_string())?;
                 let flex = is_flex_array(btf, spec.accessors.last(), array.len);
                 if !flex && idx >= array.len {
                     return err(format!("array index {idx} out of range at step {step}"));
@@ -166,9 +170,9 @@ pub(crate) fn parse_spec<'a>(
             }
             _ => {
                 return err(format!(
-                    "access step {step} reaches type #{id} of kind {}, not a struct, union or array",
-                    t.kind
-                ))
+                "access step {step} reaches type #{id} of kind {}, not a struct, union or array",
+                t.kind
+            ))
             }
         }
     }
@@ -207,7 +211,9 @@ pub(crate) fn spec_match<'a>(
     };
 
     if local.kind.is_enumval_based() {
-        let id = targ_btf.skip_mods_and_typedefs(targ_id).map_err(|e| e.to_string())?;
+        let id = targ_btf
+            .skip_mods_and_typedefs(targ_id)
+            .map_err(|e| e.to_string())?;
         let t = targ_btf.type_by_id(id).map_err(|e| e.to_string())?;
         if !t.kind.is_any_enum() {
             return Ok(None);
@@ -229,10 +235,14 @@ pub(crate) fn spec_match<'a>(
 
     let mut targ_id = targ_id;
     for (i, local_acc) in local.accessors.iter().enumerate() {
-        targ_id = targ_btf.skip_mods_and_typedefs(targ_id).map_err(|e| e.to_string())?;
+        targ_id = targ_btf
+            .skip_mods_and_typedefs(targ_id)
+            .map_err(|e| e.to_string())?;
         if local_acc.name.is_some() {
             let mut next = targ_id;
-            if !match_member(local.btf, local_acc, targ_btf, targ_id, &mut targ, &mut next)? {
+            if !match_member(
+                local.btf, local_acc, targ_btf, targ_id, &mut targ, &mut next,
+            )? {
                 return Ok(None);
             }
             targ_id = next;
@@ -276,7 +286,9 @@ fn match_member<'a>(
     spec: &mut Spec<'a>,
     next_targ_id: &mut u32,
 ) -> SpecResult<bool> {
-    let targ_id = targ_btf.skip_mods_and_typedefs(targ_id).map_err(|e| e.to_string())?;
+    let targ_id = targ_btf
+        .skip_mods_and_typedefs(targ_id)
+        .map_err(|e| e.to_string())?;
     let targ_type = targ_btf.type_by_id(targ_id).map_err(|e| e.to_string())?;
     if !targ_type.kind.is_composite() {
         return Ok(false);
@@ -296,7 +308,14 @@ fn match_member<'a>(
         spec.bit_offset += member.bit_offset as u64;
         spec.raw.push(i as u32);
         if member.name.is_empty() {
-            if match_member(local_btf, local_acc, targ_btf, member.ty, spec, next_targ_id)? {
+            if match_member(
+                local_btf,
+                local_acc,
+                targ_btf,
+                member.ty,
+                spec,
+                next_targ_id,
+            )? {
                 return Ok(true);
             }
         } else if member.name == local_member.name {

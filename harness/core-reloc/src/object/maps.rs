@@ -178,22 +178,20 @@ impl MapSpec {
         };
         for member in def.members() {
             match member.name {
-                "type" => spec.map_type = uint_member(btf, member.ty).map_err(|w| bad(w))?,
-                "max_entries" => spec.max_entries = uint_member(btf, member.ty).map_err(|w| bad(w))?,
-                "map_flags" => spec.map_flags = uint_member(btf, member.ty).map_err(|w| bad(w))?,
-                "numa_node" => spec.numa_node = uint_member(btf, member.ty).map_err(|w| bad(w))?,
-                "map_extra" => {
-                    spec.map_extra = uint_member(btf, member.ty).map_err(|w| bad(w))? as u64
-                }
+                "type" => spec.map_type = uint_member(btf, member.ty).map_err(&bad)?,
+                "max_entries" => spec.max_entries = uint_member(btf, member.ty).map_err(&bad)?,
+                "map_flags" => spec.map_flags = uint_member(btf, member.ty).map_err(&bad)?,
+                "numa_node" => spec.numa_node = uint_member(btf, member.ty).map_err(&bad)?,
+                "map_extra" => spec.map_extra = uint_member(btf, member.ty).map_err(&bad)? as u64,
                 "key_size" => {
-                    let size = uint_member(btf, member.ty).map_err(|w| bad(w))?;
+                    let size = uint_member(btf, member.ty).map_err(&bad)?;
                     if spec.key_size != 0 && spec.key_size != size {
                         return Err(bad("key_size disagrees with key type"));
                     }
                     spec.key_size = size;
                 }
                 "value_size" => {
-                    let size = uint_member(btf, member.ty).map_err(|w| bad(w))?;
+                    let size = uint_member(btf, member.ty).map_err(&bad)?;
                     if spec.value_size != 0 && spec.value_size != size {
                         return Err(bad("value_size disagrees with value type"));
                     }
@@ -227,7 +225,9 @@ impl MapSpec {
 
 /// Decodes `__uint(name, val)`, i.e. `int (*name)[val]`.
 fn uint_member(btf: &Btf, ty: u32) -> Result<u32, &'static str> {
-    let ptr = btf.skip_mods_and_typedefs(ty).map_err(|_| "bad member type")?;
+    let ptr = btf
+        .skip_mods_and_typedefs(ty)
+        .map_err(|_| "bad member type")?;
     let Ok(TypeBody::Ptr { target }) = btf.type_by_id(ptr).map(|t| t.body) else {
         return Err("__uint() member is not a pointer");
     };

@@ -6,8 +6,7 @@ mod section_types;
 
 pub use maps::{MapKind, MapSpec, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY};
 pub use section_types::{
-    attach_type, prog_type, section_type, SectionType, PROG_FLAG_SLEEPABLE,
-    PROG_FLAG_XDP_HAS_FRAGS,
+    attach_type, prog_type, section_type, SectionType, PROG_FLAG_SLEEPABLE, PROG_FLAG_XDP_HAS_FRAGS,
 };
 
 use crate::btf::{Btf, BtfError, Kind, TypeBody};
@@ -109,6 +108,9 @@ pub struct Object {
     pub(crate) code: Vec<CodeSection>,
     pub(crate) functions: Vec<Function>,
 }
+
+/// A global data section: (ELF index, name, size, bytes unless NOBITS, kind).
+type DataSection<'a> = (usize, String, u64, Option<&'a [u8]>, MapKind);
 
 /// What we need of an ELF symbol.
 struct Sym {
@@ -237,7 +239,14 @@ impl Object {
             btf_maps(btf, index, &symbols, &mut maps)?;
         }
         for (index, name, size, bytes, kind) in &data_sections {
-            maps.push(MapSpec::data(name, *kind, *index, *size, *bytes, btf.as_ref())?);
+            maps.push(MapSpec::data(
+                name,
+                *kind,
+                *index,
+                *size,
+                *bytes,
+                btf.as_ref(),
+            )?);
         }
 
         let mut functions = Vec::new();
@@ -258,7 +267,10 @@ impl Object {
             }
             let start = (sym.value / INSN_SIZE as u64) as usize;
             let len = (sym.size / INSN_SIZE as u64) as usize;
-            if start.checked_add(len).map_or(true, |end| end > section.insn_count()) {
+            if start
+                .checked_add(len)
+                .is_none_or(|end| end > section.insn_count())
+            {
                 return Err(ObjectError::Malformed(format!(
                     "function {} runs past its section {}",
                     sym.name, section.name
@@ -379,7 +391,7 @@ fn classify_reloc(
     sym: &Sym,
     code_by_elf: &HashMap<usize, usize>,
     maps: &[MapSpec],
-    data_sections: &[(usize, String, u64, Option<&[u8]>, MapKind)],
+    data_sections: &[DataSection<'_>],
 ) -> Result<Option<(usize, CodeReloc)>, ObjectError> {
     let bad = |why: String| {
         ObjectError::Malformed(format!(
@@ -387,7 +399,7 @@ fn classify_reloc(
             section.name, sym.name
         ))
     };
-    if offset % INSN_SIZE as u64 != 0 {
+    if !offset.is_multiple_of(INSN_SIZE as u64) {
         return Err(bad("not instruction aligned".into()));
     }
     let insn_index = (offset / INSN_SIZE as u64) as usize;
@@ -396,7 +408,13 @@ fn classify_reloc(
 
     if insn.is_pseudo_call() {
         let code = target_code.ok_or_else(|| bad("call target is not code".into()))?;
-        return Ok(Some((insn_index, CodeReloc::Call { code, sym_off: sym.value })));
+        return Ok(Some((
+            insn_index,
+            CodeReloc::Call {
+                code,
+                sym_off: sym.value,
+            },
+        )));
     }
     if !insn.is_ld_imm64() {
         return Err(bad(format!(
@@ -413,7 +431,13 @@ fn classify_reloc(
         )));
     };
     if let Some(code) = target_code {
-        return Ok(Some((insn_index, CodeReloc::FuncAddr { code, sym_off: sym.value })));
+        return Ok(Some((
+            insn_index,
+            CodeReloc::FuncAddr {
+                code,
+                sym_off: sym.value,
+            },
+        )));
     }
     let map_at = maps.iter().position(|m| {
         m.section_index == sym_section
@@ -438,7 +462,9 @@ fn classify_reloc(
         };
         return Ok(Some((insn_index, CodeReloc::Data { map, sym_off })));
     }
-    Err(bad("target section is neither a map, global data nor code".into()))
+    Err(bad(
+        "target section is neither a map, global data nor code".into()
+    ))
 }
 
 fn legacy_maps(
@@ -459,14 +485,18 @@ fn legacy_maps(
     syms.sort_by_key(|s| s.value);
     let def_size = data.len() / syms.len();
     if def_size < 16 {
-        return Err(ObjectError::Malformed("legacy maps section too small".into()));
+        return Err(ObjectError::Malformed(
+            "legacy maps section too small".into(),
+        ));
     }
     for sym in syms {
         let start = usize::try_from(sym.value).unwrap_or(usize::MAX);
         let def = start
             .checked_add(def_size)
             .and_then(|end| data.get(start..end))
-            .ok_or_else(|| ObjectError::Malformed(format!("legacy map {} out of bounds", sym.name)))?;
+            .ok_or_else(|| {
+                ObjectError::Malformed(format!("legacy map {} out of bounds", sym.name))
+            })?;
         maps.push(MapSpec::legacy(&sym.name, def, index, sym.value)?);
     }
     Ok(())
@@ -479,7 +509,9 @@ fn btf_maps(
     maps: &mut Vec<MapSpec>,
 ) -> Result<(), ObjectError> {
     let Some(&datasec) = btf.ids_by_name(Kind::DataSec, ".maps").first() else {
-        return Err(ObjectError::Malformed(".maps section without a .maps DATASEC".into()));
+        return Err(ObjectError::Malformed(
+            ".maps section without a .maps DATASEC".into(),
+        ));
     };
     let TypeBody::DataSec { vars, .. } = btf.type_by_id(datasec)?.body else {
         return Ok(());

@@ -175,7 +175,9 @@ pub fn relocate_program(
                     let offset = (ins.imm as i64)
                         .checked_add(*sym_off as i64)
                         .and_then(|o| u32::try_from(o).ok())
-                        .ok_or_else(|| link_err(format!("bad global data offset at #{sec_index}")))?;
+                        .ok_or_else(|| {
+                            link_err(format!("bad global data offset at #{sec_index}"))
+                        })?;
                     map_refs.push(MapRef {
                         insn_index: linked as u32,
                         map_index: *map,
@@ -188,8 +190,7 @@ pub fn relocate_program(
                     Some((*code, target_index))
                 }
                 Some(CodeReloc::FuncAddr { code, sym_off }) => {
-                    let target_index =
-                        (*sym_off as i64 + ins.imm as i64) / INSN_SIZE as i64;
+                    let target_index = (*sym_off as i64 + ins.imm as i64) / INSN_SIZE as i64;
                     Some((*code, target_index))
                 }
                 Some(CodeReloc::Extern { name }) => {
@@ -267,7 +268,9 @@ pub fn relocate_program(
             let section_name = obj.code[func.code].name.as_str();
             let rebase = |off: u32| -> Option<u32> {
                 let index = off as usize / INSN_SIZE;
-                (off as usize % INSN_SIZE == 0 && index >= func.start && index < func.start + func.len)
+                ((off as usize).is_multiple_of(INSN_SIZE)
+                    && index >= func.start
+                    && index < func.start + func.len)
                     .then(|| (p.linked_start + index - func.start) as u32)
             };
             for sec in sections_named(btf, &ext.func_info, section_name) {
@@ -283,18 +286,20 @@ pub fn relocate_program(
                     };
                     let index = relo_counter;
                     relo_counter += 1;
-                    let decision = engine
-                        .apply(&mut insns, linked as usize, &relo)
-                        .map_err(|f| RelocateError::Core {
-                            program: program.to_string(),
-                            index,
-                            kind: f
-                                .kind
-                                .map_or_else(|| format!("kind {}", relo.kind), |k: RelocKind| k.to_string()),
-                            insn_index: linked,
-                            access: f.access,
-                            why: f.why,
-                        })?;
+                    let decision =
+                        engine
+                            .apply(&mut insns, linked as usize, &relo)
+                            .map_err(|f| RelocateError::Core {
+                                program: program.to_string(),
+                                index,
+                                kind: f.kind.map_or_else(
+                                    || format!("kind {}", relo.kind),
+                                    |k: RelocKind| k.to_string(),
+                                ),
+                                insn_index: linked,
+                                access: f.access,
+                                why: f.why,
+                            })?;
                     core.push(decision);
                 }
             }
