@@ -21,6 +21,7 @@
  */
 #include "harness_uapi.h"
 #include "net_types.h"
+#include "verifier.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
@@ -78,7 +79,7 @@ static __always_inline int l4_complete(__u8 proto, void *l4, void *end, void *da
 {
 	/* Hide from the compiler that end <= data_end is already known, or it
 	 * drops the data_end half of BEYOND() and the verifier rejects. */
-	asm volatile("" : "+r"(end));
+	VERIFIER_OPAQUE(end);
 	switch (proto) {
 	case IPPROTO_TCP: {
 		struct tcphdr *th = l4;
@@ -98,6 +99,7 @@ static __always_inline int l4_complete(__u8 proto, void *l4, void *end, void *da
 		if (BEYOND(uh + 1))
 			return -1;
 		len = bpf_ntohs(uh->len);
+		VERIFIER_MASK(len, 0xffff); /* byte swap: no bounds on 5.10-6.12 */
 		if (len < sizeof(*uh) || (!first_fragment && BEYOND(l4 + len)))
 			return -1;
 		return 0;
@@ -144,6 +146,7 @@ static __always_inline int handle_ipv4(void *nh, void *data_end)
 	if (version != 4 || ihl < 5)
 		return malformed();
 	tot_len = bpf_ntohs(ip->tot_len);
+	VERIFIER_MASK(tot_len, 0xffff); /* byte swap: no bounds on 5.10-6.12 */
 	if (tot_len < ihl * 4 || nh + tot_len > data_end)
 		return malformed();
 	frag = bpf_ntohs(ip->frag_off);
@@ -158,6 +161,7 @@ static __always_inline int handle_ipv6(void *nh, void *data_end)
 {
 	struct ipv6hdr *ip6 = nh;
 	void *cur, *end;
+	__u32 payload_len;
 	__u8 next;
 	int i, first_fragment = 0;
 
@@ -165,12 +169,14 @@ static __always_inline int handle_ipv6(void *nh, void *data_end)
 		return malformed();
 	if (BPF_CORE_READ_BITFIELD(ip6, version) != 6)
 		return malformed();
-	end = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
+	payload_len = bpf_ntohs(ip6->payload_len);
+	VERIFIER_MASK(payload_len, 0xffff); /* byte swap: no bounds on 5.10-6.12 */
+	end = (void *)(ip6 + 1) + payload_len;
 	if (end > data_end)
 		return malformed();
 	next = ip6->nexthdr;
 	cur = ip6 + 1;
-	asm volatile("" : "+r"(end)); /* see l4_complete() */
+	VERIFIER_OPAQUE(end); /* see l4_complete() */
 
 #pragma unroll
 	for (i = 0; i < MAX_IPV6_EXT; i++) {

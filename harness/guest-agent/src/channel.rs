@@ -13,7 +13,10 @@ pub struct Channel {
 
 impl Channel {
     pub fn stdout() -> Self {
-        Channel { sink: Box::new(std::io::stdout()), port: None }
+        Channel {
+            sink: Box::new(std::io::stdout()),
+            port: None,
+        }
     }
 
     /// Opens the port named by `harness.port=` on the kernel command line (default ttyS1) in raw
@@ -34,12 +37,18 @@ impl Channel {
             Ok(file) => {
                 set_raw(&file);
                 let port = file.try_clone().ok();
-                Channel { sink: Box::new(file), port }
+                Channel {
+                    sink: Box::new(file),
+                    port,
+                }
             }
             Err(e) => {
                 eprintln!("guest-agent: cannot open results port {path}: {e}; using the console");
                 match File::options().write(true).open("/dev/console") {
-                    Ok(console) => Channel { sink: Box::new(console), port: None },
+                    Ok(console) => Channel {
+                        sink: Box::new(console),
+                        port: None,
+                    },
                     Err(_) => Channel::stdout(),
                 }
             }

@@ -5,8 +5,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
-use core_reloc::{Btf, BtfFeatures, CoreOutcome, MapSpec, Object};
-use guest_protocol::{ObjectEntry, ObjectLoaded, ProgramLoad, ProgramLoadOutcome, RelocationReport};
+use core_reloc::{Btf, BtfFeatures, MapSpec, Object};
+use guest_protocol::{
+    ObjectEntry, ObjectLoaded, ProgramLoad, ProgramLoadOutcome, RelocationReport,
+};
 use sha2::{Digest, Sha256};
 
 pub struct LoadedMap {
@@ -39,7 +41,8 @@ pub fn load_object(
             entry.name, entry.sha256
         ));
     }
-    let object = Object::parse(&bytes).map_err(|e| format!("{}: not a loadable BPF object: {e}", entry.name))?;
+    let object = Object::parse(&bytes)
+        .map_err(|e| format!("{}: not a loadable BPF object: {e}", entry.name))?;
 
     let (btf_fd, btf_note) = load_object_btf(&object, features);
     let maps = create_maps(&object, btf_fd.as_ref()).map_err(|e| format!("{}: {e}", entry.name))?;
@@ -62,19 +65,23 @@ pub fn load_object(
                 verifier_log: String::new(),
             },
             Ok(mut relocated) => {
-                for decision in &relocated.core {
-                    relocations.push(RelocationReport {
-                        program: name.clone(),
-                        insn: decision.insn_index,
-                        kind: decision.kind.to_string(),
-                        access: decision.access.clone(),
-                        decision: describe(&decision.outcome),
-                    });
-                }
+                relocations.extend(
+                    relocated
+                        .core
+                        .iter()
+                        .map(|d| RelocationReport::from_decision(&name, d)),
+                );
                 if let Err(e) = relocated.patch_map_fds(&map_fds) {
-                    let outcome = ProgramLoadOutcome::Rejected { error: e.to_string(), verifier_log: String::new() };
+                    let outcome = ProgramLoadOutcome::Rejected {
+                        error: e.to_string(),
+                        verifier_log: String::new(),
+                    };
                     not_loaded.insert(name.clone(), outcome.clone());
-                    program_reports.push(ProgramLoad { program: name, section: program.section.clone(), outcome });
+                    program_reports.push(ProgramLoad {
+                        program: name,
+                        section: program.section.clone(),
+                        outcome,
+                    });
                     continue;
                 }
                 let started = Instant::now();
@@ -86,9 +93,17 @@ pub fn load_object(
                     license: object.license(),
                     kernel_version: object.kernel_version(),
                     btf_fd: btf_fd.as_ref().map(|fd| fd.as_raw_fd()),
-                    func_info: if btf_fd.is_some() { &relocated.func_info } else { &[] },
+                    func_info: if btf_fd.is_some() {
+                        &relocated.func_info
+                    } else {
+                        &[]
+                    },
                     func_info_rec_size: relocated.func_info_rec_size,
-                    line_info: if btf_fd.is_some() { &relocated.line_info } else { &[] },
+                    line_info: if btf_fd.is_some() {
+                        &relocated.line_info
+                    } else {
+                        &[]
+                    },
                     line_info_rec_size: relocated.line_info_rec_size,
                     ..Default::default()
                 };
@@ -107,7 +122,11 @@ pub fn load_object(
         if !matches!(outcome, ProgramLoadOutcome::Loaded { .. }) {
             not_loaded.insert(name.clone(), outcome.clone());
         }
-        program_reports.push(ProgramLoad { program: name, section: program.section.clone(), outcome });
+        program_reports.push(ProgramLoad {
+            program: name,
+            section: program.section.clone(),
+            outcome,
+        });
     }
     let _ = relocate_started;
     let report = ObjectLoaded {
@@ -118,14 +137,14 @@ pub fn load_object(
         programs: program_reports,
         btf_note,
     };
-    Ok((LoadedObject { maps, programs, not_loaded }, report))
-}
-
-fn describe(outcome: &CoreOutcome) -> String {
-    match outcome {
-        CoreOutcome::Value { target, .. } => format!("value {target}"),
-        CoreOutcome::Poisoned { reason } => format!("poisoned ({reason})"),
-    }
+    Ok((
+        LoadedObject {
+            maps,
+            programs,
+            not_loaded,
+        },
+        report,
+    ))
 }
 
 /// The kernel said no: tell apart "this kernel has no such program type" (an expected gap)
@@ -153,7 +172,12 @@ fn load_object_btf(object: &Object, features: &BtfFeatures) -> (Option<OwnedFd>,
     let blob = core_reloc::sanitize_btf(btf, features);
     match bpf_loader::load_btf(&blob) {
         Ok(fd) => (Some(fd), None),
-        Err(e) => (None, Some(format!("kernel refused the object's BTF, loading without it: {e}"))),
+        Err(e) => (
+            None,
+            Some(format!(
+                "kernel refused the object's BTF, loading without it: {e}"
+            )),
+        ),
     }
 }
 
@@ -185,10 +209,15 @@ fn create_maps(object: &Object, btf_fd: Option<&OwnedFd>) -> Result<Vec<LoadedMa
             }
             Err(e) => return Err(format!("map {}: {e}", spec.name)),
         };
-        let mut map = LoadedMap { spec: spec.clone(), fd, frozen: false };
+        let mut map = LoadedMap {
+            spec: spec.clone(),
+            fd,
+            frozen: false,
+        };
         reset_map(&map)?;
         if spec.freeze {
-            bpf_loader::map_freeze(map.fd.as_raw_fd()).map_err(|e| format!("map {}: {e}", spec.name))?;
+            bpf_loader::map_freeze(map.fd.as_raw_fd())
+                .map_err(|e| format!("map {}: {e}", spec.name))?;
             map.frozen = true;
         }
         maps.push(map);
@@ -206,21 +235,28 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
     }
     if let Some(initial) = &spec.initial_value {
         let key = 0u32.to_ne_bytes();
-        return bpf_loader::map_update(fd, &key, initial, 0).map_err(|e| format!("map {}: {e}", spec.name));
+        return bpf_loader::map_update(fd, &key, initial, 0)
+            .map_err(|e| format!("map {}: {e}", spec.name));
     }
     match spec.map_type {
         bpf_loader::consts::BPF_MAP_TYPE_ARRAY | bpf_loader::consts::BPF_MAP_TYPE_PERCPU_ARRAY => {
             let value_size = value_size_of(spec);
             let zeros = vec![0u8; value_size];
-            for key in bpf_loader::map_keys(fd, spec.key_size as usize).map_err(|e| format!("map {}: {e}", spec.name))? {
-                let current = bpf_loader::map_lookup(fd, &key, value_size).map_err(|e| format!("map {}: {e}", spec.name))?;
+            for key in bpf_loader::map_keys(fd, spec.key_size as usize)
+                .map_err(|e| format!("map {}: {e}", spec.name))?
+            {
+                let current = bpf_loader::map_lookup(fd, &key, value_size)
+                    .map_err(|e| format!("map {}: {e}", spec.name))?;
                 if current.is_some_and(|v| v.iter().any(|&b| b != 0)) {
-                    bpf_loader::map_update(fd, &key, &zeros, 0).map_err(|e| format!("map {}: {e}", spec.name))?;
+                    bpf_loader::map_update(fd, &key, &zeros, 0)
+                        .map_err(|e| format!("map {}: {e}", spec.name))?;
                 }
             }
         }
         _ => {
-            for key in bpf_loader::map_keys(fd, spec.key_size as usize).map_err(|e| format!("map {}: {e}", spec.name))? {
+            for key in bpf_loader::map_keys(fd, spec.key_size as usize)
+                .map_err(|e| format!("map {}: {e}", spec.name))?
+            {
                 bpf_loader::map_delete(fd, &key).map_err(|e| format!("map {}: {e}", spec.name))?;
             }
         }

@@ -32,12 +32,18 @@ fn main() {
             }
         }
     };
-    let mut channel = if as_init { Channel::open_guest_port() } else { Channel::stdout() };
+    let mut channel = if as_init {
+        Channel::open_guest_port()
+    } else {
+        Channel::stdout()
+    };
     let outcome = run(&bundle, &mut channel, started);
     if let Err(message) = outcome {
         channel.send(&GuestMessage::Fatal { message });
     }
-    channel.send(&GuestMessage::Done { agent_ms: started.elapsed().as_millis() as u64 });
+    channel.send(&GuestMessage::Done {
+        agent_ms: started.elapsed().as_millis() as u64,
+    });
     channel.flush();
     if as_init {
         system::power_off();
@@ -48,7 +54,10 @@ fn parse_host_args() -> Result<std::path::PathBuf, String> {
     let mut args = std::env::args().skip(1);
     match (args.next().as_deref(), args.next()) {
         (Some("--bundle"), Some(dir)) => Ok(dir.into()),
-        _ => Err("usage: guest-agent --bundle DIR (as a plain process; as /init it takes no arguments)".into()),
+        _ => Err(
+            "usage: guest-agent --bundle DIR (as a plain process; as /init it takes no arguments)"
+                .into(),
+        ),
     }
 }
 
@@ -88,8 +97,12 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         )
     })?;
     let parse_started = Instant::now();
-    let target = core_reloc::Btf::parse(&kernel_btf)
-        .map_err(|e| format!("kernel BTF at {} does not parse: {e}", system::KERNEL_BTF_PATH))?;
+    let target = core_reloc::Btf::parse(&kernel_btf).map_err(|e| {
+        format!(
+            "kernel BTF at {} does not parse: {e}",
+            system::KERNEL_BTF_PATH
+        )
+    })?;
     let target_parse_us = parse_started.elapsed().as_micros() as u64;
     channel.send(&GuestMessage::Log {
         message: format!(
@@ -102,7 +115,11 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     let features = engine_features(bpf_loader::probe::btf_features());
 
     for object in &manifest.objects {
-        let cases: Vec<_> = manifest.cases.iter().filter(|c| c.object == object.name).collect();
+        let cases: Vec<_> = manifest
+            .cases
+            .iter()
+            .filter(|c| c.object == object.name)
+            .collect();
         match load::load_object(bundle, object, &target, &features) {
             Ok((loaded, report)) => {
                 channel.send(&GuestMessage::ObjectLoaded(report));
@@ -112,11 +129,15 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
                 }
             }
             Err(message) => {
-                channel.send(&GuestMessage::Log { message: message.clone() });
+                channel.send(&GuestMessage::Log {
+                    message: message.clone(),
+                });
                 for case in cases {
                     channel.send(&GuestMessage::CaseResult(guest_protocol::CaseResult {
                         case_id: case.id.clone(),
-                        outcome: guest_protocol::CaseOutcome::Error { message: message.clone() },
+                        outcome: guest_protocol::CaseOutcome::Error {
+                            message: message.clone(),
+                        },
                     }));
                 }
             }

@@ -2,7 +2,9 @@
 
 use std::os::fd::AsRawFd;
 
-use guest_protocol::{CaseOutcome, CaseResult, CaseSpec, MapDump, MapEntry, ProgramLoadOutcome, RunOutput};
+use guest_protocol::{
+    CaseOutcome, CaseResult, CaseSpec, MapDump, MapEntry, ProgramLoadOutcome, RunOutput,
+};
 
 use crate::load::{reset_map, value_size_of, LoadedObject};
 
@@ -10,17 +12,34 @@ use crate::load::{reset_map, value_size_of, LoadedObject};
 const DATA_OUT_HEADROOM: u32 = 256;
 
 pub fn run_case(object: &LoadedObject, case: &CaseSpec) -> CaseResult {
-    CaseResult { case_id: case.id.clone(), outcome: run(object, case) }
+    CaseResult {
+        case_id: case.id.clone(),
+        outcome: run(object, case),
+    }
 }
 
 fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
     let Some((fd, program_type)) = object.programs.get(&case.program) else {
         return match object.not_loaded.get(&case.program) {
-            Some(ProgramLoadOutcome::Unsupported { reason }) => CaseOutcome::Unsupported { reason: reason.clone() },
-            Some(ProgramLoadOutcome::Rejected { error, verifier_log }) => CaseOutcome::Error {
-                message: format!("program {} was not loaded: {error}\n{}", case.program, tail(verifier_log, 40)),
+            Some(ProgramLoadOutcome::Unsupported { reason }) => CaseOutcome::Unsupported {
+                reason: reason.clone(),
             },
-            _ => CaseOutcome::Error { message: format!("no program named {} in object {}", case.program, case.object) },
+            Some(ProgramLoadOutcome::Rejected {
+                error,
+                verifier_log,
+            }) => CaseOutcome::Error {
+                message: format!(
+                    "program {} was not loaded: {error}\n{}",
+                    case.program,
+                    tail(verifier_log, 40)
+                ),
+            },
+            _ => CaseOutcome::Error {
+                message: format!(
+                    "no program named {} in object {}",
+                    case.program, case.object
+                ),
+            },
         };
     };
     for map in &object.maps {
@@ -41,7 +60,11 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
                 Err(message) => return CaseOutcome::Error { message },
             },
             None => {
-                return CaseOutcome::Error { message: format!("the case expects map {name}, which the object does not define") }
+                return CaseOutcome::Error {
+                    message: format!(
+                        "the case expects map {name}, which the object does not define"
+                    ),
+                }
             }
         }
     }
@@ -58,7 +81,10 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
 /// syscall) take a context in and nothing else: the kernel refuses data, repeat and ctx_out.
 fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'_> {
     use bpf_loader::consts::{BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_SYSCALL};
-    if matches!(program_type, BPF_PROG_TYPE_RAW_TRACEPOINT | BPF_PROG_TYPE_SYSCALL) {
+    if matches!(
+        program_type,
+        BPF_PROG_TYPE_RAW_TRACEPOINT | BPF_PROG_TYPE_SYSCALL
+    ) {
         return bpf_loader::TestRun {
             data_in: &[],
             data_size_out: 0,
@@ -68,7 +94,11 @@ fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'
             flags: 0,
         };
     }
-    let data_size_out = if case.data_size_out > 0 { case.data_size_out } else { case.data_in.len() as u32 + DATA_OUT_HEADROOM };
+    let data_size_out = if case.data_size_out > 0 {
+        case.data_size_out
+    } else {
+        case.data_in.len() as u32 + DATA_OUT_HEADROOM
+    };
     let ctx_size_out = match &case.ctx_in {
         Some(ctx) => case.ctx_size_out.max(ctx.len() as u32),
         None => 0,
@@ -85,7 +115,11 @@ fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'
 
 /// Unsupported only where the kernel demonstrably lacks the feature; anything else is an error
 /// (an EINVAL from a bad request must never hide as "unsupported").
-fn classify_test_run_error(case: &CaseSpec, program_type: u32, error: bpf_loader::BpfError) -> CaseOutcome {
+fn classify_test_run_error(
+    case: &CaseSpec,
+    program_type: u32,
+    error: bpf_loader::BpfError,
+) -> CaseOutcome {
     if error.is_not_supported() {
         return CaseOutcome::Unsupported {
             reason: format!("BPF_PROG_TEST_RUN is not implemented for program type {program_type} on this kernel ({error})"),
@@ -99,7 +133,9 @@ fn classify_test_run_error(case: &CaseSpec, program_type: u32, error: bpf_loader
             reason: "XDP test runs take no xdp_md context on this kernel (added in 5.15)".into(),
         };
     }
-    CaseOutcome::Error { message: format!("BPF_PROG_TEST_RUN failed: {error}") }
+    CaseOutcome::Error {
+        message: format!("BPF_PROG_TEST_RUN failed: {error}"),
+    }
 }
 
 /// Arrays always hold every index: only non-zero entries are listed, so a dump says what the
@@ -113,8 +149,12 @@ fn dump(map: &crate::load::LoadedMap) -> Result<MapDump, String> {
         bpf_loader::consts::BPF_MAP_TYPE_ARRAY | bpf_loader::consts::BPF_MAP_TYPE_PERCPU_ARRAY
     );
     let mut entries = Vec::new();
-    for key in bpf_loader::map_keys(fd, spec.key_size as usize).map_err(|e| format!("map {}: {e}", spec.name))? {
-        if let Some(value) = bpf_loader::map_lookup(fd, &key, value_size).map_err(|e| format!("map {}: {e}", spec.name))? {
+    for key in bpf_loader::map_keys(fd, spec.key_size as usize)
+        .map_err(|e| format!("map {}: {e}", spec.name))?
+    {
+        if let Some(value) = bpf_loader::map_lookup(fd, &key, value_size)
+            .map_err(|e| format!("map {}: {e}", spec.name))?
+        {
             if is_array && value.iter().all(|&b| b == 0) {
                 continue;
             }
@@ -122,7 +162,10 @@ fn dump(map: &crate::load::LoadedMap) -> Result<MapDump, String> {
         }
     }
     entries.sort();
-    Ok(MapDump { name: spec.name.clone(), entries })
+    Ok(MapDump {
+        name: spec.name.clone(),
+        entries,
+    })
 }
 
 fn tail(text: &str, lines: usize) -> String {

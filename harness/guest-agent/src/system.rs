@@ -19,14 +19,22 @@ pub fn prepare_guest() {
 }
 
 fn mount(source: &str, target: &str, fstype: &str) {
-    let (Ok(source), Ok(target), Ok(fstype)) =
-        (CString::new(source), CString::new(target), CString::new(fstype))
-    else {
+    let (Ok(source), Ok(target), Ok(fstype)) = (
+        CString::new(source),
+        CString::new(target),
+        CString::new(fstype),
+    ) else {
         return;
     };
     // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
     unsafe {
-        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null());
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        );
     }
 }
 
@@ -39,7 +47,11 @@ fn uname() -> Option<libc::utsname> {
 }
 
 fn field(chars: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

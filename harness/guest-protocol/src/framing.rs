@@ -54,13 +54,17 @@ impl FrameScanner {
         let (crc_hex, json) = match body.split_once(' ') {
             Some(parts) => parts,
             None => {
-                self.damaged.push(FrameError::Checksum { line: body.to_string() });
+                self.damaged.push(FrameError::Checksum {
+                    line: body.to_string(),
+                });
                 return None;
             }
         };
         let expected = u32::from_str_radix(crc_hex, 16).ok();
         if expected != Some(crc32fast::hash(json.as_bytes())) {
-            self.damaged.push(FrameError::Checksum { line: body.to_string() });
+            self.damaged.push(FrameError::Checksum {
+                line: body.to_string(),
+            });
             return None;
         }
         match serde_json::from_str(json) {
@@ -91,7 +95,10 @@ mod tests {
                 duration_ns: 10,
                 maps: vec![MapDump {
                     name: "counters".into(),
-                    entries: vec![MapEntry { key: vec![1, 0, 0, 0], value: vec![1; 8] }],
+                    entries: vec![MapEntry {
+                        key: vec![1, 0, 0, 0],
+                        value: vec![1; 8],
+                    }],
                 }],
             }),
         })

@@ -41,7 +41,11 @@ pub struct CaseSpec {
     pub program: String,
     #[serde(with = "crate::hexbytes")]
     pub data_in: Vec<u8>,
-    #[serde(default, with = "crate::hexbytes::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::hexbytes::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ctx_in: Option<Vec<u8>>,
     /// Size of the buffer offered for data_out (0: same as data_in plus headroom).
     #[serde(default)]

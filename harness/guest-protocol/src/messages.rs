@@ -9,11 +9,17 @@ pub enum GuestMessage {
     ObjectLoaded(ObjectLoaded),
     CaseResult(CaseResult),
     /// Something the agent wants in the report, not a result.
-    Log { message: String },
+    Log {
+        message: String,
+    },
     /// The agent could not go on (manifest unreadable, object hash mismatch, ...).
-    Fatal { message: String },
+    Fatal {
+        message: String,
+    },
     /// Last message before power-off.
-    Done { agent_ms: u64 },
+    Done {
+        agent_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +64,23 @@ pub struct RelocationReport {
     pub decision: String,
 }
 
+impl RelocationReport {
+    /// The one conversion from an engine decision, used by the agent (what a guest decided) and
+    /// by the runner (what the host predicts from the kernel's BTF), so the two compare exactly.
+    pub fn from_decision(program: &str, decision: &core_reloc::CoreDecision) -> RelocationReport {
+        RelocationReport {
+            program: program.to_string(),
+            insn: decision.insn_index,
+            kind: decision.kind.to_string(),
+            access: decision.access.clone(),
+            decision: match &decision.outcome {
+                core_reloc::CoreOutcome::Value { target, .. } => format!("value {target}"),
+                core_reloc::CoreOutcome::Poisoned { reason } => format!("poisoned ({reason})"),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramLoad {
     pub program: String,
@@ -68,10 +91,18 @@ pub struct ProgramLoad {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ProgramLoadOutcome {
-    Loaded { insns: u32, load_us: u64 },
+    Loaded {
+        insns: u32,
+        load_us: u64,
+    },
     /// The kernel does not have this program type (or attach type): an expected gap.
-    Unsupported { reason: String },
-    Rejected { error: String, verifier_log: String },
+    Unsupported {
+        reason: String,
+    },
+    Rejected {
+        error: String,
+        verifier_log: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +124,11 @@ pub struct RunOutput {
     pub retval: u32,
     #[serde(with = "crate::hexbytes")]
     pub data_out: Vec<u8>,
-    #[serde(default, with = "crate::hexbytes::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::hexbytes::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ctx_out: Option<Vec<u8>>,
     /// Average run time per repetition as the kernel measured it.
     pub duration_ns: u32,

@@ -27,6 +27,9 @@ pub enum Command {
     Lock(LockArgs),
     /// Download and unpack the matrix's kernels into the image cache, without booting
     Fetch(CommonArgs),
+    /// Relocate the objects against every kernel's BTF on the host, without booting, and print
+    /// each decision per kernel
+    Reloc(crate::reloc_table::RelocArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -13,13 +13,20 @@ use crate::images::{Images, IndicatifProgress};
 use crate::lockfile::Lockfile;
 
 /// The lockfile with every selected Debian kernel pinned, resolving (and saving) what is not.
-pub fn ensure_locked(images: &Images, matrix: &Matrix, kernels: &[&KernelEntry], path: &Path) -> Result<Lockfile> {
-    let existing = Lockfile::load_if_exists(path).with_context(|| format!("reading {}", path.display()))?;
+pub fn ensure_locked(
+    images: &Images,
+    matrix: &Matrix,
+    kernels: &[&KernelEntry],
+    path: &Path,
+) -> Result<Lockfile> {
+    let existing =
+        Lockfile::load_if_exists(path).with_context(|| format!("reading {}", path.display()))?;
     let unpinned: Vec<&KernelEntry> = kernels
         .iter()
         .copied()
         .filter(|k| match &k.source {
-            KernelSource::Debian(source) => match existing.as_ref().and_then(|l| l.kernel(&k.name)) {
+            KernelSource::Debian(source) => match existing.as_ref().and_then(|l| l.kernel(&k.name))
+            {
                 None => true,
                 Some(locked) => locked.stale_reason(source, k.arch.debian()).is_some(),
             },
@@ -30,9 +37,14 @@ pub fn ensure_locked(images: &Images, matrix: &Matrix, kernels: &[&KernelEntry],
         return Ok(existing.unwrap_or_default());
     }
     let names: Vec<&str> = unpinned.iter().map(|k| k.name.as_str()).collect();
-    eprintln!("resolving {} in the Debian archive (not pinned in {} yet)", names.join(", "), path.display());
+    eprintln!(
+        "resolving {} in the Debian archive (not pinned in {} yet)",
+        names.join(", "),
+        path.display()
+    );
     let lock = images.resolve(matrix, &unpinned, existing.as_ref())?;
-    lock.save(path).with_context(|| format!("writing {}", path.display()))?;
+    lock.save(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(lock)
 }
 
@@ -47,10 +59,20 @@ pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()
             ensure_locked(&images, &matrix, &all, &path)?
         }
         Some(names) => {
-            let selected: Vec<&KernelEntry> =
-                if names.is_empty() { matrix.kernels.iter().collect() } else { matrix.select(names)? };
+            let selected: Vec<&KernelEntry> = if names.is_empty() {
+                matrix.kernels.iter().collect()
+            } else {
+                matrix.select(names)?
+            };
             let existing = Lockfile::load_if_exists(&path)?;
-            eprintln!("resolving {} in the Debian archive", selected.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "resolving {} in the Debian archive",
+                selected
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             let lock = images.resolve(&matrix, &selected, existing.as_ref())?;
             lock.save(&path)?;
             lock
@@ -58,7 +80,10 @@ pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()
     };
     for kernel in &lock.kernels {
         for package in &kernel.packages {
-            println!("{:6} {:8} {} {}", kernel.name, kernel.suite, package.name, package.version);
+            println!(
+                "{:6} {:8} {} {}",
+                kernel.name, kernel.suite, package.name, package.version
+            );
         }
     }
     eprintln!("wrote {}", path.display());
@@ -70,22 +95,41 @@ pub fn fetch_command(common: &CommonArgs) -> Result<()> {
     let matrix = Matrix::load(&common.matrix)?;
     let kernels = matrix.select(&common.kernels)?;
     let images = Images::new(images_dir(common, &matrix), &matrix);
-    let lock = ensure_locked(&images, &matrix, &kernels, &common.matrix.with_extension("lock"))?;
+    let lock = ensure_locked(
+        &images,
+        &matrix,
+        &kernels,
+        &common.matrix.with_extension("lock"),
+    )?;
     let progress = IndicatifProgress::new();
     let mut failed = 0;
-    for kernel in kernels.iter().filter(|k| !matches!(k.source, KernelSource::Host)) {
+    for kernel in kernels
+        .iter()
+        .filter(|k| !matches!(k.source, KernelSource::Host))
+    {
         match images.provision(kernel, &lock, &progress) {
-            Ok(image) => println!("{:6} {} {}", kernel.name, image.release, image.vmlinux.display()),
+            Ok(image) => println!(
+                "{:6} {} {}",
+                kernel.name,
+                image.release,
+                image.vmlinux.display()
+            ),
             Err(e) => {
                 failed += 1;
                 eprintln!("{}: {e}", kernel.name);
             }
         }
     }
-    anyhow::ensure!(failed == 0, "{failed} kernel image(s) could not be provisioned");
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} kernel image(s) could not be provisioned"
+    );
     Ok(())
 }
 
 pub fn images_dir(common: &CommonArgs, matrix: &Matrix) -> std::path::PathBuf {
-    common.images.clone().unwrap_or_else(|| crate::images::default_cache_dir(&matrix.path))
+    common
+        .images
+        .clone()
+        .unwrap_or_else(|| crate::images::default_cache_dir(&matrix.path))
 }

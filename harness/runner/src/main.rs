@@ -7,8 +7,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => harness::run::main_run(cli.run),
-        Some(Command::Lock(args)) => harness::lock::lock_command(&args.common, args.update.as_deref()).map(|()| ExitCode::SUCCESS),
-        Some(Command::Fetch(args)) => harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Lock(args)) => {
+            harness::lock::lock_command(&args.common, args.update.as_deref())
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Some(Command::Reloc(args)) => {
+            harness::reloc_table::reloc_command(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Some(Command::Fetch(args)) => {
+            harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

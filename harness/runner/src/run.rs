@@ -34,30 +34,55 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(common: &crate::cli::CommonArgs, programs: Option<&Path>, work: Option<&Path>) -> Layout {
-        let matrix_dir = common.matrix.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    pub fn new(
+        common: &crate::cli::CommonArgs,
+        programs: Option<&Path>,
+        work: Option<&Path>,
+    ) -> Layout {
+        let matrix_dir = common
+            .matrix
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         let workspace = crate::agent_build::workspace_root();
-        let images = common.images.clone().unwrap_or_else(|| crate::images::default_cache_dir(&common.matrix));
+        let images = common
+            .images
+            .clone()
+            .unwrap_or_else(|| crate::images::default_cache_dir(&common.matrix));
         Layout {
             matrix: common.matrix.clone(),
             lockfile: common.matrix.with_extension("lock"),
-            programs: programs.map(Path::to_path_buf).unwrap_or_else(|| matrix_dir.join("programs")),
+            programs: programs
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| matrix_dir.join("programs")),
             images,
-            work: work.map(Path::to_path_buf).unwrap_or_else(|| crate::agent_build::target_dir(&workspace).join("harness")),
+            work: work
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| crate::agent_build::target_dir(&workspace).join("harness")),
             workspace,
         }
     }
 }
 
 /// Every trial the matrix and the fixtures define, before any filter.
-pub fn all_trial_names(kernels: &[&KernelEntry], objects: &[String], cases: &[PlannedCase]) -> Vec<String> {
+pub fn all_trial_names(
+    kernels: &[&KernelEntry],
+    objects: &[String],
+    cases: &[PlannedCase],
+) -> Vec<String> {
     let mut names = Vec::new();
     for kernel in kernels {
         for object in objects {
             names.push(verdict::load_trial_name(&kernel.name, object));
+            names.push(verdict::relocations_trial_name(&kernel.name, object));
         }
         for case in cases {
-            names.push(verdict::kernel_trial_name(&kernel.name, &case.object, &case.case));
+            names.push(verdict::kernel_trial_name(
+                &kernel.name,
+                &case.object,
+                &case.case,
+            ));
         }
     }
     for case in cases {
@@ -66,7 +91,13 @@ pub fn all_trial_names(kernels: &[&KernelEntry], objects: &[String], cases: &[Pl
     names
 }
 
-fn planned_cases(programs: &Path) -> Result<(Vec<String>, Vec<PlannedCase>, Vec<crate::fixtures::FixtureFile>)> {
+fn planned_cases(
+    programs: &Path,
+) -> Result<(
+    Vec<String>,
+    Vec<PlannedCase>,
+    Vec<crate::fixtures::FixtureFile>,
+)> {
     let files = crate::fixtures::load_dir(programs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut objects = Vec::new();
     let mut cases = Vec::new();
@@ -87,14 +118,21 @@ fn planned_cases(programs: &Path) -> Result<(Vec<String>, Vec<PlannedCase>, Vec<
 
 pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let layout = Layout::new(&args.common, args.programs.as_deref(), args.work_dir.as_deref());
+    let layout = Layout::new(
+        &args.common,
+        args.programs.as_deref(),
+        args.work_dir.as_deref(),
+    );
     let matrix = Matrix::load(&layout.matrix)?;
     let kernels = matrix.select(&args.common.kernels)?;
     let (objects, cases, fixture_files) = planned_cases(&layout.programs)?;
 
     let names = all_trial_names(&kernels, &objects, &cases);
     if args.list {
-        let trials = names.into_iter().map(|n| libtest_mimic::Trial::test(n, || Ok(()))).collect();
+        let trials = names
+            .into_iter()
+            .map(|n| libtest_mimic::Trial::test(n, || Ok(())))
+            .collect();
         let _ = libtest_mimic::run(&args.mimic_arguments(), trials);
         return Ok(ExitCode::SUCCESS);
     }
@@ -104,24 +142,35 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     for kernel in &kernels {
         let mut ids = BTreeSet::new();
         for case in &cases {
-            if args.selects(&verdict::kernel_trial_name(&kernel.name, &case.object, &case.case))
-                || args.selects(&verdict::identical_trial_name(&case.object, &case.case))
+            if args.selects(&verdict::kernel_trial_name(
+                &kernel.name,
+                &case.object,
+                &case.case,
+            )) || args.selects(&verdict::identical_trial_name(&case.object, &case.case))
             {
                 ids.insert(case.id.clone());
             }
         }
-        let load_selected = objects.iter().any(|o| args.selects(&verdict::load_trial_name(&kernel.name, o)));
+        let load_selected = objects.iter().any(|o| {
+            args.selects(&verdict::load_trial_name(&kernel.name, o))
+                || args.selects(&verdict::relocations_trial_name(&kernel.name, o))
+        });
         if !ids.is_empty() || load_selected {
             needed.insert(kernel.name.clone(), ids);
         }
     }
-    let kernels: Vec<&KernelEntry> = kernels.into_iter().filter(|k| needed.contains_key(&k.name)).collect();
+    let kernels: Vec<&KernelEntry> = kernels
+        .into_iter()
+        .filter(|k| needed.contains_key(&k.name))
+        .collect();
     if kernels.is_empty() {
         eprintln!("no trial matches the filter; nothing to run");
         return Ok(ExitCode::SUCCESS);
     }
     for kernel in &kernels {
-        if kernel.arch.as_str() != std::env::consts::ARCH && !matches!(kernel.source, KernelSource::Host) {
+        if kernel.arch.as_str() != std::env::consts::ARCH
+            && !matches!(kernel.source, KernelSource::Host)
+        {
             bail!(
                 "kernel {}: arch {} is not supported by this runner yet (x86_64 guests only)",
                 kernel.name,
@@ -130,14 +179,20 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         }
     }
 
-    let boots_qemu = kernels.iter().any(|k| !matches!(k.source, KernelSource::Host));
+    let boots_qemu = kernels
+        .iter()
+        .any(|k| !matches!(k.source, KernelSource::Host));
     let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
-    crate::tools::ensure(&crate::tools::requirements(boots_qemu, &clang), !args.common.no_install)?;
+    crate::tools::ensure(
+        &crate::tools::requirements(boots_qemu, &clang),
+        !args.common.no_install,
+    )?;
 
     eprintln!("building BPF objects and the guest agent");
     let built = crate::bpf_build::build_all(&layout.programs, &layout.work.join("objects"))?;
     let agent_path = crate::agent_build::build_agent(&layout.workspace)?;
-    let agent = std::fs::read(&agent_path).with_context(|| format!("reading {}", agent_path.display()))?;
+    let agent =
+        std::fs::read(&agent_path).with_context(|| format!("reading {}", agent_path.display()))?;
 
     let mut bundle_objects = Vec::new();
     for object in &objects {
@@ -147,7 +202,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                 layout.programs.display()
             );
         };
-        let bytes = std::fs::read(&b.path).with_context(|| format!("reading {}", b.path.display()))?;
+        let bytes =
+            std::fs::read(&b.path).with_context(|| format!("reading {}", b.path.display()))?;
         bundle_objects.push((Bundle::object_entry(object, &bytes), bytes));
     }
     let case_specs = case_specs(&fixture_files);
@@ -156,12 +212,22 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let images = Images::new(&layout.images, &matrix);
     let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let provisioned = provision_all(&images, &kernels, &lock);
+    let predictions = predict_all(&kernels, &provisioned, &bundle_objects);
 
     let run_dir = new_run_dir(&layout.work)?;
     let accel_choice = decide_accel(args.accel);
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runs = runtime.block_on(async {
@@ -173,11 +239,16 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let _ = cancel_tx.send(true);
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let per_kernel: HashMap<String, u64> = needed.iter().map(|(k, v)| (k.clone(), v.len() as u64)).collect();
+        let per_kernel: HashMap<String, u64> = needed
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len() as u64))
+            .collect();
         let progress = tokio::spawn(crate::progress::report(events_rx, per_kernel));
         let (accel, accel_reason) = match accel_choice {
             Ok(choice) => choice,
-            Err(reason) => probe_kvm(&kernels, &provisioned, &agent, &layout, cancel_rx.clone()).await.unwrap_or((Accel::Tcg, reason)),
+            Err(reason) => probe_kvm(&kernels, &provisioned, &agent, &layout, cancel_rx.clone())
+                .await
+                .unwrap_or((Accel::Tcg, reason)),
         };
         eprintln!("acceleration: {} ({accel_reason})", accel.qemu_name());
         let semaphore = Arc::new(Semaphore::new(jobs));
@@ -188,7 +259,11 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let bundle = Bundle {
                 agent: agent.clone(),
                 objects: bundle_objects.clone(),
-                cases: case_specs.iter().filter(|c| ids.contains(&c.id)).cloned().collect(),
+                cases: case_specs
+                    .iter()
+                    .filter(|c| ids.contains(&c.id))
+                    .cloned()
+                    .collect(),
                 fault: args.inject_fault.clone(),
             };
             let image = provisioned.get(&kernel.name).cloned();
@@ -200,11 +275,22 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             tasks.push(tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
                 if *cancel.borrow() {
-                    let mut run = GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
+                    let mut run =
+                        GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
                     run.status = crate::guest::GuestStatus::Interrupted;
                     return run;
                 }
-                run_kernel(&kernel, image, &bundle, &agent_path, &work, accel, cancel, events).await
+                run_kernel(
+                    &kernel,
+                    image,
+                    &bundle,
+                    &agent_path,
+                    &work,
+                    accel,
+                    cancel,
+                    events,
+                )
+                .await
             }));
         }
         drop(events_tx);
@@ -222,8 +308,12 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     runtime.shutdown_background();
     let interrupted = interrupted.load(std::sync::atomic::Ordering::SeqCst);
 
-    let selected_cases: Vec<PlannedCase> = cases.iter().filter(|c| needed.values().any(|ids| ids.contains(&c.id))).cloned().collect();
-    let trials = verdict::judge(&selected_cases, &objects, &runs);
+    let selected_cases: Vec<PlannedCase> = cases
+        .iter()
+        .filter(|c| needed.values().any(|ids| ids.contains(&c.id)))
+        .cloned()
+        .collect();
+    let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
     let record = RunRecord {
         matrix: &layout.matrix,
         accel: accel.qemu_name().to_string(),
@@ -243,11 +333,17 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
-    let guests_ok = runs.iter().all(|r| r.status == crate::guest::GuestStatus::Completed);
+    let guests_ok = runs
+        .iter()
+        .all(|r| r.status == crate::guest::GuestStatus::Completed);
     if interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    Ok(if conclusion.has_failed() || !guests_ok { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if conclusion.has_failed() || !guests_ok {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Runs that share a workspace (parallel tests, two terminals) each get a directory of their
@@ -256,10 +352,15 @@ fn new_run_dir(work: &Path) -> Result<PathBuf> {
     const KEEP_RUNS: usize = 10;
     let runs = work.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let dir = runs.join(format!("{stamp}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut existing: Vec<PathBuf> = std::fs::read_dir(&runs)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut existing: Vec<PathBuf> = std::fs::read_dir(&runs)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     existing.sort();
     let excess = existing.len().saturating_sub(KEEP_RUNS);
     for old in existing.into_iter().take(excess) {
@@ -272,7 +373,8 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
     let mut specs = Vec::new();
     for file in files {
         for case in &file.cases {
-            let mut dump_maps: Vec<String> = case.expect.maps.iter().map(|m| m.map.clone()).collect();
+            let mut dump_maps: Vec<String> =
+                case.expect.maps.iter().map(|m| m.map.clone()).collect();
             dump_maps.extend(case.expect.maps_exact.iter().cloned());
             dump_maps.sort();
             dump_maps.dedup();
@@ -292,7 +394,11 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
     specs
 }
 
-fn provision_all(images: &Images, kernels: &[&KernelEntry], lock: &crate::lockfile::Lockfile) -> HashMap<String, Result<KernelImage, String>> {
+fn provision_all(
+    images: &Images,
+    kernels: &[&KernelEntry],
+    lock: &crate::lockfile::Lockfile,
+) -> HashMap<String, Result<KernelImage, String>> {
     let progress = crate::images::IndicatifProgress::new();
     std::thread::scope(|scope| {
         let handles: Vec<_> = kernels
@@ -300,14 +406,62 @@ fn provision_all(images: &Images, kernels: &[&KernelEntry], lock: &crate::lockfi
             .filter(|k| !matches!(k.source, KernelSource::Host))
             .map(|kernel| {
                 let progress = &progress;
-                (kernel.name.clone(), scope.spawn(move || images.provision(kernel, lock, progress).map_err(|e| e.to_string())))
+                (
+                    kernel.name.clone(),
+                    scope.spawn(move || {
+                        images
+                            .provision(kernel, lock, progress)
+                            .map_err(|e| e.to_string())
+                    }),
+                )
             })
             .collect();
         handles
             .into_iter()
-            .map(|(name, handle)| (name, handle.join().unwrap_or_else(|_| Err("image provisioning panicked".into()))))
+            .map(|(name, handle)| {
+                (
+                    name,
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err("image provisioning panicked".into())),
+                )
+            })
             .collect()
     })
+}
+
+/// What the engine will decide in each guest, computed here from each kernel's cached BTF.
+fn predict_all(
+    kernels: &[&KernelEntry],
+    images: &HashMap<String, Result<KernelImage, String>>,
+    objects: &[(guest_protocol::ObjectEntry, Vec<u8>)],
+) -> verdict::Predictions {
+    let mut predictions = verdict::Predictions::new();
+    for kernel in kernels {
+        let btf_path = match (&kernel.source, images.get(&kernel.name)) {
+            (KernelSource::Host, _) => Ok(PathBuf::from("/sys/kernel/btf/vmlinux")),
+            (_, Some(Ok(image))) => image
+                .btf
+                .clone()
+                .ok_or_else(|| "the kernel image has no .BTF section".to_string()),
+            (_, Some(Err(e))) => Err(format!("no image: {e}")),
+            (_, None) => Err("no image".to_string()),
+        };
+        let target = btf_path.and_then(|path| {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            core_reloc::Btf::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        });
+        for (entry, bytes) in objects {
+            let prediction = match &target {
+                Err(e) => Err(e.clone()),
+                Ok(target) => core_reloc::Object::parse(bytes)
+                    .map(|object| crate::predict::predict(&object, target))
+                    .map_err(|e| format!("{}: {e}", entry.name)),
+            };
+            predictions.insert((kernel.name.clone(), entry.name.clone()), prediction);
+        }
+    }
+    predictions
 }
 
 /// Ok: decided without a probe. Err(reason): KVM is not ruled out, so a probe boot decides.
@@ -315,10 +469,12 @@ fn decide_accel(choice: AccelChoice) -> Result<(Accel, String), String> {
     match choice {
         AccelChoice::Tcg => Ok((Accel::Tcg, "requested with --accel tcg".into())),
         AccelChoice::Kvm => Ok((Accel::Kvm, "requested with --accel kvm".into())),
-        AccelChoice::Auto => match accel::kvm_ruled_out(Path::new("/dev/kvm"), Path::new("/sys/module")) {
-            Some(reason) => Ok((Accel::Tcg, reason)),
-            None => Err("a KVM probe guest did not boot".into()),
-        },
+        AccelChoice::Auto => {
+            match accel::kvm_ruled_out(Path::new("/dev/kvm"), Path::new("/sys/module")) {
+                Some(reason) => Ok((Accel::Tcg, reason)),
+                None => Err("a KVM probe guest did not boot".into()),
+            }
+        }
     }
 }
 
@@ -330,10 +486,21 @@ async fn probe_kvm(
     layout: &Layout,
     cancel: watch::Receiver<bool>,
 ) -> Option<(Accel, String)> {
-    let (kernel, image) = kernels.iter().find_map(|k| images.get(&k.name)?.as_ref().ok().map(|i| (*k, i)))?;
-    let bundle = Bundle { agent: agent.to_vec(), objects: vec![], cases: vec![], fault: None };
-    let work = layout.work.join(format!("kvm-probe-{}", std::process::id()));
-    let initramfs = bundle.write_initramfs(&kernel.name, true, &work.join("initramfs.cpio")).ok()?;
+    let (kernel, image) = kernels
+        .iter()
+        .find_map(|k| images.get(&k.name)?.as_ref().ok().map(|i| (*k, i)))?;
+    let bundle = Bundle {
+        agent: agent.to_vec(),
+        objects: vec![],
+        cases: vec![],
+        fault: None,
+    };
+    let work = layout
+        .work
+        .join(format!("kvm-probe-{}", std::process::id()));
+    let initramfs = bundle
+        .write_initramfs(&kernel.name, true, &work.join("initramfs.cpio"))
+        .ok()?;
     let guest = qemu::QemuGuest {
         kernel: kernel.name.clone(),
         arch: kernel.arch.as_str().to_string(),
@@ -352,9 +519,19 @@ async fn probe_kvm(
     let (events, _) = mpsc::unbounded_channel();
     let run = qemu::run(&guest, cancel, events).await;
     if run.hello.is_some() {
-        Some((Accel::Kvm, format!("a probe guest ({}) booted under KVM", kernel.name)))
+        Some((
+            Accel::Kvm,
+            format!("a probe guest ({}) booted under KVM", kernel.name),
+        ))
     } else {
-        Some((Accel::Tcg, format!("a probe guest ({}) did not boot under KVM: {}", kernel.name, run.status.describe())))
+        Some((
+            Accel::Tcg,
+            format!(
+                "a probe guest ({}) did not boot under KVM: {}",
+                kernel.name,
+                run.status.describe()
+            ),
+        ))
     }
 }
 
@@ -369,20 +546,34 @@ async fn run_kernel(
     cancel: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<crate::vm::GuestEvent>,
 ) -> GuestRun {
-    let limits = GuestLimits { boot: kernel.boot_timeout, test: kernel.test_timeout, guest: kernel.guest_timeout };
+    let limits = GuestLimits {
+        boot: kernel.boot_timeout,
+        test: kernel.test_timeout,
+        guest: kernel.guest_timeout,
+    };
     if matches!(kernel.source, KernelSource::Host) {
         let dir = work.join("bundle");
         if let Err(e) = bundle.write_dir(&kernel.name, &dir) {
             return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("{e:#}"));
         }
-        return crate::vm::host::run(&kernel.name, agent_path, &dir, work, limits, cancel, events).await;
+        return crate::vm::host::run(&kernel.name, agent_path, &dir, work, limits, cancel, events)
+            .await;
     }
     let image = match image {
         Some(Ok(image)) => image,
-        Some(Err(e)) => return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("image: {e}")),
-        None => return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), "no image was provisioned".into()),
+        Some(Err(e)) => {
+            return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("image: {e}"))
+        }
+        None => {
+            return GuestRun::not_run(
+                &kernel.name,
+                kernel.arch.as_str(),
+                "no image was provisioned".into(),
+            )
+        }
     };
-    let initramfs = match bundle.write_initramfs(&kernel.name, false, &work.join("initramfs.cpio")) {
+    let initramfs = match bundle.write_initramfs(&kernel.name, false, &work.join("initramfs.cpio"))
+    {
         Ok(path) => path,
         Err(e) => return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("{e:#}")),
     };
@@ -405,7 +596,10 @@ async fn run_kernel(
 
 async fn wait_for_stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -433,7 +627,10 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
 }
 
 fn print_unsupported(trials: &[Trial]) {
-    let unsupported: Vec<&Trial> = trials.iter().filter(|t| matches!(t.outcome, TrialOutcome::Unsupported(_))).collect();
+    let unsupported: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| matches!(t.outcome, TrialOutcome::Unsupported(_)))
+        .collect();
     if unsupported.is_empty() {
         return;
     }

@@ -3,6 +3,8 @@
 //! Three kinds of trial:
 //! - `<kernel>::<object>::load`: the object relocated and every program loaded (or its type is
 //!   missing on that kernel, which is reported as unsupported, not as a pass);
+//! - `<kernel>::<object>::relocations`: every CO-RE decision the guest's engine made equals the
+//!   one predicted on the host from that kernel's BTF;
 //! - `<kernel>::<object>::<case>`: that kernel's result equals the fixture's expectation;
 //! - `identical::<object>::<case>`: every kernel that ran the case produced the same result.
 
@@ -54,16 +56,33 @@ pub fn load_trial_name(kernel: &str, object: &str) -> String {
     format!("{kernel}::{object}::load")
 }
 
+pub fn relocations_trial_name(kernel: &str, object: &str) -> String {
+    format!("{kernel}::{object}::relocations")
+}
+
+/// Host-side predictions, keyed by (kernel, object); Err says why none could be made.
+pub type Predictions = BTreeMap<(String, String), Result<crate::predict::ObjectPrediction, String>>;
+
 pub fn identical_trial_name(object: &str, case: &str) -> String {
     format!("{IDENTICAL}::{object}::{case}")
 }
 
 /// Judges every kernel's run. `objects` are the objects shipped (for load trials).
-pub fn judge(cases: &[PlannedCase], objects: &[String], runs: &[GuestRun]) -> Vec<Trial> {
+pub fn judge(
+    cases: &[PlannedCase],
+    objects: &[String],
+    runs: &[GuestRun],
+    predictions: &Predictions,
+) -> Vec<Trial> {
     let mut trials = Vec::new();
     for run in runs {
         for object in objects {
             trials.push(judge_load(run, object));
+            trials.push(judge_relocations(
+                run,
+                object,
+                predictions.get(&(run.kernel.clone(), object.clone())),
+            ));
         }
         for case in cases {
             trials.push(Trial {
@@ -151,6 +170,33 @@ fn judge_load(run: &GuestRun, object: &str) -> Trial {
     };
     Trial {
         name,
+        kernel: Some(run.kernel.clone()),
+        object: object.to_string(),
+        case: None,
+        outcome,
+    }
+}
+
+fn judge_relocations(
+    run: &GuestRun,
+    object: &str,
+    prediction: Option<&Result<crate::predict::ObjectPrediction, String>>,
+) -> Trial {
+    let outcome = match (run.objects.iter().find(|o| o.object == object), prediction) {
+        (_, None) => TrialOutcome::Unsupported(format!("kernel {}: no prediction was made", run.kernel)),
+        (_, Some(Err(why))) => TrialOutcome::Unsupported(format!("kernel {}: cannot predict relocations: {why}", run.kernel)),
+        (None, _) if run.status != GuestStatus::Completed => TrialOutcome::Failed(guest_failure(run)),
+        (None, _) => TrialOutcome::Failed(format!("kernel {}: the agent did not load {object}", run.kernel)),
+        (Some(loaded), Some(Ok(predicted))) => match crate::predict::compare(predicted, &loaded.relocations) {
+            Ok(_) => TrialOutcome::Passed,
+            Err(diff) => TrialOutcome::Failed(format!(
+                "kernel {}: the guest's engine decided differently from the host's prediction:\n{diff}",
+                run.kernel
+            )),
+        },
+    };
+    Trial {
+        name: relocations_trial_name(&run.kernel, object),
         kernel: Some(run.kernel.clone()),
         object: object.to_string(),
         case: None,

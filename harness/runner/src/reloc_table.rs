@@ -1,0 +1,290 @@
+//! `harness reloc`: the engine's decisions for every object against every kernel of the matrix,
+//! from the cached BTF, without booting. One row per relocation, one column per kernel; rows
+//! whose decision differs between kernels are marked, since they are what CO-RE is for.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::CommonArgs;
+use crate::config::{KernelSource, Matrix};
+use crate::images::{Images, IndicatifProgress};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelocArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only these objects (file stems under programs/); default: all
+    #[arg(value_name = "OBJECT")]
+    pub objects: Vec<String>,
+    /// BPF programs [default: programs/ next to the matrix]
+    #[arg(long, value_name = "DIR")]
+    pub programs: Option<PathBuf>,
+    /// Also write the table as JSON here
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Print a Markdown table (for documentation) instead of plain text
+    #[arg(long)]
+    pub markdown: bool,
+    /// Only rows whose decision differs between kernels
+    #[arg(long)]
+    pub differing: bool,
+}
+
+/// One relocation site and what each kernel makes of it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub object: String,
+    pub program: String,
+    pub insn: u32,
+    pub kind: String,
+    pub access: String,
+    /// Kernel name → decision (`value N`, `poisoned (...)`, or `failed: ...`).
+    pub decisions: BTreeMap<String, String>,
+}
+
+impl Row {
+    pub fn differs(&self) -> bool {
+        let mut values = self.decisions.values();
+        values
+            .next()
+            .is_some_and(|first| values.any(|v| v != first))
+    }
+}
+
+pub fn reloc_command(args: &RelocArgs) -> Result<()> {
+    let matrix = Matrix::load(&args.common.matrix)?;
+    let kernels = matrix.select(&args.common.kernels)?;
+    let layout = crate::run::Layout::new(&args.common, args.programs.as_deref(), None);
+    let built = crate::bpf_build::build_all(&layout.programs, &layout.work.join("objects"))?;
+    let images = Images::new(crate::lock::images_dir(&args.common, &matrix), &matrix);
+    let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
+    let progress = IndicatifProgress::new();
+
+    let mut targets = Vec::new();
+    for kernel in &kernels {
+        let path = match &kernel.source {
+            KernelSource::Host => PathBuf::from("/sys/kernel/btf/vmlinux"),
+            _ => images
+                .provision(kernel, &lock, &progress)
+                .with_context(|| format!("kernel {}", kernel.name))?
+                .btf
+                .with_context(|| {
+                    format!("kernel {}: its image has no .BTF section", kernel.name)
+                })?,
+        };
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let btf = core_reloc::Btf::parse(&bytes)
+            .with_context(|| format!("kernel {}: {}", kernel.name, path.display()))?;
+        targets.push((kernel.name.clone(), btf));
+    }
+
+    let mut rows: Vec<Row> = Vec::new();
+    for object in built
+        .iter()
+        .filter(|b| args.objects.is_empty() || args.objects.contains(&b.name))
+    {
+        let bytes = std::fs::read(&object.path)
+            .with_context(|| format!("reading {}", object.path.display()))?;
+        let parsed =
+            core_reloc::Object::parse(&bytes).with_context(|| format!("object {}", object.name))?;
+        for (kernel, btf) in &targets {
+            for (program, prediction) in crate::predict::predict(&parsed, btf) {
+                match prediction {
+                    Ok(reports) => {
+                        for r in reports {
+                            let row = find_or_add(
+                                &mut rows,
+                                &object.name,
+                                &program,
+                                r.insn,
+                                &r.kind,
+                                &r.access,
+                            );
+                            row.decisions.insert(kernel.clone(), r.decision);
+                        }
+                    }
+                    Err(error) => {
+                        let row = find_or_add(
+                            &mut rows,
+                            &object.name,
+                            &program,
+                            u32::MAX,
+                            "program",
+                            "(whole program)",
+                        );
+                        row.decisions
+                            .insert(kernel.clone(), format!("failed: {error}"));
+                    }
+                }
+            }
+        }
+    }
+    let kernel_names: Vec<String> = targets.iter().map(|(k, _)| k.clone()).collect();
+    if let Some(path) = &args.json {
+        crate::fsutil::write_atomic(path, serde_json::to_string_pretty(&rows)?.as_bytes())?;
+    }
+    let shown: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !args.differing || r.differs())
+        .collect();
+    print!(
+        "{}",
+        if args.markdown {
+            markdown(&shown, &kernel_names)
+        } else {
+            plain(&shown, &kernel_names)
+        }
+    );
+    let differing = rows.iter().filter(|r| r.differs()).count();
+    eprintln!(
+        "{} relocations in {} objects against {} kernels; {differing} resolve differently across kernels",
+        rows.len(),
+        built.len(),
+        kernel_names.len()
+    );
+    Ok(())
+}
+
+fn find_or_add<'a>(
+    rows: &'a mut Vec<Row>,
+    object: &str,
+    program: &str,
+    insn: u32,
+    kind: &str,
+    access: &str,
+) -> &'a mut Row {
+    let position = rows.iter().position(|r| {
+        r.object == object && r.program == program && r.insn == insn && r.kind == kind
+    });
+    match position {
+        Some(i) => &mut rows[i],
+        None => {
+            rows.push(Row {
+                object: object.into(),
+                program: program.into(),
+                insn,
+                kind: kind.into(),
+                access: access.into(),
+                decisions: BTreeMap::new(),
+            });
+            rows.last_mut().expect("just pushed")
+        }
+    }
+}
+
+fn cell<'a>(row: &'a Row, kernel: &str) -> &'a str {
+    row.decisions.get(kernel).map(String::as_str).unwrap_or("-")
+}
+
+pub fn plain(rows: &[&Row], kernels: &[String]) -> String {
+    let mut table: Vec<Vec<String>> = vec![];
+    let mut header = vec![
+        "".to_string(),
+        "object".into(),
+        "program".into(),
+        "insn".into(),
+        "kind".into(),
+        "access".into(),
+    ];
+    header.extend(kernels.iter().cloned());
+    table.push(header);
+    for row in rows {
+        let mut line = vec![
+            if row.differs() {
+                "*".into()
+            } else {
+                " ".into()
+            },
+            row.object.clone(),
+            row.program.clone(),
+            if row.insn == u32::MAX {
+                "-".into()
+            } else {
+                row.insn.to_string()
+            },
+            row.kind.clone(),
+            row.access.clone(),
+        ];
+        line.extend(kernels.iter().map(|k| cell(row, k).to_string()));
+        table.push(line);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &table {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out.push_str("(* = the decision differs between kernels)\n");
+    out
+}
+
+pub fn markdown(rows: &[&Row], kernels: &[String]) -> String {
+    let mut out = format!(
+        "| object | program | kind | access | {} |\n",
+        kernels.join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|---|---|{}", "---|".repeat(kernels.len()));
+    for row in rows {
+        let cells: Vec<String> = kernels
+            .iter()
+            .map(|k| cell(row, k).replace('|', "\\|"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | `{}` | {} |",
+            row.object,
+            row.program,
+            row.kind,
+            row.access.replace('|', "\\|"),
+            cells.join(" | ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(decisions: &[(&str, &str)]) -> Row {
+        Row {
+            object: "core_facts".into(),
+            program: "p".into(),
+            insn: 7,
+            kind: "field_byte_offset".into(),
+            access: "struct task_struct::__state".into(),
+            decisions: decisions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn marks_rows_that_differ() {
+        assert!(row(&[("5.10", "poisoned (no match)"), ("7.2", "value 24")]).differs());
+        assert!(!row(&[("5.10", "value 24"), ("7.2", "value 24")]).differs());
+        let kernels = vec!["5.10".to_string(), "7.2".to_string()];
+        let r = row(&[("5.10", "poisoned (no match)"), ("7.2", "value 24")]);
+        let text = plain(&[&r], &kernels);
+        assert!(text.lines().nth(1).unwrap().starts_with('*'), "{text}");
+        let md = markdown(&[&r], &kernels);
+        assert!(md.contains("| core_facts | p | field_byte_offset | `struct task_struct::__state` | poisoned (no match) | value 24 |"), "{md}");
+    }
+}
