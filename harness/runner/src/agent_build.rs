@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::tools::AGENT_TARGET;
+use host_tools::AGENT_TARGET;
 
 /// The workspace this harness was built from (the agent's sources live there).
 pub fn workspace_root() -> PathBuf {

@@ -23,6 +23,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install the host tools a run needs (QEMU, clang-19, libbpf headers, the agent's target)
+    Setup {
+        /// Never install; only say what is missing
+        #[arg(long)]
+        no_install: bool,
+    },
     /// Resolve the Debian packages of the matrix and write kernels.lock
     Lock(LockArgs),
     /// Download and unpack the matrix's kernels into the image cache, without booting

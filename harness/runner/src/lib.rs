@@ -17,6 +17,5 @@ pub mod progress;
 pub mod reloc_table;
 pub mod report;
 pub mod run;
-pub mod tools;
 pub mod verdict;
 pub mod vm;

@@ -183,8 +183,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .iter()
         .any(|k| !matches!(k.source, KernelSource::Host));
     let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
-    crate::tools::ensure(
-        &crate::tools::requirements(boots_qemu, &clang),
+    host_tools::ensure(
+        &host_tools::requirements(boots_qemu, &clang),
         !args.common.no_install,
     )?;
 

@@ -1,4 +1,4 @@
-//! Host tools the run needs, and how they get there.
+//! Host tools the harness and its tests need, and how they get there.
 //!
 //! On a fresh Debian machine, as root, the harness installs what is missing itself (that is what
 //! makes README's two commands enough); anywhere else it stops and names the exact command.
@@ -199,6 +199,23 @@ fn rust_target_installed(target: &str) -> bool {
         })
         // Without rustup (a distribution toolchain) we cannot tell; let the build say.
         .unwrap_or(true)
+}
+
+/// For tests that compile BPF C: makes sure clang-19 and the libbpf headers are there,
+/// installing them as the harness would (once per process), or panics with what to run.
+pub fn ensure_bpf_toolchain_for_tests() {
+    static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let outcome = ONCE.get_or_init(|| {
+        let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
+        let needs: Vec<Requirement> = requirements(false, &clang)
+            .into_iter()
+            .filter(|r| matches!(r.install, Install::Apt(_)))
+            .collect();
+        ensure(&needs, std::env::var_os("HARNESS_NO_INSTALL").is_none()).map_err(|e| format!("{e:#}"))
+    });
+    if let Err(message) = outcome {
+        panic!("the BPF toolchain is missing and could not be installed:\n{message}");
+    }
 }
 
 #[cfg(test)]
