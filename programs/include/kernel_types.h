@@ -23,6 +23,10 @@
 
 typedef int pid_t;
 
+struct nsproxy;
+struct cred;
+struct pid;
+
 /* task_struct: 5.10 has `volatile long state`, 5.14+ `unsigned int __state`. */
 struct task_struct {
 	/* kernel order is pid, tgid; reversed with a gap here on purpose */
@@ -31,6 +35,95 @@ struct task_struct {
 	pid_t pid;
 	unsigned int flags;
 	char comm[16];
+	/* kernel order: group_leader, thread_pid, cred, nsproxy */
+	struct nsproxy *nsproxy;
+	const struct cred *cred;
+	struct pid *thread_pid;
+	struct task_struct *group_leader;
+} PAC;
+
+/* The CPU a task runs on: task_struct.cpu up to 5.15, then moved into
+ * task_struct.thread_info.cpu (x86 has THREAD_INFO_IN_TASK). */
+struct task_struct___cpu {
+	unsigned int cpu;
+} PAC;
+
+struct thread_info___cpu {
+	__u32 cpu;
+} PAC;
+
+struct task_struct___ti {
+	struct thread_info___cpu thread_info;
+} PAC;
+
+/* struct new_utsname (UAPI layout: six char[__NEW_UTS_LEN + 1 = 65]) inside
+ * struct uts_namespace: behind a struct kref (offset 4) on 5.10, first
+ * (offset 0) since 5.11. */
+struct new_utsname {
+	char sysname[65];
+	char nodename[65];
+	char release[65];
+	char version[65];
+	char machine[65];
+	char domainname[65];
+} PAC;
+
+struct uts_namespace {
+	struct new_utsname name;
+} PAC;
+
+struct nsproxy {
+	struct uts_namespace *uts_ns;
+} PAC;
+
+/* kuid_t / kgid_t wrap the id in a struct so it is never mixed up. */
+typedef struct {
+	__u32 val;
+} kuid_t;
+
+typedef struct {
+	__u32 val;
+} kgid_t;
+
+struct cred {
+	kgid_t gid; /* kernel order: uid, gid */
+	kuid_t uid;
+} PAC;
+
+struct hlist_head {
+	void *first;
+} PAC;
+
+enum pid_type {
+	PIDTYPE_MAX = 40, /* 4 in every kernel; deliberately wrong here */
+};
+
+/* struct pid: numbers[] is the last member, `struct upid numbers[1]` on
+ * 5.10 and a flexible `numbers[]` since 5.17; 6.12 and 7.x add members before
+ * tasks[] (pidfs), so every offset below moves. numbers[0] is the id in the
+ * initial pid namespace, the one bpf_get_current_pid_tgid() reports. */
+struct upid {
+	int nr;
+	void *ns;
+} PAC;
+
+struct pid {
+	unsigned int level;
+	struct hlist_head tasks[PIDTYPE_MAX];
+	struct upid numbers[1];
+} PAC;
+
+/* TYPE_MATCHES: upid as every kernel has it (pointers match by name only),
+ * and a shape no kernel has. */
+struct pid_namespace;
+struct upid___same {
+	int nr;
+	struct pid_namespace *ns;
+} PAC;
+
+struct upid___wrong {
+	long nr;
+	struct pid_namespace *ns;
 } PAC;
 
 struct task_struct___new {

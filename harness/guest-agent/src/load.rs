@@ -115,7 +115,7 @@ pub fn load_object(
                             load_us: started.elapsed().as_micros() as u64,
                         }
                     }
-                    Err(error) => classify_load_error(relocated.program_type, error),
+                    Err(error) => classify_load_error(relocated.program_type, error, &relocated.core),
                 }
             }
         };
@@ -149,7 +149,7 @@ pub fn load_object(
 
 /// The kernel said no: tell apart "this kernel has no such program type" (an expected gap)
 /// from a real rejection, by asking the kernel with a trivial program of the same type.
-fn classify_load_error(program_type: u32, error: bpf_loader::BpfError) -> ProgramLoadOutcome {
+fn classify_load_error(program_type: u32, error: bpf_loader::BpfError, core: &[core_reloc::CoreDecision]) -> ProgramLoadOutcome {
     if error.errno() == Some(libc::EINVAL) {
         if let Ok(false) = bpf_loader::probe::program_type_supported(program_type) {
             return ProgramLoadOutcome::Unsupported {
@@ -157,11 +157,25 @@ fn classify_load_error(program_type: u32, error: bpf_loader::BpfError) -> Progra
             };
         }
     }
-    ProgramLoadOutcome::Rejected {
-        error: error.to_string(),
-        verifier_log: error.log().unwrap_or_default().to_string(),
+    let verifier_log = error.log().unwrap_or_default().to_string();
+    let mut message = error.to_string();
+    // The verifier names a poisoned instruction only as a call to an unknown helper.
+    if verifier_log.contains(&POISON_HELPER_DECIMAL.to_string()) {
+        for decision in core {
+            if let core_reloc::CoreOutcome::Poisoned { reason } = &decision.outcome {
+                message.push_str(&format!(
+                    "\ninsn {} was poisoned by the CO-RE relocation {} {} ({reason}): the verifier reached it, so \
+                     on this kernel that code must be guarded (bpf_core_field_exists / bpf_core_type_exists)",
+                    decision.insn_index, decision.kind, decision.access
+                ));
+            }
+        }
     }
+    ProgramLoadOutcome::Rejected { error: message, verifier_log }
 }
+
+/// libbpf's (and our engine's) poison helper id, 0xbad2310, as the verifier prints it.
+const POISON_HELPER_DECIMAL: u32 = 0xbad2310;
 
 /// The object's BTF makes func_info/line_info (and so the kernel's own checks and readable
 /// verifier logs) possible; a kernel that refuses it still runs the programs without it.

@@ -87,9 +87,6 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     if manifest.probe_only {
         return Ok(());
     }
-    if let Some(fault) = &manifest.fault {
-        system::inject_fault(fault);
-    }
     let kernel_btf = kernel_btf.ok_or_else(|| {
         format!(
             "{} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF, CO-RE cannot work",
@@ -126,6 +123,12 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
                 for case in cases {
                     let result = run_cases::run_case(&loaded, case);
                     channel.send(&GuestMessage::CaseResult(result));
+                    // Test-only faults strike mid-test, after a first result: what was reported
+                    // before must survive in the runner's record.
+                    if let Some(fault) = manifest.fault.as_deref() {
+                        channel.flush();
+                        system::inject_fault(fault);
+                    }
                 }
             }
             Err(message) => {

@@ -80,6 +80,8 @@ pub fn inject_fault(fault: &str) {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
         "crash" => std::process::abort(),
+        // init returning: the kernel panics with "Attempted to kill init".
+        "exit" => std::process::exit(3),
         _ => {}
     }
 }

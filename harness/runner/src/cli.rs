@@ -85,9 +85,10 @@ pub struct RunArgs {
     /// Console logs and scratch files [default: target/harness/ in the workspace]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Test-only: ask the agent of every guest to fail this way (panic, hang, crash)
-    #[arg(long, hide = true, value_name = "FAULT")]
-    pub inject_fault: Option<String>,
+    /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
+    /// (repeatable); the harness's own fault tests use it
+    #[arg(long, hide = true, value_name = "KERNEL=FAULT", value_parser = parse_fault)]
+    pub inject_fault: Vec<(String, String)>,
 
     /// Run only trials whose name contains this (libtest style)
     #[arg(value_name = "FILTER")]
@@ -116,6 +117,14 @@ pub struct RunArgs {
     /// Accepted for libtest compatibility
     #[arg(long, hide = true)]
     pub nocapture: bool,
+}
+
+fn parse_fault(text: &str) -> Result<(String, String), String> {
+    let (kernel, fault) = text.split_once('=').ok_or("expected KERNEL=FAULT, for example 6.1=panic")?;
+    if !["panic", "hang", "crash", "exit"].contains(&fault) {
+        return Err(format!("unknown fault {fault}: panic, hang, crash or exit"));
+    }
+    Ok((kernel.to_string(), fault.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

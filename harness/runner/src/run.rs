@@ -264,7 +264,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     .filter(|c| ids.contains(&c.id))
                     .cloned()
                     .collect(),
-                fault: args.inject_fault.clone(),
+                fault: args.inject_fault.iter().find(|(k, _)| k == &kernel.name).map(|(_, f)| f.clone()),
             };
             let image = provisioned.get(&kernel.name).cloned();
             let semaphore = semaphore.clone();

@@ -140,24 +140,32 @@ pub fn relocate_program(
     // (linked index of the call/ld_imm64, linked index of its target)
     let mut jumps: Vec<(usize, usize)> = Vec::new();
 
-    let mut next = 0;
-    while next < placed.len() {
-        let Placed {
-            function,
-            linked_start,
-        } = placed[next];
-        next += 1;
+    // Subprograms are appended depth first, in the order their first call
+    // is met, exactly as libbpf lays them out: the linked stream (and thus
+    // every call offset and verifier message) is the same as libbpf's.
+    let append = |function: usize, insns: &mut Vec<u8>| -> Result<(), RelocateError> {
         let func = &obj.functions[function];
-        let section = &obj.code[func.code];
         let start_byte = func.start * INSN_SIZE;
-        let bytes = section
+        let bytes = obj.code[func.code]
             .insns
             .get(start_byte..start_byte + func.len * INSN_SIZE)
             .ok_or_else(|| link_err(format!("function {} out of bounds", func.name)))?;
-        debug_assert_eq!(insns.len(), linked_start * INSN_SIZE);
         insns.extend_from_slice(bytes);
-
-        for i in 0..func.len {
+        Ok(())
+    };
+    append(prog.function, &mut insns)?;
+    // (function, its linked start, next instruction to scan)
+    let mut stack: Vec<(usize, usize, usize)> = vec![(prog.function, 0, 0)];
+    while let Some(top) = stack.last_mut() {
+        let (function, linked_start, i) = *top;
+        let func = &obj.functions[function];
+        if i >= func.len {
+            stack.pop();
+            continue;
+        }
+        top.2 += 1;
+        let section = &obj.code[func.code];
+        {
             let sec_index = func.start + i;
             let linked = linked_start + i;
             let ins = insn::read(&section.insns, sec_index)
@@ -223,15 +231,14 @@ pub fn relocate_program(
             let target_start = match placed_at.get(&target_fn) {
                 Some(&start) => start,
                 None => {
-                    let start = placed
-                        .last()
-                        .map(|p| p.linked_start + obj.functions[p.function].len)
-                        .unwrap_or(0);
+                    let start = insns.len() / INSN_SIZE;
                     placed.push(Placed {
                         function: target_fn,
                         linked_start: start,
                     });
                     placed_at.insert(target_fn, start);
+                    append(target_fn, &mut insns)?;
+                    stack.push((target_fn, start, 0));
                     start
                 }
             };

@@ -38,7 +38,7 @@ struct KernelReport<'a> {
     kernel_uptime_ms: Option<u64>,
     outcome: &'static str,
     detail: String,
-    #[serde(skip_serializing_if = "str::is_empty")]
+    /// The console's last lines, for any outcome but COMPLETED (empty when it printed nothing).
     console_tail: &'a str,
     logs: &'a [String],
     objects: &'a [guest_protocol::ObjectLoaded],
