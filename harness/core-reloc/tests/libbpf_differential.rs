@@ -370,6 +370,41 @@ fn compare_program(
     }
 }
 
+/// libbpf's short name of a relocation kind, as in its log.
+fn libbpf_kind_name(ours: &str) -> Option<&'static str> {
+    Some(match ours {
+        "field_byte_offset" => "byte_off",
+        "field_byte_size" => "byte_sz",
+        "field_exists" => "field_exists",
+        "field_signed" => "signed",
+        "field_lshift_u64" => "lshift_u64",
+        "field_rshift_u64" => "rshift_u64",
+        "type_id_local" => "local_type_id",
+        "type_id_target" => "target_type_id",
+        "type_exists" => "type_exists",
+        "type_matches" => "type_matches",
+        "type_size" => "type_size",
+        "enumval_exists" => "enumval_exists",
+        "enumval_value" => "enumval_value",
+        _ => return None,
+    })
+}
+
+/// The kind of the relocation libbpf failed on: "prog 'p': relo #n: failed
+/// to ..." preceded by "prog 'p': relo #n: <kind> ...".
+fn libbpf_failed_kind(log: &str) -> Option<String> {
+    let failed = log
+        .lines()
+        .find(|l| l.contains("failed to relocate") || l.contains("failed to patch insn"))?;
+    let prefix = &failed[..failed.find(": failed")?];
+    let prefix = &prefix[prefix.find("prog '")?..];
+    log.lines().find_map(|l| {
+        let rest = &l[l.find(prefix)? + prefix.len()..];
+        let rest = rest.strip_prefix(": <")?;
+        Some(rest[..rest.find('>')?].to_string())
+    })
+}
+
 fn last_lines(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(6)..].join(" | ")

@@ -164,6 +164,7 @@ fn dump(map: &crate::load::LoadedMap) -> Result<MapDump, String> {
     entries.sort();
     Ok(MapDump {
         name: spec.name.clone(),
+        zero_entries_omitted: is_array,
         entries,
     })
 }

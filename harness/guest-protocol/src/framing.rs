@@ -95,6 +95,7 @@ mod tests {
                 duration_ns: 10,
                 maps: vec![MapDump {
                     name: "counters".into(),
+                    zero_entries_omitted: true,
                     entries: vec![MapEntry {
                         key: vec![1, 0, 0, 0],
                         value: vec![1; 8],

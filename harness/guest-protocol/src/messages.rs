@@ -138,6 +138,10 @@ pub struct RunOutput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapDump {
     pub name: String,
+    /// Arrays hold every index; their all-zero entries are left out of the dump, and a missing
+    /// key then reads as zero.
+    #[serde(default)]
+    pub zero_entries_omitted: bool,
     /// Sorted by key so that dumps compare equal regardless of iteration order.
     pub entries: Vec<MapEntry>,
 }

@@ -103,8 +103,14 @@ impl<'a> CoreEngine<'a> {
             .name_of(relo.type_id)
             .map_err(|e| fail(&raw_access, e.to_string()))?
             .to_string();
-        let local_spec = parse_spec(self.local, relo.type_id, &raw_access, kind)
-            .map_err(|why| fail(&format!("type #{} + {raw_access}", relo.type_id), why))?;
+        let local_spec =
+            parse_spec(self.local, relo.type_id, &raw_access, kind).map_err(|why| {
+                let root = self
+                    .local
+                    .type_by_id(relo.type_id)
+                    .map_or_else(|_| format!("type #{}", relo.type_id), |t| t.c_name());
+                fail(&format!("{root} (access string {raw_access:?})"), why)
+            })?;
         let access = local_spec.describe();
         let fail = |why: String| CoreFailure {
             kind: Some(kind),
