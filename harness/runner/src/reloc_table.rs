@@ -32,6 +32,10 @@ pub struct RelocArgs {
     /// Only rows whose decision differs between kernels
     #[arg(long)]
     pub differing: bool,
+    /// Print the coverage tables that README carries (kinds per object, and every relocation
+    /// that resolves differently across kernels), in Markdown
+    #[arg(long)]
+    pub coverage: bool,
 }
 
 /// One relocation site and what each kernel makes of it.
@@ -131,14 +135,14 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
         .iter()
         .filter(|r| !args.differing || r.differs())
         .collect();
-    print!(
-        "{}",
-        if args.markdown {
-            markdown(&shown, &kernel_names)
-        } else {
-            plain(&shown, &kernel_names)
-        }
-    );
+    let text = if args.coverage {
+        coverage(&rows, &kernel_names)
+    } else if args.markdown {
+        markdown(&shown, &kernel_names)
+    } else {
+        plain(&shown, &kernel_names)
+    };
+    print!("{text}");
     let differing = rows.iter().filter(|r| r.differs()).count();
     eprintln!(
         "{} relocations in {} objects against {} kernels; {differing} resolve differently across kernels",
@@ -254,6 +258,72 @@ pub fn markdown(rows: &[&Row], kernels: &[String]) -> String {
             row.access.replace('|', "\\|"),
             cells.join(" | ")
         );
+    }
+    out
+}
+
+/// The 13 relocation kinds, in kernel order, as the engine names them.
+const KINDS: [&str; 13] = [
+    "field_byte_offset",
+    "field_byte_size",
+    "field_exists",
+    "field_signed",
+    "field_lshift_u64",
+    "field_rshift_u64",
+    "type_id_local",
+    "type_id_target",
+    "type_exists",
+    "type_size",
+    "enumval_exists",
+    "enumval_value",
+    "type_matches",
+];
+
+/// README's coverage: which kinds each object uses (and on how many kernels they resolve to a
+/// value rather than a poison), then each distinct relocation whose decision differs between
+/// kernels, duplicates across instructions folded.
+pub fn coverage(rows: &[Row], kernels: &[String]) -> String {
+    let mut objects: Vec<&str> = rows.iter().map(|r| r.object.as_str()).collect();
+    objects.sort();
+    objects.dedup();
+    let mut out = format!("| kind | {} |\n|---|{}\n", objects.join(" | "), "---|".repeat(objects.len()));
+    for kind in KINDS {
+        let cells: Vec<String> = objects
+            .iter()
+            .map(|object| {
+                let sites: Vec<&Row> = rows.iter().filter(|r| r.object == *object && r.kind == kind).collect();
+                if sites.is_empty() {
+                    return "-".into();
+                }
+                let resolving: Vec<&String> = kernels
+                    .iter()
+                    .filter(|k| sites.iter().any(|r| r.decisions.get(*k).is_some_and(|d| d.starts_with("value"))))
+                    .collect();
+                format!("{} sites, value on {}/{}", sites.len(), resolving.len(), kernels.len())
+            })
+            .collect();
+        let _ = writeln!(out, "| {kind} | {} |", cells.join(" | "));
+    }
+    let mut seen: Vec<(&str, &str, &str, &BTreeMap<String, String>)> = Vec::new();
+    for row in rows.iter().filter(|r| r.differs()) {
+        let key = (row.object.as_str(), row.kind.as_str(), row.access.as_str(), &row.decisions);
+        if !seen.contains(&key) {
+            seen.push(key);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{} relocation sites, {} of them resolve differently across kernels ({} distinct):\n",
+        rows.len(),
+        rows.iter().filter(|r| r.differs()).count(),
+        seen.len()
+    );
+    let _ = writeln!(out, "| object | kind | access | {} |", kernels.join(" | "));
+    let _ = writeln!(out, "|---|---|---|{}", "---|".repeat(kernels.len()));
+    for (object, kind, access, decisions) in seen {
+        let cells: Vec<String> =
+            kernels.iter().map(|k| decisions.get(k).map(String::as_str).unwrap_or("-").replace('|', "\\|")).collect();
+        let _ = writeln!(out, "| {object} | {kind} | `{}` | {} |", access.replace('|', "\\|"), cells.join(" | "));
     }
     out
 }

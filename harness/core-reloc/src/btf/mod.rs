@@ -15,7 +15,7 @@ pub use resolve::essential_name_len;
 pub use types::*;
 
 use crate::bytes::{cstr_at, put_u32, u16_at, u32_at};
-use name_index::NameIndex;
+use name_index::{KindClass, NameIndex};
 use std::sync::OnceLock;
 
 pub const BTF_MAGIC: u16 = 0xeb9f;
@@ -58,7 +58,8 @@ pub struct Btf {
     strings: Vec<u8>,
     /// `offsets[i]` is where type id `i + 1` starts in `types`.
     offsets: Vec<u32>,
-    names: OnceLock<NameIndex>,
+    /// Name indexes for `KindClass::Core` and `KindClass::Other`, built on first use.
+    names: [OnceLock<NameIndex>; 2],
 }
 
 impl PartialEq for Btf {
@@ -147,7 +148,7 @@ impl Btf {
             types,
             strings,
             offsets,
-            names: OnceLock::new(),
+            names: [OnceLock::new(), OnceLock::new()],
         })
     }
 
@@ -373,14 +374,24 @@ impl Btf {
     /// given kinds; ascending id order.
     pub fn ids_by_essential_name(&self, kinds: Option<&[Kind]>, name: &str) -> Vec<u32> {
         let essential = &name[..essential_name_len(name)];
-        let index = self.names.get_or_init(|| NameIndex::build(self));
-        index
-            .lookup(self, essential)
-            .filter(|&id| match kinds {
+        let wants = |class| kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == class));
+        let mut out = Vec::new();
+        for (slot, class) in [(0, KindClass::Core), (1, KindClass::Other)] {
+            if !wants(class) {
+                continue;
+            }
+            let index = self.names[slot].get_or_init(|| NameIndex::build(self, class));
+            out.extend(index.lookup(self, essential).filter(|&id| match kinds {
                 None => true,
                 Some(kinds) => self.kind_of(id).is_ok_and(|k| kinds.contains(&k)),
-            })
-            .collect()
+            }));
+        }
+        if kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == KindClass::Other))
+            && kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == KindClass::Core))
+        {
+            out.sort_unstable();
+        }
+        out
     }
 
     /// Ids of types named exactly `name` (flavors not stripped), of the given kind.
@@ -393,7 +404,7 @@ impl Btf {
 
     /// Forces the lazy name index to be built now.
     pub fn build_name_index(&self) {
-        self.names.get_or_init(|| NameIndex::build(self));
+        self.names[0].get_or_init(|| NameIndex::build(self, KindClass::Core));
     }
 
     // ---- crate-internal mutation, used by datasec fix-ups and sanitization ----
@@ -429,7 +440,7 @@ impl Btf {
     pub(crate) fn add_raw_type(&mut self, record: &[u8]) -> u32 {
         self.offsets.push(self.types.len() as u32);
         self.types.extend_from_slice(record);
-        self.names = OnceLock::new();
+        self.names = [OnceLock::new(), OnceLock::new()];
         self.offsets.len() as u32
     }
 }

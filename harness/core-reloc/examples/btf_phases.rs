@@ -1,0 +1,26 @@
+//! Times the phases of parsing a BTF blob: `btf_phases [path]`.
+use core_reloc::{Btf, Kind};
+use std::time::Instant;
+
+fn main() {
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let raw = std::fs::read(&path).unwrap();
+        let read = t.elapsed();
+        let btf = Btf::parse(&raw).unwrap();
+        let parsed = t.elapsed();
+        btf.build_name_index();
+        let indexed = t.elapsed();
+        let ids = btf.ids_by_essential_name(Some(&[Kind::Struct]), "task_struct");
+        let looked = t.elapsed();
+        println!(
+            "read {read:?} parse {:?} index {:?} lookup {:?} ({ids:?})",
+            parsed - read,
+            indexed - parsed,
+            looked - indexed
+        );
+    }
+}
