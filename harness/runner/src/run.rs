@@ -167,17 +167,6 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("no trial matches the filter; nothing to run");
         return Ok(ExitCode::SUCCESS);
     }
-    for kernel in &kernels {
-        if kernel.arch.as_str() != std::env::consts::ARCH
-            && !matches!(kernel.source, KernelSource::Host)
-        {
-            bail!(
-                "kernel {}: arch {} is not supported by this runner yet (x86_64 guests only)",
-                kernel.name,
-                kernel.arch.as_str()
-            );
-        }
-    }
 
     let boots_qemu = kernels
         .iter()
@@ -316,8 +305,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
     let record = RunRecord {
         matrix: &layout.matrix,
-        accel: accel.qemu_name().to_string(),
-        accel_reason,
+        accel: if boots_qemu { accel.qemu_name().to_string() } else { "none".to_string() },
+        accel_reason: if boots_qemu { accel_reason } else { "no guest was booted".to_string() },
         wall_ms: started.elapsed().as_millis() as u64,
         interrupted,
         runs: &runs,
@@ -627,17 +616,28 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
 }
 
 fn print_unsupported(trials: &[Trial]) {
-    let unsupported: Vec<&Trial> = trials
-        .iter()
-        .filter(|t| matches!(t.outcome, TrialOutcome::Unsupported(_)))
-        .collect();
-    if unsupported.is_empty() {
+    // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
+    let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
+    for trial in trials {
+        if let TrialOutcome::Unsupported(reason) = &trial.outcome {
+            let reason = reason.replace(&format!("kernel {}: ", trial.kernel.as_deref().unwrap_or("")), "");
+            match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, names)) => names.push(&trial.name),
+                None => by_reason.push((reason, vec![&trial.name])),
+            }
+        }
+    }
+    if by_reason.is_empty() {
         return;
     }
     println!("unsupported (the kernel lacks what the trial needs; not counted as passed):");
-    for trial in unsupported {
-        if let TrialOutcome::Unsupported(reason) = &trial.outcome {
-            println!("  {}: {reason}", trial.name);
+    for (reason, names) in by_reason {
+        if names.len() <= 3 {
+            for name in names {
+                println!("  {name}: {reason}");
+            }
+        } else {
+            println!("  {} trials ({}, {}, ...): {reason}", names.len(), names[0], names[1]);
         }
     }
 }

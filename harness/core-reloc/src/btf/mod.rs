@@ -402,7 +402,8 @@ impl Btf {
             .collect()
     }
 
-    /// Forces the lazy name index to be built now.
+    /// Forces the lazy name index CO-RE uses (all kinds but functions,
+    /// variables, decl tags and datasecs) to be built now.
     pub fn build_name_index(&self) {
         self.names[0].get_or_init(|| NameIndex::build(self, KindClass::Core));
     }
