@@ -144,6 +144,13 @@ struct sk_buff {
 	unsigned int len;
 	__u32 mark;
 	__u8 pkt_type : 3;
+	/* for udp_drop_watch (kernel order: protocol, transport_header,
+	 * network_header, mac_header, ..., head; all in anonymous
+	 * struct_group()s since 5.19). head + *_header locates a header. */
+	unsigned char *head;
+	__u16 network_header;
+	__u16 transport_header;
+	__be16 protocol;
 } PAC;
 
 struct sk_buff___mono {

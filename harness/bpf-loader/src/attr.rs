@@ -141,6 +141,16 @@ pub struct GetIdAttr {
     pub open_flags: u32,
 }
 
+/// `BPF_RAW_TRACEPOINT_OPEN` (`attr.raw_tracepoint`); `cookie` is 6.10+ and stays zero.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RawTracepointOpenAttr {
+    pub name: u64,
+    pub prog_fd: u32,
+    pub _pad0: u32,
+    pub cookie: u64,
+}
+
 /// The head of `struct bpf_map_info` (all of it exists in 5.10).
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
@@ -266,6 +276,9 @@ mod tests {
         assert_eq!(offset_of!(BtfLoadAttr, btf_log_true_size), 28);
         assert_eq!(size_of::<BtfLoadAttr>(), 32);
         assert_eq!(size_of::<GetIdAttr>(), 12);
+        assert_eq!(offset_of!(RawTracepointOpenAttr, prog_fd), 8);
+        assert_eq!(offset_of!(RawTracepointOpenAttr, cookie), 16);
+        assert_eq!(size_of::<RawTracepointOpenAttr>(), 24);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod attr;
 mod btf;
 pub mod consts;
 mod error;
+mod link;
 mod map;
 pub mod probe;
 mod prog;
@@ -22,6 +23,7 @@ mod sys;
 
 pub use btf::{btf_info, load_btf, BtfBuilder};
 pub use error::{errno_name, BpfError, Errno};
+pub use link::raw_tracepoint_open;
 pub use map::{
     create_map, create_map_with, map_delete, map_freeze, map_info, map_keys, map_lookup,
     map_lookup_flags, map_next_key, map_update, parse_cpu_list, percpu_value_size, possible_cpus,

@@ -22,7 +22,8 @@ attr_impl!(
     crate::attr::TestRunAttr,
     crate::attr::InfoAttr,
     crate::attr::BtfLoadAttr,
-    crate::attr::GetIdAttr
+    crate::attr::GetIdAttr,
+    crate::attr::RawTracepointOpenAttr
 );
 
 /// `bpf(cmd, attr, sizeof(*attr))`, retried on `EINTR`. Returns the non-negative result or the

@@ -612,3 +612,35 @@ fn api_shape_with_raw_fds() {
     assert!(err.to_string().contains("BPF_PROG_TEST_RUN"), "{err}");
     map_freeze(raw).unwrap();
 }
+
+/// A raw tracepoint program that reads argument `arg` (u64 index) of its context.
+fn raw_tp_reading_arg(arg: i16) -> OwnedFd {
+    let insns = to_bytes(&[ldx_mem(BPF_DW, R0, R1, arg * 8), mov64_imm(R0, 0), exit()]);
+    load_program(&ProgramLoad {
+        name: "rtp_arg",
+        program_type: BPF_PROG_TYPE_RAW_TRACEPOINT,
+        insns: &insns,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn raw_tracepoint_open_attaches_and_checks_the_argument_count() {
+    require_bpf();
+    // skb:kfree_skb has (skb, location, reason, rx_sk) on 6.12 and later.
+    let link = raw_tracepoint_open(raw_tp_reading_arg(2), Some("kfree_skb"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(link);
+    // Reading past the tracepoint's arguments passes the verifier, and attaching refuses it.
+    let err = raw_tracepoint_open(raw_tp_reading_arg(8), Some("kfree_skb")).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
+    assert!(err.to_string().contains("kfree_skb"), "{err}");
+    let err = raw_tracepoint_open(raw_tp_reading_arg(0), Some("no_such_tracepoint_x")).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ENOENT), "{err}");
+    assert!(err.to_string().contains("BPF_RAW_TRACEPOINT_OPEN"), "{err}");
+    assert!(raw_tracepoint_open(raw_tp_reading_arg(0), Some("a\0b"))
+        .unwrap_err()
+        .to_string()
+        .contains("NUL"));
+}

@@ -6,18 +6,23 @@ fn main() {
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "/sys/kernel/btf/vmlinux".into());
-    for _ in 0..5 {
+    for _ in 0..7 {
+        let raw = std::fs::read(&path).unwrap();
+        let t = Instant::now();
+        let copy = Btf::parse(&raw).unwrap();
+        let copied = t.elapsed();
+        drop(copy);
         let t = Instant::now();
         let raw = std::fs::read(&path).unwrap();
         let read = t.elapsed();
-        let btf = Btf::parse(&raw).unwrap();
+        let btf = Btf::parse_owned(raw).unwrap();
         let parsed = t.elapsed();
         btf.build_name_index();
         let indexed = t.elapsed();
         let ids = btf.ids_by_essential_name(Some(&[Kind::Struct]), "task_struct");
         let looked = t.elapsed();
         println!(
-            "read {read:?} parse {:?} index {:?} lookup {:?} ({ids:?})",
+            "parse (copying) {copied:?} | read {read:?}, parse_owned {:?}, index {:?}, lookup {:?}: total {looked:?} ({ids:?})",
             parsed - read,
             indexed - parsed,
             looked - indexed

@@ -246,3 +246,48 @@ fn object_parse_rejects_garbage() {
         let _ = Object::parse(&flipped);
     }
 }
+
+#[test]
+fn parse_owned_equals_parse_and_survives_mutation() {
+    // A non-standard layout: 8 bytes of padding after the header, strings first.
+    let btf = sample();
+    let raw = btf.to_bytes();
+    let hdr = 24;
+    let types_len = u32::from_le_bytes(raw[12..16].try_into().unwrap()) as usize;
+    let (types, strings) = raw[hdr..].split_at(types_len);
+    let mut odd = raw[..hdr].to_vec();
+    odd[4..8].copy_from_slice(&32u32.to_le_bytes()); // hdr_len
+    odd.extend_from_slice(&[0; 8]);
+    let type_off = strings.len().div_ceil(4) * 4;
+    odd[8..12].copy_from_slice(&(type_off as u32).to_le_bytes());
+    odd[16..20].copy_from_slice(&0u32.to_le_bytes()); // str_off
+    odd.extend_from_slice(strings);
+    odd.resize(32 + type_off, 0);
+    odd.extend_from_slice(types);
+    for blob in [raw.clone(), odd] {
+        let owned = Btf::parse_owned(blob.clone()).unwrap();
+        assert_eq!(owned, Btf::parse(&blob).unwrap());
+        assert_eq!(owned.to_bytes(), raw);
+        // Sanitizing adds strings and types: the owned layout must grow correctly.
+        let sanitized = sanitize_btf(&owned, &BtfFeatures::none());
+        assert_eq!(sanitized, sanitize_btf(&btf, &BtfFeatures::none()));
+        let int = owned.ids_by_name(Kind::Int, "int");
+        assert_eq!(int.len(), 1);
+        // Func lookups use the second index.
+        assert!(owned
+            .ids_by_essential_name(Some(&[Kind::Func]), "int")
+            .is_empty());
+    }
+    assert!(Btf::parse_owned(raw[..raw.len() - 1].to_vec()).is_err());
+}
+
+#[test]
+fn overlapping_sections_are_rejected() {
+    let mut raw = sample().to_bytes();
+    // Strings start inside the type section.
+    raw[16..20].copy_from_slice(&4u32.to_le_bytes());
+    raw[20..24].copy_from_slice(&8u32.to_le_bytes());
+    let e = Btf::parse(&raw).unwrap_err();
+    assert_eq!(e, BtfError::BadHeader("type and string sections overlap"));
+    assert_eq!(Btf::parse_owned(raw).unwrap_err(), e);
+}

@@ -197,3 +197,25 @@ fn second_program_links_its_own_copy() {
     );
     assert!(relocate_program(&obj, "nope", obj.btf().unwrap()).is_err());
 }
+
+/// Subprograms are laid out as libbpf lays them out: depth first, in the
+/// order their first call is met (calls -> sub_mid -> sub_leaf, then sub_other).
+#[test]
+fn subprograms_are_appended_depth_first_like_libbpf() {
+    let obj = Object::parse(&common::compile("differential", &["-DV=0"])).unwrap();
+    let p = core_reloc::relocate_program(&obj, "calls", obj.btf().unwrap()).unwrap();
+    let btf = obj.btf().unwrap();
+    let rec = p.func_info_rec_size as usize;
+    let names: Vec<(u32, String)> = p
+        .func_info
+        .chunks(rec)
+        .map(|r| {
+            let off = u32::from_le_bytes(r[0..4].try_into().unwrap());
+            let ty = u32::from_le_bytes(r[4..8].try_into().unwrap());
+            (off, btf.name_of(ty).unwrap().to_string())
+        })
+        .collect();
+    let order: Vec<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(order, ["calls", "sub_mid", "sub_leaf", "sub_other"]);
+    assert!(names.windows(2).all(|w| w[0].0 < w[1].0), "{names:?}");
+}

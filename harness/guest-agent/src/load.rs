@@ -24,6 +24,8 @@ pub struct LoadedObject {
     pub programs: HashMap<String, (OwnedFd, u32)>,
     /// Program name → why it could not run here (unsupported type, verifier rejection, ...).
     pub not_loaded: HashMap<String, ProgramLoadOutcome>,
+    /// Program name → its ELF section (`raw_tp/kfree_skb` names the attach point).
+    pub sections: HashMap<String, String>,
 }
 
 pub fn load_object(
@@ -53,9 +55,11 @@ pub fn load_object(
     let mut program_reports = Vec::new();
     let mut programs = HashMap::new();
     let mut not_loaded = HashMap::new();
+    let mut sections = HashMap::new();
     let mut relocate_us = 0;
     for program in object.programs() {
         let name = program.name.clone();
+        sections.insert(name.clone(), program.section.clone());
         let started = Instant::now();
         let relocated = core_reloc::relocate_program(&object, &name, target);
         relocate_us += started.elapsed().as_micros() as u64;
@@ -105,6 +109,7 @@ pub fn load_object(
                         &[]
                     },
                     line_info_rec_size: relocated.line_info_rec_size,
+                    prog_flags: relocated.prog_flags,
                     ..Default::default()
                 };
                 match bpf_loader::load_program(&request) {
@@ -142,6 +147,7 @@ pub fn load_object(
             maps,
             programs,
             not_loaded,
+            sections,
         },
         report,
     ))

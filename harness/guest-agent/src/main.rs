@@ -10,6 +10,7 @@ mod channel;
 mod load;
 mod run_cases;
 mod system;
+mod traffic;
 
 use std::time::Instant;
 

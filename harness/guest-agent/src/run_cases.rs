@@ -1,4 +1,5 @@
-//! One case: reset the object's maps, BPF_PROG_TEST_RUN, dump the maps the case asks for.
+//! One case: reset the object's maps, BPF_PROG_TEST_RUN (or, for a traffic case, attach and
+//! send packets: [`crate::traffic`]), dump the maps the case asks for.
 
 use std::os::fd::AsRawFd;
 
@@ -47,10 +48,17 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             return CaseOutcome::Error { message };
         }
     }
-    let request = test_run_request(case, *program_type);
-    let output = match bpf_loader::test_run(fd.as_raw_fd(), &request) {
-        Ok(output) => output,
-        Err(error) => return classify_test_run_error(case, *program_type, error),
+    let output = if let Some(flows) = &case.traffic {
+        match crate::traffic::run(object, case, fd, *program_type, flows) {
+            Ok(output) => output,
+            Err(outcome) => return outcome,
+        }
+    } else {
+        let request = test_run_request(case, *program_type);
+        match bpf_loader::test_run(fd.as_raw_fd(), &request) {
+            Ok(output) => output,
+            Err(error) => return classify_test_run_error(case, *program_type, error),
+        }
     };
     let mut maps = Vec::new();
     for name in &case.dump_maps {
@@ -91,6 +99,17 @@ fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'
             ctx_in: case.ctx_in.as_deref(),
             ctx_size_out: 0,
             repeat: 0,
+            flags: 0,
+        };
+    }
+    if program_type == bpf_loader::consts::BPF_PROG_TYPE_SK_LOOKUP {
+        // A socket lookup runs on its context alone: data in or out is refused.
+        return bpf_loader::TestRun {
+            data_in: &[],
+            data_size_out: 0,
+            ctx_in: case.ctx_in.as_deref(),
+            ctx_size_out: case.ctx_in.as_ref().map_or(0, |c| case.ctx_size_out.max(c.len() as u32)),
+            repeat: case.repeat.max(1),
             flags: 0,
         };
     }

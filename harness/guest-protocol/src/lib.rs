@@ -12,7 +12,7 @@ mod manifest;
 mod messages;
 
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
-pub use manifest::{CaseSpec, Manifest, ObjectEntry, MANIFEST_PATH};
+pub use manifest::{CaseSpec, Manifest, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH};
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, ObjectLoaded, ProgramLoad,
     ProgramLoadOutcome, RelocationReport, RunOutput,

@@ -58,8 +58,123 @@ pub struct CaseSpec {
     /// Maps whose contents are dumped after the run (names as in the object).
     #[serde(default)]
     pub dump_maps: Vec<String>,
+    /// A traffic case: instead of BPF_PROG_TEST_RUN, the agent attaches the program (a raw
+    /// tracepoint, named by its section), sends these flows in order over the loopback
+    /// interface, detaches, then dumps the maps. `data_in`, `ctx_in` and `repeat` are unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Vec<TrafficFlow>>,
+}
+
+/// One batch of real packets the agent sends during a traffic case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrafficFlow {
+    /// UDP over IPv4, from 127.0.0.1:`sport` to 127.0.0.1:`dport`.
+    Udp4(UdpFlow),
+    /// UDP over IPv6, from [::1]:`sport` to [::1]:`dport`.
+    Udp6(UdpFlow),
+}
+
+/// `count` datagrams of `payload_len` bytes ([`UdpFlow::payload`]) from a socket bound to
+/// `sport` (held for the whole flow, so no other socket sends from it) to `dport`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpFlow {
+    pub sport: u16,
+    pub dport: u16,
+    pub count: u32,
+    pub payload_len: u32,
+}
+
+impl UdpFlow {
+    /// The payload every datagram carries: byte `i` is `i % 251`.
+    pub fn payload(&self) -> Vec<u8> {
+        (0..self.payload_len).map(|i| (i % 251) as u8).collect()
+    }
 }
 
 fn one() -> u32 {
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(traffic: Option<Vec<TrafficFlow>>) -> CaseSpec {
+        CaseSpec {
+            id: "o/c".into(),
+            object: "o".into(),
+            program: "p".into(),
+            data_in: vec![],
+            ctx_in: None,
+            data_size_out: 0,
+            ctx_size_out: 0,
+            repeat: 1,
+            dump_maps: vec!["drops".into()],
+            traffic,
+        }
+    }
+
+    #[test]
+    fn traffic_round_trips() {
+        let case = spec(Some(vec![
+            TrafficFlow::Udp4(UdpFlow {
+                sport: 61500,
+                dport: 61001,
+                count: 3,
+                payload_len: 20,
+            }),
+            TrafficFlow::Udp6(UdpFlow {
+                sport: 61501,
+                dport: 61002,
+                count: 1,
+                payload_len: 0,
+            }),
+        ]));
+        let json = serde_json::to_string(&case).unwrap();
+        assert!(
+            json.contains(r#""traffic":[{"kind":"udp4","sport":61500,"dport":61001,"count":3,"payload_len":20},{"kind":"udp6","#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<CaseSpec>(&json).unwrap(), case);
+    }
+
+    #[test]
+    fn a_case_without_traffic_keeps_its_old_shape() {
+        let case = spec(None);
+        let json = serde_json::to_string(&case).unwrap();
+        assert!(!json.contains("traffic"), "{json}");
+        // A manifest written before the field existed still reads.
+        let old = r#"{"id":"o/c","object":"o","program":"p","data_in":"","dump_maps":["drops"]}"#;
+        assert_eq!(serde_json::from_str::<CaseSpec>(old).unwrap(), case);
+    }
+
+    #[test]
+    fn unknown_flow_kinds_and_fields_are_refused() {
+        let base = r#"{"id":"o/c","object":"o","program":"p","data_in":"","dump_maps":["drops"],"traffic":"#;
+        for bad in [
+            r#"[{"kind":"tcp4","sport":1,"dport":2,"count":1,"payload_len":0}]}"#,
+            r#"[{"kind":"udp4","sport":1,"dport":2,"count":1,"payload_len":0,"ttl":3}]}"#,
+            r#"[{"kind":"udp4","dport":2,"count":1,"payload_len":0}]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<CaseSpec>(&format!("{base}{bad}")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn payload_is_the_documented_pattern() {
+        let flow = UdpFlow {
+            sport: 1,
+            dport: 2,
+            count: 1,
+            payload_len: 253,
+        };
+        let p = flow.payload();
+        assert_eq!(p.len(), 253);
+        assert_eq!((p[0], p[250], p[251], p[252]), (0, 250, 0, 1));
+    }
 }

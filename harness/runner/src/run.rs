@@ -377,6 +377,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 ctx_size_out: case.ctx_in.as_ref().map_or(0, |c| c.len() as u32),
                 repeat: case.repeat,
                 dump_maps,
+                traffic: case.traffic.clone(),
             });
         }
     }

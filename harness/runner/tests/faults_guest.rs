@@ -165,7 +165,12 @@ fn the_kernel_without_a_fault_is_unaffected() {
     assert!(k["release"].as_str().unwrap().starts_with("7.2."), "{k:#}");
     for trial in ["load", "relocations", "first", "second"] {
         let name = format!("7.2::pass::{trial}");
-        assert_eq!(out.trial_status(&name), "passed", "{name}\n{}", out.transcript());
+        assert_eq!(
+            out.trial_status(&name),
+            "passed",
+            "{name}\n{}",
+            out.transcript()
+        );
     }
     assert!(out.summary_row("7.2").contains("COMPLETED"));
     assert!(out
@@ -184,13 +189,20 @@ fn junit_names_every_trial_apart() {
     let out = faulty_run();
     let xml = out.junit();
     let mut seen = std::collections::BTreeSet::new();
-    for line in xml.lines().filter(|l| l.trim_start().starts_with("<testcase ")) {
+    for line in xml
+        .lines()
+        .filter(|l| l.trim_start().starts_with("<testcase "))
+    {
         let attr = |name: &str| {
-            let start = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            // A leading space: `name="` also ends `classname="`.
+            let start = line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
             line[start..start + line[start..].find('"').unwrap()].to_string()
         };
         let key = (attr("classname"), attr("name"));
-        assert!(seen.insert(key.clone()), "JUnit test case {key:?} appears twice\n{xml}");
+        assert!(
+            seen.insert(key.clone()),
+            "JUnit test case {key:?} appears twice\n{xml}"
+        );
     }
     let trials = out.report()["trials"].as_array().unwrap().len();
     assert_eq!(seen.len(), trials, "{xml}");

@@ -41,7 +41,12 @@ fn verifier_rejection_is_reported_with_the_verifier_log() {
     let out = faulty_run();
     for kernel in ["5.10", "6.1"] {
         // The guest itself completed: a rejected program is a trial failure, not a guest fault.
-        assert_eq!(out.kernel(kernel)["outcome"], "COMPLETED", "{}", out.transcript());
+        assert_eq!(
+            out.kernel(kernel)["outcome"],
+            "COMPLETED",
+            "{}",
+            out.transcript()
+        );
         let load = format!("{kernel}::verifier_reject::load");
         assert_eq!(out.trial_status(&load), "failed");
         let m = out.trial_message(&load);
@@ -51,9 +56,15 @@ fn verifier_rejection_is_reported_with_the_verifier_log() {
         assert!(m.contains("r1 = *(u8 *)(r1 +20)"), "{m}");
         let case = format!("{kernel}::verifier_reject::any_packet");
         assert_eq!(out.trial_status(&case), "failed");
-        assert!(out.trial_message(&case).contains("invalid access to packet"));
+        assert!(out
+            .trial_message(&case)
+            .contains("invalid access to packet"));
         // On the terminal too.
-        assert!(out.stdout.contains(&format!("---- {load} ----")), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("---- {load} ----")),
+            "{}",
+            out.stdout
+        );
     }
     assert_eq!(out.code(), Some(1), "{}", out.transcript());
 }
@@ -87,24 +98,27 @@ fn unresolvable_relocation_names_the_poisoned_instruction() {
 #[test]
 fn program_type_the_kernel_cannot_run_is_unsupported() {
     let out = faulty_run();
-    // 5.10: SK_LOOKUP test runs arrived in 5.14: an expected gap, reported as such.
-    let name = "5.10::lookup::tcp_port_80";
-    assert_eq!(
-        out.trial_status(name),
-        "unsupported",
-        "{name}: {}",
-        out.trial_message(name)
-    );
+    // 5.10 has no BPF_PROG_TYPE_SYSCALL (5.14): an expected gap, reported as such.
+    let name = "5.10::syscall_type::sum_of_context";
+    assert_eq!(out.trial_status(name), "unsupported", "{name}: {}", out.trial_message(name));
+    assert_eq!(out.trial_status("5.10::syscall_type::load"), "unsupported");
     assert!(out.stdout.contains("unsupported (the kernel lacks"), "{}", out.stdout);
     assert!(out.stdout.contains(name), "{}", out.stdout);
-    // 6.1 runs it: a struct bpf_sk_lookup context, no packet.
-    let name = "6.1::lookup::tcp_port_80";
-    assert_eq!(
-        out.trial_status(name),
-        "passed",
-        "{name}: {}",
-        out.trial_message(name)
-    );
+    // 6.1 loads and runs it: a context in, no packet, no repeat.
+    let name = "6.1::syscall_type::sum_of_context";
+    assert_eq!(out.trial_status(name), "passed", "{name}: {}", out.trial_message(name));
+    // The cross-kernel trial compares one kernel only: unsupported, never "identical".
+    assert_eq!(out.trial_status("identical::syscall_type::sum_of_context"), "unsupported");
+}
+
+#[test]
+fn a_context_only_program_runs_without_a_packet() {
+    let out = faulty_run();
+    // SK_LOOKUP takes a struct bpf_sk_lookup and refuses data in or out.
+    for kernel in ["5.10", "6.1"] {
+        let name = format!("{kernel}::lookup::tcp_port_80");
+        assert_eq!(out.trial_status(&name), "passed", "{name}: {}", out.trial_message(&name));
+    }
 }
 
 #[test]
@@ -164,17 +178,16 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
             harness::bundle::Bundle::object_entry("garbage", &garbage),
             garbage,
         )],
-        cases: vec![guest_protocol::CaseSpec {
-            id: "garbage/one".into(),
-            object: "garbage".into(),
-            program: "prog".into(),
-            data_in: vec![0; 64],
-            ctx_in: None,
-            data_size_out: 0,
-            ctx_size_out: 0,
-            repeat: 1,
-            dump_maps: vec![],
-        }],
+        // From JSON, so that fields added to the protocol later take their defaults.
+        cases: vec![
+            serde_json::from_value::<guest_protocol::CaseSpec>(serde_json::json!({
+                "id": "garbage/one",
+                "object": "garbage",
+                "program": "prog",
+                "data_in": "00".repeat(64),
+            }))
+            .unwrap(),
+        ],
         fault: None,
     };
     bundle.write_dir("host", dir.path()).unwrap();
@@ -194,7 +207,10 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
     let text: Vec<String> = messages.iter().map(|m| format!("{m:?}")).collect();
     let all = text.join("\n");
     assert!(
-        matches!(messages.last(), Some(guest_protocol::GuestMessage::Done { .. })),
+        matches!(
+            messages.last(),
+            Some(guest_protocol::GuestMessage::Done { .. })
+        ),
         "{all}"
     );
     let result = messages
@@ -243,12 +259,12 @@ fn malformed_fixtures_stop_the_run_with_file_line_and_problem() {
         (
             "bad packet spec",
             format!("{GOOD_CASE}packet = [ {{eth = {{}}}}, {{ipv4 = {{src = \"10.0.0.300\"}}}} ]\n[case.expect]\nretval = 2\n"),
-            vec!["pass.fixtures.toml:", "case `first`", "10.0.0.300"],
+            vec!["pass.fixtures.toml:6", "IPv4"],
         ),
         (
             "unknown layer",
             format!("{GOOD_CASE}packet = [ {{eth = {{}}}}, {{ipv5 = {{}}}} ]\n[case.expect]\nretval = 2\n"),
-            vec!["pass.fixtures.toml:", "case `first`", "ipv5"],
+            vec!["pass.fixtures.toml:6", "ipv5", "expected one of"],
         ),
         (
             "object without source",
@@ -270,8 +286,16 @@ fn malformed_fixtures_stop_the_run_with_file_line_and_problem() {
             ],
         );
         assert_eq!(out.code(), Some(2), "{what}\n{}", out.transcript());
-        assert!(out.stderr.contains("error:"), "{what}\n{}", out.transcript());
-        assert!(!out.stderr.contains("panicked"), "{what}\n{}", out.transcript());
+        assert!(
+            out.stderr.contains("error:"),
+            "{what}\n{}",
+            out.transcript()
+        );
+        assert!(
+            !out.stderr.contains("panicked"),
+            "{what}\n{}",
+            out.transcript()
+        );
         for want in wants {
             assert!(
                 out.stderr.contains(want),
@@ -280,6 +304,10 @@ fn malformed_fixtures_stop_the_run_with_file_line_and_problem() {
             );
         }
         // Nothing was booted.
-        assert!(!out.stderr.contains("booting"), "{what}\n{}", out.transcript());
+        assert!(
+            !out.stderr.contains("booting"),
+            "{what}\n{}",
+            out.transcript()
+        );
     }
 }

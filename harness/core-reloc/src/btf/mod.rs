@@ -50,12 +50,17 @@ pub enum BtfError {
     Invalid { id: u32, what: &'static str },
 }
 
-/// Parsed BTF. Owns its type and string sections.
+/// Parsed BTF. Owns one buffer holding its type and string sections: the
+/// caller's blob itself with [`Btf::parse_owned`] (no copy), or a copy of
+/// both sections with [`Btf::parse`].
 #[derive(Debug, Clone)]
 pub struct Btf {
     flags: u8,
-    types: Vec<u8>,
-    strings: Vec<u8>,
+    data: Vec<u8>,
+    /// Where the type section is in `data` (start, length).
+    types_at: (usize, usize),
+    /// Where the string section is in `data` (start, length).
+    strings_at: (usize, usize),
     /// `offsets[i]` is where type id `i + 1` starts in `types`.
     offsets: Vec<u32>,
     /// Name indexes for `KindClass::Core` and `KindClass::Other`, built on first use.
@@ -64,7 +69,8 @@ pub struct Btf {
 
 impl PartialEq for Btf {
     fn eq(&self, other: &Btf) -> bool {
-        self.types == other.types && self.strings == other.strings
+        self.type_section() == other.type_section()
+            && self.string_section() == other.string_section()
     }
 }
 impl Eq for Btf {}
@@ -93,8 +99,32 @@ impl RawType {
 }
 
 impl Btf {
-    /// Parses a raw BTF blob (header, type section, string section).
+    /// Parses a raw BTF blob (header, type section, string section),
+    /// copying both sections.
     pub fn parse(raw: &[u8]) -> Result<Btf, BtfError> {
+        let (flags, types_at, strings_at) = Btf::check_header(raw)?;
+        let (Some(types), Some(strings)) = (
+            raw.get(types_at.0..types_at.0 + types_at.1),
+            raw.get(strings_at.0..strings_at.0 + strings_at.1),
+        ) else {
+            return Err(BtfError::BadHeader("section out of bounds"));
+        };
+        let mut data = Vec::with_capacity(types.len() + strings.len());
+        data.extend_from_slice(types);
+        data.extend_from_slice(strings);
+        Btf::from_data(flags, data, (0, types_at.1), (types_at.1, strings_at.1))
+    }
+
+    /// Parses a raw BTF blob the caller hands over, keeping it as the
+    /// storage: no copy of the (5 MB for vmlinux) sections.
+    pub fn parse_owned(raw: Vec<u8>) -> Result<Btf, BtfError> {
+        let (flags, types_at, strings_at) = Btf::check_header(&raw)?;
+        Btf::from_data(flags, raw, types_at, strings_at)
+    }
+
+    /// Validates the header; returns flags and where both sections are in `raw`.
+    #[allow(clippy::type_complexity)]
+    fn check_header(raw: &[u8]) -> Result<(u8, (usize, usize), (usize, usize)), BtfError> {
         if raw.len() < HEADER_LEN {
             return Err(BtfError::TooShort(raw.len()));
         }
@@ -119,10 +149,12 @@ impl Btf {
         if hdr_len < HEADER_LEN || hdr_len > raw.len() {
             return Err(BtfError::BadHeader("header length out of range"));
         }
-        let body = &raw[hdr_len..];
         let section = |off: usize, len: usize, what| {
-            off.checked_add(len)
-                .and_then(|end| body.get(off..end))
+            let start = hdr_len.checked_add(off).ok_or(BtfError::BadHeader(what))?;
+            start
+                .checked_add(len)
+                .filter(|&end| end <= raw.len())
+                .map(|_| (start, len))
                 .ok_or(BtfError::BadHeader(what))
         };
         let types = section(type_off, type_len, "type section out of bounds")?;
@@ -130,23 +162,37 @@ impl Btf {
         if type_off % 4 != 0 {
             return Err(BtfError::BadHeader("type section misaligned"));
         }
-        if !strings.is_empty() && strings[0] != 0 {
+        // As the kernel and libbpf: sections must not share bytes (a patch
+        // to a type would otherwise change a string).
+        let overlap = types.1 > 0
+            && strings.1 > 0
+            && types.0 < strings.0 + strings.1
+            && strings.0 < types.0 + types.1;
+        if overlap {
+            return Err(BtfError::BadHeader("type and string sections overlap"));
+        }
+        if strings.1 > 0 && raw.get(strings.0) != Some(&0) {
             return Err(BtfError::BadHeader("string section must start with NUL"));
         }
-        Btf::from_sections(flags, types.to_vec(), strings.to_vec())
+        Ok((flags, types, strings))
     }
 
-    /// Builds from already separated sections, validating every record's bounds.
-    pub(crate) fn from_sections(
+    /// Builds from a buffer and the sections' places in it, validating every record's bounds.
+    fn from_data(
         flags: u8,
-        types: Vec<u8>,
-        strings: Vec<u8>,
+        data: Vec<u8>,
+        types_at: (usize, usize),
+        strings_at: (usize, usize),
     ) -> Result<Btf, BtfError> {
-        let offsets = index_records(&types)?;
+        let types = data
+            .get(types_at.0..types_at.0 + types_at.1)
+            .ok_or(BtfError::BadHeader("type section out of bounds"))?;
+        let offsets = index_records(types)?;
         Ok(Btf {
             flags,
-            types,
-            strings,
+            data,
+            types_at,
+            strings_at,
             offsets,
             names: [OnceLock::new(), OnceLock::new()],
         })
@@ -159,30 +205,42 @@ impl Btf {
 
     /// Marshals back to a raw blob with a standard 24-byte header.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + self.types.len() + self.strings.len());
+        let (types, strings) = (self.type_section(), self.string_section());
+        let mut out = Vec::with_capacity(HEADER_LEN + types.len() + strings.len());
         out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         out.push(1);
         out.push(self.flags);
-        for v in [
-            HEADER_LEN,
-            0,
-            self.types.len(),
-            self.types.len(),
-            self.strings.len(),
-        ] {
+        for v in [HEADER_LEN, 0, types.len(), types.len(), strings.len()] {
             out.extend_from_slice(&(v as u32).to_le_bytes());
         }
-        out.extend_from_slice(&self.types);
-        out.extend_from_slice(&self.strings);
+        out.extend_from_slice(types);
+        out.extend_from_slice(strings);
         out
     }
 
     pub(crate) fn type_section(&self) -> &[u8] {
-        &self.types
+        let (start, len) = self.types_at;
+        self.data.get(start..start + len).unwrap_or(&[])
     }
 
     pub(crate) fn string_section(&self) -> &[u8] {
-        &self.strings
+        let (start, len) = self.strings_at;
+        self.data.get(start..start + len).unwrap_or(&[])
+    }
+
+    /// Lays the buffer out as types then strings, strings last, so both can grow.
+    fn normalize(&mut self) {
+        let (ts, tl) = self.types_at;
+        let (ss, sl) = self.strings_at;
+        if ts == 0 && ss == tl && ss + sl == self.data.len() {
+            return;
+        }
+        let mut data = Vec::with_capacity(tl + sl);
+        data.extend_from_slice(self.type_section());
+        data.extend_from_slice(self.string_section());
+        self.data = data;
+        self.types_at = (0, tl);
+        self.strings_at = (tl, sl);
     }
 
     /// String at `off` in the string section ("" for offset 0).
@@ -190,7 +248,7 @@ impl Btf {
         if off == 0 {
             return Ok("");
         }
-        cstr_at(&self.strings, off as usize).ok_or(BtfError::BadString(off))
+        cstr_at(self.string_section(), off as usize).ok_or(BtfError::BadString(off))
     }
 
     pub(crate) fn raw(&self, id: u32) -> Result<RawType, BtfError> {
@@ -206,7 +264,8 @@ impl Btf {
             .offsets
             .get(id as usize - 1)
             .ok_or(BtfError::BadTypeId(id))? as usize;
-        let get = |o| u32_at(&self.types, off + o).ok_or(BtfError::BadTypeId(id));
+        let types = self.type_section();
+        let get = |o| u32_at(types, off + o).ok_or(BtfError::BadTypeId(id));
         Ok(RawType {
             name_off: get(0)?,
             info: get(4)?,
@@ -226,7 +285,7 @@ impl Btf {
     }
 
     fn extra_u32(&self, raw: &RawType, index: usize) -> Result<u32, BtfError> {
-        u32_at(&self.types, raw.extra + 4 * index).ok_or(BtfError::Invalid {
+        u32_at(self.type_section(), raw.extra + 4 * index).ok_or(BtfError::Invalid {
             id: 0,
             what: "record truncated",
         })
@@ -413,8 +472,10 @@ impl Btf {
     /// Overwrites the 32-bit word at byte `at` of type `id`'s record.
     pub(crate) fn patch_word(&mut self, id: u32, at: usize, value: u32) -> Result<(), BtfError> {
         let raw = self.raw(id)?;
-        let start = raw.extra - COMMON_LEN;
-        if put_u32(&mut self.types, start + at, value) {
+        let at = raw.extra - COMMON_LEN + at;
+        let (ts, tl) = self.types_at;
+        let fits = at.checked_add(4).is_some_and(|end| end <= tl);
+        if fits && put_u32(&mut self.data, ts + at, value) {
             Ok(())
         } else {
             Err(BtfError::BadTypeId(id))
@@ -428,19 +489,26 @@ impl Btf {
 
     /// Appends a string, returning its offset.
     pub(crate) fn add_string(&mut self, s: &str) -> u32 {
-        if self.strings.is_empty() {
-            self.strings.push(0);
+        self.normalize();
+        if self.strings_at.1 == 0 {
+            self.data.push(0);
+            self.strings_at.1 = 1;
         }
-        let off = self.strings.len() as u32;
-        self.strings.extend_from_slice(s.as_bytes());
-        self.strings.push(0);
+        let off = self.strings_at.1 as u32;
+        self.data.extend_from_slice(s.as_bytes());
+        self.data.push(0);
+        self.strings_at.1 += s.len() + 1;
         off
     }
 
     /// Appends a raw type record (already encoded), returning its id.
     pub(crate) fn add_raw_type(&mut self, record: &[u8]) -> u32 {
-        self.offsets.push(self.types.len() as u32);
-        self.types.extend_from_slice(record);
+        self.normalize();
+        let end = self.types_at.1;
+        self.offsets.push(end as u32);
+        self.data.splice(end..end, record.iter().copied());
+        self.types_at.1 += record.len();
+        self.strings_at.0 += record.len();
         self.names = [OnceLock::new(), OnceLock::new()];
         self.offsets.len() as u32
     }

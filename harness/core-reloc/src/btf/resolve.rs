@@ -97,10 +97,14 @@ impl Btf {
                     id = a.elem;
                     continue;
                 }
-                Kind::Void | Kind::Fwd | Kind::Func | Kind::FuncProto => {
+                kind @ (Kind::Void | Kind::Fwd | Kind::Func | Kind::FuncProto) => {
                     return Err(BtfError::Invalid {
                         id,
-                        what: "type has no size",
+                        what: match kind {
+                            Kind::Fwd => "forward declaration (incomplete type) has no size",
+                            Kind::Void => "void has no size",
+                            _ => "function type has no size",
+                        },
                     })
                 }
             };

@@ -141,8 +141,14 @@ impl<'a> CoreEngine<'a> {
             let mut chosen: Option<(calc::RelocResult, u64)> = None;
             let mut kept = Vec::new();
             for &cand in &cands {
-                let Some(targ_spec) = spec_match(&local_spec, self.target, cand)
-                    .map_err(|why| fail(format!("matching candidate type #{cand}: {why}")))?
+                let Some(targ_spec) =
+                    spec_match(&local_spec, self.target, cand).map_err(|why| {
+                        let name = self
+                            .target
+                            .type_by_id(cand)
+                            .map_or_else(|_| "type".to_string(), |t| t.c_name());
+                        fail(format!("matching target candidate {name} (#{cand}): {why}"))
+                    })?
                 else {
                     continue;
                 };

@@ -165,56 +165,53 @@ pub fn relocate_program(
         }
         top.2 += 1;
         let section = &obj.code[func.code];
-        {
-            let sec_index = func.start + i;
-            let linked = linked_start + i;
-            let ins = insn::read(&section.insns, sec_index)
-                .ok_or_else(|| link_err("instruction out of range".into()))?;
-            let callee = match section.relocs.get(&sec_index) {
-                Some(CodeReloc::Map { map }) => {
-                    map_refs.push(MapRef {
-                        insn_index: linked as u32,
-                        map_index: *map,
-                        kind: MapRefKind::Fd,
-                    });
-                    None
-                }
-                Some(CodeReloc::Data { map, sym_off }) => {
-                    let offset = (ins.imm as i64)
-                        .checked_add(*sym_off as i64)
-                        .and_then(|o| u32::try_from(o).ok())
-                        .ok_or_else(|| {
-                            link_err(format!("bad global data offset at #{sec_index}"))
-                        })?;
-                    map_refs.push(MapRef {
-                        insn_index: linked as u32,
-                        map_index: *map,
-                        kind: MapRefKind::Value { offset },
-                    });
-                    None
-                }
-                Some(CodeReloc::Call { code, sym_off }) => {
-                    let target_index = (*sym_off as i64 / INSN_SIZE as i64) + ins.imm as i64 + 1;
-                    Some((*code, target_index))
-                }
-                Some(CodeReloc::FuncAddr { code, sym_off }) => {
-                    let target_index = (*sym_off as i64 + ins.imm as i64) / INSN_SIZE as i64;
-                    Some((*code, target_index))
-                }
-                Some(CodeReloc::Extern { name }) => {
-                    return Err(link_err(format!(
-                        "extern {name} (kconfig/ksym) is not supported"
-                    )))
-                }
-                None if ins.is_pseudo_call() => {
-                    Some((func.code, sec_index as i64 + ins.imm as i64 + 1))
-                }
-                None => None,
-            };
-            let Some((code, target_index)) = callee else {
-                continue;
-            };
-            let target_fn = obj
+        let sec_index = func.start + i;
+        let linked = linked_start + i;
+        let ins = insn::read(&section.insns, sec_index)
+            .ok_or_else(|| link_err("instruction out of range".into()))?;
+        let callee = match section.relocs.get(&sec_index) {
+            Some(CodeReloc::Map { map }) => {
+                map_refs.push(MapRef {
+                    insn_index: linked as u32,
+                    map_index: *map,
+                    kind: MapRefKind::Fd,
+                });
+                None
+            }
+            Some(CodeReloc::Data { map, sym_off }) => {
+                let offset = (ins.imm as i64)
+                    .checked_add(*sym_off as i64)
+                    .and_then(|o| u32::try_from(o).ok())
+                    .ok_or_else(|| link_err(format!("bad global data offset at #{sec_index}")))?;
+                map_refs.push(MapRef {
+                    insn_index: linked as u32,
+                    map_index: *map,
+                    kind: MapRefKind::Value { offset },
+                });
+                None
+            }
+            Some(CodeReloc::Call { code, sym_off }) => {
+                let target_index = (*sym_off as i64 / INSN_SIZE as i64) + ins.imm as i64 + 1;
+                Some((*code, target_index))
+            }
+            Some(CodeReloc::FuncAddr { code, sym_off }) => {
+                let target_index = (*sym_off as i64 + ins.imm as i64) / INSN_SIZE as i64;
+                Some((*code, target_index))
+            }
+            Some(CodeReloc::Extern { name }) => {
+                return Err(link_err(format!(
+                    "extern {name} (kconfig/ksym) is not supported"
+                )))
+            }
+            None if ins.is_pseudo_call() => {
+                Some((func.code, sec_index as i64 + ins.imm as i64 + 1))
+            }
+            None => None,
+        };
+        let Some((code, target_index)) = callee else {
+            continue;
+        };
+        let target_fn = obj
                 .functions
                 .iter()
                 .position(|f| {
@@ -228,23 +225,22 @@ pub fn relocate_program(
                         func.name, obj.code[code].name
                     ))
                 })?;
-            let target_start = match placed_at.get(&target_fn) {
-                Some(&start) => start,
-                None => {
-                    let start = insns.len() / INSN_SIZE;
-                    placed.push(Placed {
-                        function: target_fn,
-                        linked_start: start,
-                    });
-                    placed_at.insert(target_fn, start);
-                    append(target_fn, &mut insns)?;
-                    stack.push((target_fn, start, 0));
-                    start
-                }
-            };
-            let offset_in_fn = target_index as usize - obj.functions[target_fn].start;
-            jumps.push((linked, target_start + offset_in_fn));
-        }
+        let target_start = match placed_at.get(&target_fn) {
+            Some(&start) => start,
+            None => {
+                let start = insns.len() / INSN_SIZE;
+                placed.push(Placed {
+                    function: target_fn,
+                    linked_start: start,
+                });
+                placed_at.insert(target_fn, start);
+                append(target_fn, &mut insns)?;
+                stack.push((target_fn, start, 0));
+                start
+            }
+        };
+        let offset_in_fn = target_index as usize - obj.functions[target_fn].start;
+        jumps.push((linked, target_start + offset_in_fn));
     }
 
     for &(at, to) in &jumps {

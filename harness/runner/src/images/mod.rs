@@ -92,9 +92,58 @@ pub struct KernelMeta {
     /// The packages it came from (Debian kernels).
     #[serde(default)]
     pub packages: Vec<LockedPackage>,
+    /// Each cached file as written: a warm run trusts a file whose size and mtime are unchanged
+    /// and re-hashes one whose mtime moved, so a corrupted entry is rebuilt, not booted.
+    #[serde(default)]
+    pub files: BTreeMap<String, FileStamp>,
 }
 
-const META_FORMAT: u32 = 1;
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    pub bytes: u64,
+    pub mtime_ns: i128,
+    pub sha256: String,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<FileStamp> {
+        use sha2::Digest;
+        let data = std::fs::read(path)?;
+        Ok(FileStamp { bytes: data.len() as u64, mtime_ns: mtime_ns(path)?, sha256: hex::encode(sha2::Sha256::digest(&data)) })
+    }
+
+    /// Whether the file is still the one that was stamped.
+    fn matches(&self, path: &Path) -> bool {
+        let Ok(meta) = std::fs::metadata(path) else { return false };
+        if meta.len() != self.bytes {
+            return false;
+        }
+        if mtime_ns(path).ok() == Some(self.mtime_ns) {
+            return true;
+        }
+        use sha2::Digest;
+        std::fs::read(path).is_ok_and(|data| hex::encode(sha2::Sha256::digest(&data)) == self.sha256)
+    }
+}
+
+fn mtime_ns(path: &Path) -> std::io::Result<i128> {
+    let modified = std::fs::metadata(path)?.modified()?;
+    Ok(match modified.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    })
+}
+
+/// The received file's SHA-256 in apt's "Hash Sum mismatch" report, if it gives one.
+fn received_sha256(apt_output: &str) -> Option<String> {
+    let received = apt_output.split("received").nth(1)?;
+    let after = received.split("SHA256:").nth(1)?;
+    let hash: String = after.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    (hash.len() == 64).then_some(hash)
+}
+
+/// 2: per-file stamps.
+const META_FORMAT: u32 = 2;
 
 /// Everything that can go wrong getting an image.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +179,11 @@ pub enum ImageError {
         #[source]
         source: elf::ElfError,
     },
-    #[error("kernel `{kernel}`: downloaded {package} has SHA-256 {actual}, but kernels.lock says {expected}")]
+    #[error(
+        "kernel `{kernel}`: downloaded {package} has SHA-256 {actual}, but kernels.lock says {expected}; \
+         nothing was cached. Rerun to retry the download; if it persists the archive changed: \
+         re-resolve with `cargo run -p harness -- lock --update {kernel}`"
+    )]
     Checksum {
         kernel: String,
         package: String,
@@ -313,6 +366,9 @@ impl Images {
         let meta: KernelMeta =
             serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
         if meta.format != META_FORMAT {
+            return None;
+        }
+        if !meta.files.iter().all(|(name, stamp)| stamp.matches(&dir.join(name))) {
             return None;
         }
         let vmlinux = match vmlinux_in_place {
@@ -526,6 +582,16 @@ impl Images {
                     suite: locked.suite.clone(),
                 })
             }
+            // apt checks the locked hash itself: report its refusal as the checksum error it is.
+            Err(e) if e.to_string().contains("Hash Sum mismatch") => {
+                let _ = std::fs::remove_file(&part);
+                return Err(ImageError::Checksum {
+                    kernel: entry.name.clone(),
+                    package: p.name.clone(),
+                    expected: p.sha256.clone(),
+                    actual: received_sha256(&e.to_string()).unwrap_or_else(|| "something else".into()),
+                });
+            }
             Err(e) => return Err(e.into()),
         }
         let actual = cache::sha256_file(&part).map_err(|e| io_err(&part, e))?;
@@ -674,6 +740,13 @@ impl Images {
             w("vmlinux.btf", b)?;
         }
         w("release", format!("{release}\n").as_bytes())?;
+        let mut files = BTreeMap::new();
+        for name in ["vmlinux", "vmlinux.btf", "config"] {
+            let path = dir.join(name);
+            if path.is_file() {
+                files.insert(name.to_string(), FileStamp::of(&path).map_err(|e| io_err(&path, e))?);
+            }
+        }
         let meta = KernelMeta {
             format: META_FORMAT,
             source: input.source.to_string(),
@@ -688,6 +761,7 @@ impl Images {
             btf: btf_summary,
             has_config: input.has_config,
             packages: input.packages,
+            files,
         };
         w(
             "meta.json",

@@ -88,7 +88,8 @@ fn testcase(xml: &mut String, trial: &Trial) {
         trial.kernel.as_deref().unwrap_or(IDENTICAL),
         trial.object
     );
-    let name = trial.case.as_deref().unwrap_or("load");
+    // The trial's last segment: the case, or `load` / `relocations` for per-object trials.
+    let name = trial.name.rsplit("::").next().unwrap_or(&trial.name);
     let _ = write!(
         xml,
         "    <testcase classname=\"{}\" name=\"{}\"",

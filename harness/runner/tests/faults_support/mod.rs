@@ -28,10 +28,18 @@ pub fn fault_programs(which: &str) -> PathBuf {
 /// matrices from (they must match kernels.lock, which is copied next to the temporary matrix).
 pub fn debian_source(name: &str) -> &'static str {
     match name {
-        "5.10" => r#"debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }"#,
-        "6.1" => r#"debian = { suite = "bookworm", packages = ["linux-image-6.1.*-amd64-unsigned"] }"#,
-        "6.12" => r#"debian = { suite = "trixie", packages = ["linux-image-6.12.*+deb13-amd64-unsigned"] }"#,
-        "7.2" => r#"debian = { suite = "sid", packages = ["linux-binary-unsigned-7.2.*+deb14-amd64", "linux-base-7.2.*+deb14-amd64"] }"#,
+        "5.10" => {
+            r#"debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }"#
+        }
+        "6.1" => {
+            r#"debian = { suite = "bookworm", packages = ["linux-image-6.1.*-amd64-unsigned"] }"#
+        }
+        "6.12" => {
+            r#"debian = { suite = "trixie", packages = ["linux-image-6.12.*+deb13-amd64-unsigned"] }"#
+        }
+        "7.2" => {
+            r#"debian = { suite = "sid", packages = ["linux-binary-unsigned-7.2.*+deb14-amd64", "linux-base-7.2.*+deb14-amd64"] }"#
+        }
         other => panic!("no Debian source for {other}"),
     }
 }
@@ -174,7 +182,11 @@ pub fn qemu_processes_mentioning(needle: &str) -> Vec<u32> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
