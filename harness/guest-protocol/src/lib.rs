@@ -19,7 +19,7 @@ pub use messages::{
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The kernel command-line key that tells the agent which serial device carries frames.
 pub const RESULTS_PORT_PARAM: &str = "harness.port";
