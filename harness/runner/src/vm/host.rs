@@ -1,14 +1,11 @@
 //! The "host" matrix entry: the agent as a plain process on the running kernel, no VM.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Instant;
 
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
-use super::qemu::die_with_parent;
-use super::supervise::{supervise, GuestEvent, ResultsSource, Supervised};
+use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supervised};
 use super::GuestLimits;
 use crate::guest::{GuestRun, GuestStatus};
 
@@ -28,25 +25,14 @@ pub async fn run(
         return run;
     }
     let mut command = Command::new(agent);
-    command
-        .arg("--bundle")
-        .arg(bundle_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    die_with_parent(&mut command);
-    let started = Instant::now();
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    command.arg("--bundle").arg(bundle_dir);
+    let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
+        Ok(spawned) => spawned,
         Err(e) => {
-            run.status =
-                GuestStatus::LaunchFailed(format!("cannot start {}: {e}", agent.display()));
+            run.status = GuestStatus::LaunchFailed(format!("cannot start {}: {e}", agent.display()));
             return run;
         }
     };
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
     let console_log = work_dir.join("console.log");
     supervise(Supervised {
         run,

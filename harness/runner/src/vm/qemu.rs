@@ -1,15 +1,13 @@
 //! QEMU backend: PVH boot of an uncompressed vmlinux with the harness initramfs.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Instant;
 
 use tokio::net::UnixListener;
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use super::accel::Accel;
-use super::supervise::{supervise, GuestEvent, ResultsSource, Supervised};
+use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supervised};
 use super::GuestLimits;
 use crate::guest::{GuestRun, GuestStatus};
 
@@ -100,8 +98,16 @@ pub async fn run(
             GuestStatus::LaunchFailed(format!("cannot create {}: {e}", guest.work_dir.display()));
         return run;
     }
-    let socket = guest.work_dir.join("results.sock");
-    let _ = std::fs::remove_file(&socket);
+    // A short path of its own: a Unix socket path is limited to 107 bytes, and a checkout (so
+    // the work dir) can be nested deeper than that.
+    let socket_dir = match tempfile::Builder::new().prefix("harness-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            run.status = GuestStatus::LaunchFailed(format!("cannot create a socket directory: {e}"));
+            return run;
+        }
+    };
+    let socket = socket_dir.path().join("results.sock");
     let listener = match UnixListener::bind(&socket) {
         Ok(l) => l,
         Err(e) => {
@@ -111,16 +117,9 @@ pub async fn run(
         }
     };
     let mut command = Command::new(guest.binary());
-    command
-        .args(guest.args(&socket))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    die_with_parent(&mut command);
-    let started = Instant::now();
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    command.args(guest.args(&socket));
+    let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
+        Ok(spawned) => spawned,
         Err(e) => {
             run.status = GuestStatus::LaunchFailed(format!(
                 "cannot start {}: {e} (install QEMU: apt-get install qemu-system-x86)",
@@ -130,8 +129,6 @@ pub async fn run(
         }
     };
     // QEMU's own complaints (bad option, missing file) go to stderr: merge them into the console.
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
     let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
     let console_log = guest.work_dir.join("console.log");
     let result = supervise(Supervised {
@@ -146,7 +143,7 @@ pub async fn run(
         started,
     })
     .await;
-    let _ = std::fs::remove_file(&socket);
+    drop(socket_dir);
     result
 }
 

@@ -61,6 +61,25 @@ enum Ended {
     Killed(GuestStatus),
 }
 
+/// Starts a process to be watched: output piped, stdin closed, own process group, killed with
+/// the runner. Returns it with its stdout, stderr and start time.
+pub fn spawn_watched(
+    command: &mut tokio::process::Command,
+) -> std::io::Result<(Child, tokio::process::ChildStdout, tokio::process::ChildStderr, Instant)> {
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    super::qemu::die_with_parent(command);
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(std::io::Error::other("the child's output was not piped"));
+    };
+    Ok((child, stdout, stderr, started))
+}
+
 pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
     let kernel = s.run.kernel.clone();
     let _ = s.events.send(GuestEvent::Started {
