@@ -176,6 +176,25 @@ impl TailBuffer {
         String::from_utf8_lossy(&all).replace('\r', "")
     }
 
+    /// What a report should show: from the kernel's panic (or oops) line when there is one, so
+    /// that its reason is not pushed out by the stack dump after it, else the last lines.
+    pub fn excerpt(&self, lines: usize) -> String {
+        let text = self.text();
+        let all: Vec<&str> = text.lines().collect();
+        let markers = ["Kernel panic - not syncing", "BUG: ", "Oops: ", "general protection fault"];
+        match all.iter().position(|l| markers.iter().any(|m| l.contains(m))) {
+            Some(first) => {
+                let end = (first + lines).min(all.len());
+                let mut excerpt = all[first..end].join("\n");
+                if end < all.len() {
+                    excerpt.push_str(&format!("\n[... {} more lines in the console log]", all.len() - end));
+                }
+                excerpt
+            }
+            None => all[all.len().saturating_sub(lines)..].join("\n"),
+        }
+    }
+
     /// The last `lines` lines.
     pub fn last_lines(&self, lines: usize) -> String {
         let text = self.text();
@@ -216,6 +235,21 @@ mod tests {
         assert_eq!(tail.text(), "23456789");
         tail.push(b"\r\nab");
         assert_eq!(tail.last_lines(1), "ab");
+    }
+
+    #[test]
+    fn excerpt_starts_at_the_panic_line() {
+        let mut tail = TailBuffer::new(64 * 1024);
+        tail.push(b"boot noise\nKernel panic - not syncing: sysrq triggered crash\n");
+        for i in 0..100 {
+            tail.push(format!("[ 2.{i}] stack frame {i}\n").as_bytes());
+        }
+        let excerpt = tail.excerpt(40);
+        assert!(excerpt.starts_with("Kernel panic - not syncing: sysrq triggered crash"), "{excerpt}");
+        assert!(excerpt.ends_with("[... 61 more lines in the console log]"), "{excerpt}");
+        let mut quiet = TailBuffer::new(1024);
+        quiet.push(b"a\nb\nc\n");
+        assert_eq!(quiet.excerpt(2), "b\nc");
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
         Ended::Exited => classify_exit(&s.run, done, &console),
     };
     if s.run.status != GuestStatus::Completed {
-        s.run.console_tail = console.last_lines(CONSOLE_TAIL_LINES);
+        s.run.console_tail = console.excerpt(CONSOLE_TAIL_LINES);
     }
     let _ = s.events.send(GuestEvent::Finished {
         kernel,
