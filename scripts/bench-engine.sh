@@ -19,7 +19,9 @@ for src in "$root"/programs/*.bpf.c; do
         -I "$root/programs/include" -c "$src" -o "$out/$(basename "$src" .c).o"
 done
 cd "$root"
-cargo build -q --release -p core-reloc --example bench_engine
-"$root/target/release/examples/bench_engine" --iters "$iters" --btf "$btf" "$out"/*.o
+# The comparison links libbpf (libbpf-sys), so it lives in the differential crate's workspace.
+cargo build -q --release --manifest-path harness/core-reloc/differential/Cargo.toml \
+  --target-dir "$root/target/libbpf-differential" --example bench_engine
+"$root/target/libbpf-differential/release/examples/bench_engine" --iters "$iters" --btf "$btf" "$out"/*.o
 echo "phases of our parse (read, parse_owned, index, lookup):"
 cargo run -q --release -p core-reloc --example btf_phases -- "$btf" | tail -1

@@ -40,12 +40,26 @@ if [ ! -d "$seeds" ] && command -v clang-19 >/dev/null; then
         llvm-objcopy-19 --dump-section ".BTF=$seeds/btf/$n" "$o" /dev/null 2>/dev/null || true
         llvm-objcopy-19 --dump-section ".BTF.ext=$seeds/btf_ext/$n" "$o" /dev/null 2>/dev/null || true
     done
+    # relocate also takes "len: u32 LE | object | target BTF": one layout against another.
+    mkdir -p "$seeds/pairs"
+    le32() {
+        local n=$1 b
+        for b in 0 8 16 24; do printf "\\$(printf '%03o' $(((n >> b) & 255)))"; done
+    }
+    for v in 0 1; do
+        for t in 0 1 2 3; do
+            o=$seeds/objects/differential-$v.o
+            [ -f "$o" ] && [ -f "$seeds/btf/differential-$t" ] || continue
+            { le32 "$(stat -c %s "$o")"; cat "$o" "$seeds/btf/differential-$t"; } >"$seeds/pairs/v$v-t$t"
+        done
+    done
 fi
 
 seed_dir_for() {
     case $1 in
         parse_btf) echo "$seeds/btf" ;;
         parse_btf_ext) echo "$seeds/btf_ext" ;;
+        relocate) echo "$seeds/objects $seeds/pairs" ;;
         *) echo "$seeds/objects" ;;
     esac
 }
@@ -57,8 +71,9 @@ printf '%-14s %12s %8s %s\n' target executions crashes note
 for t in "${targets[@]}"; do
     corpus=$fuzz_dir/corpus/$t
     mkdir -p "$corpus" "$fuzz_dir/artifacts/$t"
-    seed=$(seed_dir_for "$t")
-    [ -d "$seed" ] && cp -n "$seed"/* "$corpus"/ 2>/dev/null || true
+    for seed in $(seed_dir_for "$t"); do
+        [ -d "$seed" ] && cp -n "$seed"/* "$corpus"/ 2>/dev/null || true
+    done
     before=$(find "$fuzz_dir/artifacts/$t" -type f | wc -l)
     log=$fuzz_dir/artifacts/$t.log
     set +e

@@ -12,6 +12,14 @@ fn main() {
         let copy = Btf::parse(&raw).unwrap();
         let copied = t.elapsed();
         drop(copy);
+        // One lookup, no index (the first lookup scans the named types).
+        let raw = std::fs::read(&path).unwrap();
+        let t = Instant::now();
+        let one = Btf::parse_owned(raw).unwrap();
+        let ids = one.ids_by_essential_name(Some(&[Kind::Struct]), "task_struct");
+        let one_shot = t.elapsed();
+        assert_eq!(ids.len(), 1);
+        drop(one);
         let t = Instant::now();
         let raw = std::fs::read(&path).unwrap();
         let read = t.elapsed();
@@ -22,7 +30,7 @@ fn main() {
         let ids = btf.ids_by_essential_name(Some(&[Kind::Struct]), "task_struct");
         let looked = t.elapsed();
         println!(
-            "parse (copying) {copied:?} | read {read:?}, parse_owned {:?}, index {:?}, lookup {:?}: total {looked:?} ({ids:?})",
+            "parse (copying) {copied:?} | parse_owned+1st lookup {one_shot:?} | read {read:?}, parse_owned {:?}, index {:?}, lookup {:?}: total {looked:?} ({ids:?})",
             parsed - read,
             indexed - parsed,
             looked - indexed

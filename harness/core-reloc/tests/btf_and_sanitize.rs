@@ -291,3 +291,42 @@ fn overlapping_sections_are_rejected() {
     assert_eq!(e, BtfError::BadHeader("type and string sections overlap"));
     assert_eq!(Btf::parse_owned(raw).unwrap_err(), e);
 }
+
+/// The first lookup scans, later ones use the index: same answers either way.
+#[test]
+fn first_lookup_scan_and_index_agree() {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    b.struct_("foo", 4, &[("x", int, 0, 0)]);
+    b.struct_("foo___v2", 4, &[("x", int, 0, 0)]);
+    b.struct_("foo___v2___v3", 4, &[("x", int, 0, 0)]);
+    b.struct_("fo", 4, &[]);
+    b.struct_("food", 4, &[]);
+    b.typedef("foo", int);
+    b.raw("foo", Kind::Func, false, 0, 0, &[]);
+    let raw = b.build().unwrap().to_bytes();
+    let queries: [(Option<&[Kind]>, &str); 6] = [
+        (Some(&[Kind::Struct]), "foo"),
+        (Some(&[Kind::Struct]), "foo___x"),
+        (Some(&[Kind::Struct]), "foo___v2___zz"),
+        (Some(&[Kind::Typedef, Kind::Struct]), "foo"),
+        (None, "foo"),
+        (Some(&[Kind::Struct]), "nope"),
+    ];
+    let expected: Vec<Vec<u32>> = {
+        let btf = Btf::parse(&raw).unwrap();
+        btf.build_name_index();
+        queries
+            .iter()
+            .map(|(k, n)| btf.ids_by_essential_name(*k, n))
+            .collect()
+    };
+    assert_eq!(expected[0], vec![2, 3]);
+    assert_eq!(expected[2], vec![4]);
+    assert_eq!(expected[4], vec![2, 3, 7, 8]);
+    for (i, (k, n)) in queries.iter().enumerate() {
+        // A fresh BTF: this query is its first lookup (the scan path).
+        let btf = Btf::parse_owned(raw.clone()).unwrap();
+        assert_eq!(btf.ids_by_essential_name(*k, n), expected[i], "{n}");
+    }
+}

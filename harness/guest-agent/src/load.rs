@@ -120,7 +120,9 @@ pub fn load_object(
                             load_us: started.elapsed().as_micros() as u64,
                         }
                     }
-                    Err(error) => classify_load_error(relocated.program_type, error, &relocated.core),
+                    Err(error) => {
+                        classify_load_error(relocated.program_type, error, &relocated.core)
+                    }
                 }
             }
         };
@@ -155,7 +157,11 @@ pub fn load_object(
 
 /// The kernel said no: tell apart "this kernel has no such program type" (an expected gap)
 /// from a real rejection, by asking the kernel with a trivial program of the same type.
-fn classify_load_error(program_type: u32, error: bpf_loader::BpfError, core: &[core_reloc::CoreDecision]) -> ProgramLoadOutcome {
+fn classify_load_error(
+    program_type: u32,
+    error: bpf_loader::BpfError,
+    core: &[core_reloc::CoreDecision],
+) -> ProgramLoadOutcome {
     if error.errno() == Some(libc::EINVAL) {
         if let Ok(false) = bpf_loader::probe::program_type_supported(program_type) {
             return ProgramLoadOutcome::Unsupported {
@@ -177,7 +183,10 @@ fn classify_load_error(program_type: u32, error: bpf_loader::BpfError, core: &[c
             }
         }
     }
-    ProgramLoadOutcome::Rejected { error: message, verifier_log }
+    ProgramLoadOutcome::Rejected {
+        error: message,
+        verifier_log,
+    }
 }
 
 /// libbpf's (and our engine's) poison helper id, 0xbad2310, as the verifier prints it.

@@ -108,7 +108,10 @@ fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'
             data_in: &[],
             data_size_out: 0,
             ctx_in: case.ctx_in.as_deref(),
-            ctx_size_out: case.ctx_in.as_ref().map_or(0, |c| case.ctx_size_out.max(c.len() as u32)),
+            ctx_size_out: case
+                .ctx_in
+                .as_ref()
+                .map_or(0, |c| case.ctx_size_out.max(c.len() as u32)),
             repeat: case.repeat.max(1),
             flags: 0,
         };

@@ -211,7 +211,8 @@ pub fn ensure_bpf_toolchain_for_tests() {
             .into_iter()
             .filter(|r| matches!(r.install, Install::Apt(_)))
             .collect();
-        ensure(&needs, std::env::var_os("HARNESS_NO_INSTALL").is_none()).map_err(|e| format!("{e:#}"))
+        ensure(&needs, std::env::var_os("HARNESS_NO_INSTALL").is_none())
+            .map_err(|e| format!("{e:#}"))
     });
     if let Err(message) = outcome {
         panic!("the BPF toolchain is missing and could not be installed:\n{message}");

@@ -120,7 +120,9 @@ pub struct RunArgs {
 }
 
 fn parse_fault(text: &str) -> Result<(String, String), String> {
-    let (kernel, fault) = text.split_once('=').ok_or("expected KERNEL=FAULT, for example 6.1=panic")?;
+    let (kernel, fault) = text
+        .split_once('=')
+        .ok_or("expected KERNEL=FAULT, for example 6.1=panic")?;
     if !["panic", "hang", "crash", "exit"].contains(&fault) {
         return Err(format!("unknown fault {fault}: panic, hang, crash or exit"));
     }

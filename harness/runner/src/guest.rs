@@ -181,13 +181,24 @@ impl TailBuffer {
     pub fn excerpt(&self, lines: usize) -> String {
         let text = self.text();
         let all: Vec<&str> = text.lines().collect();
-        let markers = ["Kernel panic - not syncing", "BUG: ", "Oops: ", "general protection fault"];
-        match all.iter().position(|l| markers.iter().any(|m| l.contains(m))) {
+        let markers = [
+            "Kernel panic - not syncing",
+            "BUG: ",
+            "Oops: ",
+            "general protection fault",
+        ];
+        match all
+            .iter()
+            .position(|l| markers.iter().any(|m| l.contains(m)))
+        {
             Some(first) => {
                 let end = (first + lines).min(all.len());
                 let mut excerpt = all[first..end].join("\n");
                 if end < all.len() {
-                    excerpt.push_str(&format!("\n[... {} more lines in the console log]", all.len() - end));
+                    excerpt.push_str(&format!(
+                        "\n[... {} more lines in the console log]",
+                        all.len() - end
+                    ));
                 }
                 excerpt
             }
@@ -245,8 +256,14 @@ mod tests {
             tail.push(format!("[ 2.{i}] stack frame {i}\n").as_bytes());
         }
         let excerpt = tail.excerpt(40);
-        assert!(excerpt.starts_with("Kernel panic - not syncing: sysrq triggered crash"), "{excerpt}");
-        assert!(excerpt.ends_with("[... 61 more lines in the console log]"), "{excerpt}");
+        assert!(
+            excerpt.starts_with("Kernel panic - not syncing: sysrq triggered crash"),
+            "{excerpt}"
+        );
+        assert!(
+            excerpt.ends_with("[... 61 more lines in the console log]"),
+            "{excerpt}"
+        );
         let mut quiet = TailBuffer::new(1024);
         quiet.push(b"a\nb\nc\n");
         assert_eq!(quiet.excerpt(2), "b\nc");

@@ -81,7 +81,7 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
                 })?,
         };
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let btf = core_reloc::Btf::parse(&bytes)
+        let btf = core_reloc::Btf::parse_owned(bytes)
             .with_context(|| format!("kernel {}: {}", kernel.name, path.display()))?;
         targets.push((kernel.name.clone(), btf));
     }
@@ -286,27 +286,48 @@ pub fn coverage(rows: &[Row], kernels: &[String]) -> String {
     let mut objects: Vec<&str> = rows.iter().map(|r| r.object.as_str()).collect();
     objects.sort();
     objects.dedup();
-    let mut out = format!("| kind | {} |\n|---|{}\n", objects.join(" | "), "---|".repeat(objects.len()));
+    let mut out = format!(
+        "| kind | {} |\n|---|{}\n",
+        objects.join(" | "),
+        "---|".repeat(objects.len())
+    );
     for kind in KINDS {
         let cells: Vec<String> = objects
             .iter()
             .map(|object| {
-                let sites: Vec<&Row> = rows.iter().filter(|r| r.object == *object && r.kind == kind).collect();
+                let sites: Vec<&Row> = rows
+                    .iter()
+                    .filter(|r| r.object == *object && r.kind == kind)
+                    .collect();
                 if sites.is_empty() {
                     return "-".into();
                 }
                 let resolving: Vec<&String> = kernels
                     .iter()
-                    .filter(|k| sites.iter().any(|r| r.decisions.get(*k).is_some_and(|d| d.starts_with("value"))))
+                    .filter(|k| {
+                        sites
+                            .iter()
+                            .any(|r| r.decisions.get(*k).is_some_and(|d| d.starts_with("value")))
+                    })
                     .collect();
-                format!("{} sites, value on {}/{}", sites.len(), resolving.len(), kernels.len())
+                format!(
+                    "{} sites, value on {}/{}",
+                    sites.len(),
+                    resolving.len(),
+                    kernels.len()
+                )
             })
             .collect();
         let _ = writeln!(out, "| {kind} | {} |", cells.join(" | "));
     }
     let mut seen: Vec<(&str, &str, &str, &BTreeMap<String, String>)> = Vec::new();
     for row in rows.iter().filter(|r| r.differs()) {
-        let key = (row.object.as_str(), row.kind.as_str(), row.access.as_str(), &row.decisions);
+        let key = (
+            row.object.as_str(),
+            row.kind.as_str(),
+            row.access.as_str(),
+            &row.decisions,
+        );
         if !seen.contains(&key) {
             seen.push(key);
         }
@@ -321,9 +342,22 @@ pub fn coverage(rows: &[Row], kernels: &[String]) -> String {
     let _ = writeln!(out, "| object | kind | access | {} |", kernels.join(" | "));
     let _ = writeln!(out, "|---|---|---|{}", "---|".repeat(kernels.len()));
     for (object, kind, access, decisions) in seen {
-        let cells: Vec<String> =
-            kernels.iter().map(|k| decisions.get(k).map(String::as_str).unwrap_or("-").replace('|', "\\|")).collect();
-        let _ = writeln!(out, "| {object} | {kind} | `{}` | {} |", access.replace('|', "\\|"), cells.join(" | "));
+        let cells: Vec<String> = kernels
+            .iter()
+            .map(|k| {
+                decisions
+                    .get(k)
+                    .map(String::as_str)
+                    .unwrap_or("-")
+                    .replace('|', "\\|")
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {object} | {kind} | `{}` | {} |",
+            access.replace('|', "\\|"),
+            cells.join(" | ")
+        );
     }
     out
 }

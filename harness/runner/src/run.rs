@@ -253,7 +253,11 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     .filter(|c| ids.contains(&c.id))
                     .cloned()
                     .collect(),
-                fault: args.inject_fault.iter().find(|(k, _)| k == &kernel.name).map(|(_, f)| f.clone()),
+                fault: args
+                    .inject_fault
+                    .iter()
+                    .find(|(k, _)| k == &kernel.name)
+                    .map(|(_, f)| f.clone()),
             };
             let image = provisioned.get(&kernel.name).cloned();
             let semaphore = semaphore.clone();
@@ -305,8 +309,16 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
     let record = RunRecord {
         matrix: &layout.matrix,
-        accel: if boots_qemu { accel.qemu_name().to_string() } else { "none".to_string() },
-        accel_reason: if boots_qemu { accel_reason } else { "no guest was booted".to_string() },
+        accel: if boots_qemu {
+            accel.qemu_name().to_string()
+        } else {
+            "none".to_string()
+        },
+        accel_reason: if boots_qemu {
+            accel_reason
+        } else {
+            "no guest was booted".to_string()
+        },
         wall_ms: started.elapsed().as_millis() as u64,
         interrupted,
         runs: &runs,
@@ -439,7 +451,7 @@ fn predict_all(
         };
         let target = btf_path.and_then(|path| {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            core_reloc::Btf::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+            core_reloc::Btf::parse_owned(bytes).map_err(|e| format!("{}: {e}", path.display()))
         });
         for (entry, bytes) in objects {
             let prediction = match &target {
@@ -621,7 +633,10 @@ fn print_unsupported(trials: &[Trial]) {
     let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
     for trial in trials {
         if let TrialOutcome::Unsupported(reason) = &trial.outcome {
-            let reason = reason.replace(&format!("kernel {}: ", trial.kernel.as_deref().unwrap_or("")), "");
+            let reason = reason.replace(
+                &format!("kernel {}: ", trial.kernel.as_deref().unwrap_or("")),
+                "",
+            );
             match by_reason.iter_mut().find(|(r, _)| *r == reason) {
                 Some((_, names)) => names.push(&trial.name),
                 None => by_reason.push((reason, vec![&trial.name])),
@@ -638,7 +653,12 @@ fn print_unsupported(trials: &[Trial]) {
                 println!("  {name}: {reason}");
             }
         } else {
-            println!("  {} trials ({}, {}, ...): {reason}", names.len(), names[0], names[1]);
+            println!(
+                "  {} trials ({}, {}, ...): {reason}",
+                names.len(),
+                names[0],
+                names[1]
+            );
         }
     }
 }

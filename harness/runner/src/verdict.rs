@@ -488,11 +488,20 @@ mod tests {
     #[test]
     fn an_omitted_array_entry_reads_as_zero() {
         let mut expect = expectation();
-        expect.maps.push(MapExpectation { map: "counters".into(), key: vec![9, 0, 0, 0], value: vec![0; 8] });
-        assert_eq!(compare_with_expectation(&output(2, &[1, 2, 3], 1), &expect), Ok(()));
+        expect.maps.push(MapExpectation {
+            map: "counters".into(),
+            key: vec![9, 0, 0, 0],
+            value: vec![0; 8],
+        });
+        assert_eq!(
+            compare_with_expectation(&output(2, &[1, 2, 3], 1), &expect),
+            Ok(())
+        );
         let mut out = output(2, &[1, 2, 3], 1);
         out.maps[0].zero_entries_omitted = false;
-        assert!(compare_with_expectation(&out, &expect).unwrap_err().contains("no entry for key 09000000"));
+        assert!(compare_with_expectation(&out, &expect)
+            .unwrap_err()
+            .contains("no entry for key 09000000"));
     }
 
     #[test]

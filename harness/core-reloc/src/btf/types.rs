@@ -55,18 +55,6 @@ impl Kind {
         })
     }
 
-    /// Size in bytes of the kind-specific data that follows the 12-byte common header.
-    pub(crate) fn extra_len(self, vlen: u32) -> usize {
-        let vlen = vlen as usize;
-        match self {
-            Kind::Int | Kind::Var | Kind::DeclTag => 4,
-            Kind::Array => 12,
-            Kind::Struct | Kind::Union | Kind::DataSec | Kind::Enum64 => 12 * vlen,
-            Kind::Enum | Kind::FuncProto => 8 * vlen,
-            _ => 0,
-        }
-    }
-
     /// The C keyword (or a descriptive word) for this kind.
     pub fn c_word(self) -> &'static str {
         match self {

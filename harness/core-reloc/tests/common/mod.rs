@@ -10,6 +10,8 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// Compiles `tests/fixtures/{name}.c` with extra `defines`, returning the object bytes.
 pub fn compile(name: &str, defines: &[&str]) -> Vec<u8> {
+    // Installs clang-19 as the harness would, or fails saying what to run.
+    host_tools::ensure_bpf_toolchain_for_tests();
     let src = fixtures_dir().join(format!("{name}.c"));
     let tag = defines.join("").replace(['-', '='], "_");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}{tag}.bpf.o"));

@@ -109,12 +109,18 @@ impl FileStamp {
     fn of(path: &Path) -> std::io::Result<FileStamp> {
         use sha2::Digest;
         let data = std::fs::read(path)?;
-        Ok(FileStamp { bytes: data.len() as u64, mtime_ns: mtime_ns(path)?, sha256: hex::encode(sha2::Sha256::digest(&data)) })
+        Ok(FileStamp {
+            bytes: data.len() as u64,
+            mtime_ns: mtime_ns(path)?,
+            sha256: hex::encode(sha2::Sha256::digest(&data)),
+        })
     }
 
     /// Whether the file is still the one that was stamped.
     fn matches(&self, path: &Path) -> bool {
-        let Ok(meta) = std::fs::metadata(path) else { return false };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
         if meta.len() != self.bytes {
             return false;
         }
@@ -122,7 +128,8 @@ impl FileStamp {
             return true;
         }
         use sha2::Digest;
-        std::fs::read(path).is_ok_and(|data| hex::encode(sha2::Sha256::digest(&data)) == self.sha256)
+        std::fs::read(path)
+            .is_ok_and(|data| hex::encode(sha2::Sha256::digest(&data)) == self.sha256)
     }
 }
 
@@ -138,7 +145,10 @@ fn mtime_ns(path: &Path) -> std::io::Result<i128> {
 fn received_sha256(apt_output: &str) -> Option<String> {
     let received = apt_output.split("received").nth(1)?;
     let after = received.split("SHA256:").nth(1)?;
-    let hash: String = after.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    let hash: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
     (hash.len() == 64).then_some(hash)
 }
 
@@ -368,7 +378,11 @@ impl Images {
         if meta.format != META_FORMAT {
             return None;
         }
-        if !meta.files.iter().all(|(name, stamp)| stamp.matches(&dir.join(name))) {
+        if !meta
+            .files
+            .iter()
+            .all(|(name, stamp)| stamp.matches(&dir.join(name)))
+        {
             return None;
         }
         let vmlinux = match vmlinux_in_place {
@@ -589,7 +603,8 @@ impl Images {
                     kernel: entry.name.clone(),
                     package: p.name.clone(),
                     expected: p.sha256.clone(),
-                    actual: received_sha256(&e.to_string()).unwrap_or_else(|| "something else".into()),
+                    actual: received_sha256(&e.to_string())
+                        .unwrap_or_else(|| "something else".into()),
                 });
             }
             Err(e) => return Err(e.into()),
@@ -744,7 +759,10 @@ impl Images {
         for name in ["vmlinux", "vmlinux.btf", "config"] {
             let path = dir.join(name);
             if path.is_file() {
-                files.insert(name.to_string(), FileStamp::of(&path).map_err(|e| io_err(&path, e))?);
+                files.insert(
+                    name.to_string(),
+                    FileStamp::of(&path).map_err(|e| io_err(&path, e))?,
+                );
             }
         }
         let meta = KernelMeta {

@@ -29,7 +29,8 @@ pub async fn run(
     let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
         Ok(spawned) => spawned,
         Err(e) => {
-            run.status = GuestStatus::LaunchFailed(format!("cannot start {}: {e}", agent.display()));
+            run.status =
+                GuestStatus::LaunchFailed(format!("cannot start {}: {e}", agent.display()));
             return run;
         }
     };

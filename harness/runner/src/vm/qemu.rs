@@ -103,7 +103,8 @@ pub async fn run(
     let socket_dir = match tempfile::Builder::new().prefix("harness-").tempdir() {
         Ok(dir) => dir,
         Err(e) => {
-            run.status = GuestStatus::LaunchFailed(format!("cannot create a socket directory: {e}"));
+            run.status =
+                GuestStatus::LaunchFailed(format!("cannot create a socket directory: {e}"));
             return run;
         }
     };

@@ -65,7 +65,12 @@ enum Ended {
 /// the runner. Returns it with its stdout, stderr and start time.
 pub fn spawn_watched(
     command: &mut tokio::process::Command,
-) -> std::io::Result<(Child, tokio::process::ChildStdout, tokio::process::ChildStderr, Instant)> {
+) -> std::io::Result<(
+    Child,
+    tokio::process::ChildStdout,
+    tokio::process::ChildStderr,
+    Instant,
+)> {
     command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -209,7 +209,7 @@ fn main() {
     println!(
         "{:<8} {:>22} {:>26} {:>12} {:>24}",
         "engine",
-        "parse+index+lookup us",
+        "read+parse+lookup us",
         "corpus (parse+reloc) us",
         "relocations",
         "peak RSS +KiB (1st run)"
