@@ -47,9 +47,10 @@ fi
 
 for i in $(seq 1 "$runs"); do
   a=$(date +%s.%N)
-  vng --run "$vmlinuz" --disable-kvm --exec 'uname -r' >"$work/vng.log" 2>&1 || true
+  # --verbose: without a terminal, virtme-ng prints the command's output only with the console.
+  vng --verbose --run "$vmlinuz" --disable-kvm --exec 'uname -r' >"$work/vng.log" 2>&1 || true
   b=$(date +%s.%N)
-  grep -q "^$release" "$work/vng.log" || { echo "virtme-ng did not print $release:"; tail -20 "$work/vng.log"; exit 1; }
+  tr -d "\r" <"$work/vng.log" | grep -qx "$release" || { echo "virtme-ng did not print $release:"; tail -20 "$work/vng.log"; exit 1; }
   "$bin" --matrix kernels.toml --kernel "$kernel" -q --color never >"$work/h.log" 2>&1 || { tail -30 "$work/h.log"; exit 1; }
   c=$(date +%s.%N)
   trials=$(grep -oE '^[0-9]+ passed' "$work/h.log" | tail -1)
