@@ -50,7 +50,6 @@ pub fn load_object(
     let maps = create_maps(&object, btf_fd.as_ref()).map_err(|e| format!("{}: {e}", entry.name))?;
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
 
-    let relocate_started = Instant::now();
     let mut relocations = Vec::new();
     let mut program_reports = Vec::new();
     let mut programs = HashMap::new();
@@ -135,7 +134,6 @@ pub fn load_object(
             outcome,
         });
     }
-    let _ = relocate_started;
     let report = ObjectLoaded {
         object: entry.name.clone(),
         sha256,

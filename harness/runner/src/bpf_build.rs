@@ -15,7 +15,6 @@
 //! (temporary file in the output directory, then rename).
 
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -330,17 +329,7 @@ fn hash_tree(dir: &Path) -> Result<String> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(io("cannot create a temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .map_err(io("cannot write", tmp.path()))?;
-    tmp.persist(path).map_err(|e| BuildError::Io {
-        what: "cannot write",
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    crate::fsutil::write_atomic(path, bytes).map_err(io("cannot write", path))
 }
 
 #[cfg(test)]

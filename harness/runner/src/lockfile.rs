@@ -23,7 +23,6 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -203,17 +202,7 @@ impl Lockfile {
             path: path.to_path_buf(),
             source,
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".kernels.lock.")
-            .tempfile_in(dir)
-            .map_err(err)?;
-        tmp.write_all(self.to_text().as_bytes()).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
+        crate::fsutil::write_atomic(path, self.to_text().as_bytes()).map_err(err)?;
         Ok(())
     }
 }

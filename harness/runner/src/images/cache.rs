@@ -16,7 +16,7 @@
 //! needs several), or of the local vmlinux/vmlinuz file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -95,15 +95,7 @@ impl Cache {
     }
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp.").tempfile_in(dir)?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub use crate::fsutil::write_atomic;
 
 /// Lowercase hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
