@@ -503,21 +503,12 @@ async fn probe_kvm(
     let initramfs = bundle
         .write_initramfs(&kernel.name, true, &work.join("initramfs.cpio"))
         .ok()?;
-    let guest = qemu::QemuGuest {
-        kernel: kernel.name.clone(),
-        arch: kernel.arch.as_str().to_string(),
-        vmlinux: image.vmlinux.clone(),
-        initramfs,
-        memory_mib: kernel.memory_mib,
-        extra_cmdline: kernel.cmdline.clone(),
-        accel: Accel::Kvm,
-        limits: GuestLimits {
-            boot: std::time::Duration::from_secs(10),
-            test: std::time::Duration::from_secs(5),
-            guest: std::time::Duration::from_secs(15),
-        },
-        work_dir: work,
+    let limits = GuestLimits {
+        boot: std::time::Duration::from_secs(10),
+        test: std::time::Duration::from_secs(5),
+        guest: std::time::Duration::from_secs(15),
     };
+    let guest = qemu::QemuGuest::for_kernel(kernel, image, initramfs, Accel::Kvm, limits, work);
     let (events, _) = mpsc::unbounded_channel();
     let run = qemu::run(&guest, cancel, events).await;
     if run.hello.is_some() {
@@ -579,17 +570,8 @@ async fn run_kernel(
         Ok(path) => path,
         Err(e) => return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("{e:#}")),
     };
-    let guest = qemu::QemuGuest {
-        kernel: kernel.name.clone(),
-        arch: kernel.arch.as_str().to_string(),
-        vmlinux: image.vmlinux.clone(),
-        initramfs,
-        memory_mib: kernel.memory_mib,
-        extra_cmdline: kernel.cmdline.clone(),
-        accel,
-        limits,
-        work_dir: work.to_path_buf(),
-    };
+    let guest =
+        qemu::QemuGuest::for_kernel(kernel, &image, initramfs, accel, limits, work.to_path_buf());
     let run = qemu::run(&guest, cancel, events).await;
     // The console log stays for the record; the initramfs is a few MB of rebuildable bytes.
     let _ = std::fs::remove_file(&guest.initramfs);

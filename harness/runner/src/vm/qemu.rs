@@ -30,6 +30,28 @@ pub struct QemuGuest {
 }
 
 impl QemuGuest {
+    /// A guest for a matrix kernel with its provisioned image.
+    pub fn for_kernel(
+        kernel: &crate::config::KernelEntry,
+        image: &crate::images::KernelImage,
+        initramfs: PathBuf,
+        accel: Accel,
+        limits: GuestLimits,
+        work_dir: PathBuf,
+    ) -> QemuGuest {
+        QemuGuest {
+            kernel: kernel.name.clone(),
+            arch: kernel.arch.as_str().to_string(),
+            vmlinux: image.vmlinux.clone(),
+            initramfs,
+            memory_mib: kernel.memory_mib,
+            extra_cmdline: kernel.cmdline.clone(),
+            accel,
+            limits,
+            work_dir,
+        }
+    }
+
     pub fn binary(&self) -> &'static str {
         match self.arch.as_str() {
             "aarch64" => "qemu-system-aarch64",
