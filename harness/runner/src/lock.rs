@@ -51,8 +51,9 @@ pub fn ensure_locked(
 /// `harness lock [--update [NAME...]]`.
 pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()> {
     let matrix = Matrix::load(&common.matrix)?;
-    let path = common.matrix.with_extension("lock");
-    let images = Images::new(images_dir(common, &matrix), &matrix);
+    let layout = crate::run::Layout::new(common, None, None);
+    let path = layout.lockfile;
+    let images = Images::new(&layout.images, &matrix);
     let lock = match update {
         None => {
             let all: Vec<&KernelEntry> = matrix.kernels.iter().collect();
@@ -94,13 +95,9 @@ pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()
 pub fn fetch_command(common: &CommonArgs) -> Result<()> {
     let matrix = Matrix::load(&common.matrix)?;
     let kernels = matrix.select(&common.kernels)?;
-    let images = Images::new(images_dir(common, &matrix), &matrix);
-    let lock = ensure_locked(
-        &images,
-        &matrix,
-        &kernels,
-        &common.matrix.with_extension("lock"),
-    )?;
+    let layout = crate::run::Layout::new(common, None, None);
+    let images = Images::new(&layout.images, &matrix);
+    let lock = ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let progress = IndicatifProgress::new();
     let mut failed = 0;
     for kernel in kernels
@@ -125,11 +122,4 @@ pub fn fetch_command(common: &CommonArgs) -> Result<()> {
         "{failed} kernel image(s) could not be provisioned"
     );
     Ok(())
-}
-
-pub fn images_dir(common: &CommonArgs, matrix: &Matrix) -> std::path::PathBuf {
-    common
-        .images
-        .clone()
-        .unwrap_or_else(|| crate::images::default_cache_dir(&matrix.path))
 }

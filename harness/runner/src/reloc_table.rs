@@ -64,7 +64,7 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
     let kernels = matrix.select(&args.common.kernels)?;
     let layout = crate::run::Layout::new(&args.common, args.programs.as_deref(), None);
     let built = crate::bpf_build::build_all(&layout.programs, &layout.work.join("objects"))?;
-    let images = Images::new(crate::lock::images_dir(&args.common, &matrix), &matrix);
+    let images = Images::new(&layout.images, &matrix);
     let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let progress = IndicatifProgress::new();
 

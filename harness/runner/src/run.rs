@@ -105,7 +105,7 @@ fn planned_cases(
         objects.push(file.object.clone());
         for case in &file.cases {
             cases.push(PlannedCase {
-                id: format!("{}/{}", file.object, case.name),
+                id: verdict::case_id(&file.object, &case.name),
                 object: file.object.clone(),
                 case: case.name.clone(),
                 program: case.program.clone(),
@@ -380,7 +380,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
             dump_maps.sort();
             dump_maps.dedup();
             specs.push(CaseSpec {
-                id: format!("{}/{}", file.object, case.name),
+                id: verdict::case_id(&file.object, &case.name),
                 object: file.object.clone(),
                 program: case.program.clone(),
                 data_in: case.data_in.clone(),

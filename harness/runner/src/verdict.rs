@@ -48,6 +48,11 @@ pub struct PlannedCase {
     pub expect: Expectation,
 }
 
+/// How a case is named in the manifest and in a guest's results: `<object>/<case>`.
+pub fn case_id(object: &str, case: &str) -> String {
+    format!("{object}/{case}")
+}
+
 pub fn kernel_trial_name(kernel: &str, object: &str, case: &str) -> String {
     format!("{kernel}::{object}::{case}")
 }

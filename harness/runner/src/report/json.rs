@@ -85,7 +85,7 @@ pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
             let result = trial.kernel.as_ref().and_then(|k| {
                 let run = record.runs.iter().find(|r| &r.kernel == k)?;
                 let case = trial.case.as_ref()?;
-                run.cases.get(&format!("{}/{}", trial.object, case))
+                run.cases.get(&crate::verdict::case_id(&trial.object, case))
             });
             TrialReport { trial, result }
         })
