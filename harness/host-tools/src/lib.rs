@@ -33,30 +33,27 @@ impl Install {
 
 pub const AGENT_TARGET: &str = "x86_64-unknown-linux-musl";
 
-/// What a matrix run needs: `qemu` only when a kernel is booted (not for the host entry).
-pub fn requirements(qemu: bool, clang: &str) -> Vec<Requirement> {
-    let mut needs = vec![
-        Requirement {
-            what: "clang-19 (compiles the BPF programs)",
+/// What a matrix run needs: `qemu` only when a kernel is booted (not for the host entry), a
+/// compiler and libbpf's headers only when there are sources to build (`clang`). The guest agent
+/// is embedded in the harness when it is built, so running needs no Rust target.
+pub fn requirements(qemu: bool, clang: Option<&str>) -> Vec<Requirement> {
+    let mut needs = vec![Requirement {
+        what: "dpkg-deb (unpacks kernel packages)",
+        present: on_path("dpkg-deb"),
+        install: Install::Apt("dpkg"),
+    }];
+    if let Some(clang) = clang {
+        needs.push(Requirement {
+            what: "clang-19 (compiles the BPF sources)",
             present: on_path(clang),
             install: Install::Apt("clang-19"),
-        },
-        Requirement {
+        });
+        needs.push(Requirement {
             what: "libbpf headers (bpf_helpers.h)",
             present: Path::new("/usr/include/bpf/bpf_helpers.h").exists(),
             install: Install::Apt("libbpf-dev"),
-        },
-        Requirement {
-            what: "the agent's Rust target",
-            present: rust_target_installed(AGENT_TARGET),
-            install: Install::RustupTarget(AGENT_TARGET),
-        },
-        Requirement {
-            what: "dpkg-deb (unpacks kernel packages)",
-            present: on_path("dpkg-deb"),
-            install: Install::Apt("dpkg"),
-        },
-    ];
+        });
+    }
     if qemu {
         needs.push(Requirement {
             what: "qemu-system-x86_64",
@@ -207,7 +204,7 @@ pub fn ensure_bpf_toolchain_for_tests() {
     static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let outcome = ONCE.get_or_init(|| {
         let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
-        let needs: Vec<Requirement> = requirements(false, &clang)
+        let needs: Vec<Requirement> = requirements(false, Some(&clang))
             .into_iter()
             .filter(|r| matches!(r.install, Install::Apt(_)))
             .collect();

@@ -54,6 +54,55 @@ pub struct CommonArgs {
     pub no_install: bool,
 }
 
+/// Which BPF objects to test, and how sources among them are built.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ObjectArgs {
+    /// A directory of BPF objects (`*.bpf.o`, BPF `*.o`) and sources (`*.bpf.c`), each with an
+    /// optional `<name>.fixtures.toml` (repeatable) [default: programs/ next to the matrix, when
+    /// no --object is given]
+    #[arg(long = "programs", value_name = "DIR")]
+    pub programs: Vec<PathBuf>,
+    /// One BPF object file to test as it is, or a `.bpf.c` source (repeatable); its fixtures are
+    /// `<name>.fixtures.toml` beside it, if present
+    #[arg(long = "object", value_name = "PATH")]
+    pub objects: Vec<PathBuf>,
+    /// Compiler for `.bpf.c` sources [default: clang-19; env HARNESS_CLANG]
+    #[arg(long, value_name = "PATH")]
+    pub clang: Option<String>,
+    /// Extra include directory for sources (repeatable; after `<dir>/include`)
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    pub include: Vec<PathBuf>,
+    /// Extra compiler flags for sources, appended last, e.g. --cflags="-mcpu=v3 -DDEBUG"
+    #[arg(long, value_name = "FLAGS", allow_hyphen_values = true)]
+    pub cflags: Option<String>,
+}
+
+impl ObjectArgs {
+    pub fn build_options(&self) -> crate::corpus::BuildOptions {
+        crate::corpus::BuildOptions {
+            clang: self.clang.clone(),
+            include_dirs: self.include.clone(),
+            cflags: self
+                .cflags
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// The directories to scan: those given, or `default` when neither directories nor files
+    /// were named.
+    pub fn dirs_or(&self, default: PathBuf) -> Vec<PathBuf> {
+        if self.programs.is_empty() && self.objects.is_empty() {
+            vec![default]
+        } else {
+            self.programs.clone()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
@@ -79,10 +128,10 @@ pub struct RunArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
-    /// BPF programs and fixtures [default: programs/ next to the matrix]
-    #[arg(long, value_name = "DIR")]
-    pub programs: Option<PathBuf>,
-    /// Console logs and scratch files [default: target/harness/ in the workspace]
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+    /// Console logs, built objects and scratch files [default: harness/work in the user's cache
+    /// directory ($XDG_CACHE_HOME or ~/.cache); env HARNESS_WORK_DIR]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash

@@ -16,3 +16,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// The per-user cache directory: `$XDG_CACHE_HOME`, else `~/.cache`, else a folder of the
+/// user's own under the system's temporary directory.
+pub fn user_cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return dir;
+    }
+    if let Some(home) = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return home.join(".cache");
+    }
+    std::env::temp_dir().join(format!("cache-{}", nix::unistd::getuid()))
+}

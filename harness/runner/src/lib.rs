@@ -1,15 +1,16 @@
 //! The runner: matrix configuration, image provisioning, guests, verdicts and reports.
 
-pub mod agent_build;
-pub mod bpf_build;
+pub mod agent;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod corpus;
 pub mod fixtures;
 pub mod fsutil;
 pub mod guest;
 pub mod images;
 pub mod initramfs;
+pub mod layout;
 pub mod lock;
 pub mod lockfile;
 pub mod predict;

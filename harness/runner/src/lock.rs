@@ -51,7 +51,7 @@ pub fn ensure_locked(
 /// `harness lock [--update [NAME...]]`.
 pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()> {
     let matrix = Matrix::load(&common.matrix)?;
-    let layout = crate::run::Layout::new(common, None, None);
+    let layout = crate::layout::Layout::new(common, None);
     let path = layout.lockfile;
     let images = Images::new(&layout.images, &matrix);
     let lock = match update {
@@ -95,7 +95,7 @@ pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()
 pub fn fetch_command(common: &CommonArgs) -> Result<()> {
     let matrix = Matrix::load(&common.matrix)?;
     let kernels = matrix.select(&common.kernels)?;
-    let layout = crate::run::Layout::new(common, None, None);
+    let layout = crate::layout::Layout::new(common, None);
     let images = Images::new(&layout.images, &matrix);
     let lock = ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let progress = IndicatifProgress::new();

@@ -9,10 +9,12 @@ fn main() -> ExitCode {
         None => harness::run::main_run(cli.run),
         Some(Command::Setup { no_install }) => {
             let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
-            host_tools::ensure(&host_tools::requirements(true, &clang), !no_install).map(|()| {
-                eprintln!("host tools: all present");
-                ExitCode::SUCCESS
-            })
+            host_tools::ensure(&host_tools::requirements(true, Some(&clang)), !no_install).map(
+                |()| {
+                    eprintln!("host tools: all present");
+                    ExitCode::SUCCESS
+                },
+            )
         }
         Some(Command::Lock(args)) => {
             harness::lock::lock_command(&args.common, args.update.as_deref())

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -17,12 +17,11 @@ use crate::images::{Images, IndicatifProgress};
 pub struct RelocArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Only these objects (file stems under programs/); default: all
+    /// Object files to relocate, or names of objects found by --programs (default: all of them)
     #[arg(value_name = "OBJECT")]
-    pub objects: Vec<String>,
-    /// BPF programs [default: programs/ next to the matrix]
-    #[arg(long, value_name = "DIR")]
-    pub programs: Option<PathBuf>,
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub objects: crate::cli::ObjectArgs,
     /// Also write the table as JSON here
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -59,11 +58,46 @@ impl Row {
     }
 }
 
+/// Positional arguments are object files when they name a file (a path, or a name ending in
+/// `.o` / `.bpf.c`), else names of objects found in the directories.
+fn split_object_arguments(arguments: &[String]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    for argument in arguments {
+        let path = Path::new(argument);
+        let is_file_like = argument.contains('/')
+            || argument.ends_with(".o")
+            || argument.ends_with(".bpf.c")
+            || path.is_file();
+        if is_file_like {
+            files.push(path.to_path_buf());
+        } else {
+            names.push(argument.clone());
+        }
+    }
+    (files, names)
+}
+
 pub fn reloc_command(args: &RelocArgs) -> Result<()> {
     let matrix = Matrix::load(&args.common.matrix)?;
     let kernels = matrix.select(&args.common.kernels)?;
-    let layout = crate::run::Layout::new(&args.common, args.programs.as_deref(), None);
-    let built = crate::bpf_build::build_all(&layout.programs, &layout.work.join("objects"))?;
+    let layout = crate::layout::Layout::new(&args.common, None);
+    let (files, names) = split_object_arguments(&args.names);
+    let mut dirs = args.objects.programs.clone();
+    if dirs.is_empty() && files.is_empty() && args.objects.objects.is_empty() {
+        dirs.push(layout.default_programs.clone());
+    }
+    let files: Vec<PathBuf> = args.objects.objects.iter().cloned().chain(files).collect();
+    let plan = crate::corpus::Plan::find(&dirs, &files)?;
+    for name in &names {
+        if !plan.names().contains(name) {
+            anyhow::bail!(
+                "no object named `{name}`; the objects are: {} (or name an object file by its path)",
+                plan.names().join(", ")
+            );
+        }
+    }
+    let corpus = plan.materialize(&args.objects.build_options(), &layout.object_cache())?;
     let images = Images::new(&layout.images, &matrix);
     let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let progress = IndicatifProgress::new();
@@ -87,14 +121,13 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
     }
 
     let mut rows: Vec<Row> = Vec::new();
-    for object in built
+    for object in corpus
+        .objects
         .iter()
-        .filter(|b| args.objects.is_empty() || args.objects.contains(&b.name))
+        .filter(|o| names.is_empty() || names.iter().any(|n| n == o.name()))
     {
-        let bytes = std::fs::read(&object.path)
-            .with_context(|| format!("reading {}", object.path.display()))?;
-        let parsed =
-            core_reloc::Object::parse(&bytes).with_context(|| format!("object {}", object.name))?;
+        let parsed = core_reloc::Object::parse(&object.bytes)
+            .with_context(|| format!("object {}", object.name()))?;
         for (kernel, btf) in &targets {
             for (program, prediction) in crate::predict::predict(&parsed, btf) {
                 match prediction {
@@ -102,7 +135,7 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
                         for r in reports {
                             let row = find_or_add(
                                 &mut rows,
-                                &object.name,
+                                object.name(),
                                 &program,
                                 r.insn,
                                 &r.kind,
@@ -114,7 +147,7 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
                     Err(error) => {
                         let row = find_or_add(
                             &mut rows,
-                            &object.name,
+                            object.name(),
                             &program,
                             u32::MAX,
                             "program",
@@ -147,7 +180,7 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
     eprintln!(
         "{} relocations in {} objects against {} kernels; {differing} resolve differently across kernels",
         rows.len(),
-        built.len(),
+        corpus.objects.len(),
         kernel_names.len()
     );
     Ok(())

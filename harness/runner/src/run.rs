@@ -6,15 +6,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use guest_protocol::CaseSpec;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::bundle::Bundle;
 use crate::cli::RunArgs;
 use crate::config::{KernelEntry, KernelSource, Matrix};
+use crate::corpus;
 use crate::guest::GuestRun;
 use crate::images::{Images, KernelImage};
+use crate::layout::Layout;
 use crate::report::RunRecord;
 use crate::verdict::{self, PlannedCase, Trial, TrialOutcome};
 use crate::vm::accel::{self, Accel, AccelChoice};
@@ -23,47 +25,8 @@ use crate::vm::{qemu, GuestLimits};
 /// Exit status when SIGINT/SIGTERM stopped the run (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// Paths the run reads from and writes to, resolved once.
-pub struct Layout {
-    pub matrix: PathBuf,
-    pub lockfile: PathBuf,
-    pub programs: PathBuf,
-    pub images: PathBuf,
-    pub work: PathBuf,
-    pub workspace: PathBuf,
-}
-
-impl Layout {
-    pub fn new(
-        common: &crate::cli::CommonArgs,
-        programs: Option<&Path>,
-        work: Option<&Path>,
-    ) -> Layout {
-        let matrix_dir = common
-            .matrix
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        let workspace = crate::agent_build::workspace_root();
-        let images = common
-            .images
-            .clone()
-            .unwrap_or_else(|| crate::images::default_cache_dir(&common.matrix));
-        Layout {
-            matrix: common.matrix.clone(),
-            lockfile: common.matrix.with_extension("lock"),
-            programs: programs
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| matrix_dir.join("programs")),
-            images,
-            work: work
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| crate::agent_build::target_dir(&workspace).join("harness")),
-            workspace,
-        }
-    }
-}
+/// Exit status when the selection holds no trial (as cargo-nextest's "no tests to run").
+pub const EXIT_NOTHING_SELECTED: u8 = 4;
 
 /// Every trial the matrix and the fixtures define, before any filter.
 pub fn all_trial_names(
@@ -91,18 +54,9 @@ pub fn all_trial_names(
     names
 }
 
-fn planned_cases(
-    programs: &Path,
-) -> Result<(
-    Vec<String>,
-    Vec<PlannedCase>,
-    Vec<crate::fixtures::FixtureFile>,
-)> {
-    let files = crate::fixtures::load_dir(programs).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut objects = Vec::new();
+fn planned_cases(files: &[&crate::fixtures::FixtureFile]) -> Vec<PlannedCase> {
     let mut cases = Vec::new();
-    for file in &files {
-        objects.push(file.object.clone());
+    for file in files {
         for case in &file.cases {
             cases.push(PlannedCase {
                 id: verdict::case_id(&file.object, &case.name),
@@ -113,19 +67,52 @@ fn planned_cases(
             });
         }
     }
-    Ok((objects, cases, files))
+    cases
+}
+
+/// Which kernels must boot, and which cases each must run, for the selected trials.
+fn needed_by_selection(
+    args: &RunArgs,
+    kernels: &[&KernelEntry],
+    objects: &[String],
+    cases: &[PlannedCase],
+) -> HashMap<String, BTreeSet<String>> {
+    let mut needed = HashMap::new();
+    for kernel in kernels {
+        let ids: BTreeSet<String> = cases
+            .iter()
+            .filter(|case| {
+                args.selects(&verdict::kernel_trial_name(
+                    &kernel.name,
+                    &case.object,
+                    &case.case,
+                )) || args.selects(&verdict::identical_trial_name(&case.object, &case.case))
+            })
+            .map(|case| case.id.clone())
+            .collect();
+        let load_selected = objects.iter().any(|o| {
+            args.selects(&verdict::load_trial_name(&kernel.name, o))
+                || args.selects(&verdict::relocations_trial_name(&kernel.name, o))
+        });
+        if !ids.is_empty() || load_selected {
+            needed.insert(kernel.name.clone(), ids);
+        }
+    }
+    needed
 }
 
 pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let layout = Layout::new(
-        &args.common,
-        args.programs.as_deref(),
-        args.work_dir.as_deref(),
-    );
+    let layout = Layout::new(&args.common, args.work_dir.as_deref());
     let matrix = Matrix::load(&layout.matrix)?;
     let kernels = matrix.select(&args.common.kernels)?;
-    let (objects, cases, fixture_files) = planned_cases(&layout.programs)?;
+    let dirs = args.objects.dirs_or(layout.default_programs.clone());
+    let plan = corpus::Plan::find(&dirs, &args.objects.objects)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    let objects = plan.names();
+    let cases = planned_cases(&plan.fixture_files().collect::<Vec<_>>());
 
     let names = all_trial_names(&kernels, &objects, &cases);
     if args.list {
@@ -138,64 +125,50 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     }
 
     // Boot only what the selected trials need.
-    let mut needed: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for kernel in &kernels {
-        let mut ids = BTreeSet::new();
-        for case in &cases {
-            if args.selects(&verdict::kernel_trial_name(
-                &kernel.name,
-                &case.object,
-                &case.case,
-            )) || args.selects(&verdict::identical_trial_name(&case.object, &case.case))
-            {
-                ids.insert(case.id.clone());
-            }
-        }
-        let load_selected = objects.iter().any(|o| {
-            args.selects(&verdict::load_trial_name(&kernel.name, o))
-                || args.selects(&verdict::relocations_trial_name(&kernel.name, o))
-        });
-        if !ids.is_empty() || load_selected {
-            needed.insert(kernel.name.clone(), ids);
-        }
-    }
+    let needed = needed_by_selection(&args, &kernels, &objects, &cases);
     let kernels: Vec<&KernelEntry> = kernels
         .into_iter()
         .filter(|k| needed.contains_key(&k.name))
         .collect();
     if kernels.is_empty() {
-        eprintln!("no trial matches the filter; nothing to run");
-        return Ok(ExitCode::SUCCESS);
+        eprintln!(
+            "error: no trial matches the selection{} among the {} trials of {} object(s) on {} kernel(s) \
+             (`--list` shows them); nothing was run",
+            describe_selection(&args),
+            names.len(),
+            objects.len(),
+            matrix.select(&args.common.kernels).map_or(0, |k| k.len()),
+        );
+        return Ok(ExitCode::from(EXIT_NOTHING_SELECTED));
     }
 
     let boots_qemu = kernels
         .iter()
         .any(|k| !matches!(k.source, KernelSource::Host));
-    let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
+    let build = args.objects.build_options();
+    let clang = build.clang();
     host_tools::ensure(
-        &host_tools::requirements(boots_qemu, &clang),
+        &host_tools::requirements(boots_qemu, plan.has_sources().then_some(clang.as_str())),
         !args.common.no_install,
     )?;
 
-    eprintln!("building BPF objects and the guest agent");
-    let built = crate::bpf_build::build_all(&layout.programs, &layout.work.join("objects"))?;
-    let agent_path = crate::agent_build::build_agent(&layout.workspace)?;
-    let agent =
-        std::fs::read(&agent_path).with_context(|| format!("reading {}", agent_path.display()))?;
-
-    let mut bundle_objects = Vec::new();
-    for object in &objects {
-        let Some(b) = built.iter().find(|b| &b.name == object) else {
-            bail!(
-                "fixtures name object {object}, but there is no {}/{object}.bpf.c",
-                layout.programs.display()
-            );
-        };
-        let bytes =
-            std::fs::read(&b.path).with_context(|| format!("reading {}", b.path.display()))?;
-        bundle_objects.push((Bundle::object_entry(object, &bytes), bytes));
+    if plan.has_sources() {
+        eprintln!("building BPF sources");
     }
+    let corpus = plan.materialize(&build, &layout.object_cache())?;
+    let bundle_objects: Vec<(guest_protocol::ObjectEntry, Vec<u8>)> = corpus
+        .objects
+        .iter()
+        .map(|o| (Bundle::object_entry(o.name(), &o.bytes), o.bytes.clone()))
+        .collect();
+    let fixture_files: Vec<crate::fixtures::FixtureFile> = corpus
+        .objects
+        .iter()
+        .filter_map(|o| o.fixtures.clone())
+        .collect();
     let case_specs = case_specs(&fixture_files);
+    let agent = crate::agent::AGENT.to_vec();
+    let agent_path = crate::agent::install_in(&layout.work)?;
 
     // Images: one thread per kernel; a failure costs that kernel only.
     let images = Images::new(&layout.images, &matrix);
@@ -307,8 +280,10 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .cloned()
         .collect();
     let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    let object_records = crate::report::objects::records(&corpus);
     let record = RunRecord {
         matrix: &layout.matrix,
+        objects: &object_records,
         accel: if boots_qemu {
             accel.qemu_name().to_string()
         } else {
@@ -334,6 +309,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
+    print!("{}", crate::report::objects::render(&record));
     let guests_ok = runs
         .iter()
         .all(|r| r.status == crate::guest::GuestStatus::Completed);
@@ -464,6 +440,25 @@ fn predict_all(
         }
     }
     predictions
+}
+
+/// The filter and skips, as the user typed them, for a message.
+fn describe_selection(args: &RunArgs) -> String {
+    let mut parts = Vec::new();
+    if let Some(filter) = &args.filter {
+        parts.push(format!(
+            "{}`{filter}`",
+            if args.exact { "exactly " } else { "" }
+        ));
+    }
+    for skip in &args.skip {
+        parts.push(format!("--skip `{skip}`"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 /// Ok: decided without a probe. Err(reason): KVM is not ruled out, so a probe boot decides.

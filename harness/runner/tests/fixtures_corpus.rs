@@ -5,7 +5,7 @@
 //! With `FIXTURES_DUMP=<file>` the resolved cases (hex bytes) are also written
 //! as JSON, for checking the corpus by hand on a host kernel.
 
-use harness::{bpf_build, fixtures};
+use harness::{corpus, fixtures};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,14 +20,14 @@ fn fixtures_match_built_objects() {
     assert!(!files.is_empty());
     host_tools::ensure_bpf_toolchain_for_tests();
     let out = tempfile::tempdir().unwrap();
-    let built = bpf_build::build_all(programs_dir(), out.path()).unwrap();
+    let built = corpus::build::build_all(&Default::default(), programs_dir(), out.path()).unwrap();
     let mut dump = Vec::new();
     for f in &files {
         let obj = built
             .iter()
             .find(|b| b.name == f.object)
             .unwrap_or_else(|| panic!("{}: no object {}", f.path.display(), f.object));
-        let bytes = std::fs::read(&obj.path).unwrap();
+        let bytes = obj.bytes.clone();
         let elf = object::File::parse(&*bytes).unwrap();
         // program name -> section name
         let mut progs = BTreeMap::new();

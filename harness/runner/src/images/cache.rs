@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 /// Environment variable overriding the cache location.
 pub const IMAGES_ENV: &str = "HARNESS_IMAGES";
 
-/// `$HARNESS_IMAGES`, else `images/` next to the matrix file (the workspace root for the
-/// default `kernels.toml`).
+/// `$HARNESS_IMAGES`; else `images/` next to the matrix file when that directory exists (this
+/// repository keeps one); else `harness/images` in the user's cache directory, which suits an
+/// installed tool run from a user's own repository.
 pub fn default_cache_dir(matrix_path: &Path) -> PathBuf {
     if let Some(d) = std::env::var_os(IMAGES_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
@@ -35,7 +36,11 @@ pub fn default_cache_dir(matrix_path: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    base.join("images")
+    let beside = base.join("images");
+    if beside.is_dir() {
+        return beside;
+    }
+    crate::fsutil::user_cache_dir().join("harness/images")
 }
 
 /// Paths inside the cache.
@@ -166,13 +171,16 @@ mod tests {
     #[test]
     fn default_dir() {
         if std::env::var_os(IMAGES_ENV).is_none() {
+            let repo = tempfile::tempdir().unwrap();
+            std::fs::create_dir(repo.path().join("images")).unwrap();
             assert_eq!(
-                default_cache_dir(Path::new("/w/kernels.toml")),
-                PathBuf::from("/w/images")
+                default_cache_dir(&repo.path().join("kernels.toml")),
+                repo.path().join("images")
             );
+            let user = tempfile::tempdir().unwrap();
             assert_eq!(
-                default_cache_dir(Path::new("kernels.toml")),
-                PathBuf::from("./images")
+                default_cache_dir(&user.path().join("kernels.toml")),
+                crate::fsutil::user_cache_dir().join("harness/images")
             );
         }
     }

@@ -18,6 +18,8 @@ struct Report<'a> {
     wall_ms: u64,
     interrupted: bool,
     counts: Counts,
+    /// Per object: the file tested, its sha256, and how every kernel loaded its programs.
+    objects: Vec<super::objects::ObjectSummary<'a>>,
     kernels: Vec<KernelReport<'a>>,
     trials: Vec<TrialReport<'a>>,
 }
@@ -98,6 +100,7 @@ pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
         wall_ms: record.wall_ms,
         interrupted: record.interrupted,
         counts: count(record.trials),
+        objects: super::objects::summaries(record),
         kernels: record
             .runs
             .iter()

@@ -182,6 +182,7 @@ mod tests {
         ];
         let runs = vec![run];
         let record = RunRecord {
+            objects: &[],
             matrix: Path::new("kernels.toml"),
             accel: "tcg".into(),
             accel_reason: String::new(),

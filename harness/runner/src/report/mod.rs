@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod junit;
+pub mod objects;
 pub mod summary;
 
 use crate::guest::GuestRun;
@@ -10,6 +11,8 @@ use crate::verdict::Trial;
 /// Everything a report is made from.
 pub struct RunRecord<'a> {
     pub matrix: &'a std::path::Path,
+    /// The objects tested: what the user gave, with hashes.
+    pub objects: &'a [objects::ObjectRecord],
     pub accel: String,
     pub accel_reason: String,
     pub wall_ms: u64,
