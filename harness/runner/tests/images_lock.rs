@@ -41,7 +41,7 @@ fn resolve_repository_matrix() {
             assert!(p.size > 100_000);
         }
     }
-    print!("{}", lock.to_text());
+    print!("{}", lock.to_text(std::path::Path::new("kernels.lock")));
     if std::env::var_os("HARNESS_WRITE_LOCK").is_some() {
         lock.save(&workspace().join("kernels.lock")).unwrap();
     }

@@ -289,6 +289,7 @@ pub fn collect(dirs: &[PathBuf], files: &[PathBuf]) -> Result<Discovery, Discove
     for file in files {
         discovery.objects.push(single_file(file)?);
     }
+    discovery.objects.sort_by(|a, b| a.name.cmp(&b.name));
     let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
     for object in &discovery.objects {
         if !valid_name(&object.name) {
