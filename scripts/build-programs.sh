@@ -13,6 +13,11 @@ CLANG="${HARNESS_CLANG:-clang-19}"
 FLAGS="-g -O2 -target bpf -mcpu=v2 -D__TARGET_ARCH_x86 -fno-ident -Wall -Wno-unused-function"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
+# The compiler's own <...> search list as -idirafter, as the harness adds it (libbpf-bootstrap's way).
+sys_includes() {
+    "$CLANG" -v -E -x c /dev/null -o /dev/null 2>&1 |
+        sed -n '/<\.\.\.> search starts here:/,/End of search list\./s/^ \(\/.*\)/-idirafter \1/p'
+}
 
 if ! command -v "$CLANG" >/dev/null 2>&1; then
     echo "error: BPF compiler '$CLANG' not found; install it with 'apt-get install clang-19' or set HARNESS_CLANG" >&2
@@ -30,7 +35,7 @@ build() {
         found=1
         name="$(basename "$src" .bpf.c)"
         # shellcheck disable=SC2086
-        (cd "$progs" && PWD="$progs" "$CLANG" $FLAGS "-fdebug-prefix-map=$progs=programs" -I include \
+        (cd "$progs" && PWD="$progs" "$CLANG" $FLAGS -I include $(sys_includes) "-fdebug-prefix-map=$progs=programs" \
             -c "$name.bpf.c" -o "$out/.$name.bpf.o.tmp")
         mv -f "$out/.$name.bpf.o.tmp" "$out/$name.bpf.o"
         echo "$(sha256sum "$out/$name.bpf.o" | cut -d' ' -f1)  $name.bpf.o"
