@@ -30,6 +30,11 @@ pub enum GuestStatus {
     Interrupted,
     /// Not run: an earlier step for this kernel (image provisioning) failed.
     NotRun(String),
+    /// QEMU itself was killed by a signal it did not get from the runner (OOM killer, a user).
+    VmKilled(String),
+    /// The runner failed while running this kernel (a task panicked): nothing it saw is
+    /// trusted, and the kernel fails.
+    InternalError(String),
 }
 
 impl GuestStatus {
@@ -45,14 +50,18 @@ impl GuestStatus {
             GuestStatus::LaunchFailed(_) => "LAUNCH_FAILED",
             GuestStatus::Interrupted => "INTERRUPTED",
             GuestStatus::NotRun(_) => "NOT_RUN",
+            GuestStatus::VmKilled(_) => "VM_KILLED",
+            GuestStatus::InternalError(_) => "INTERNAL_ERROR",
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            GuestStatus::AgentError(d) | GuestStatus::LaunchFailed(d) | GuestStatus::NotRun(d) => {
-                format!("{}: {d}", self.label())
-            }
+            GuestStatus::AgentError(d)
+            | GuestStatus::LaunchFailed(d)
+            | GuestStatus::NotRun(d)
+            | GuestStatus::VmKilled(d)
+            | GuestStatus::InternalError(d) => format!("{}: {d}", self.label()),
             other => other.label().to_string(),
         }
     }
@@ -106,6 +115,13 @@ impl GuestRun {
     pub fn not_run(kernel: &str, arch: &str, why: String) -> Self {
         let mut run = GuestRun::new(kernel, arch, "none");
         run.status = GuestStatus::NotRun(why);
+        run
+    }
+
+    /// The run of a kernel whose task in the runner failed: no result it may have seen counts.
+    pub fn internal_error(kernel: &str, arch: &str, accel: &str, why: String) -> Self {
+        let mut run = GuestRun::new(kernel, arch, accel);
+        run.status = GuestStatus::InternalError(why);
         run
     }
 

@@ -22,6 +22,8 @@ use crate::vm::{qemu, GuestLimits};
 
 /// Exit status when SIGINT/SIGTERM stopped the run (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status when a report could not be written (as for a setup error).
+const EXIT_REPORT_FAILED: u8 = 2;
 
 /// Paths the run reads from and writes to, resolved once.
 pub struct Layout {
@@ -168,6 +170,11 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // A report that cannot be written is found now, not after every guest has run.
+    for path in args.report_json.iter().chain(args.junit.iter()) {
+        crate::fsutil::check_writable(path)?;
+    }
+
     let boots_qemu = kernels
         .iter()
         .any(|k| !matches!(k.source, KernelSource::Host));
@@ -265,7 +272,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let events = events_tx.clone();
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
-            tasks.push(tokio::spawn(async move {
+            let identity = (kernel.name.clone(), kernel.arch.as_str().to_string());
+            tasks.push((identity, tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
                 if *cancel.borrow() {
                     let mut run =
@@ -284,16 +292,10 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     events,
                 )
                 .await
-            }));
+            })));
         }
         drop(events_tx);
-        let mut runs = Vec::new();
-        for task in tasks {
-            match task.await {
-                Ok(run) => runs.push(run),
-                Err(e) => eprintln!("internal error: a guest task failed: {e}"),
-            }
-        }
+        let runs = join_guest_tasks(tasks, accel.qemu_name()).await;
         let _ = progress.await;
         (runs, accel, accel_reason)
     });
@@ -324,27 +326,55 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         runs: &runs,
         trials: &trials,
     };
-    // Reports first: an interrupted or failing run still leaves its record.
+    // Reports first: an interrupted or failing run still leaves its record. A report that
+    // cannot be written does not cost the terminal its results: it is said after them.
+    let mut report_errors = Vec::new();
     if let Some(path) = &args.report_json {
-        crate::report::json::write(&record, path)?;
+        report_errors.extend(crate::report::json::write(&record, path).err());
     }
     if let Some(path) = &args.junit {
-        crate::report::junit::write(&record, path)?;
+        report_errors.extend(crate::report::junit::write(&record, path).err());
     }
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
+    for error in &report_errors {
+        eprintln!("error: {error:#}");
+    }
     let guests_ok = runs
         .iter()
         .all(|r| r.status == crate::guest::GuestStatus::Completed);
     if interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
+    if !report_errors.is_empty() {
+        return Ok(ExitCode::from(EXIT_REPORT_FAILED));
+    }
     Ok(if conclusion.has_failed() || !guests_ok {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Waits for every guest task. A task that panicked or was cancelled still yields its kernel's
+/// run, as an internal error, so that the kernel fails in every output instead of vanishing.
+async fn join_guest_tasks(
+    tasks: Vec<((String, String), tokio::task::JoinHandle<crate::guest::GuestRun>)>,
+    accel: &str,
+) -> Vec<crate::guest::GuestRun> {
+    let mut runs = Vec::new();
+    for ((kernel, arch), task) in tasks {
+        match task.await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                let why = format!("the runner's task for this kernel failed: {e}");
+                eprintln!("internal error: kernel {kernel}: {why}");
+                runs.push(GuestRun::internal_error(&kernel, &arch, accel, why));
+            }
+        }
+    }
+    runs
 }
 
 /// Runs that share a workspace (parallel tests, two terminals) each get a directory of their
@@ -642,5 +672,48 @@ fn print_unsupported(trials: &[Trial]) {
                 names[1]
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::GuestStatus;
+
+    #[test]
+    fn a_panicked_guest_task_fails_its_kernel() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let runs = runtime.block_on(async {
+            let ok = tokio::spawn(async {
+                let mut run = GuestRun::new("6.1", "x86_64", "tcg");
+                run.status = GuestStatus::Completed;
+                run
+            });
+            let panicked = tokio::spawn(async {
+                if true {
+                    panic!("overflow when adding duration to instant");
+                }
+                GuestRun::new("5.10", "x86_64", "tcg")
+            });
+            join_guest_tasks(
+                vec![
+                    (("5.10".into(), "x86_64".into()), panicked),
+                    (("6.1".into(), "x86_64".into()), ok),
+                ],
+                "tcg",
+            )
+            .await
+        });
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].kernel, "5.10");
+        assert_eq!(runs[0].status.label(), "INTERNAL_ERROR");
+        assert!(
+            runs[0].status.describe().contains("overflow when adding"),
+            "{}",
+            runs[0].status.describe()
+        );
+        assert_eq!(runs[1].status, GuestStatus::Completed);
     }
 }

@@ -209,13 +209,18 @@ fn next_deadline(
     last_message: Instant,
     limits: &GuestLimits,
 ) -> (Instant, GuestStatus) {
-    let whole = (started + limits.guest, GuestStatus::GuestTimeout);
+    // The config bounds the limits; an instant past the clock's range still must not panic.
+    let after = |from: Instant, limit: Duration| {
+        from.checked_add(limit)
+            .unwrap_or_else(|| from + Duration::from_secs(crate::config::MAX_TIMEOUT_S))
+    };
+    let whole = (after(started, limits.guest), GuestStatus::GuestTimeout);
     let phase = if done {
-        (last_message + SHUTDOWN_GRACE, GuestStatus::Completed)
+        (after(last_message, SHUTDOWN_GRACE), GuestStatus::Completed)
     } else if run.hello.is_none() {
-        (started + limits.boot, GuestStatus::BootTimeout)
+        (after(started, limits.boot), GuestStatus::BootTimeout)
     } else {
-        (last_message + limits.test, GuestStatus::TestTimeout)
+        (after(last_message, limits.test), GuestStatus::TestTimeout)
     };
     if phase.0 <= whole.0 {
         phase
