@@ -61,6 +61,12 @@ fn invalid_matrix_is_reported_with_file_line_and_column() {
             ":2:8:",
             "needs exactly one source",
         ),
+        (
+            "duration out of range",
+            format!("{k}guest_timeout_s = 9223372036854775807\n"),
+            ":4:19:",
+            "`guest_timeout_s` must be at most 86400",
+        ),
     ];
     for (what, text, position, expected) in cases {
         let (out, matrix) = run_with_matrix(&text, &[]);
@@ -172,4 +178,76 @@ fn missing_clang_says_what_to_install() {
         "{}",
         out.transcript()
     );
+}
+
+#[test]
+fn non_utf8_matrix_is_located_and_said_once() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let matrix = dir.join("kernels.toml");
+    std::fs::write(&matrix, b"[[kernel]]\nname = \"5.\xff10\"\nhost = true\n").unwrap();
+    let out = run_harness(
+        &dir,
+        &["--matrix", matrix.to_str().unwrap(), "--no-install"],
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    let location = format!("{}:2:11: not UTF-8", matrix.display());
+    assert!(out.stderr.contains(&location), "{}", out.transcript());
+    assert_eq!(
+        out.stderr.matches("UTF-8").count(),
+        2,
+        "said once (`not UTF-8` ... `UTF-8 text`)\n{}",
+        out.transcript()
+    );
+}
+
+#[test]
+fn zero_jobs_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let out = run_harness(&dir, &["-j", "0", "--no-install"]);
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(
+        out.stderr.contains("must be at least 1"),
+        "{}",
+        out.transcript()
+    );
+}
+
+/// Report paths that cannot be written stop the run before anything is built or booted, and
+/// a missing directory is never created.
+#[test]
+fn unwritable_report_paths_are_refused_before_booting() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let missing_dir = dir.join("nonexistent/dir");
+    let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
+        ("--report-json", "/proc/r.json".into(), "cannot write in /proc"),
+        (
+            "--report-json",
+            missing_dir.join("r.json"),
+            "does not exist (create it first",
+        ),
+        ("--junit", "/proc/j.xml".into(), "cannot write in /proc"),
+    ];
+    for (option, path, expected) in cases {
+        let started = std::time::Instant::now();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(workspace())
+            .args(["--no-install", "--kernel", "5.10", "--work-dir"])
+            .arg(dir.join("work"))
+            .arg("--programs")
+            .arg(fault_programs("green"))
+            .arg(option)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let out = finish(&dir, output);
+        assert_eq!(out.code(), Some(2), "{option} {}\n{}", path.display(), out.transcript());
+        assert!(out.stderr.contains(expected), "{}", out.transcript());
+        assert!(
+            !out.stderr.contains("building BPF objects"),
+            "checked before building or booting\n{}",
+            out.transcript()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    assert!(!dir.join("nonexistent").exists(), "no directory created");
 }
