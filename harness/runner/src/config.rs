@@ -914,7 +914,10 @@ enabled = false
         let e = utf8_text(b"[[kernel]]\nname = \"a\xff\"\n", Path::new("k.toml"))
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "k.toml:2:10: not UTF-8: byte 0xff (TOML files are UTF-8 text)");
+        assert_eq!(
+            e,
+            "k.toml:2:10: not UTF-8: byte 0xff (TOML files are UTF-8 text)"
+        );
     }
 
     #[test]

@@ -230,13 +230,73 @@ impl TailBuffer {
     }
 }
 
-/// Decides how a guest ended from what was seen, once its process has exited.
-pub fn classify_exit(run: &GuestRun, done: bool, console: &TailBuffer) -> GuestStatus {
+/// Whether QEMU ended because something outside the runner killed it, and how: it died of a
+/// signal (SIGKILL, the OOM killer), or it caught one and said so on stderr (QEMU exits 0 on
+/// SIGTERM/SIGINT/SIGHUP after `terminating on signal N`, which the console holds).
+pub fn vm_killed_by(
+    status: Option<std::process::ExitStatus>,
+    console: &TailBuffer,
+) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(signal) = status.and_then(|s| s.signal()) {
+        return Some(format!(
+            "QEMU was killed by signal {signal} ({})",
+            signal_name(signal)
+        ));
+    }
+    let text = console.text();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("terminating on signal "))?;
+    let signal: i32 = line
+        .split("terminating on signal ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let exit = status
+        .and_then(|s| s.code())
+        .map_or(String::new(), |c| format!(", exit status {c}"));
+    Some(format!(
+        "QEMU stopped on signal {signal} ({}){exit}: {}",
+        signal_name(signal),
+        line.trim()
+    ))
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGBUS => "SIGBUS",
+        _ => "another signal",
+    }
+}
+
+/// Decides how a guest ended from what was seen, once its process has exited. `killed_by`:
+/// what killed the VM from outside (see [`vm_killed_by`]).
+pub fn classify_exit(
+    run: &GuestRun,
+    done: bool,
+    killed_by: Option<String>,
+    console: &TailBuffer,
+) -> GuestStatus {
     if done {
         return run.status.clone();
     }
     if let GuestStatus::AgentError(_) = run.status {
         return run.status.clone();
+    }
+    if let Some(how) = killed_by {
+        return GuestStatus::VmKilled(how);
     }
     if console.contains("Attempted to kill init") {
         return GuestStatus::AgentCrash;
@@ -291,12 +351,61 @@ mod tests {
         let mut console = TailBuffer::new(1024);
         console.push(b"Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000086");
         assert_eq!(
-            classify_exit(&run, false, &console),
+            classify_exit(&run, false, None, &console),
             GuestStatus::AgentCrash
         );
         let mut console = TailBuffer::new(1024);
         console.push(b"Kernel panic - not syncing: sysrq triggered crash");
-        assert_eq!(classify_exit(&run, false, &console), GuestStatus::Panic);
+        assert_eq!(
+            classify_exit(&run, false, None, &console),
+            GuestStatus::Panic
+        );
+    }
+
+    #[test]
+    fn a_killed_vm_is_reported_as_such() {
+        use std::os::unix::process::ExitStatusExt;
+        let quiet = TailBuffer::new(1024);
+        let sigkill = std::process::ExitStatus::from_raw(libc::SIGKILL);
+        let how = vm_killed_by(Some(sigkill), &quiet).unwrap();
+        assert_eq!(how, "QEMU was killed by signal 9 (SIGKILL)");
+        let mut console = TailBuffer::new(1024);
+        console.push(b"qemu-system-x86_64: terminating on signal 15 from pid 4242 (bash)\n");
+        let how = vm_killed_by(Some(std::process::ExitStatus::from_raw(0)), &console).unwrap();
+        assert!(
+            how.starts_with("QEMU stopped on signal 15 (SIGTERM), exit status 0"),
+            "{how}"
+        );
+        assert!(how.contains("from pid 4242"), "{how}");
+        assert_eq!(
+            vm_killed_by(Some(std::process::ExitStatus::from_raw(0)), &quiet),
+            None
+        );
+
+        // Before hello and after hello alike: not LAUNCH_FAILED, not AGENT_CRASH.
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        let status = classify_exit(&run, false, Some(how.clone()), &quiet);
+        assert_eq!(status.label(), "VM_KILLED");
+        run.absorb(
+            GuestMessage::Hello(Hello {
+                protocol_version: 1,
+                agent_version: "t".into(),
+                kernel_name: "k".into(),
+                kernel_release: "r".into(),
+                machine: "x86_64".into(),
+                kernel_btf_bytes: None,
+                uptime_ms: 1,
+            }),
+            1,
+        );
+        let status = classify_exit(&run, false, Some(how), &quiet);
+        assert_eq!(status.label(), "VM_KILLED");
+        // A guest that finished is complete whatever happened after.
+        assert!(run.absorb(GuestMessage::Done { agent_ms: 2 }, 2));
+        assert_eq!(
+            classify_exit(&run, true, Some("x".into()), &quiet),
+            GuestStatus::Completed
+        );
     }
 
     #[test]

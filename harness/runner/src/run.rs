@@ -273,26 +273,29 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
             let identity = (kernel.name.clone(), kernel.arch.as_str().to_string());
-            tasks.push((identity, tokio::spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                if *cancel.borrow() {
-                    let mut run =
-                        GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
-                    run.status = crate::guest::GuestStatus::Interrupted;
-                    return run;
-                }
-                run_kernel(
-                    &kernel,
-                    image,
-                    &bundle,
-                    &agent_path,
-                    &work,
-                    accel,
-                    cancel,
-                    events,
-                )
-                .await
-            })));
+            tasks.push((
+                identity,
+                tokio::spawn(async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    if *cancel.borrow() {
+                        let mut run =
+                            GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
+                        run.status = crate::guest::GuestStatus::Interrupted;
+                        return run;
+                    }
+                    run_kernel(
+                        &kernel,
+                        image,
+                        &bundle,
+                        &agent_path,
+                        &work,
+                        accel,
+                        cancel,
+                        events,
+                    )
+                    .await
+                }),
+            ));
         }
         drop(events_tx);
         let runs = join_guest_tasks(tasks, accel.qemu_name()).await;
@@ -360,7 +363,10 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
 /// Waits for every guest task. A task that panicked or was cancelled still yields its kernel's
 /// run, as an internal error, so that the kernel fails in every output instead of vanishing.
 async fn join_guest_tasks(
-    tasks: Vec<((String, String), tokio::task::JoinHandle<crate::guest::GuestRun>)>,
+    tasks: Vec<(
+        (String, String),
+        tokio::task::JoinHandle<crate::guest::GuestRun>,
+    )>,
     accel: &str,
 ) -> Vec<crate::guest::GuestRun> {
     let mut runs = Vec::new();

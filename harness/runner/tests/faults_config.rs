@@ -219,7 +219,11 @@ fn unwritable_report_paths_are_refused_before_booting() {
     let dir = tempfile::tempdir().unwrap().keep();
     let missing_dir = dir.join("nonexistent/dir");
     let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
-        ("--report-json", "/proc/r.json".into(), "cannot write in /proc"),
+        (
+            "--report-json",
+            "/proc/r.json".into(),
+            "cannot write in /proc",
+        ),
         (
             "--report-json",
             missing_dir.join("r.json"),
@@ -240,7 +244,13 @@ fn unwritable_report_paths_are_refused_before_booting() {
             .output()
             .unwrap();
         let out = finish(&dir, output);
-        assert_eq!(out.code(), Some(2), "{option} {}\n{}", path.display(), out.transcript());
+        assert_eq!(
+            out.code(),
+            Some(2),
+            "{option} {}\n{}",
+            path.display(),
+            out.transcript()
+        );
         assert!(out.stderr.contains(expected), "{}", out.transcript());
         assert!(
             !out.stderr.contains("building BPF objects"),

@@ -164,6 +164,7 @@ pub async fn run(
         cancel,
         events,
         started,
+        is_vm: true,
     })
     .await;
     drop(socket_dir);

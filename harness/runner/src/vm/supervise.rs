@@ -54,10 +54,12 @@ pub struct Supervised<'a> {
     pub cancel: watch::Receiver<bool>,
     pub events: mpsc::UnboundedSender<GuestEvent>,
     pub started: Instant,
+    /// The process is QEMU (its death by a signal is a killed VM), not the host agent itself.
+    pub is_vm: bool,
 }
 
 enum Ended {
-    Exited,
+    Exited(Option<std::process::ExitStatus>),
     Killed(GuestStatus),
 }
 
@@ -155,7 +157,7 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
                     }
                 }
             }
-            _ = s.child.wait() => break Ended::Exited,
+            status = s.child.wait() => break Ended::Exited(status.ok()),
             _ = tokio::time::sleep(deadline.saturating_duration_since(now)) => {
                 break Ended::Killed(timeout_status);
             }
@@ -189,7 +191,14 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
                 .push("the guest did not power off after the agent finished; killed".into());
             s.run.status.clone()
         }
-        Ended::Exited => classify_exit(&s.run, done, &console),
+        Ended::Exited(status) => {
+            let killed_by = if s.is_vm {
+                crate::guest::vm_killed_by(status, &console)
+            } else {
+                None
+            };
+            classify_exit(&s.run, done, killed_by, &console)
+        }
     };
     if s.run.status != GuestStatus::Completed {
         s.run.console_tail = console.excerpt(CONSOLE_TAIL_LINES);
