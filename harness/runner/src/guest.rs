@@ -6,6 +6,27 @@ use std::collections::BTreeMap;
 use guest_protocol::{CaseOutcome, GuestMessage, Hello, ObjectLoaded};
 use serde::Serialize;
 
+/// The most text one message (an agent's log or error, a trial's failure) carries into the
+/// terminal and the reports; the rest is cut, saying how much.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most log lines kept from one agent.
+pub const MAX_LOG_LINES: usize = 1000;
+
+/// `text` cut to at most `limit` bytes (at a character boundary), with a note of what was cut.
+pub fn bounded_text(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let total = text.len();
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("\n[... {} more bytes cut]", total - end));
+    text
+}
+
 /// How a guest ended. Everything but `Completed` fails the kernel's trials with this label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -137,9 +158,17 @@ impl GuestRun {
             GuestMessage::CaseResult(result) => {
                 self.cases.insert(result.case_id, result.outcome);
             }
-            GuestMessage::Log { message } => self.logs.push(message),
+            GuestMessage::Log { message } => {
+                if self.logs.len() < MAX_LOG_LINES {
+                    self.logs.push(bounded_text(message, MAX_MESSAGE_BYTES));
+                } else if self.logs.len() == MAX_LOG_LINES {
+                    self.logs.push(format!(
+                        "[... more than {MAX_LOG_LINES} log lines; the rest is cut]"
+                    ));
+                }
+            }
             GuestMessage::Fatal { message } => {
-                self.status = GuestStatus::AgentError(message);
+                self.status = GuestStatus::AgentError(bounded_text(message, MAX_MESSAGE_BYTES));
             }
             GuestMessage::Done { .. } => {
                 self.timings.results_ms = Some(at_ms);
@@ -406,6 +435,31 @@ mod tests {
             classify_exit(&run, true, Some("x".into()), &quiet),
             GuestStatus::Completed
         );
+    }
+
+    #[test]
+    fn agent_text_is_bounded() {
+        assert_eq!(bounded_text("short".into(), 10), "short");
+        let cut = bounded_text("é".repeat(10), 5);
+        assert_eq!(cut, "éé\n[... 16 more bytes cut]");
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        for _ in 0..MAX_LOG_LINES + 50 {
+            run.absorb(
+                GuestMessage::Log {
+                    message: "l".repeat(MAX_MESSAGE_BYTES * 2),
+                },
+                1,
+            );
+        }
+        assert_eq!(run.logs.len(), MAX_LOG_LINES + 1);
+        assert!(run.logs.iter().all(|l| l.len() < MAX_MESSAGE_BYTES + 100));
+        run.absorb(
+            GuestMessage::Fatal {
+                message: "f".repeat(1_350_000),
+            },
+            2,
+        );
+        assert!(run.status.describe().len() < MAX_MESSAGE_BYTES + 100);
     }
 
     #[test]

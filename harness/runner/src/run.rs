@@ -311,7 +311,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .filter(|c| needed.values().any(|ids| ids.contains(&c.id)))
         .cloned()
         .collect();
-    let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    let mut trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    bound_trial_messages(&mut trials);
     let record = RunRecord {
         matrix: &layout.matrix,
         accel: if boots_qemu {
@@ -358,6 +359,16 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A trial's message goes to the terminal, the JSON and the JUnit report: a runaway one (every
+/// entry of a huge map differing) is cut there, not carried three times.
+fn bound_trial_messages(trials: &mut [Trial]) {
+    for trial in trials {
+        if let TrialOutcome::Failed(m) | TrialOutcome::Unsupported(m) = &mut trial.outcome {
+            *m = crate::guest::bounded_text(std::mem::take(m), crate::guest::MAX_MESSAGE_BYTES);
+        }
+    }
 }
 
 /// Waits for every guest task. A task that panicked or was cancelled still yields its kernel's
@@ -685,6 +696,27 @@ fn print_unsupported(trials: &[Trial]) {
 mod tests {
     use super::*;
     use crate::guest::GuestStatus;
+
+    #[test]
+    fn trial_messages_are_bounded() {
+        let mut trials = vec![Trial {
+            name: "k::o::c".into(),
+            kernel: Some("k".into()),
+            object: "o".into(),
+            case: Some("c".into()),
+            outcome: TrialOutcome::Failed("d".repeat(1_350_000)),
+        }];
+        bound_trial_messages(&mut trials);
+        let TrialOutcome::Failed(m) = &trials[0].outcome else {
+            panic!()
+        };
+        assert!(
+            m.len() < crate::guest::MAX_MESSAGE_BYTES + 100,
+            "{}",
+            m.len()
+        );
+        assert!(m.ends_with("more bytes cut]"));
+    }
 
     #[test]
     fn a_panicked_guest_task_fails_its_kernel() {
