@@ -289,6 +289,11 @@ fn malformed_fixtures_stop_the_run_with_file_line_and_problem() {
             vec!["pass.fixtures.toml:6", "ipv5", "expected one of"],
         ),
         (
+            "memory bomb in a packet layer",
+            format!("{GOOD_CASE}packet = [ {{eth = {{}}}}, {{zeros = 100000000000000}} ]\n[case.expect]\nretval = 2\n"),
+            vec!["pass.fixtures.toml:4: case `first`", "layer 2 (zeros)", "exceed 1048576 bytes"],
+        ),
+        (
             "object without source",
             "object = \"nosuch\"\n[[case]]\nname = \"a\"\nprogram = \"x\"\n[case.expect]\n".into(),
             vec!["pass.fixtures.toml", "nosuch"],
