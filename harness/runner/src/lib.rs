@@ -10,6 +10,8 @@ pub mod fsutil;
 pub mod guest;
 pub mod images;
 pub mod initramfs;
+pub mod interrupt;
+pub mod leftovers;
 pub mod lock;
 pub mod lockfile;
 pub mod predict;

@@ -21,7 +21,9 @@ use crate::vm::accel::{self, Accel, AccelChoice};
 use crate::vm::{qemu, GuestLimits};
 
 /// Exit status when SIGINT/SIGTERM stopped the run (128 + SIGINT, as shells report it).
-const EXIT_INTERRUPTED: u8 = 130;
+const EXIT_INTERRUPTED: u8 = crate::interrupt::EXIT_INTERRUPTED as u8;
+/// `<work>/kvm-probe.<pid>.d`: the KVM probe guest's files (see [`crate::leftovers`]).
+const KVM_PROBE_PREFIX: &str = "kvm-probe.";
 /// Exit status when a report could not be written (as for a setup error).
 const EXIT_REPORT_FAILED: u8 = 2;
 
@@ -120,6 +122,7 @@ fn planned_cases(
 
 pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    crate::interrupt::stop_on_signal();
     let layout = Layout::new(
         &args.common,
         args.programs.as_deref(),
@@ -400,6 +403,8 @@ fn new_run_dir(work: &Path) -> Result<PathBuf> {
     const KEEP_RUNS: usize = 10;
     let runs = work.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    crate::leftovers::reclaim_dead_runs(&runs);
+    crate::leftovers::remove_stale(work, KVM_PROBE_PREFIX);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -544,9 +549,10 @@ async fn probe_kvm(
         cases: vec![],
         fault: None,
     };
-    let work = layout
-        .work
-        .join(format!("kvm-probe-{}", std::process::id()));
+    let work = layout.work.join(format!(
+        "{}d",
+        crate::leftovers::owned_prefix(KVM_PROBE_PREFIX)
+    ));
     let initramfs = bundle
         .write_initramfs(&kernel.name, true, &work.join("initramfs.cpio"))
         .ok()?;
@@ -633,6 +639,8 @@ async fn wait_for_stop_signal() {
     ) else {
         return std::future::pending().await;
     };
+    // From here on a signal stops the guests and still writes the reports.
+    crate::interrupt::hand_over();
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
