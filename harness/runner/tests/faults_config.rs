@@ -1,7 +1,8 @@
 //! Configuration and host faults through the real binary: an invalid kernels.toml (syntax,
 //! unknown key, missing field, bad value), an unknown `--kernel`, missing host tools. Each must
 //! stop the run with exit status 2 and a message on stderr that says where (file, line, column)
-//! and what was expected, or what to install. None of them boots anything.
+//! and what was expected, or what to install. None of them boots anything, except the last
+//! test: a report that fails to be written at the end of a real run.
 
 mod faults_support;
 
@@ -260,4 +261,57 @@ fn unwritable_report_paths_are_refused_before_booting() {
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
     assert!(!dir.join("nonexistent").exists(), "no directory created");
+}
+
+/// A report that cannot be written at the end (its directory vanished during the run) costs
+/// neither the terminal its results nor the other report; the directory is not re-created, and
+/// the exit status says the run's record is incomplete.
+#[test]
+fn a_failed_report_write_keeps_the_terminal_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    let work = dir.path().join("work");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(workspace())
+        .args(["--color", "never", "--kernel", "5.10", "--work-dir"])
+        .arg(&work)
+        .arg("--programs")
+        .arg(fault_programs("green"))
+        .arg("--report-json")
+        .arg(reports.join("r.json"))
+        .arg("--junit")
+        .arg(dir.path().join("junit.xml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let needle = work.display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while qemu_processes_mentioning(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no guest within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::remove_dir(&reports).unwrap();
+    let out = finish(dir.path(), child.wait_with_output().unwrap());
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(
+        out.stderr.contains("writing JSON report"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        out.summary_row("5.10").contains("COMPLETED"),
+        "the table is printed\n{}",
+        out.transcript()
+    );
+    assert!(out.stdout.contains("test result:"), "{}", out.transcript());
+    assert!(
+        out.junit().contains("testsuite"),
+        "the other report is written"
+    );
+    assert!(!reports.exists(), "the vanished directory was re-created");
 }
