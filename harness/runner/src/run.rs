@@ -705,6 +705,27 @@ mod tests {
     use super::*;
     use crate::guest::GuestStatus;
 
+    /// A kernel whose image could not be provisioned has no prediction either: its relocation
+    /// trials fail with NOT_RUN, never "unsupported" (the kernel lacks nothing).
+    #[test]
+    fn an_unprovisioned_kernel_fails_its_relocation_trials() {
+        let run = GuestRun::not_run("5.10", "x86_64", "image: download failed".into());
+        let mut predictions = verdict::Predictions::new();
+        predictions.insert(
+            ("5.10".into(), "o".into()),
+            Err("no image: download failed".into()),
+        );
+        let trials = verdict::judge(&[], &["o".to_string()], &[run], &predictions);
+        let relocations = trials
+            .iter()
+            .find(|t| t.name == verdict::relocations_trial_name("5.10", "o"))
+            .unwrap();
+        match &relocations.outcome {
+            TrialOutcome::Failed(m) => assert!(m.contains("NOT_RUN"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn trial_messages_are_bounded() {
         let mut trials = vec![Trial {
