@@ -54,6 +54,8 @@ fn verifier_rejection_is_reported_with_the_verifier_log() {
         // The verifier's own words, with the offending instruction.
         assert!(m.contains("invalid access to packet"), "{m}");
         assert!(m.contains("r1 = *(u8 *)(r1 +20)"), "{m}");
+        // Once: not in the error's text and again as the log.
+        assert_eq!(m.matches("invalid access to packet").count(), 1, "{m}");
         let case = format!("{kernel}::verifier_reject::any_packet");
         assert_eq!(out.trial_status(&case), "failed");
         assert!(out
