@@ -525,23 +525,81 @@ fn test_run_support_matches_the_design_table() {
     assert!(err.to_string().contains("\"kp\""), "{err}");
 }
 
+/// Runs `body` with a bpffs of its own: on a thread that has unshared its mount namespace (so
+/// the mount is private to it and vanishes with the thread, even if the process is killed),
+/// mounted on a fresh directory. Nothing is assumed about `/sys/fs/bpf`, and nothing is left
+/// mounted anywhere else.
+fn with_private_bpffs(body: impl FnOnce(&str) + Send + 'static) {
+    let mountpoint = std::env::temp_dir().join(format!(
+        "bpf_loader_test_bpffs_{}_{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&mountpoint).unwrap();
+    let dir = mountpoint.to_str().unwrap().to_string();
+    let worker = std::thread::spawn(move || {
+        // SAFETY: plain syscalls on this thread's own namespace, with NUL-terminated strings.
+        unsafe {
+            // CLONE_NEWNS on one thread: it gets its own fs context and mount namespace.
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                panic!(
+                    "unshare(CLONE_NEWNS) failed ({}): this test needs root (CAP_SYS_ADMIN) \
+                     to mount its own bpffs",
+                    std::io::Error::last_os_error()
+                );
+            }
+            // No propagation back to the parent namespace.
+            let root = c"/";
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                panic!(
+                    "making the private mount namespace private failed: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            let target = std::ffi::CString::new(dir.clone()).unwrap();
+            if libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            ) != 0
+            {
+                panic!(
+                    "mounting a bpffs on {dir} failed: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+        body(&dir);
+    });
+    let result = worker.join();
+    let _ = std::fs::remove_dir(&mountpoint);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[test]
 fn pin_and_get() {
     require_bpf();
-    let dir = "/sys/fs/bpf";
-    if !std::path::Path::new(dir).is_dir() {
-        panic!("{dir} missing: mount bpffs (mount -t bpf bpf {dir})");
-    }
-    let map = array_map("pinme", BPF_MAP_TYPE_ARRAY, 4, 1);
-    let path = format!("{dir}/bpf_loader_test_{}", std::process::id());
-    match obj_pin(&map, &path) {
-        Ok(()) => {}
-        // Not a bpffs here: say so rather than pass.
-        Err(e) => panic!("pinning under {dir} failed ({e}); is bpffs mounted there?"),
-    }
-    let again = obj_get(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    assert_eq!(map_info(&again).unwrap().id, map_info(&map).unwrap().id);
+    with_private_bpffs(|dir| {
+        let map = array_map("pinme", BPF_MAP_TYPE_ARRAY, 4, 1);
+        let path = format!("{dir}/pinned_map");
+        if let Err(e) = obj_pin(&map, &path) {
+            panic!("pinning under the private bpffs {dir} failed: {e}");
+        }
+        let again = obj_get(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(map_info(&again).unwrap().id, map_info(&map).unwrap().id);
+    });
 }
 
 #[test]

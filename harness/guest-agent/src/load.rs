@@ -168,7 +168,13 @@ fn classify_load_error(
         }
     }
     let verifier_log = error.log().unwrap_or_default().to_string();
-    let mut message = error.to_string();
+    // The log travels apart (`verifier_log`); the error's own text would carry its tail again.
+    let mut message = error
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     // The verifier names a poisoned instruction only as a call to an unknown helper.
     if verifier_log.contains(&POISON_HELPER_DECIMAL.to_string()) {
         for decision in core {

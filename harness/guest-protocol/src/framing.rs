@@ -15,18 +15,52 @@ pub fn frame(message: &GuestMessage) -> String {
     format!("\n{FRAME_MAGIC}{crc:08x} {json}\n")
 }
 
+/// The longest line the scanner holds: a frame beyond it is dropped (and counted) without being
+/// buffered, so a runaway guest cannot make the runner allocate without bound. A dump of a
+/// 50,000-entry map is about 3 MB.
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
-    Checksum { line: String },
-    Json { line: String, error: String },
+    Checksum {
+        line: String,
+    },
+    Json {
+        line: String,
+        error: String,
+    },
+    /// A line longer than [`MAX_FRAME_BYTES`]; only its length is kept.
+    TooLong {
+        bytes: usize,
+    },
 }
 
-/// Incremental scanner: feed it bytes as they arrive, take messages out.
+/// Incremental scanner: feed it bytes as they arrive, take messages out. Each byte is looked at
+/// once, however the stream is cut into reads.
 #[derive(Debug, Default)]
 pub struct FrameScanner {
+    /// The current, unfinished line.
     pending: Vec<u8>,
-    /// Frames that carried the magic but failed their checksum or did not parse.
+    /// Bytes of the current line dropped because it outgrew `MAX_FRAME_BYTES` (0: none).
+    overflowed: usize,
+    /// The first [`KEPT_DAMAGED`] frames that carried the magic but failed their checksum, did
+    /// not parse or were too long (each line cut to [`KEPT_DAMAGED_BYTES`]).
     pub damaged: Vec<FrameError>,
+    /// How many frames were damaged in all.
+    pub damaged_count: usize,
+}
+
+/// How many damaged frames are kept as examples, and how much of each line.
+pub const KEPT_DAMAGED: usize = 64;
+pub const KEPT_DAMAGED_BYTES: usize = 256;
+
+/// At most `KEPT_DAMAGED_BYTES` of a damaged line, cut at a character boundary.
+fn excerpt(line: &str) -> String {
+    let mut end = line.len().min(KEPT_DAMAGED_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_string()
 }
 
 impl FrameScanner {
@@ -36,15 +70,67 @@ impl FrameScanner {
 
     /// Adds bytes and returns the messages completed by them.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<GuestMessage> {
-        self.pending.extend_from_slice(bytes);
         let mut messages = Vec::new();
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            if let Some(message) = self.parse_line(&line) {
-                messages.push(message);
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (piece, after) = rest.split_at(end + 1);
+            rest = after;
+            if self.overflowed > 0 {
+                self.record_damage(FrameError::TooLong {
+                    bytes: self.overflowed + piece.len(),
+                });
+                self.overflowed = 0;
+                continue;
             }
+            if self.pending.len() + piece.len() > MAX_FRAME_BYTES {
+                self.record_damage(FrameError::TooLong {
+                    bytes: self.pending.len() + piece.len(),
+                });
+                self.pending.clear();
+                continue;
+            }
+            let message = if self.pending.is_empty() {
+                self.parse_line(piece)
+            } else {
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(piece);
+                let message = self.parse_line(&line);
+                // Keep the allocation for the next long line.
+                line.clear();
+                self.pending = line;
+                message
+            };
+            messages.extend(message);
         }
+        self.keep_unfinished(rest);
         messages
+    }
+
+    fn keep_unfinished(&mut self, rest: &[u8]) {
+        if self.overflowed > 0 {
+            self.overflowed += rest.len();
+        } else if self.pending.len() + rest.len() > MAX_FRAME_BYTES {
+            self.overflowed = self.pending.len() + rest.len();
+            self.pending = Vec::new();
+        } else {
+            self.pending.extend_from_slice(rest);
+        }
+    }
+
+    fn record_damage(&mut self, error: FrameError) {
+        self.damaged_count += 1;
+        if self.damaged.len() < KEPT_DAMAGED {
+            self.damaged.push(match error {
+                FrameError::Checksum { line } => FrameError::Checksum {
+                    line: excerpt(&line),
+                },
+                FrameError::Json { line, error } => FrameError::Json {
+                    line: excerpt(&line),
+                    error,
+                },
+                too_long => too_long,
+            });
+        }
     }
 
     fn parse_line(&mut self, line: &[u8]) -> Option<GuestMessage> {
@@ -54,7 +140,7 @@ impl FrameScanner {
         let (crc_hex, json) = match body.split_once(' ') {
             Some(parts) => parts,
             None => {
-                self.damaged.push(FrameError::Checksum {
+                self.record_damage(FrameError::Checksum {
                     line: body.to_string(),
                 });
                 return None;
@@ -62,7 +148,7 @@ impl FrameScanner {
         };
         let expected = u32::from_str_radix(crc_hex, 16).ok();
         if expected != Some(crc32fast::hash(json.as_bytes())) {
-            self.damaged.push(FrameError::Checksum {
+            self.record_damage(FrameError::Checksum {
                 line: body.to_string(),
             });
             return None;
@@ -70,7 +156,7 @@ impl FrameScanner {
         match serde_json::from_str(json) {
             Ok(message) => Some(message),
             Err(error) => {
-                self.damaged.push(FrameError::Json {
+                self.record_damage(FrameError::Json {
                     line: body.to_string(),
                     error: error.to_string(),
                 });
@@ -137,6 +223,68 @@ mod tests {
         stream.extend_from_slice(tail.as_bytes());
         assert!(scanner.push(&stream).is_empty());
         assert_eq!(scanner.damaged.len(), 1);
+    }
+
+    /// A 1 MiB frame read 16 bytes at a time used to take 25 s (each read rescanned everything
+    /// pending); linear, it takes milliseconds. Bounded at 2 s so that a quadratic scanner fails
+    /// even on a fast machine.
+    #[test]
+    fn a_large_frame_in_small_reads_is_linear() {
+        let big = GuestMessage::Log {
+            message: "x".repeat(1 << 20),
+        };
+        let framed = frame(&big);
+        let mut scanner = FrameScanner::new();
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        for chunk in framed.as_bytes().chunks(16) {
+            got.extend(scanner.push(chunk));
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(got, vec![big]);
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "1 MiB in 16-byte reads took {elapsed:?}"
+        );
+    }
+
+    #[test]
+    fn an_oversized_line_is_dropped_without_being_held() {
+        let mut scanner = FrameScanner::new();
+        let chunk = vec![b'y'; 1 << 20];
+        let mut total = 0;
+        for _ in 0..(MAX_FRAME_BYTES >> 20) + 2 {
+            assert!(scanner.push(&chunk).is_empty());
+            total += chunk.len();
+            assert!(scanner.pending.len() <= MAX_FRAME_BYTES);
+        }
+        assert!(scanner.pending.is_empty(), "the runaway line is not kept");
+        // The frame after it still gets through, and the long one is counted.
+        let after = scanner.push(format!("tail{}", frame(&sample())).as_bytes());
+        assert_eq!(after, vec![sample()]);
+        assert_eq!(
+            scanner.damaged,
+            vec![FrameError::TooLong { bytes: total + 5 }]
+        );
+        // A long line completed within a single read is dropped too.
+        let mut line = vec![b'z'; MAX_FRAME_BYTES + 1];
+        line.push(b'\n');
+        assert!(scanner.push(&line).is_empty());
+        assert_eq!(scanner.damaged.len(), 2);
+    }
+
+    #[test]
+    fn a_flood_of_damaged_frames_keeps_a_bounded_record() {
+        let mut scanner = FrameScanner::new();
+        let bad = format!("{FRAME_MAGIC}00000000 {}\n", "q".repeat(10_000));
+        for _ in 0..1000 {
+            assert!(scanner.push(bad.as_bytes()).is_empty());
+        }
+        assert_eq!(scanner.damaged_count, 1000);
+        assert_eq!(scanner.damaged.len(), KEPT_DAMAGED);
+        assert!(
+            matches!(&scanner.damaged[0], FrameError::Checksum { line } if line.len() == KEPT_DAMAGED_BYTES)
+        );
     }
 
     #[test]

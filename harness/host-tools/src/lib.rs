@@ -135,15 +135,48 @@ pub fn ensure(needs: &[Requirement], allow_install: bool) -> Result<()> {
 }
 
 fn install_lock() -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let path = std::env::temp_dir().join("harness-host-tools.lock");
-    let file = std::fs::OpenOptions::new()
+    let euid = nix::unistd::geteuid();
+    // Never a world-writable directory such as a shared TMPDIR: another user could plant a
+    // symlink there and have root create or truncate a file wherever it points.
+    let dir = if euid.is_root() {
+        std::path::PathBuf::from("/run/harness")
+    } else {
+        std::env::temp_dir().join(format!("harness-{euid}"))
+    };
+    let file = open_private_lock(&dir, "host-tools.lock", euid.as_raw())?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+        anyhow::anyhow!("cannot lock {}: {e}", dir.join("host-tools.lock").display())
+    })
+}
+
+/// Opens (creating) `dir/name` for locking, where `dir` must be a real directory (not a
+/// symlink) owned by `owner` that no one else can write, and `name` must not be a symlink.
+/// `dir` is created (mode 0700) when missing.
+fn open_private_lock(dir: &Path, name: &str, owner: u32) -> Result<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
+    if !meta.file_type().is_dir() || meta.uid() != owner || meta.mode() & 0o022 != 0 {
+        bail!(
+            "{} is not a private directory (it must be a directory, not a symlink, owned by uid \
+             {owner} and writable by no one else); remove it and rerun",
+            dir.display()
+        );
+    }
+    let path = dir.join(name);
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits())
         .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+        .with_context(|| format!("cannot open the lock file {}", path.display()))
 }
 
 fn run_quietly(command: &mut Command, what: &str) -> Result<()> {
@@ -239,6 +272,41 @@ mod tests {
             error.contains("apt-get install -y qemu-system-x86"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_lock_file_never_follows_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let owner = nix::unistd::geteuid().as_raw();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("locks");
+        // Created private, and reusable.
+        open_private_lock(&dir, "a.lock", owner).unwrap();
+        open_private_lock(&dir, "a.lock", owner).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        // A planted symlink is refused, and its target is not created.
+        let target = tmp.path().join("victim");
+        std::os::unix::fs::symlink(&target, dir.join("b.lock")).unwrap();
+        let e = open_private_lock(&dir, "b.lock", owner).unwrap_err();
+        assert!(format!("{e:#}").contains("b.lock"), "{e:#}");
+        assert!(!target.exists(), "followed the symlink");
+
+        // A directory others can write, or a symlinked directory, is refused.
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = open_private_lock(&shared, "c.lock", owner).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not a private directory"),
+            "{e:#}"
+        );
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(open_private_lock(&link, "d.lock", owner).is_err());
+        // Owned by someone else.
+        assert!(open_private_lock(&dir, "e.lock", owner + 1).is_err());
     }
 
     #[test]

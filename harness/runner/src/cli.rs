@@ -117,7 +117,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Run at most this many guests at once [default: the number of cores]
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Acceleration: auto uses KVM only if a probe guest really boots under it
     #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
@@ -166,6 +166,15 @@ pub struct RunArgs {
     /// Accepted for libtest compatibility
     #[arg(long, hide = true)]
     pub nocapture: bool,
+}
+
+/// At least one guest at a time: `-j 0` would mean nothing runs, so it is refused, not bent.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a number of guests: {e}")),
+    }
 }
 
 fn parse_fault(text: &str) -> Result<(String, String), String> {
@@ -249,6 +258,14 @@ mod tests {
         assert_eq!(cli.run.jobs, Some(2));
         assert_eq!(cli.run.accel, AccelChoice::Tcg);
         assert_eq!(cli.run.filter.as_deref(), Some("6.1::"));
+    }
+
+    #[test]
+    fn zero_jobs_is_refused() {
+        let e = Cli::try_parse_from(["harness", "-j", "0"]).unwrap_err();
+        assert!(e.to_string().contains("must be at least 1"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(parse(&["-j", "1"]).run.jobs, Some(1));
     }
 
     #[test]

@@ -59,15 +59,18 @@ pub const DEFAULT_MEMORY_MIB: u32 = 256;
 pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
 pub const DEFAULT_TEST_TIMEOUT_S: u64 = 30;
 pub const DEFAULT_GUEST_TIMEOUT_S: u64 = 180;
+/// The longest any timeout may be: a day. Larger values (up to `u64::MAX` seconds) would
+/// overflow the clock arithmetic of the guest supervisor.
+pub const MAX_TIMEOUT_S: u64 = 86_400;
 
 /// Errors reading, parsing or validating `kernels.toml`, or selecting kernels from it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read: {source}", path.display())]
+    // The cause is in the message, not also a `#[source]`: a chain printer would say it twice.
+    #[error("{}: cannot read: {cause}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Syntax or schema error (unknown key, wrong type, missing key).
     #[error("{}:{line}:{column}: {message}", path.display())]
@@ -316,6 +319,24 @@ struct RawDebian {
     packages: Vec<String>,
 }
 
+/// The file as text, or where its first byte that is not UTF-8 is.
+fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8 by construction.
+        let (line, column) = line_col(std::str::from_utf8(valid).unwrap_or(""), valid.len());
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: format!(
+                "not UTF-8: byte 0x{:02x} (TOML files are UTF-8 text)",
+                bytes[e.valid_up_to()]
+            ),
+        }
+    })
+}
+
 /// 1-based line and column of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -329,11 +350,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 impl Matrix {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Matrix, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-        Matrix::parse(&text, path)
+        let text = utf8_text(&bytes, path)?;
+        Matrix::parse(text, path)
     }
 
     /// Parses and validates `text`, which came from `path` (used in errors and to resolve
@@ -394,6 +416,13 @@ impl Matrix {
             Some(s) if *s.get_ref() == 0 => Err(invalid(
                 Some(s.span()),
                 format!("`{key}` must be at least 1 (seconds)"),
+            )),
+            Some(s) if *s.get_ref() > MAX_TIMEOUT_S => Err(invalid(
+                Some(s.span()),
+                format!(
+                    "`{key}` must be at most {MAX_TIMEOUT_S} (seconds, one day), found {}",
+                    s.get_ref()
+                ),
             )),
             Some(s) => Ok(Duration::from_secs(*s.get_ref())),
         };
@@ -853,6 +882,14 @@ enabled = false
                 "k.toml:4:18: `boot_timeout_s` must be at least 1",
             ),
             (
+                format!("{k}host = true\nguest_timeout_s = 9223372036854775807\n"),
+                "k.toml:4:19: `guest_timeout_s` must be at most 86400",
+            ),
+            (
+                format!("[defaults]\ntest_timeout_s = 86401\n{k}host = true\n"),
+                "k.toml:2:18: `test_timeout_s` must be at most 86400",
+            ),
+            (
                 format!("mirror = \"deb.example\"\n{k}host = true\n"),
                 "k.toml:1:10: `mirror` must be an http",
             ),
@@ -870,6 +907,17 @@ enabled = false
                 "input:\n{text}\nwant: {want}\ngot: {got}"
             );
         }
+    }
+
+    #[test]
+    fn non_utf8_matrix_names_line_and_column() {
+        let e = utf8_text(b"[[kernel]]\nname = \"a\xff\"\n", Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "k.toml:2:10: not UTF-8: byte 0xff (TOML files are UTF-8 text)"
+        );
     }
 
     #[test]

@@ -6,6 +6,27 @@ use std::collections::BTreeMap;
 use guest_protocol::{CaseOutcome, GuestMessage, Hello, ObjectLoaded};
 use serde::Serialize;
 
+/// The most text one message (an agent's log or error, a trial's failure) carries into the
+/// terminal and the reports; the rest is cut, saying how much.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most log lines kept from one agent.
+pub const MAX_LOG_LINES: usize = 1000;
+
+/// `text` cut to at most `limit` bytes (at a character boundary), with a note of what was cut.
+pub fn bounded_text(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let total = text.len();
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("\n[... {} more bytes cut]", total - end));
+    text
+}
+
 /// How a guest ended. Everything but `Completed` fails the kernel's trials with this label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -30,6 +51,11 @@ pub enum GuestStatus {
     Interrupted,
     /// Not run: an earlier step for this kernel (image provisioning) failed.
     NotRun(String),
+    /// QEMU itself was killed by a signal it did not get from the runner (OOM killer, a user).
+    VmKilled(String),
+    /// The runner failed while running this kernel (a task panicked): nothing it saw is
+    /// trusted, and the kernel fails.
+    InternalError(String),
 }
 
 impl GuestStatus {
@@ -45,14 +71,18 @@ impl GuestStatus {
             GuestStatus::LaunchFailed(_) => "LAUNCH_FAILED",
             GuestStatus::Interrupted => "INTERRUPTED",
             GuestStatus::NotRun(_) => "NOT_RUN",
+            GuestStatus::VmKilled(_) => "VM_KILLED",
+            GuestStatus::InternalError(_) => "INTERNAL_ERROR",
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            GuestStatus::AgentError(d) | GuestStatus::LaunchFailed(d) | GuestStatus::NotRun(d) => {
-                format!("{}: {d}", self.label())
-            }
+            GuestStatus::AgentError(d)
+            | GuestStatus::LaunchFailed(d)
+            | GuestStatus::NotRun(d)
+            | GuestStatus::VmKilled(d)
+            | GuestStatus::InternalError(d) => format!("{}: {d}", self.label()),
             other => other.label().to_string(),
         }
     }
@@ -109,6 +139,13 @@ impl GuestRun {
         run
     }
 
+    /// The run of a kernel whose task in the runner failed: no result it may have seen counts.
+    pub fn internal_error(kernel: &str, arch: &str, accel: &str, why: String) -> Self {
+        let mut run = GuestRun::new(kernel, arch, accel);
+        run.status = GuestStatus::InternalError(why);
+        run
+    }
+
     /// Folds one message in. Returns true when it was the last one (Done).
     pub fn absorb(&mut self, message: GuestMessage, at_ms: u64) -> bool {
         match message {
@@ -121,9 +158,17 @@ impl GuestRun {
             GuestMessage::CaseResult(result) => {
                 self.cases.insert(result.case_id, result.outcome);
             }
-            GuestMessage::Log { message } => self.logs.push(message),
+            GuestMessage::Log { message } => {
+                if self.logs.len() < MAX_LOG_LINES {
+                    self.logs.push(bounded_text(message, MAX_MESSAGE_BYTES));
+                } else if self.logs.len() == MAX_LOG_LINES {
+                    self.logs.push(format!(
+                        "[... more than {MAX_LOG_LINES} log lines; the rest is cut]"
+                    ));
+                }
+            }
             GuestMessage::Fatal { message } => {
-                self.status = GuestStatus::AgentError(message);
+                self.status = GuestStatus::AgentError(bounded_text(message, MAX_MESSAGE_BYTES));
             }
             GuestMessage::Done { .. } => {
                 self.timings.results_ms = Some(at_ms);
@@ -214,13 +259,73 @@ impl TailBuffer {
     }
 }
 
-/// Decides how a guest ended from what was seen, once its process has exited.
-pub fn classify_exit(run: &GuestRun, done: bool, console: &TailBuffer) -> GuestStatus {
+/// Whether QEMU ended because something outside the runner killed it, and how: it died of a
+/// signal (SIGKILL, the OOM killer), or it caught one and said so on stderr (QEMU exits 0 on
+/// SIGTERM/SIGINT/SIGHUP after `terminating on signal N`, which the console holds).
+pub fn vm_killed_by(
+    status: Option<std::process::ExitStatus>,
+    console: &TailBuffer,
+) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(signal) = status.and_then(|s| s.signal()) {
+        return Some(format!(
+            "QEMU was killed by signal {signal} ({})",
+            signal_name(signal)
+        ));
+    }
+    let text = console.text();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("terminating on signal "))?;
+    let signal: i32 = line
+        .split("terminating on signal ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let exit = status
+        .and_then(|s| s.code())
+        .map_or(String::new(), |c| format!(", exit status {c}"));
+    Some(format!(
+        "QEMU stopped on signal {signal} ({}){exit}: {}",
+        signal_name(signal),
+        line.trim()
+    ))
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGBUS => "SIGBUS",
+        _ => "another signal",
+    }
+}
+
+/// Decides how a guest ended from what was seen, once its process has exited. `killed_by`:
+/// what killed the VM from outside (see [`vm_killed_by`]).
+pub fn classify_exit(
+    run: &GuestRun,
+    done: bool,
+    killed_by: Option<String>,
+    console: &TailBuffer,
+) -> GuestStatus {
     if done {
         return run.status.clone();
     }
     if let GuestStatus::AgentError(_) = run.status {
         return run.status.clone();
+    }
+    if let Some(how) = killed_by {
+        return GuestStatus::VmKilled(how);
     }
     if console.contains("Attempted to kill init") {
         return GuestStatus::AgentCrash;
@@ -275,12 +380,86 @@ mod tests {
         let mut console = TailBuffer::new(1024);
         console.push(b"Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000086");
         assert_eq!(
-            classify_exit(&run, false, &console),
+            classify_exit(&run, false, None, &console),
             GuestStatus::AgentCrash
         );
         let mut console = TailBuffer::new(1024);
         console.push(b"Kernel panic - not syncing: sysrq triggered crash");
-        assert_eq!(classify_exit(&run, false, &console), GuestStatus::Panic);
+        assert_eq!(
+            classify_exit(&run, false, None, &console),
+            GuestStatus::Panic
+        );
+    }
+
+    #[test]
+    fn a_killed_vm_is_reported_as_such() {
+        use std::os::unix::process::ExitStatusExt;
+        let quiet = TailBuffer::new(1024);
+        let sigkill = std::process::ExitStatus::from_raw(libc::SIGKILL);
+        let how = vm_killed_by(Some(sigkill), &quiet).unwrap();
+        assert_eq!(how, "QEMU was killed by signal 9 (SIGKILL)");
+        let mut console = TailBuffer::new(1024);
+        console.push(b"qemu-system-x86_64: terminating on signal 15 from pid 4242 (bash)\n");
+        let how = vm_killed_by(Some(std::process::ExitStatus::from_raw(0)), &console).unwrap();
+        assert!(
+            how.starts_with("QEMU stopped on signal 15 (SIGTERM), exit status 0"),
+            "{how}"
+        );
+        assert!(how.contains("from pid 4242"), "{how}");
+        assert_eq!(
+            vm_killed_by(Some(std::process::ExitStatus::from_raw(0)), &quiet),
+            None
+        );
+
+        // Before hello and after hello alike: not LAUNCH_FAILED, not AGENT_CRASH.
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        let status = classify_exit(&run, false, Some(how.clone()), &quiet);
+        assert_eq!(status.label(), "VM_KILLED");
+        run.absorb(
+            GuestMessage::Hello(Hello {
+                protocol_version: 1,
+                agent_version: "t".into(),
+                kernel_name: "k".into(),
+                kernel_release: "r".into(),
+                machine: "x86_64".into(),
+                kernel_btf_bytes: None,
+                uptime_ms: 1,
+            }),
+            1,
+        );
+        let status = classify_exit(&run, false, Some(how), &quiet);
+        assert_eq!(status.label(), "VM_KILLED");
+        // A guest that finished is complete whatever happened after.
+        assert!(run.absorb(GuestMessage::Done { agent_ms: 2 }, 2));
+        assert_eq!(
+            classify_exit(&run, true, Some("x".into()), &quiet),
+            GuestStatus::Completed
+        );
+    }
+
+    #[test]
+    fn agent_text_is_bounded() {
+        assert_eq!(bounded_text("short".into(), 10), "short");
+        let cut = bounded_text("é".repeat(10), 5);
+        assert_eq!(cut, "éé\n[... 16 more bytes cut]");
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        for _ in 0..MAX_LOG_LINES + 50 {
+            run.absorb(
+                GuestMessage::Log {
+                    message: "l".repeat(MAX_MESSAGE_BYTES * 2),
+                },
+                1,
+            );
+        }
+        assert_eq!(run.logs.len(), MAX_LOG_LINES + 1);
+        assert!(run.logs.iter().all(|l| l.len() < MAX_MESSAGE_BYTES + 100));
+        run.absorb(
+            GuestMessage::Fatal {
+                message: "f".repeat(1_350_000),
+            },
+            2,
+        );
+        assert!(run.status.describe().len() < MAX_MESSAGE_BYTES + 100);
     }
 
     #[test]

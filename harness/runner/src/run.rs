@@ -23,7 +23,11 @@ use crate::vm::accel::{self, Accel, AccelChoice};
 use crate::vm::{qemu, GuestLimits};
 
 /// Exit status when SIGINT/SIGTERM stopped the run (128 + SIGINT, as shells report it).
-const EXIT_INTERRUPTED: u8 = 130;
+const EXIT_INTERRUPTED: u8 = crate::interrupt::EXIT_INTERRUPTED as u8;
+/// `<work>/kvm-probe.<pid>.d`: the KVM probe guest's files (see [`crate::leftovers`]).
+const KVM_PROBE_PREFIX: &str = "kvm-probe.";
+/// Exit status when a report could not be written (as for a setup error).
+const EXIT_REPORT_FAILED: u8 = 2;
 
 /// Exit status when the selection holds no trial (as cargo-nextest's "no tests to run").
 pub const EXIT_NOTHING_SELECTED: u8 = 4;
@@ -103,6 +107,7 @@ fn needed_by_selection(
 
 pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    crate::interrupt::stop_on_signal();
     let layout = Layout::new(&args.common, args.work_dir.as_deref());
     let matrix = Matrix::load(&layout.matrix)?;
     let kernels = matrix.select(&args.common.kernels)?;
@@ -140,6 +145,11 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             matrix.select(&args.common.kernels).map_or(0, |k| k.len()),
         );
         return Ok(ExitCode::from(EXIT_NOTHING_SELECTED));
+    }
+
+    // A report that cannot be written is found now, not after every guest has run.
+    for path in args.report_json.iter().chain(args.junit.iter()) {
+        crate::fsutil::check_writable(path)?;
     }
 
     let boots_qemu = kernels
@@ -238,35 +248,33 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let events = events_tx.clone();
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
-            tasks.push(tokio::spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                if *cancel.borrow() {
-                    let mut run =
-                        GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
-                    run.status = crate::guest::GuestStatus::Interrupted;
-                    return run;
-                }
-                run_kernel(
-                    &kernel,
-                    image,
-                    &bundle,
-                    &agent_path,
-                    &work,
-                    accel,
-                    cancel,
-                    events,
-                )
-                .await
-            }));
+            let identity = (kernel.name.clone(), kernel.arch.as_str().to_string());
+            tasks.push((
+                identity,
+                tokio::spawn(async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    if *cancel.borrow() {
+                        let mut run =
+                            GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
+                        run.status = crate::guest::GuestStatus::Interrupted;
+                        return run;
+                    }
+                    run_kernel(
+                        &kernel,
+                        image,
+                        &bundle,
+                        &agent_path,
+                        &work,
+                        accel,
+                        cancel,
+                        events,
+                    )
+                    .await
+                }),
+            ));
         }
         drop(events_tx);
-        let mut runs = Vec::new();
-        for task in tasks {
-            match task.await {
-                Ok(run) => runs.push(run),
-                Err(e) => eprintln!("internal error: a guest task failed: {e}"),
-            }
-        }
+        let runs = join_guest_tasks(tasks, accel.qemu_name()).await;
         let _ = progress.await;
         (runs, accel, accel_reason)
     });
@@ -279,7 +287,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .filter(|c| needed.values().any(|ids| ids.contains(&c.id)))
         .cloned()
         .collect();
-    let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    let mut trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    bound_trial_messages(&mut trials);
     let object_records = crate::report::objects::records(&corpus);
     let record = RunRecord {
         matrix: &layout.matrix,
@@ -299,22 +308,30 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         runs: &runs,
         trials: &trials,
     };
-    // Reports first: an interrupted or failing run still leaves its record.
+    // Reports first: an interrupted or failing run still leaves its record. A report that
+    // cannot be written does not cost the terminal its results: it is said after them.
+    let mut report_errors = Vec::new();
     if let Some(path) = &args.report_json {
-        crate::report::json::write(&record, path)?;
+        report_errors.extend(crate::report::json::write(&record, path).err());
     }
     if let Some(path) = &args.junit {
-        crate::report::junit::write(&record, path)?;
+        report_errors.extend(crate::report::junit::write(&record, path).err());
     }
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
     print!("{}", crate::report::objects::render(&record));
+    for error in &report_errors {
+        eprintln!("error: {error:#}");
+    }
     let guests_ok = runs
         .iter()
         .all(|r| r.status == crate::guest::GuestStatus::Completed);
     if interrupted {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if !report_errors.is_empty() {
+        return Ok(ExitCode::from(EXIT_REPORT_FAILED));
     }
     Ok(if conclusion.has_failed() || !guests_ok {
         ExitCode::FAILURE
@@ -323,12 +340,47 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
+/// A trial's message goes to the terminal, the JSON and the JUnit report: a runaway one (every
+/// entry of a huge map differing) is cut there, not carried three times.
+fn bound_trial_messages(trials: &mut [Trial]) {
+    for trial in trials {
+        if let TrialOutcome::Failed(m) | TrialOutcome::Unsupported(m) = &mut trial.outcome {
+            *m = crate::guest::bounded_text(std::mem::take(m), crate::guest::MAX_MESSAGE_BYTES);
+        }
+    }
+}
+
+/// Waits for every guest task. A task that panicked or was cancelled still yields its kernel's
+/// run, as an internal error, so that the kernel fails in every output instead of vanishing.
+async fn join_guest_tasks(
+    tasks: Vec<(
+        (String, String),
+        tokio::task::JoinHandle<crate::guest::GuestRun>,
+    )>,
+    accel: &str,
+) -> Vec<crate::guest::GuestRun> {
+    let mut runs = Vec::new();
+    for ((kernel, arch), task) in tasks {
+        match task.await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                let why = format!("the runner's task for this kernel failed: {e}");
+                eprintln!("internal error: kernel {kernel}: {why}");
+                runs.push(GuestRun::internal_error(&kernel, &arch, accel, why));
+            }
+        }
+    }
+    runs
+}
+
 /// Runs that share a workspace (parallel tests, two terminals) each get a directory of their
 /// own for console logs and initramfs files; the oldest are pruned beyond `KEEP_RUNS`.
 fn new_run_dir(work: &Path) -> Result<PathBuf> {
     const KEEP_RUNS: usize = 10;
     let runs = work.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    crate::leftovers::reclaim_dead_runs(&runs);
+    crate::leftovers::remove_stale(work, KVM_PROBE_PREFIX);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -492,9 +544,10 @@ async fn probe_kvm(
         cases: vec![],
         fault: None,
     };
-    let work = layout
-        .work
-        .join(format!("kvm-probe-{}", std::process::id()));
+    let work = layout.work.join(format!(
+        "{}d",
+        crate::leftovers::owned_prefix(KVM_PROBE_PREFIX)
+    ));
     let initramfs = bundle
         .write_initramfs(&kernel.name, true, &work.join("initramfs.cpio"))
         .ok()?;
@@ -581,6 +634,8 @@ async fn wait_for_stop_signal() {
     ) else {
         return std::future::pending().await;
     };
+    // From here on a signal stops the guests and still writes the reports.
+    crate::interrupt::hand_over();
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
@@ -637,5 +692,90 @@ fn print_unsupported(trials: &[Trial]) {
                 names[1]
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::GuestStatus;
+
+    /// A kernel whose image could not be provisioned has no prediction either: its relocation
+    /// trials fail with NOT_RUN, never "unsupported" (the kernel lacks nothing).
+    #[test]
+    fn an_unprovisioned_kernel_fails_its_relocation_trials() {
+        let run = GuestRun::not_run("5.10", "x86_64", "image: download failed".into());
+        let mut predictions = verdict::Predictions::new();
+        predictions.insert(
+            ("5.10".into(), "o".into()),
+            Err("no image: download failed".into()),
+        );
+        let trials = verdict::judge(&[], &["o".to_string()], &[run], &predictions);
+        let relocations = trials
+            .iter()
+            .find(|t| t.name == verdict::relocations_trial_name("5.10", "o"))
+            .unwrap();
+        match &relocations.outcome {
+            TrialOutcome::Failed(m) => assert!(m.contains("NOT_RUN"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trial_messages_are_bounded() {
+        let mut trials = vec![Trial {
+            name: "k::o::c".into(),
+            kernel: Some("k".into()),
+            object: "o".into(),
+            case: Some("c".into()),
+            outcome: TrialOutcome::Failed("d".repeat(1_350_000)),
+        }];
+        bound_trial_messages(&mut trials);
+        let TrialOutcome::Failed(m) = &trials[0].outcome else {
+            panic!()
+        };
+        assert!(
+            m.len() < crate::guest::MAX_MESSAGE_BYTES + 100,
+            "{}",
+            m.len()
+        );
+        assert!(m.ends_with("more bytes cut]"));
+    }
+
+    #[test]
+    fn a_panicked_guest_task_fails_its_kernel() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let runs = runtime.block_on(async {
+            let ok = tokio::spawn(async {
+                let mut run = GuestRun::new("6.1", "x86_64", "tcg");
+                run.status = GuestStatus::Completed;
+                run
+            });
+            let panicked = tokio::spawn(async {
+                if true {
+                    panic!("overflow when adding duration to instant");
+                }
+                GuestRun::new("5.10", "x86_64", "tcg")
+            });
+            join_guest_tasks(
+                vec![
+                    (("5.10".into(), "x86_64".into()), panicked),
+                    (("6.1".into(), "x86_64".into()), ok),
+                ],
+                "tcg",
+            )
+            .await
+        });
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].kernel, "5.10");
+        assert_eq!(runs[0].status.label(), "INTERNAL_ERROR");
+        assert!(
+            runs[0].status.describe().contains("overflow when adding"),
+            "{}",
+            runs[0].status.describe()
+        );
+        assert_eq!(runs[1].status, GuestStatus::Completed);
     }
 }

@@ -188,9 +188,9 @@ fn judge_relocations(
     prediction: Option<&Result<crate::predict::ObjectPrediction, String>>,
 ) -> Trial {
     let outcome = match (run.objects.iter().find(|o| o.object == object), prediction) {
+        (None, _) if run.status != GuestStatus::Completed => TrialOutcome::Failed(guest_failure(run)),
         (_, None) => TrialOutcome::Unsupported(format!("kernel {}: no prediction was made", run.kernel)),
         (_, Some(Err(why))) => TrialOutcome::Unsupported(format!("kernel {}: cannot predict relocations: {why}", run.kernel)),
-        (None, _) if run.status != GuestStatus::Completed => TrialOutcome::Failed(guest_failure(run)),
         (None, _) => TrialOutcome::Failed(format!("kernel {}: the agent did not load {object}", run.kernel)),
         (Some(loaded), Some(Ok(predicted))) => match crate::predict::compare(predicted, &loaded.relocations) {
             Ok(_) => TrialOutcome::Passed,

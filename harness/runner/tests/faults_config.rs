@@ -1,7 +1,8 @@
 //! Configuration and host faults through the real binary: an invalid kernels.toml (syntax,
 //! unknown key, missing field, bad value), an unknown `--kernel`, missing host tools. Each must
 //! stop the run with exit status 2 and a message on stderr that says where (file, line, column)
-//! and what was expected, or what to install. None of them boots anything.
+//! and what was expected, or what to install. None of them boots anything, except the last
+//! test: a report that fails to be written at the end of a real run.
 
 mod faults_support;
 
@@ -60,6 +61,12 @@ fn invalid_matrix_is_reported_with_file_line_and_column() {
             "[[kernel]]\nname = \"5.10\"\n".into(),
             ":2:8:",
             "needs exactly one source",
+        ),
+        (
+            "duration out of range",
+            format!("{k}guest_timeout_s = 9223372036854775807\n"),
+            ":4:19:",
+            "`guest_timeout_s` must be at most 86400",
         ),
     ];
     for (what, text, position, expected) in cases {
@@ -172,4 +179,139 @@ fn missing_clang_says_what_to_install() {
         "{}",
         out.transcript()
     );
+}
+
+#[test]
+fn non_utf8_matrix_is_located_and_said_once() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let matrix = dir.join("kernels.toml");
+    std::fs::write(&matrix, b"[[kernel]]\nname = \"5.\xff10\"\nhost = true\n").unwrap();
+    let out = run_harness(
+        &dir,
+        &["--matrix", matrix.to_str().unwrap(), "--no-install"],
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    let location = format!("{}:2:11: not UTF-8", matrix.display());
+    assert!(out.stderr.contains(&location), "{}", out.transcript());
+    assert_eq!(
+        out.stderr.matches("UTF-8").count(),
+        2,
+        "said once (`not UTF-8` ... `UTF-8 text`)\n{}",
+        out.transcript()
+    );
+}
+
+#[test]
+fn zero_jobs_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let out = run_harness(&dir, &["-j", "0", "--no-install"]);
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(
+        out.stderr.contains("must be at least 1"),
+        "{}",
+        out.transcript()
+    );
+}
+
+/// Report paths that cannot be written stop the run before anything is built or booted, and
+/// a missing directory is never created.
+#[test]
+fn unwritable_report_paths_are_refused_before_booting() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let missing_dir = dir.join("nonexistent/dir");
+    let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
+        (
+            "--report-json",
+            "/proc/r.json".into(),
+            "cannot write in /proc",
+        ),
+        (
+            "--report-json",
+            missing_dir.join("r.json"),
+            "does not exist (create it first",
+        ),
+        ("--junit", "/proc/j.xml".into(), "cannot write in /proc"),
+    ];
+    for (option, path, expected) in cases {
+        let started = std::time::Instant::now();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(workspace())
+            .args(["--no-install", "--kernel", "5.10", "--work-dir"])
+            .arg(dir.join("work"))
+            .arg("--programs")
+            .arg(fault_programs("green"))
+            .arg(option)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let out = finish(&dir, output);
+        assert_eq!(
+            out.code(),
+            Some(2),
+            "{option} {}\n{}",
+            path.display(),
+            out.transcript()
+        );
+        assert!(out.stderr.contains(expected), "{}", out.transcript());
+        assert!(
+            !out.stderr.contains("building BPF objects"),
+            "checked before building or booting\n{}",
+            out.transcript()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    assert!(!dir.join("nonexistent").exists(), "no directory created");
+}
+
+/// A report that cannot be written at the end (its directory vanished during the run) costs
+/// neither the terminal its results nor the other report; the directory is not re-created, and
+/// the exit status says the run's record is incomplete.
+#[test]
+fn a_failed_report_write_keeps_the_terminal_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    let work = dir.path().join("work");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(workspace())
+        .args(["--color", "never", "--kernel", "5.10", "--work-dir"])
+        .arg(&work)
+        .arg("--programs")
+        .arg(fault_programs("green"))
+        .arg("--report-json")
+        .arg(reports.join("r.json"))
+        .arg("--junit")
+        .arg(dir.path().join("junit.xml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let needle = work.display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while qemu_processes_mentioning(&needle).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no guest within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::remove_dir(&reports).unwrap();
+    let out = finish(dir.path(), child.wait_with_output().unwrap());
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(
+        out.stderr.contains("writing JSON report"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        out.summary_row("5.10").contains("COMPLETED"),
+        "the table is printed\n{}",
+        out.transcript()
+    );
+    assert!(out.stdout.contains("test result:"), "{}", out.transcript());
+    assert!(
+        out.junit().contains("testsuite"),
+        "the other report is written"
+    );
+    assert!(!reports.exists(), "the vanished directory was re-created");
 }

@@ -54,6 +54,8 @@ fn verifier_rejection_is_reported_with_the_verifier_log() {
         // The verifier's own words, with the offending instruction.
         assert!(m.contains("invalid access to packet"), "{m}");
         assert!(m.contains("r1 = *(u8 *)(r1 +20)"), "{m}");
+        // Once: not in the error's text and again as the log.
+        assert_eq!(m.matches("invalid access to packet").count(), 1, "{m}");
         let case = format!("{kernel}::verifier_reject::any_packet");
         assert_eq!(out.trial_status(&case), "failed");
         assert!(out
@@ -288,6 +290,11 @@ fn malformed_fixtures_stop_the_run_with_file_line_and_problem() {
             "unknown layer",
             format!("{GOOD_CASE}packet = [ {{eth = {{}}}}, {{ipv5 = {{}}}} ]\n[case.expect]\nretval = 2\n"),
             vec!["pass.fixtures.toml:6", "ipv5", "expected one of"],
+        ),
+        (
+            "memory bomb in a packet layer",
+            format!("{GOOD_CASE}packet = [ {{eth = {{}}}}, {{zeros = 100000000000000}} ]\n[case.expect]\nretval = 2\n"),
+            vec!["pass.fixtures.toml:4: case `first`", "layer 2 (zeros)", "exceed 1048576 bytes"],
         ),
         (
             "object without source",

@@ -238,6 +238,9 @@ fn run(cmd: &mut Command, what: &str) -> Result<Output, AptError> {
         })
 }
 
+/// `$TMPDIR/harness-apt.<pid>.*`: private apt roots (see [`crate::leftovers`]).
+const APT_ROOT_PREFIX: &str = "harness-apt.";
+
 /// A private apt root for one suite and architecture.
 pub struct AptRoot {
     dir: tempfile::TempDir,
@@ -253,7 +256,11 @@ impl AptRoot {
         debian_arch: &str,
         keyring: &Path,
     ) -> std::io::Result<AptRoot> {
-        let dir = tempfile::Builder::new().prefix("harness-apt-").tempdir()?;
+        let tmp = std::env::temp_dir();
+        crate::leftovers::remove_stale(&tmp, APT_ROOT_PREFIX);
+        let dir = tempfile::Builder::new()
+            .prefix(&crate::leftovers::owned_prefix(APT_ROOT_PREFIX))
+            .tempdir_in(&tmp)?;
         let d = dir.path();
         std::fs::create_dir_all(d.join("lists/partial"))?;
         std::fs::create_dir_all(d.join("cache/archives/partial"))?;
@@ -294,6 +301,7 @@ impl AptRoot {
 
     fn command(&self, program: &str, arch: &str) -> Command {
         let mut c = Command::new(program);
+        crate::leftovers::die_with_harness(&mut c);
         c.arg("-q");
         for o in self.options(Some(arch)) {
             c.arg("-o").arg(o);
@@ -420,6 +428,7 @@ pub fn start_download(
         filename.trim_start_matches('/')
     );
     let mut c = Command::new(APT_HELPER);
+    crate::leftovers::die_with_harness(&mut c);
     c.arg("-q");
     for o in common_options() {
         c.arg("-o").arg(o);

@@ -58,6 +58,9 @@ fn find_data_member<R: Read>(r: &mut R) -> Result<(String, u64), String> {
     }
 }
 
+/// The largest GNU long-name or pax header read into memory.
+const MAX_HEADER_EXTENSION: u64 = 1 << 20;
+
 fn octal(field: &[u8]) -> Result<u64, String> {
     if field.first().is_some_and(|b| b & 0x80 != 0) {
         // GNU base-256.
@@ -122,7 +125,10 @@ pub fn extract_tar<R: Read>(
         }
         let size = octal(&block[124..136])?;
         let typeflag = block[156];
-        let padded = size.div_ceil(512) * 512;
+        let padded = size
+            .div_ceil(512)
+            .checked_mul(512)
+            .ok_or_else(|| format!("tar entry size {size} is impossible"))?;
         let mut name = cstr(&block[0..100]);
         if &block[257..262] == b"ustar" {
             let prefix = cstr(&block[345..500]);
@@ -135,6 +141,12 @@ pub fn extract_tar<R: Read>(
         }
         match typeflag {
             b'L' | b'x' => {
+                // Held in memory, so bounded first: a real one is a path or a few records.
+                if size > MAX_HEADER_EXTENSION {
+                    return Err(format!(
+                        "tar header extension of {size} bytes (at most {MAX_HEADER_EXTENSION})"
+                    ));
+                }
                 let mut data = vec![0u8; padded as usize];
                 r.read_exact(&mut data)
                     .map_err(|e| format!("truncated tar header extension: {e}"))?;
@@ -358,6 +370,39 @@ pub(crate) mod tests {
         std::fs::write(&p, d).unwrap();
         let got = extract(&p, |_| Some(dir.path().join("k")), |w| w.len() == 1).unwrap();
         assert_eq!(got.len(), 1);
+    }
+
+    /// Sizes an archive claims are bounded before anything is allocated for them (these used to
+    /// abort the harness: `memory allocation of ... bytes failed`, `capacity overflow`).
+    #[test]
+    fn huge_entry_sizes_are_errors_not_aborts() {
+        let base256 = |size: u64| {
+            let mut field = [0u8; 12];
+            field[0] = 0x80;
+            field[4..].copy_from_slice(&size.to_be_bytes());
+            field
+        };
+        let cases: Vec<(u8, [u8; 12], &str)> = vec![
+            (
+                b'L',
+                base256(1 << 62),
+                "header extension of 4611686018427387904 bytes",
+            ),
+            (b'x', base256(1 << 62), "header extension"),
+            (
+                b'x',
+                *b"77777777777\0",
+                "header extension of 8589934591 bytes",
+            ),
+            (b'0', base256(u64::MAX), "is impossible"),
+        ];
+        for (typeflag, size, want) in cases {
+            let mut t = tar_header("./x", 0, typeflag).to_vec();
+            t[124..136].copy_from_slice(&size);
+            t.extend_from_slice(&[0u8; 1024]);
+            let e = extract_tar(&t[..], |_| None, |_| false).unwrap_err();
+            assert!(e.contains(want), "{}: {e}", typeflag as char);
+        }
     }
 
     #[test]

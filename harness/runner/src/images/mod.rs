@@ -232,6 +232,11 @@ fn io_err(path: &Path, source: std::io::Error) -> ImageError {
     }
 }
 
+/// Temporaries in the cache: `tmp/kernel.<pid>.*` (an image being built) and
+/// `debs/.download.<pid>.*` (a package being downloaded); see [`crate::leftovers`].
+const TMP_KERNEL_PREFIX: &str = "kernel.";
+const TMP_DOWNLOAD_PREFIX: &str = ".download.";
+
 /// The image cache plus what is needed to fill it.
 pub struct Images {
     cache: Cache,
@@ -430,14 +435,19 @@ impl Images {
         self.cache
             .ensure_dirs()
             .map_err(|e| io_err(self.cache.root(), e))?;
-        self.cache
+        let guard = self
+            .cache
             .lock(key, || {
                 progress.stage(
                     &entry.name,
                     "waiting for another harness run building the same image",
                 )
             })
-            .map_err(|e| io_err(&self.cache.root().join("locks"), e))
+            .map_err(|e| io_err(&self.cache.root().join("locks"), e))?;
+        // What a killed run left half-done (a download, an extraction) goes now.
+        crate::leftovers::remove_stale(&self.cache.tmp_dir(), TMP_KERNEL_PREFIX);
+        crate::leftovers::remove_stale(&self.cache.debs_dir(), TMP_DOWNLOAD_PREFIX);
+        Ok(guard)
     }
 
     fn provision_debian(
@@ -539,7 +549,7 @@ impl Images {
         let tmp = self.cache.tmp_dir();
         std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
         tempfile::Builder::new()
-            .prefix("kernel.")
+            .prefix(&crate::leftovers::owned_prefix(TMP_KERNEL_PREFIX))
             .tempdir_in(&tmp)
             .map_err(|e| io_err(&tmp, e))
     }
@@ -567,7 +577,7 @@ impl Images {
         let dir = self.cache.debs_dir();
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         let tmp = tempfile::Builder::new()
-            .prefix(".download.")
+            .prefix(&crate::leftovers::owned_prefix(TMP_DOWNLOAD_PREFIX))
             .tempdir_in(&dir)
             .map_err(|e| io_err(&dir, e))?;
         let part = tmp.path().join(format!("{}.deb", p.sha256));

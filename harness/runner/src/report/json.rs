@@ -109,6 +109,6 @@ pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
         trials,
     };
     let text = serde_json::to_string_pretty(&report)?;
-    crate::fsutil::write_atomic(path, text.as_bytes())
+    crate::fsutil::write_atomic_in_existing_dir(path, text.as_bytes())
         .with_context(|| format!("writing JSON report {}", path.display()))
 }

@@ -136,7 +136,7 @@ pub fn escape(text: &str) -> String {
 }
 
 pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
-    crate::fsutil::write_atomic(path, render(record).as_bytes())
+    crate::fsutil::write_atomic_in_existing_dir(path, render(record).as_bytes())
         .with_context(|| format!("writing JUnit report {}", path.display()))
 }
 

@@ -45,6 +45,7 @@ pub async fn run(
         cancel,
         events,
         started,
+        is_vm: false,
     })
     .await
 }

@@ -16,6 +16,9 @@ pub const BASE_CMDLINE: &str =
     "console=ttyS0 quiet loglevel=1 panic=-1 no_timer_check tsc=reliable \
 rcupdate.rcu_expedited=1 i8042.noaux i8042.nokbd i8042.nopnp cryptomgr.notests mitigations=off";
 
+/// `$TMPDIR/harness-sock.<pid>.*/results.sock` (see [`crate::leftovers`]).
+const SOCKET_DIR_PREFIX: &str = "harness-sock.";
+
 pub struct QemuGuest {
     pub kernel: String,
     pub arch: String,
@@ -122,7 +125,13 @@ pub async fn run(
     }
     // A short path of its own: a Unix socket path is limited to 107 bytes, and a checkout (so
     // the work dir) can be nested deeper than that.
-    let socket_dir = match tempfile::Builder::new().prefix("harness-").tempdir() {
+    // Named after this run, so that what a killed run leaves is reclaimed by the next one.
+    let tmp = std::env::temp_dir();
+    crate::leftovers::remove_stale(&tmp, SOCKET_DIR_PREFIX);
+    let socket_dir = match tempfile::Builder::new()
+        .prefix(&crate::leftovers::owned_prefix(SOCKET_DIR_PREFIX))
+        .tempdir_in(&tmp)
+    {
         Ok(dir) => dir,
         Err(e) => {
             run.status =
@@ -164,6 +173,7 @@ pub async fn run(
         cancel,
         events,
         started,
+        is_vm: true,
     })
     .await;
     drop(socket_dir);

@@ -54,10 +54,12 @@ pub struct Supervised<'a> {
     pub cancel: watch::Receiver<bool>,
     pub events: mpsc::UnboundedSender<GuestEvent>,
     pub started: Instant,
+    /// The process is QEMU (its death by a signal is a killed VM), not the host agent itself.
+    pub is_vm: bool,
 }
 
 enum Ended {
-    Exited,
+    Exited(Option<std::process::ExitStatus>),
     Killed(GuestStatus),
 }
 
@@ -127,8 +129,9 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
                 match read {
                     Ok(0) | Err(_) => { stream = None; listener = None; }
                     Ok(n) => {
+                        // Bytes are liveness: a long frame (a big map dump) in transit is not silence.
+                        last_message = Instant::now();
                         for message in scanner.push(&results_buf[..n]) {
-                            last_message = Instant::now();
                             let at = s.started.elapsed().as_millis() as u64;
                             let was_case = matches!(message, guest_protocol::GuestMessage::CaseResult(_));
                             if let guest_protocol::GuestMessage::Hello(hello) = &message {
@@ -155,7 +158,7 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
                     }
                 }
             }
-            _ = s.child.wait() => break Ended::Exited,
+            status = s.child.wait() => break Ended::Exited(status.ok()),
             _ = tokio::time::sleep(deadline.saturating_duration_since(now)) => {
                 break Ended::Killed(timeout_status);
             }
@@ -179,7 +182,7 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
         }
     }
     s.run.timings.exit_ms = s.started.elapsed().as_millis() as u64;
-    s.run.damaged_frames = scanner.damaged.len();
+    s.run.damaged_frames = scanner.damaged_count;
     s.run.status = match ended {
         Ended::Killed(status) if !done || status == GuestStatus::Interrupted => status,
         // Done but would not power off: the results are complete, say so in the logs only.
@@ -189,7 +192,14 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
                 .push("the guest did not power off after the agent finished; killed".into());
             s.run.status.clone()
         }
-        Ended::Exited => classify_exit(&s.run, done, &console),
+        Ended::Exited(status) => {
+            let killed_by = if s.is_vm {
+                crate::guest::vm_killed_by(status, &console)
+            } else {
+                None
+            };
+            classify_exit(&s.run, done, killed_by, &console)
+        }
     };
     if s.run.status != GuestStatus::Completed {
         s.run.console_tail = console.excerpt(CONSOLE_TAIL_LINES);
@@ -209,13 +219,18 @@ fn next_deadline(
     last_message: Instant,
     limits: &GuestLimits,
 ) -> (Instant, GuestStatus) {
-    let whole = (started + limits.guest, GuestStatus::GuestTimeout);
+    // The config bounds the limits; an instant past the clock's range still must not panic.
+    let after = |from: Instant, limit: Duration| {
+        from.checked_add(limit)
+            .unwrap_or_else(|| from + Duration::from_secs(crate::config::MAX_TIMEOUT_S))
+    };
+    let whole = (after(started, limits.guest), GuestStatus::GuestTimeout);
     let phase = if done {
-        (last_message + SHUTDOWN_GRACE, GuestStatus::Completed)
+        (after(last_message, SHUTDOWN_GRACE), GuestStatus::Completed)
     } else if run.hello.is_none() {
-        (started + limits.boot, GuestStatus::BootTimeout)
+        (after(started, limits.boot), GuestStatus::BootTimeout)
     } else {
-        (last_message + limits.test, GuestStatus::TestTimeout)
+        (after(last_message, limits.test), GuestStatus::TestTimeout)
     };
     if phase.0 <= whole.0 {
         phase
@@ -240,5 +255,77 @@ async fn drain(
         if run.absorb(message, started.elapsed().as_millis() as u64) {
             *done = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guest_protocol::{frame, GuestMessage, Hello};
+    use tokio::io::AsyncWriteExt;
+
+    /// A frame that takes longer to arrive than the silence limit, in small pieces, keeps the
+    /// agent alive: only bytes that stop coming are silence.
+    #[test]
+    fn a_slow_long_frame_is_not_silence() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let run = runtime.block_on(async {
+            let (mut agent, results) = tokio::io::duplex(1 << 16);
+            // The watched process: it outlives the transfer, then exits on its own.
+            let mut command = tokio::process::Command::new("sleep");
+            command.arg("3");
+            let (child, stdout, _stderr, started) = spawn_watched(&mut command).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let console_log = dir.path().join("console.log");
+            let (events, _events_rx) = mpsc::unbounded_channel();
+            let (_cancel_tx, cancel) = watch::channel(false);
+            let writer = tokio::spawn(async move {
+                let hello = GuestMessage::Hello(Hello {
+                    protocol_version: 1,
+                    agent_version: "t".into(),
+                    kernel_name: "k".into(),
+                    kernel_release: "r".into(),
+                    machine: "x86_64".into(),
+                    kernel_btf_bytes: None,
+                    uptime_ms: 1,
+                });
+                let _ = agent.write_all(frame(&hello).as_bytes()).await;
+                let long = frame(&GuestMessage::Log {
+                    message: "m".repeat(4000),
+                });
+                // 20 pieces, 60 ms apart: 1.2 s in transit, four times the silence limit.
+                for piece in long.as_bytes().chunks(long.len() / 20 + 1) {
+                    let _ = agent.write_all(piece).await;
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                }
+                let done = frame(&GuestMessage::Done { agent_ms: 1 });
+                let _ = agent.write_all(done.as_bytes()).await;
+                agent
+            });
+            let run = supervise(Supervised {
+                run: GuestRun::new("k", "x86_64", "none"),
+                child,
+                results: ResultsSource::Stream(Box::new(results)),
+                console: Box::new(stdout),
+                console_log: &console_log,
+                limits: GuestLimits {
+                    boot: Duration::from_secs(5),
+                    test: Duration::from_millis(300),
+                    guest: Duration::from_secs(20),
+                },
+                cancel,
+                events,
+                started,
+                is_vm: false,
+            })
+            .await;
+            drop(writer.await);
+            run
+        });
+        assert_eq!(run.status, GuestStatus::Completed, "{run:?}");
+        assert_eq!(run.logs.len(), 1);
     }
 }

@@ -1,0 +1,96 @@
+//! `kill -9` of the harness while a guest runs: QEMU dies with it, and what the run left behind
+//! (its results-socket directory under TMPDIR, its initramfs in the work dir) is reclaimed by
+//! the next run, so repeated kills do not pile up files.
+
+mod faults_support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use faults_support::*;
+
+fn entries(dir: &Path, pattern: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.path())
+                .filter(|p| pattern(p.file_name().unwrap().to_str().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every `initramfs.cpio` under `<work>/runs/*/*/`.
+fn initramfs_files(work: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for run in entries(&work.join("runs"), |_| true) {
+        for kernel in entries(&run, |_| true) {
+            let file = kernel.join("initramfs.cpio");
+            if file.exists() {
+                found.push(file);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_killed_runs_leftovers_are_reclaimed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let work = dir.path().join("work");
+    let mut child = harness_command(dir.path())
+        .env("TMPDIR", &tmp)
+        .args(["--matrix", "kernels.toml", "--kernel", "5.10", "--programs"])
+        .arg(fault_programs("green"))
+        .args(["--inject-fault", "5.10=hang"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = work.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while qemu_processes_mentioning(&needle).is_empty() {
+        assert!(Instant::now() < deadline, "no guest started within 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        qemu_processes_mentioning(&needle).is_empty(),
+        "QEMU outlived a killed harness"
+    );
+    let sockets = entries(&tmp, |n| n.starts_with("harness-sock."));
+    assert!(
+        !sockets.is_empty(),
+        "the killed run's socket directory is expected under TMPDIR"
+    );
+    let initramfs = initramfs_files(&work);
+    assert!(
+        !initramfs.is_empty(),
+        "the killed run's initramfs is expected in the work dir"
+    );
+
+    // A normal run afterwards reclaims both, and leaves nothing of its own.
+    let output = harness_command(dir.path())
+        .env("TMPDIR", &tmp)
+        .args(["--matrix", "kernels.toml", "--kernel", "5.10", "--programs"])
+        .arg(fault_programs("green"))
+        .output()
+        .unwrap();
+    let out = finish(dir.path(), output);
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let sockets_after = entries(&tmp, |n| n.starts_with("harness-sock."));
+    assert!(
+        sockets_after.is_empty(),
+        "left in TMPDIR: {sockets_after:?}"
+    );
+    let initramfs_after = initramfs_files(&work);
+    assert!(
+        initramfs_after.is_empty(),
+        "left in the work dir: {initramfs_after:?}"
+    );
+}
