@@ -130,6 +130,14 @@ pub struct RunArgs {
     pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub objects: ObjectArgs,
+    /// Run only the K-th of N disjoint slices of the selected kernels (`K/N` or `count:K/N`),
+    /// for splitting a matrix across CI jobs; `harness merge` joins their JSON reports
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<crate::matrix::Partition>,
+    /// Also write the kernels × objects table and the failures in Markdown here (and to
+    /// $GITHUB_STEP_SUMMARY when it is set)
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
     /// Console logs, built objects and scratch files [default: harness/work in the user's cache
     /// directory ($XDG_CACHE_HOME or ~/.cache); env HARNESS_WORK_DIR]
     #[arg(long, value_name = "DIR")]

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod leftovers;
 pub mod lock;
 pub mod lockfile;
+pub mod matrix;
 pub mod predict;
 pub mod progress;
 pub mod reloc_table;

@@ -111,6 +111,25 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let layout = Layout::new(&args.common, args.work_dir.as_deref());
     let matrix = Matrix::load(&layout.matrix)?;
     let kernels = matrix.select(&args.common.kernels)?;
+    let kernels = match args.partition {
+        Some(partition) => {
+            let slice = partition.slice(&kernels);
+            eprintln!(
+                "partition {partition}: kernels {}",
+                if slice.is_empty() {
+                    "none".to_string()
+                } else {
+                    slice
+                        .iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+            slice
+        }
+        None => kernels,
+    };
     let dirs = args.objects.dirs_or(layout.default_programs.clone());
     let plan = corpus::Plan::find(&dirs, &args.objects.objects)?;
     for note in &plan.notes {
@@ -148,7 +167,12 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     }
 
     // A report that cannot be written is found now, not after every guest has run.
-    for path in args.report_json.iter().chain(args.junit.iter()) {
+    for path in args
+        .report_json
+        .iter()
+        .chain(args.junit.iter())
+        .chain(args.summary_md.iter())
+    {
         crate::fsutil::check_writable(path)?;
     }
 
@@ -317,6 +341,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         report_errors.extend(crate::report::junit::write(&record, path).err());
     }
+    report_errors.extend(crate::report::markdown::write(&record, args.summary_md.as_deref()).err());
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);

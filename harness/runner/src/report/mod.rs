@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod junit;
+pub mod markdown;
 pub mod objects;
 pub mod summary;
 

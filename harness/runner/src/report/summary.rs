@@ -90,7 +90,7 @@ pub fn render(record: &RunRecord) -> String {
     out
 }
 
-fn cell(c: super::Counts) -> String {
+pub(crate) fn cell(c: super::Counts) -> String {
     let total = c.passed + c.failed + c.unsupported;
     if total == 0 {
         return "-".into();

@@ -1,0 +1,5 @@
+//! Choosing the kernels of a run.
+
+pub mod partition;
+
+pub use partition::Partition;
