@@ -55,9 +55,14 @@ pub struct CaseSpec {
     pub ctx_size_out: u32,
     #[serde(default = "one")]
     pub repeat: u32,
-    /// Maps whose contents are dumped after the run (names as in the object).
+    /// Maps the case's expectation names: the agent fails the case if the object lacks one.
+    /// Every readable map is dumped after the run whether named or not.
     #[serde(default)]
     pub dump_maps: Vec<String>,
+    /// Maps whose contents legitimately vary (timestamps, ...): listed in the dump as not
+    /// compared, never read. Set only by an explicit fixture key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_maps: Vec<String>,
     /// A traffic case: instead of BPF_PROG_TEST_RUN, the agent attaches the program (a raw
     /// tracepoint, named by its section), sends these flows in order over the loopback
     /// interface, detaches, then dumps the maps. `data_in`, `ctx_in` and `repeat` are unused.
@@ -112,6 +117,7 @@ mod tests {
             ctx_size_out: 0,
             repeat: 1,
             dump_maps: vec!["drops".into()],
+            ignore_maps: vec![],
             traffic,
         }
     }
