@@ -2,6 +2,7 @@
 
 pub mod agent_build;
 pub mod bpf_build;
+pub mod btf_values;
 pub mod bundle;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod lock;
 pub mod lockfile;
 pub mod predict;
 pub mod progress;
+pub mod readable;
 pub mod reloc_table;
 pub mod report;
 pub mod run;

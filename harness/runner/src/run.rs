@@ -306,7 +306,19 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .filter(|c| needed.values().any(|ids| ids.contains(&c.id)))
         .cloned()
         .collect();
-    let trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    let vocabulary: crate::btf_values::Vocabulary = bundle_objects
+        .iter()
+        .map(|(entry, bytes)| {
+            (
+                entry.name.clone(),
+                crate::btf_values::ObjectTypes::from_object(bytes),
+            )
+        })
+        .collect();
+    let mut trials = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
+    // One count everywhere: the table, summary, JSON, JUnit and exit status see the trials
+    // the filters selected, as libtest does.
+    trials.retain(|t| args.selects(&t.name));
     let record = RunRecord {
         matrix: &layout.matrix,
         accel: if boots_qemu {
@@ -389,6 +401,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 ctx_size_out: case.ctx_in.as_ref().map_or(0, |c| c.len() as u32),
                 repeat: case.repeat,
                 dump_maps,
+                ignore_maps: case.expect.ignore_maps.clone(),
                 traffic: case.traffic.clone(),
             });
         }
@@ -592,6 +605,9 @@ async fn wait_for_stop_signal() {
     }
 }
 
+/// Lines of a failure message printed on the terminal.
+const TERMINAL_MESSAGE_LINES: usize = 40;
+
 fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
     trials
         .iter()
@@ -599,11 +615,20 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
             let outcome = trial.outcome.clone();
             let mut mimic = libtest_mimic::Trial::test(trial.name.clone(), move || match outcome {
                 TrialOutcome::Passed => Ok(()),
-                TrialOutcome::Failed(message) => Err(message.into()),
-                TrialOutcome::Unsupported(_) => Ok(()),
+                // The terminal gets the start; the JSON report has the whole message.
+                TrialOutcome::Failed(message) => {
+                    Err(crate::readable::truncate_lines(&message, TERMINAL_MESSAGE_LINES).into())
+                }
+                TrialOutcome::Unsupported(_) | TrialOutcome::InputRefused(_) => Ok(()),
             });
-            if matches!(trial.outcome, TrialOutcome::Unsupported(_)) {
-                mimic = mimic.with_kind("unsupported").with_ignored_flag(true);
+            match trial.outcome {
+                TrialOutcome::Unsupported(_) => {
+                    mimic = mimic.with_kind("unsupported").with_ignored_flag(true)
+                }
+                TrialOutcome::InputRefused(_) => {
+                    mimic = mimic.with_kind("input refused").with_ignored_flag(true)
+                }
+                _ => {}
             }
             mimic
         })
@@ -612,6 +637,11 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
 
 fn print_unsupported(trials: &[Trial]) {
     // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
+    for trial in trials {
+        if let TrialOutcome::InputRefused(reason) = &trial.outcome {
+            println!("input refused by the kernel (neither passed nor failed): {}: {reason}", trial.name);
+        }
+    }
     let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
     for trial in trials {
         if let TrialOutcome::Unsupported(reason) = &trial.outcome {
@@ -628,7 +658,7 @@ fn print_unsupported(trials: &[Trial]) {
     if by_reason.is_empty() {
         return;
     }
-    println!("unsupported (the kernel lacks what the trial needs; not counted as passed):");
+    println!("unsupported (the kernel or the run lacks what the trial needs; not counted as passed):");
     for (reason, names) in by_reason {
         if names.len() <= 3 {
             for name in names {
