@@ -315,10 +315,14 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             )
         })
         .collect();
-    let mut trials = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
+    let judged = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
     // One count everywhere: the table, summary, JSON, JUnit and exit status see the trials
-    // the filters selected, as libtest does.
-    trials.retain(|t| args.selects(&t.name));
+    // the filters selected, as libtest does (it still gets them all, to count what it filtered).
+    let trials: Vec<Trial> = judged
+        .iter()
+        .filter(|t| args.selects(&t.name))
+        .cloned()
+        .collect();
     let record = RunRecord {
         matrix: &layout.matrix,
         accel: if boots_qemu {
@@ -343,7 +347,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         crate::report::junit::write(&record, path)?;
     }
-    let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
+    let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&judged));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
     let guests_ok = runs
