@@ -88,7 +88,9 @@ impl RingBuf {
             )
         };
         if consumer == libc::MAP_FAILED {
-            return Err(RingBufError::Map(std::io::Error::last_os_error().to_string()));
+            return Err(RingBufError::Map(
+                std::io::Error::last_os_error().to_string(),
+            ));
         }
         let producer_len = page + 2 * ring;
         // SAFETY: as above, the read-only producer page and the doubly mapped data area.
@@ -227,6 +229,9 @@ mod tests {
         assert_eq!(record_span(1), 16);
         assert_eq!(record_span(8), 16);
         assert_eq!(record_span(9), 24);
-        assert_eq!(record_span(u32::MAX >> 2), ((u32::MAX >> 2) as u64 + 8).div_ceil(8) * 8);
+        assert_eq!(
+            record_span(u32::MAX >> 2),
+            ((u32::MAX >> 2) as u64 + 8).div_ceil(8) * 8
+        );
     }
 }

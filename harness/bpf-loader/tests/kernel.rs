@@ -707,8 +707,14 @@ fn ringbuf_records_are_read_in_order_and_drained() {
     assert!(reader.read(100, 1 << 20).unwrap().is_empty(), "drained");
     run(5);
     match reader.read(4, 1 << 20) {
-        Err(RingBufError::TooMuch { what: "records", limit: 4 }) => {}
+        Err(RingBufError::TooMuch {
+            what: "records",
+            limit: 4,
+        }) => {}
         other => panic!("{other:?}"),
     }
-    assert!(matches!(RingBuf::open(&ring, 1000), Err(RingBufError::BadSize(1000))));
+    assert!(matches!(
+        RingBuf::open(&ring, 1000),
+        Err(RingBufError::BadSize(1000))
+    ));
 }

@@ -7,8 +7,8 @@ use std::os::fd::AsRawFd;
 
 use bpf_loader::consts::*;
 use guest_protocol::{
-    CaseOutcome, CaseResult, CaseSpec, MapDump, MapEntry, MapEvent, ProgramLoadOutcome,
-    RunOutput, MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
+    CaseOutcome, CaseResult, CaseSpec, MapDump, MapEntry, MapEvent, ProgramLoadOutcome, RunOutput,
+    MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
 };
 
 use crate::load::{reset_map, value_size_of, LoadedObject};
@@ -107,7 +107,6 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
 /// The test-run attributes a program type accepts. Tracing-style types (raw tracepoint,
 /// syscall) take a context in and nothing else: the kernel refuses data, repeat and ctx_out.
 fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'_> {
-    use bpf_loader::consts::{BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_SYSCALL};
     if matches!(
         program_type,
         BPF_PROG_TYPE_RAW_TRACEPOINT | BPF_PROG_TYPE_SYSCALL
@@ -121,7 +120,7 @@ fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'
             flags: 0,
         };
     }
-    if program_type == bpf_loader::consts::BPF_PROG_TYPE_SK_LOOKUP {
+    if program_type == BPF_PROG_TYPE_SK_LOOKUP {
         // A socket lookup runs on its context alone: data in or out is refused.
         return bpf_loader::TestRun {
             data_in: &[],
@@ -154,8 +153,9 @@ fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'
     }
 }
 
-/// Unsupported only where the kernel demonstrably lacks the feature; anything else is an error
-/// (an EINVAL from a bad request must never hide as "unsupported").
+/// Unsupported only where the kernel demonstrably lacks the feature, "input refused" only
+/// where a probe shows the kernel refuses this input whatever the program; anything else is an
+/// error (an EINVAL from a bad request must never hide as "unsupported" or "refused").
 fn classify_test_run_error(
     case: &CaseSpec,
     program_type: u32,
@@ -166,17 +166,108 @@ fn classify_test_run_error(
             reason: format!("BPF_PROG_TEST_RUN is not implemented for program type {program_type} on this kernel ({error})"),
         };
     }
-    if program_type == bpf_loader::consts::BPF_PROG_TYPE_XDP
+    if program_type == BPF_PROG_TYPE_XDP
         && case.ctx_in.is_some()
         && matches!(bpf_loader::probe::test_run_xdp_ctx_supported(), Ok(false))
     {
-        return CaseOutcome::Unsupported {
-            reason: "XDP test runs take no xdp_md context on this kernel (added in 5.15)".into(),
+        return CaseOutcome::InputRefused {
+            reason:
+                "the kernel refuses this input: XDP test runs take no xdp_md context before 5.15"
+                    .into(),
+            evidence:
+                "probe: a minimal XDP program test-run with a valid xdp_md context gets EINVAL"
+                    .into(),
         };
+    }
+    if error.is_invalid_argument() {
+        if let Some(evidence) = input_refused_whatever_the_program(case, program_type) {
+            return CaseOutcome::InputRefused {
+                reason: format!(
+                    "the kernel refuses this input: BPF_PROG_TEST_RUN failed with {error}"
+                ),
+                evidence,
+            };
+        }
     }
     CaseOutcome::Error {
         message: format!("BPF_PROG_TEST_RUN failed: {error}"),
     }
+}
+
+/// The evidence that an EINVAL is the kernel refusing the case's input, not the program: a
+/// `r0 = 0; exit` program of the same type is refused the very same request, and (for packet
+/// cases) runs a well-formed frame of the same length. None when the probe says otherwise.
+fn input_refused_whatever_the_program(case: &CaseSpec, program_type: u32) -> Option<String> {
+    use bpf_loader::asm::{exit, mov64_imm, to_bytes};
+    let needs = bpf_loader::probe::load_requirements(program_type);
+    if needs.needs_btf_target {
+        return None;
+    }
+    let insns = to_bytes(&[mov64_imm(0, 0), exit()]);
+    let probe = bpf_loader::load_program(&bpf_loader::ProgramLoad {
+        name: "probe_input",
+        program_type,
+        expected_attach_type: needs.expected_attach_type,
+        prog_flags: needs.prog_flags,
+        insns: &insns,
+        license: "GPL",
+        ..Default::default()
+    })
+    .ok()?;
+    let request = test_run_request(case, program_type);
+    match bpf_loader::test_run(probe.as_raw_fd(), &request) {
+        Err(e) if e.is_invalid_argument() => {}
+        _ => return None,
+    }
+    if case.data_in.is_empty() {
+        return Some(format!(
+            "a `r0 = 0` program of type {program_type} is refused the same request with EINVAL"
+        ));
+    }
+    let frame = well_formed_frame(case.data_in.len().max(64));
+    let control = bpf_loader::TestRun {
+        data_in: &frame,
+        data_size_out: frame.len() as u32 + DATA_OUT_HEADROOM,
+        ctx_in: None,
+        ctx_size_out: 0,
+        repeat: 1,
+        flags: 0,
+    };
+    bpf_loader::test_run(probe.as_raw_fd(), &control).ok()?;
+    Some(format!(
+        "a `r0 = 0` program of type {program_type} is refused the same input with EINVAL and \
+         runs a well-formed {}-byte IPv4/UDP frame",
+        frame.len()
+    ))
+}
+
+/// An Ethernet + IPv4 + UDP frame of `len` bytes (42 to 1514) with consistent lengths.
+fn well_formed_frame(len: usize) -> Vec<u8> {
+    let len = len.clamp(42, 1514);
+    let mut p = vec![0u8; len];
+    p[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    p[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    p[12..14].copy_from_slice(&[0x08, 0x00]);
+    p[14] = 0x45;
+    let ip_len = (len - 14) as u16;
+    p[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    p[22] = 64;
+    p[23] = 17;
+    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    p[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    let mut sum = 0u32;
+    for pair in p[14..34].chunks(2) {
+        sum += u16::from_be_bytes([pair[0], pair[1]]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[34..36].copy_from_slice(&1234u16.to_be_bytes());
+    p[36..38].copy_from_slice(&5678u16.to_be_bytes());
+    let udp_len = (len - 34) as u16;
+    p[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    p
 }
 
 /// How the agent can see a map's contents after a case.

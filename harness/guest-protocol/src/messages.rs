@@ -145,7 +145,7 @@ pub struct RunOutput {
     pub maps: Vec<MapDump>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapDump {
     pub name: String,
     /// `enum bpf_map_type` (0 in dumps from agents that did not say).
@@ -189,4 +189,36 @@ pub struct MapEntry {
     pub key: Vec<u8>,
     #[serde(with = "crate::hexbytes")]
     pub value: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dumps_from_before_whole_state_still_read() {
+        let old = r#"{"name":"m","zero_entries_omitted":true,"entries":[{"key":"01000000","value":"02"}]}"#;
+        let dump: MapDump = serde_json::from_str(old).unwrap();
+        assert_eq!(dump.map_type, 0);
+        assert!(dump.events.is_empty() && dump.not_compared.is_none());
+        let json = serde_json::to_string(&dump).unwrap();
+        assert!(
+            !json.contains("events") && !json.contains("not_compared"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn input_refused_round_trips() {
+        let outcome = CaseOutcome::InputRefused {
+            reason: "r".into(),
+            evidence: "e".into(),
+        };
+        let json = serde_json::to_string(&outcome).unwrap();
+        assert_eq!(
+            json,
+            r#"{"status":"input_refused","reason":"r","evidence":"e"}"#
+        );
+        assert_eq!(serde_json::from_str::<CaseOutcome>(&json).unwrap(), outcome);
+    }
 }

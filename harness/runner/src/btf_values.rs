@@ -131,7 +131,11 @@ fn render_type(btf: &Btf, id: u32, bytes: &[u8], depth: usize, out: &mut String)
                 let _ = write!(out, "{}", int_text(raw, signed).ok_or(())?);
             }
         }
-        TypeBody::Enum { size, signed, values } => {
+        TypeBody::Enum {
+            size,
+            signed,
+            values,
+        } => {
             let raw = bytes.get(..*size as usize).ok_or(())?;
             let unsigned = le_u64(raw).ok_or(())?;
             let value = if *signed {
@@ -214,7 +218,13 @@ fn render_type(btf: &Btf, id: u32, bytes: &[u8], depth: usize, out: &mut String)
                     let _ = write!(out, "{bits}");
                 } else {
                     let start = (member.bit_offset / 8) as usize;
-                    render_type(btf, member.ty, bytes.get(start..).ok_or(())?, depth + 1, out)?;
+                    render_type(
+                        btf,
+                        member.ty,
+                        bytes.get(start..).ok_or(())?,
+                        depth + 1,
+                        out,
+                    )?;
                 }
             }
             out.push_str(" }");
@@ -356,7 +366,11 @@ mod tests {
     fn untyped_or_mismatched_bytes_fall_back_to_hex() {
         let (t, _, _) = types();
         assert_eq!(t.value("raw", &[1, 2], 2, false), "0x0102");
-        assert_eq!(t.value("facts", &[1, 2], 2, false), "0x0102", "too short for the struct");
+        assert_eq!(
+            t.value("facts", &[1, 2], 2, false),
+            "0x0102",
+            "too short for the struct"
+        );
         assert_eq!(t.key("unknown", &[1, 0, 0, 0]), "1");
         assert_eq!(t.key("unknown", &[1, 0]), "0x0100");
     }

@@ -95,10 +95,8 @@ pub fn hex_diff(left_name: &str, left: &[u8], right_name: &str, right: &[u8]) ->
         right.len(),
         match left.iter().zip(right).position(|(a, b)| a != b) {
             Some(i) => format!("; first difference at byte {i} ({i:#x})"),
-            None if left.len() != right.len() => format!(
-                "; equal up to byte {}",
-                left.len().min(right.len())
-            ),
+            None if left.len() != right.len() =>
+                format!("; equal up to byte {}", left.len().min(right.len())),
             None => String::new(),
         }
     );
@@ -116,8 +114,8 @@ pub fn hex_diff(left_name: &str, left: &[u8], right_name: &str, right: &[u8]) ->
         .collect();
     let width = left_name.len().max(right_name.len());
     let mut elided = false;
-    for row in 0..rows {
-        if !shown[row] {
+    for (row, &show) in shown.iter().enumerate() {
+        if !show {
             elided = true;
             continue;
         }
@@ -195,7 +193,10 @@ mod tests {
         let mut right = left.clone();
         right[40] = 0xff;
         let diff = hex_diff("expected", &left, "5.10", &right);
-        assert!(diff.contains("first difference at byte 40 (0x28)"), "{diff}");
+        assert!(
+            diff.contains("first difference at byte 40 (0x28)"),
+            "{diff}"
+        );
         assert!(diff.contains("! 0020  expected"), "{diff}");
         assert!(diff.contains("[28]"), "{diff}");
         assert!(diff.contains("[ff]"), "{diff}");
@@ -208,7 +209,10 @@ mod tests {
 
     #[test]
     fn long_texts_are_cut_with_a_pointer_to_the_json() {
-        let text = (0..10).map(|i| i.to_string()).collect::<Vec<_>>().join("\n");
+        let text = (0..10)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert_eq!(truncate_lines(&text, 20), text);
         let cut = truncate_lines(&text, 3);
         assert!(cut.starts_with("0\n1\n2\n... 7 more lines"), "{cut}");

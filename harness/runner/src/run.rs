@@ -643,7 +643,10 @@ fn print_unsupported(trials: &[Trial]) {
     // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
     for trial in trials {
         if let TrialOutcome::InputRefused(reason) = &trial.outcome {
-            println!("input refused by the kernel (neither passed nor failed): {}: {reason}", trial.name);
+            println!(
+                "input refused by the kernel (neither passed nor failed): {}: {reason}",
+                trial.name
+            );
         }
     }
     let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
@@ -662,7 +665,9 @@ fn print_unsupported(trials: &[Trial]) {
     if by_reason.is_empty() {
         return;
     }
-    println!("unsupported (the kernel or the run lacks what the trial needs; not counted as passed):");
+    println!(
+        "unsupported (the kernel or the run lacks what the trial needs; not counted as passed):"
+    );
     for (reason, names) in by_reason {
         if names.len() <= 3 {
             for name in names {

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::btf_values::{self, ObjectTypes, Vocabulary};
 use crate::fixtures::Expectation;
-use crate::readable;
 use crate::guest::{GuestRun, GuestStatus};
+use crate::readable;
 
 pub const IDENTICAL: &str = "identical";
 
@@ -545,7 +545,12 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
                 "\noutput packet, {} vs {}:\n{}",
                 first.label(),
                 g.label(),
-                readable::hex_diff(&first.label(), &first.key.data_out, &g.label(), &g.key.data_out)
+                readable::hex_diff(
+                    &first.label(),
+                    &first.key.data_out,
+                    &g.label(),
+                    &g.key.data_out
+                )
             );
         }
         if g.key.ctx_out != first.key.ctx_out {
@@ -579,8 +584,12 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
         body.push_str(&map_disagreement(name, groups, types, width));
     }
     let sides: Vec<String> = groups.iter().map(Group::label).collect();
+    // Notes (unsupported, refused, ignored maps) go last, one per line.
+    for note in notes.split("; ").filter(|n| !n.is_empty()) {
+        let _ = write!(body, "\n{note}");
+    }
     format!(
-        "kernels disagree on {}: {}{body}{notes}",
+        "kernels disagree on {}: {}{body}",
         what.join(", "),
         sides.join(" | ")
     )
@@ -627,9 +636,9 @@ fn map_disagreement(name: &str, groups: &[Group], types: &ObjectTypes, width: us
             .map(|(g, dump)| {
                 let dump = (*dump)?;
                 match dump.entries.iter().find(|e| &e.key == key) {
-                    Some(e) => Some(
-                        comparable_value(g, name, key).unwrap_or_else(|| e.value.clone()),
-                    ),
+                    Some(e) => {
+                        Some(comparable_value(g, name, key).unwrap_or_else(|| e.value.clone()))
+                    }
                     None if dump.zero_entries_omitted => Some(Vec::new()),
                     None => None,
                 }
@@ -836,7 +845,10 @@ mod tests {
             value: vec![1; 8],
         });
         let error = compare_with_expectation(&out, &expectation(), &untyped(), "p").unwrap_err();
-        assert!(error.contains("unexpected entries [17] = 0x0101"), "{error}");
+        assert!(
+            error.contains("unexpected entries [17] = 0x0101"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -845,7 +857,10 @@ mod tests {
             completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
             completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
         ];
-        assert_eq!(judge_identical(&runs, &case(), &untyped()), TrialOutcome::Passed);
+        assert_eq!(
+            judge_identical(&runs, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
         let runs = vec![
             completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
             completed("6.1", Some(CaseOutcome::Ran(output(1, &[1, 2, 3], 1)))),
@@ -953,7 +968,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let same = vec![ran("5.10", with_facts(1)), ran("6.1", with_facts(1))];
-        assert_eq!(judge_identical(&same, &case(), &untyped()), TrialOutcome::Passed);
+        assert_eq!(
+            judge_identical(&same, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
     }
 
     #[test]
@@ -977,7 +995,10 @@ mod tests {
         let mut case = case();
         case.expect.ignore_maps = vec!["facts".into()];
         let runs = vec![ran("5.10", with_facts(0)), ran("6.1", with_facts(1))];
-        assert_eq!(judge_identical(&runs, &case, &untyped()), TrialOutcome::Passed);
+        assert_eq!(
+            judge_identical(&runs, &case, &untyped()),
+            TrialOutcome::Passed
+        );
         case.expect.retval = Some(1);
         let runs = vec![
             ran("5.10", with_facts(0)),
@@ -1003,7 +1024,10 @@ mod tests {
         let runs = vec![ran("5.10", output(2, &[1, 2, 3], 1)), ran("6.1", other)];
         match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Failed(m) => {
-                assert!(m.starts_with("kernels disagree on output packet, map counters"), "{m}");
+                assert!(
+                    m.starts_with("kernels disagree on output packet, map counters"),
+                    "{m}"
+                );
                 assert!(m.contains("first difference at byte 2"), "{m}");
                 assert!(m.contains("6.1   1 record(s): 0x07"), "{m}");
             }
@@ -1023,9 +1047,15 @@ mod tests {
         // One CPU in one guest, two on the host, the run on the second CPU: the same state.
         let runs = vec![
             ran("5.10", percpu(vec![3, 0, 0, 0, 0, 0, 0, 0])),
-            ran("host", percpu(vec![0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0])),
+            ran(
+                "host",
+                percpu(vec![0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]),
+            ),
         ];
-        assert_eq!(judge_identical(&runs, &case(), &untyped()), TrialOutcome::Passed);
+        assert_eq!(
+            judge_identical(&runs, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
     }
 
     #[test]
@@ -1033,7 +1063,10 @@ mod tests {
         let runs = vec![ran("host", output(2, &[1, 2, 3], 1))];
         match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Unsupported(m) => {
-                assert!(m.contains("`identical` needs two kernels; this run has one (host)"), "{m}")
+                assert!(
+                    m.contains("`identical` needs two kernels; this run has one (host)"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -1057,15 +1090,23 @@ mod tests {
             refused,
             ran("6.12", output(2, &[1, 2, 3], 1)),
         ];
-        assert_eq!(judge_identical(&runs, &case(), &untyped()), TrialOutcome::Passed);
+        assert_eq!(
+            judge_identical(&runs, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
     }
 
     #[test]
     fn return_values_are_named_for_the_program_type() {
         let mut types = untyped();
         types.program_types.insert("p".into(), 3);
-        let error = compare_with_expectation(&output(u32::MAX, &[1, 2, 3], 1), &expectation(), &types, "p")
-            .unwrap_err();
+        let error = compare_with_expectation(
+            &output(u32::MAX, &[1, 2, 3], 1),
+            &expectation(),
+            &types,
+            "p",
+        )
+        .unwrap_err();
         assert!(
             error.contains("return value: expected TC_ACT_SHOT (2), got TC_ACT_UNSPEC (-1)"),
             "{error}"

@@ -219,7 +219,9 @@ mod tests {
         let xml = render(&record);
         assert!(xml.contains("<testsuites name=\"harness\" tests=\"3\" failures=\"1\" skipped=\"1\" time=\"1.500\">"), "{xml}");
         assert!(
-            xml.contains("<failure message=\"retval &lt;1&gt; / more\">retval &lt;1&gt;\nmore</failure>"),
+            xml.contains(
+                "<failure message=\"retval &lt;1&gt; / more\">retval &lt;1&gt;\nmore</failure>"
+            ),
             "{xml}"
         );
         assert!(
