@@ -79,6 +79,11 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             Readable::Not(_) => {}
         }
     }
+    for write in &case.setup_maps {
+        if let Err(message) = set_up(object, write) {
+            return CaseOutcome::Error { message };
+        }
+    }
     let output = if let Some(flows) = &case.traffic {
         match crate::traffic::run(object, case, fd, *program_type, flows) {
             Ok(output) => output,
@@ -268,6 +273,51 @@ fn well_formed_frame(len: usize) -> Vec<u8> {
     let udp_len = (len - 34) as u16;
     p[38..40].copy_from_slice(&udp_len.to_be_bytes());
     p
+}
+
+/// Writes one `setup` entry; sizes are checked against the map's own before the kernel reads.
+fn set_up(object: &LoadedObject, write: &guest_protocol::MapWrite) -> Result<(), String> {
+    let Some(map) = object.maps.iter().find(|m| m.spec.name == write.map) else {
+        return Err(format!(
+            "setup: the object defines no map {} to write into",
+            write.map
+        ));
+    };
+    let spec = &map.spec;
+    if map.frozen {
+        return Err(format!(
+            "setup: map {} is frozen (.rodata): set load-time constants with a variant",
+            spec.name
+        ));
+    }
+    if how_to_read(spec.map_type) != Readable::KeyValue {
+        return Err(format!(
+            "setup: map {} (type {}) does not take key/value writes",
+            spec.name, spec.map_type
+        ));
+    }
+    if write.key.len() != spec.key_size as usize || write.value.len() != spec.value_size as usize {
+        return Err(format!(
+            "setup: map {} has {}-byte keys and {}-byte values; the case gives {} and {}",
+            spec.name,
+            spec.key_size,
+            spec.value_size,
+            write.key.len(),
+            write.value.len()
+        ));
+    }
+    let value = if bpf_loader::consts::map_type_is_percpu(spec.map_type) {
+        let slot = (spec.value_size as usize).div_ceil(8) * 8;
+        let mut all = vec![0u8; value_size_of(spec)];
+        for chunk in all.chunks_mut(slot) {
+            chunk[..write.value.len()].copy_from_slice(&write.value);
+        }
+        all
+    } else {
+        write.value.clone()
+    };
+    bpf_loader::map_update(map.fd.as_raw_fd(), &write.key, &value, 0)
+        .map_err(|e| format!("setup: map {}: {e}", spec.name))
 }
 
 /// How the agent can see a map's contents after a case.

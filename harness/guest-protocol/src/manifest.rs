@@ -63,11 +63,26 @@ pub struct CaseSpec {
     /// compared, never read. Set only by an explicit fixture key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_maps: Vec<String>,
+    /// Entries written into the maps after they are reset and before the program runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_maps: Vec<MapWrite>,
     /// A traffic case: instead of BPF_PROG_TEST_RUN, the agent attaches the program (a raw
     /// tracepoint, named by its section), sends these flows in order over the loopback
     /// interface, detaches, then dumps the maps. `data_in`, `ctx_in` and `repeat` are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Vec<TrafficFlow>>,
+}
+
+/// One map entry a case writes before it runs. For per-CPU maps `value` is one CPU's value,
+/// written into every CPU's slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapWrite {
+    pub map: String,
+    #[serde(with = "crate::hexbytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "crate::hexbytes")]
+    pub value: Vec<u8>,
 }
 
 /// One batch of real packets the agent sends during a traffic case.
@@ -118,6 +133,7 @@ mod tests {
             repeat: 1,
             dump_maps: vec!["drops".into()],
             ignore_maps: vec![],
+            setup_maps: vec![],
             traffic,
         }
     }

@@ -406,6 +406,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 repeat: case.repeat,
                 dump_maps,
                 ignore_maps: case.expect.ignore_maps.clone(),
+                setup_maps: case.setup.clone(),
                 traffic: case.traffic.clone(),
             });
         }
