@@ -13,7 +13,7 @@ mod messages;
 
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use manifest::{
-    CaseSpec, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
+    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,

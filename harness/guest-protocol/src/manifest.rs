@@ -28,6 +28,20 @@ pub struct ObjectEntry {
     pub path: String,
     /// Lowercase hex sha256 of the object; the agent refuses an object whose bytes differ.
     pub sha256: String,
+    /// A variant: bytes written over the initial value of `.rodata`/`.data` sections before
+    /// the maps are created (and `.rodata` frozen), as a loader sets `const volatile` knobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_overrides: Vec<DataOverride>,
+}
+
+/// `bytes` at `offset` of global data section `section` (`.rodata`, `.data`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataOverride {
+    pub section: String,
+    pub offset: u32,
+    #[serde(with = "crate::hexbytes")]
+    pub bytes: Vec<u8>,
 }
 
 /// One BPF_PROG_TEST_RUN invocation. The runner turns fixtures into these; the agent runs them

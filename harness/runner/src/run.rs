@@ -103,10 +103,17 @@ fn planned_cases(
     let mut cases = Vec::new();
     for file in &files {
         objects.push(file.object.clone());
+        // Each variant is an object of its own in every trial and report.
+        for variant in &file.variants {
+            objects.push(crate::fixtures::variants::object_name(
+                &file.object,
+                &variant.name,
+            ));
+        }
         for case in &file.cases {
             cases.push(PlannedCase {
-                id: verdict::case_id(&file.object, &case.name),
-                object: file.object.clone(),
+                id: verdict::case_id(&file.object_of(case), &case.name),
+                object: file.object_of(case),
                 case: case.name.clone(),
                 program: case.program.clone(),
                 expect: case.expect.clone(),
@@ -184,7 +191,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         std::fs::read(&agent_path).with_context(|| format!("reading {}", agent_path.display()))?;
 
     let mut bundle_objects = Vec::new();
-    for object in &objects {
+    for file in &fixture_files {
+        let object = &file.object;
         let Some(b) = built.iter().find(|b| &b.name == object) else {
             bail!(
                 "fixtures name object {object}, but there is no {}/{object}.bpf.c",
@@ -193,7 +201,14 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         };
         let bytes =
             std::fs::read(&b.path).with_context(|| format!("reading {}", b.path.display()))?;
-        bundle_objects.push((Bundle::object_entry(object, &bytes), bytes));
+        bundle_objects.push((Bundle::object_entry(object, &bytes), bytes.clone()));
+        for variant in &file.variants {
+            let name = crate::fixtures::variants::object_name(object, &variant.name);
+            let mut entry = Bundle::object_entry(&name, &bytes);
+            entry.data_overrides = crate::fixtures::variants::resolve(&bytes, variant)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.path.display()))?;
+            bundle_objects.push((entry, bytes.clone()));
+        }
     }
     let case_specs = case_specs(&fixture_files);
 
@@ -396,8 +411,8 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
             dump_maps.sort();
             dump_maps.dedup();
             specs.push(CaseSpec {
-                id: verdict::case_id(&file.object, &case.name),
-                object: file.object.clone(),
+                id: verdict::case_id(&file.object_of(case), &case.name),
+                object: file.object_of(case),
                 program: case.program.clone(),
                 data_in: case.data_in.clone(),
                 ctx_in: case.ctx_in.clone(),
