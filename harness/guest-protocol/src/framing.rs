@@ -36,9 +36,14 @@ impl FrameScanner {
 
     /// Adds bytes and returns the messages completed by them.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<GuestMessage> {
+        // Only the new bytes can end a line: searching the whole pending line on every push
+        // made a long frame (a large map dump arriving in small reads) quadratic.
+        let mut from = self.pending.len();
         self.pending.extend_from_slice(bytes);
         let mut messages = Vec::new();
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+        while let Some(offset) = self.pending[from..].iter().position(|&b| b == b'\n') {
+            let end = from + offset;
+            from = 0;
             let line: Vec<u8> = self.pending.drain(..=end).collect();
             if let Some(message) = self.parse_line(&line) {
                 messages.push(message);
@@ -146,5 +151,28 @@ mod tests {
         let mut scanner = FrameScanner::new();
         assert!(scanner.push(framed.as_bytes()).is_empty());
         assert!(matches!(scanner.damaged[0], FrameError::Checksum { .. }));
+    }
+
+    #[test]
+    fn a_long_frame_in_small_reads_parses_once_whole() {
+        let mut message = sample();
+        if let GuestMessage::CaseResult(r) = &mut message {
+            if let CaseOutcome::Ran(out) = &mut r.outcome {
+                out.maps[0].entries = (0..20_000u32)
+                    .map(|k| MapEntry {
+                        key: k.to_le_bytes().to_vec(),
+                        value: vec![7; 60],
+                    })
+                    .collect();
+            }
+        }
+        let bytes = frame(&message).into_bytes();
+        let mut scanner = FrameScanner::new();
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(16) {
+            got.extend(scanner.push(chunk));
+        }
+        assert_eq!(got, vec![message]);
+        assert!(scanner.damaged.is_empty());
     }
 }
