@@ -19,6 +19,7 @@ mod link;
 mod map;
 pub mod probe;
 mod prog;
+mod ringbuf;
 mod sys;
 
 pub use btf::{btf_info, load_btf, BtfBuilder};
@@ -33,6 +34,7 @@ pub use prog::{
     load_program, load_program_with_log, obj_get, obj_pin, prog_info, test_run, test_run_with,
     ProgInfo, ProgramLoad, TestRun, TestRunExtra, TestRunOutput, INSN_SIZE, MAX_LOG_SIZE,
 };
+pub use ringbuf::{record_span, RecordHeader, RingBuf, RingBufError};
 pub use sys::{raise_memlock_rlimit, sanitize_obj_name, AsBpfFd};
 
 /// The running kernel's release (`uname -r`), e.g. `6.1.0-18-amd64`.

@@ -702,3 +702,77 @@ fn raw_tracepoint_open_attaches_and_checks_the_argument_count() {
         .to_string()
         .contains("NUL"));
 }
+
+/// `bpf_ringbuf_output(map, &u64 [fp-8], 8, 0)` once per run, with the u64 `value`.
+fn ringbuf_writer(map_fd: i32, value: i32) -> OwnedFd {
+    const BPF_FUNC_RINGBUF_OUTPUT: i32 = 130;
+    let mut p = vec![st_mem(BPF_DW, R10, -8, value)];
+    p.extend(ld_map_fd(R1, map_fd));
+    p.extend([
+        mov64_reg(R2, R10),
+        alu64_imm(BPF_ADD, R2, -8),
+        mov64_imm(R3, 8),
+        mov64_imm(R4, 0),
+        call(BPF_FUNC_RINGBUF_OUTPUT),
+        mov64_imm(R0, 0),
+        exit(),
+    ]);
+    load_program(&ProgramLoad {
+        name: "ringbuf_writer",
+        program_type: BPF_PROG_TYPE_SOCKET_FILTER,
+        insns: &to_bytes(&p),
+        license: "GPL",
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn ringbuf_records_are_read_in_order_and_drained() {
+    require_bpf();
+    let ring = create_map(&MapCreate {
+        name: "events".into(),
+        map_type: BPF_MAP_TYPE_RINGBUF,
+        max_entries: 4096,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let reader = RingBuf::open(&ring, 4096).unwrap();
+    let prog = ringbuf_writer(ring.as_raw_fd(), 0x1122);
+    let run = |repeat| {
+        test_run(
+            &prog,
+            &TestRun {
+                data_in: &packet(),
+                repeat,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    run(3);
+    let records = reader.read(100, 1 << 20).unwrap();
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| r == &0x1122u64.to_ne_bytes()));
+    assert!(reader.read(100, 1 << 20).unwrap().is_empty(), "consumed");
+    // Enough to wrap the 4096-byte ring (16 bytes per record) several times.
+    for _ in 0..3 {
+        run(200);
+        assert_eq!(reader.read(1000, 1 << 20).unwrap().len(), 200);
+    }
+    run(2);
+    reader.drain();
+    assert!(reader.read(100, 1 << 20).unwrap().is_empty(), "drained");
+    run(5);
+    match reader.read(4, 1 << 20) {
+        Err(RingBufError::TooMuch {
+            what: "records",
+            limit: 4,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        RingBuf::open(&ring, 1000),
+        Err(RingBufError::BadSize(1000))
+    ));
+}

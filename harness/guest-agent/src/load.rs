@@ -47,7 +47,8 @@ pub fn load_object(
         .map_err(|e| format!("{}: not a loadable BPF object: {e}", entry.name))?;
 
     let (btf_fd, btf_note) = load_object_btf(&object, features);
-    let maps = create_maps(&object, btf_fd.as_ref()).map_err(|e| format!("{}: {e}", entry.name))?;
+    let maps = create_maps(&object, btf_fd.as_ref(), &entry.data_overrides)
+        .map_err(|e| format!("{}: {e}", entry.name))?;
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
 
     let mut relocations = Vec::new();
@@ -214,9 +215,51 @@ fn load_object_btf(object: &Object, features: &BtfFeatures) -> (Option<OwnedFd>,
     }
 }
 
-fn create_maps(object: &Object, btf_fd: Option<&OwnedFd>) -> Result<Vec<LoadedMap>, String> {
+/// A variant's bytes over the initial value of its data section; bounds-checked.
+fn apply_overrides(
+    spec: &mut MapSpec,
+    overrides: &[guest_protocol::DataOverride],
+) -> Result<(), String> {
+    for o in overrides.iter().filter(|o| o.section == spec.name) {
+        let Some(initial) = spec.initial_value.as_mut() else {
+            return Err(format!(
+                "variant: map {} has no initial value to set",
+                spec.name
+            ));
+        };
+        let start = o.offset as usize;
+        let Some(target) = start
+            .checked_add(o.bytes.len())
+            .and_then(|end| initial.get_mut(start..end))
+        else {
+            return Err(format!(
+                "variant: {} bytes at offset {start} do not fit in {} ({} bytes)",
+                o.bytes.len(),
+                spec.name,
+                initial.len()
+            ));
+        };
+        target.copy_from_slice(&o.bytes);
+    }
+    Ok(())
+}
+
+fn create_maps(
+    object: &Object,
+    btf_fd: Option<&OwnedFd>,
+    overrides: &[guest_protocol::DataOverride],
+) -> Result<Vec<LoadedMap>, String> {
+    if let Some(o) = overrides
+        .iter()
+        .find(|o| !object.maps().iter().any(|m| m.name == o.section))
+    {
+        return Err(format!("variant: the object has no section {}", o.section));
+    }
     let mut maps = Vec::new();
     for spec in object.maps() {
+        let mut spec = spec.clone();
+        apply_overrides(&mut spec, overrides)?;
+        let spec = &spec;
         let mut request = bpf_loader::MapCreate {
             name: spec.kernel_name(),
             map_type: spec.map_type,
@@ -264,6 +307,10 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
     let spec = &map.spec;
     if map.frozen {
         // Programs cannot write it either: it still holds its initial value.
+        return Ok(());
+    }
+    if spec.map_type == bpf_loader::consts::BPF_MAP_TYPE_RINGBUF {
+        // No keys: a case empties it by consuming the ring (run_cases, RingBuf::drain).
         return Ok(());
     }
     if let Some(initial) = &spec.initial_value {

@@ -186,6 +186,7 @@ mod tests {
                         key: vec![1, 0, 0, 0],
                         value: vec![1; 8],
                     }],
+                    ..Default::default()
                 }],
             }),
         })

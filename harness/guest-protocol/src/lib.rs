@@ -12,10 +12,12 @@ mod manifest;
 mod messages;
 
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
-pub use manifest::{CaseSpec, Manifest, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH};
+pub use manifest::{
+    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
+};
 pub use messages::{
-    CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, ObjectLoaded, ProgramLoad,
-    ProgramLoadOutcome, RelocationReport, RunOutput,
+    CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
+    ProgramLoad, ProgramLoadOutcome, RelocationReport, RunOutput, MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.

@@ -28,6 +28,20 @@ pub struct ObjectEntry {
     pub path: String,
     /// Lowercase hex sha256 of the object; the agent refuses an object whose bytes differ.
     pub sha256: String,
+    /// A variant: bytes written over the initial value of `.rodata`/`.data` sections before
+    /// the maps are created (and `.rodata` frozen), as a loader sets `const volatile` knobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_overrides: Vec<DataOverride>,
+}
+
+/// `bytes` at `offset` of global data section `section` (`.rodata`, `.data`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataOverride {
+    pub section: String,
+    pub offset: u32,
+    #[serde(with = "crate::hexbytes")]
+    pub bytes: Vec<u8>,
 }
 
 /// One BPF_PROG_TEST_RUN invocation. The runner turns fixtures into these; the agent runs them
@@ -55,14 +69,34 @@ pub struct CaseSpec {
     pub ctx_size_out: u32,
     #[serde(default = "one")]
     pub repeat: u32,
-    /// Maps whose contents are dumped after the run (names as in the object).
+    /// Maps the case's expectation names: the agent fails the case if the object lacks one.
+    /// Every readable map is dumped after the run whether named or not.
     #[serde(default)]
     pub dump_maps: Vec<String>,
+    /// Maps whose contents legitimately vary (timestamps, ...): listed in the dump as not
+    /// compared, never read. Set only by an explicit fixture key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_maps: Vec<String>,
+    /// Entries written into the maps after they are reset and before the program runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_maps: Vec<MapWrite>,
     /// A traffic case: instead of BPF_PROG_TEST_RUN, the agent attaches the program (a raw
     /// tracepoint, named by its section), sends these flows in order over the loopback
     /// interface, detaches, then dumps the maps. `data_in`, `ctx_in` and `repeat` are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Vec<TrafficFlow>>,
+}
+
+/// One map entry a case writes before it runs. For per-CPU maps `value` is one CPU's value,
+/// written into every CPU's slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapWrite {
+    pub map: String,
+    #[serde(with = "crate::hexbytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "crate::hexbytes")]
+    pub value: Vec<u8>,
 }
 
 /// One batch of real packets the agent sends during a traffic case.
@@ -112,6 +146,8 @@ mod tests {
             ctx_size_out: 0,
             repeat: 1,
             dump_maps: vec!["drops".into()],
+            ignore_maps: vec![],
+            setup_maps: vec![],
             traffic,
         }
     }

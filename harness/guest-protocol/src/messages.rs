@@ -115,8 +115,18 @@ pub struct CaseResult {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CaseOutcome {
     Ran(RunOutput),
-    Unsupported { reason: String },
-    Error { message: String },
+    Unsupported {
+        reason: String,
+    },
+    /// The kernel refused the case's input (not the program): shown as its own outcome, never
+    /// as a pass or as a program failure. `evidence` says how that was established.
+    InputRefused {
+        reason: String,
+        evidence: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,16 +145,43 @@ pub struct RunOutput {
     pub maps: Vec<MapDump>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapDump {
     pub name: String,
+    /// `enum bpf_map_type` (0 in dumps from agents that did not say).
+    #[serde(default)]
+    pub map_type: u32,
+    /// The map's value size; per-CPU values hold one 8-byte-rounded slot of it per CPU.
+    #[serde(default)]
+    pub value_size: u32,
     /// Arrays hold every index; their all-zero entries are left out of the dump, and a missing
     /// key then reads as zero.
     #[serde(default)]
     pub zero_entries_omitted: bool,
     /// Sorted by key so that dumps compare equal regardless of iteration order.
     pub entries: Vec<MapEntry>,
+    /// Records a ring buffer received during the case, in the order they were produced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<MapEvent>,
+    /// Why this map's contents are not in the dump (fd values, no key iteration, excluded by
+    /// the fixture): such a map is listed, never silently compared as empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_compared: Option<String>,
 }
+
+/// One record read from a ring buffer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MapEvent {
+    #[serde(with = "crate::hexbytes")]
+    pub data: Vec<u8>,
+}
+
+/// Bounds on what one case may dump (all maps together), so a huge map fails its case with a
+/// clear error instead of a frame the channel cannot carry within the test timeout.
+/// Measured by `scripts/bench-map-dump.sh`.
+pub const MAX_DUMP_ENTRIES: usize = 16_384;
+/// Key, value and event bytes of one case's dump, before hex encoding.
+pub const MAX_DUMP_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MapEntry {
@@ -152,4 +189,36 @@ pub struct MapEntry {
     pub key: Vec<u8>,
     #[serde(with = "crate::hexbytes")]
     pub value: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dumps_from_before_whole_state_still_read() {
+        let old = r#"{"name":"m","zero_entries_omitted":true,"entries":[{"key":"01000000","value":"02"}]}"#;
+        let dump: MapDump = serde_json::from_str(old).unwrap();
+        assert_eq!(dump.map_type, 0);
+        assert!(dump.events.is_empty() && dump.not_compared.is_none());
+        let json = serde_json::to_string(&dump).unwrap();
+        assert!(
+            !json.contains("events") && !json.contains("not_compared"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn input_refused_round_trips() {
+        let outcome = CaseOutcome::InputRefused {
+            reason: "r".into(),
+            evidence: "e".into(),
+        };
+        let json = serde_json::to_string(&outcome).unwrap();
+        assert_eq!(
+            json,
+            r#"{"status":"input_refused","reason":"r","evidence":"e"}"#
+        );
+        assert_eq!(serde_json::from_str::<CaseOutcome>(&json).unwrap(), outcome);
+    }
 }

@@ -24,6 +24,7 @@ impl Bundle {
             name: name.to_string(),
             path: format!("{OBJECTS_DIR}/{name}.bpf.o"),
             sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            data_overrides: Vec::new(),
         }
     }
 

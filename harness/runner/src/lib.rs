@@ -1,6 +1,7 @@
 //! The runner: matrix configuration, image provisioning, guests, verdicts and reports.
 
 pub mod agent;
+pub mod btf_values;
 pub mod bundle;
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod lockfile;
 pub mod matrix;
 pub mod predict;
 pub mod progress;
+pub mod readable;
 pub mod reloc_table;
 pub mod report;
 pub mod run;

@@ -63,8 +63,8 @@ fn planned_cases(files: &[&crate::fixtures::FixtureFile]) -> Vec<PlannedCase> {
     for file in files {
         for case in &file.cases {
             cases.push(PlannedCase {
-                id: verdict::case_id(&file.object, &case.name),
-                object: file.object.clone(),
+                id: verdict::case_id(&file.object_of(case), &case.name),
+                object: file.object_of(case),
                 case: case.name.clone(),
                 program: case.program.clone(),
                 expect: case.expect.clone(),
@@ -72,6 +72,45 @@ fn planned_cases(files: &[&crate::fixtures::FixtureFile]) -> Vec<PlannedCase> {
         }
     }
     cases
+}
+
+/// Every object trials are named for: each object, then each of its variants (an object of its
+/// own in every trial and report).
+fn object_names(plan: &corpus::Plan) -> Vec<String> {
+    let mut names = Vec::new();
+    for (input, fixtures) in &plan.objects {
+        names.push(input.name.clone());
+        for variant in fixtures.iter().flat_map(|f| &f.variants) {
+            names.push(crate::fixtures::variants::object_name(
+                &input.name,
+                &variant.name,
+            ));
+        }
+    }
+    names
+}
+
+/// What every guest receives: each object's bytes as given, and per variant the same bytes
+/// with the `.rodata`/`.data` values the variant sets at load time.
+fn bundle_objects(corpus: &corpus::Corpus) -> Result<Vec<(guest_protocol::ObjectEntry, Vec<u8>)>> {
+    let mut entries = Vec::new();
+    for object in &corpus.objects {
+        entries.push((
+            Bundle::object_entry(object.name(), &object.bytes),
+            object.bytes.clone(),
+        ));
+        let Some(file) = &object.fixtures else {
+            continue;
+        };
+        for variant in &file.variants {
+            let name = crate::fixtures::variants::object_name(object.name(), &variant.name);
+            let mut entry = Bundle::object_entry(&name, &object.bytes);
+            entry.data_overrides = crate::fixtures::variants::resolve(&object.bytes, variant)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.path.display()))?;
+            entries.push((entry, object.bytes.clone()));
+        }
+    }
+    Ok(entries)
 }
 
 /// Which kernels must boot, and which cases each must run, for the selected trials.
@@ -135,7 +174,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    let objects = plan.names();
+    let objects = object_names(&plan);
     let cases = planned_cases(&plan.fixture_files().collect::<Vec<_>>());
 
     let names = all_trial_names(&kernels, &objects, &cases);
@@ -190,11 +229,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("building BPF sources");
     }
     let corpus = plan.materialize(&build, &layout.object_cache())?;
-    let bundle_objects: Vec<(guest_protocol::ObjectEntry, Vec<u8>)> = corpus
-        .objects
-        .iter()
-        .map(|o| (Bundle::object_entry(o.name(), &o.bytes), o.bytes.clone()))
-        .collect();
+    let bundle_objects = bundle_objects(&corpus)?;
     let fixture_files: Vec<crate::fixtures::FixtureFile> = corpus
         .objects
         .iter()
@@ -311,7 +346,23 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .filter(|c| needed.values().any(|ids| ids.contains(&c.id)))
         .cloned()
         .collect();
-    let mut trials = verdict::judge(&selected_cases, &objects, &runs, &predictions);
+    let vocabulary: crate::btf_values::Vocabulary = bundle_objects
+        .iter()
+        .map(|(entry, bytes)| {
+            (
+                entry.name.clone(),
+                crate::btf_values::ObjectTypes::from_object(bytes),
+            )
+        })
+        .collect();
+    let judged = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
+    // One count everywhere: the table, summary, JSON, JUnit and exit status see the trials
+    // the filters selected, as libtest does (it still gets them all, to count what it filtered).
+    let mut trials: Vec<Trial> = judged
+        .iter()
+        .filter(|t| args.selects(&t.name))
+        .cloned()
+        .collect();
     bound_trial_messages(&mut trials);
     let object_records = crate::report::objects::records(&corpus);
     let record = RunRecord {
@@ -342,7 +393,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         report_errors.extend(crate::report::junit::write(&record, path).err());
     }
     report_errors.extend(crate::report::markdown::write(&record, args.summary_md.as_deref()).err());
-    let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&trials));
+    let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&judged));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
     print!("{}", crate::report::objects::render(&record));
@@ -433,8 +484,8 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
             dump_maps.sort();
             dump_maps.dedup();
             specs.push(CaseSpec {
-                id: verdict::case_id(&file.object, &case.name),
-                object: file.object.clone(),
+                id: verdict::case_id(&file.object_of(case), &case.name),
+                object: file.object_of(case),
                 program: case.program.clone(),
                 data_in: case.data_in.clone(),
                 ctx_in: case.ctx_in.clone(),
@@ -442,6 +493,8 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 ctx_size_out: case.ctx_in.as_ref().map_or(0, |c| c.len() as u32),
                 repeat: case.repeat,
                 dump_maps,
+                ignore_maps: case.expect.ignore_maps.clone(),
+                setup_maps: case.setup.clone(),
                 traffic: case.traffic.clone(),
             });
         }
@@ -667,6 +720,9 @@ async fn wait_for_stop_signal() {
     }
 }
 
+/// Lines of a failure message printed on the terminal.
+const TERMINAL_MESSAGE_LINES: usize = 40;
+
 fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
     trials
         .iter()
@@ -674,11 +730,20 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
             let outcome = trial.outcome.clone();
             let mut mimic = libtest_mimic::Trial::test(trial.name.clone(), move || match outcome {
                 TrialOutcome::Passed => Ok(()),
-                TrialOutcome::Failed(message) => Err(message.into()),
-                TrialOutcome::Unsupported(_) => Ok(()),
+                // The terminal gets the start; the JSON report has the whole message.
+                TrialOutcome::Failed(message) => {
+                    Err(crate::readable::truncate_lines(&message, TERMINAL_MESSAGE_LINES).into())
+                }
+                TrialOutcome::Unsupported(_) | TrialOutcome::InputRefused(_) => Ok(()),
             });
-            if matches!(trial.outcome, TrialOutcome::Unsupported(_)) {
-                mimic = mimic.with_kind("unsupported").with_ignored_flag(true);
+            match trial.outcome {
+                TrialOutcome::Unsupported(_) => {
+                    mimic = mimic.with_kind("unsupported").with_ignored_flag(true)
+                }
+                TrialOutcome::InputRefused(_) => {
+                    mimic = mimic.with_kind("input refused").with_ignored_flag(true)
+                }
+                _ => {}
             }
             mimic
         })
@@ -687,6 +752,14 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
 
 fn print_unsupported(trials: &[Trial]) {
     // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
+    for trial in trials {
+        if let TrialOutcome::InputRefused(reason) = &trial.outcome {
+            println!(
+                "input refused by the kernel (neither passed nor failed): {}: {reason}",
+                trial.name
+            );
+        }
+    }
     let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
     for trial in trials {
         if let TrialOutcome::Unsupported(reason) = &trial.outcome {
@@ -703,7 +776,9 @@ fn print_unsupported(trials: &[Trial]) {
     if by_reason.is_empty() {
         return;
     }
-    println!("unsupported (the kernel lacks what the trial needs; not counted as passed):");
+    println!(
+        "unsupported (the kernel or the run lacks what the trial needs; not counted as passed):"
+    );
     for (reason, names) in by_reason {
         if names.len() <= 3 {
             for name in names {
@@ -735,7 +810,13 @@ mod tests {
             ("5.10".into(), "o".into()),
             Err("no image: download failed".into()),
         );
-        let trials = verdict::judge(&[], &["o".to_string()], &[run], &predictions);
+        let trials = verdict::judge(
+            &[],
+            &["o".to_string()],
+            &[run],
+            &predictions,
+            &Default::default(),
+        );
         let relocations = trials
             .iter()
             .find(|t| t.name == verdict::relocations_trial_name("5.10", "o"))

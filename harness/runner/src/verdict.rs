@@ -11,11 +11,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use guest_protocol::{CaseOutcome, ProgramLoadOutcome, RunOutput};
+use guest_protocol::{CaseOutcome, MapDump, MapEntry, ProgramLoadOutcome, RunOutput};
 use serde::Serialize;
 
+use crate::btf_values::{self, ObjectTypes, Vocabulary};
 use crate::fixtures::Expectation;
 use crate::guest::{GuestRun, GuestStatus};
+use crate::readable;
 
 pub const IDENTICAL: &str = "identical";
 
@@ -26,6 +28,9 @@ pub enum TrialOutcome {
     Failed(String),
     /// The kernel lacks what the trial needs; shown, never counted as a pass.
     Unsupported(String),
+    /// The kernel refuses the case's input (established by a probe or a documented rule):
+    /// neither a pass nor a program failure.
+    InputRefused(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +83,10 @@ pub fn judge(
     objects: &[String],
     runs: &[GuestRun],
     predictions: &Predictions,
+    vocabulary: &Vocabulary,
 ) -> Vec<Trial> {
+    let untyped = ObjectTypes::default();
+    let types = |object: &str| vocabulary.get(object).unwrap_or(&untyped);
     let mut trials = Vec::new();
     for run in runs {
         for object in objects {
@@ -95,7 +103,7 @@ pub fn judge(
                 kernel: Some(run.kernel.clone()),
                 object: case.object.clone(),
                 case: Some(case.case.clone()),
-                outcome: judge_case(run, case),
+                outcome: judge_case(run, case, types(&case.object)),
             });
         }
     }
@@ -105,7 +113,7 @@ pub fn judge(
             kernel: None,
             object: case.object.clone(),
             case: Some(case.case.clone()),
-            outcome: judge_identical(runs, case),
+            outcome: judge_identical(runs, case, types(&case.object)),
         });
     }
     trials
@@ -209,7 +217,7 @@ fn judge_relocations(
     }
 }
 
-fn judge_case(run: &GuestRun, case: &PlannedCase) -> TrialOutcome {
+fn judge_case(run: &GuestRun, case: &PlannedCase, types: &ObjectTypes) -> TrialOutcome {
     match run.cases.get(&case.id) {
         None if run.status != GuestStatus::Completed => TrialOutcome::Failed(guest_failure(run)),
         None => TrialOutcome::Failed(format!(
@@ -219,27 +227,55 @@ fn judge_case(run: &GuestRun, case: &PlannedCase) -> TrialOutcome {
         Some(CaseOutcome::Unsupported { reason }) => {
             TrialOutcome::Unsupported(format!("kernel {}: {reason}", run.kernel))
         }
+        Some(CaseOutcome::InputRefused { reason, evidence }) => TrialOutcome::InputRefused(
+            format!("kernel {}: {reason} (evidence: {evidence})", run.kernel),
+        ),
         Some(CaseOutcome::Error { message }) => {
             TrialOutcome::Failed(format!("kernel {}: {message}", run.kernel))
         }
-        Some(CaseOutcome::Ran(output)) => match compare_with_expectation(output, &case.expect) {
-            Ok(()) => TrialOutcome::Passed,
-            Err(diff) => TrialOutcome::Failed(format!(
-                "kernel {}: program {}: {diff}",
-                run.kernel, case.program
-            )),
-        },
+        Some(CaseOutcome::Ran(output)) => {
+            match compare_with_expectation(output, &case.expect, types, &case.program) {
+                Ok(()) => TrialOutcome::Passed,
+                Err(diff) => TrialOutcome::Failed(format!(
+                    "kernel {}: program {}: {diff}",
+                    run.kernel, case.program
+                )),
+            }
+        }
     }
 }
 
-/// Checks a result against a fixture's expectation; the error lists every difference.
-pub fn compare_with_expectation(output: &RunOutput, expect: &Expectation) -> Result<(), String> {
+/// Per-CPU map types, whose values hold one slot per CPU.
+fn is_percpu(map_type: u32) -> bool {
+    // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+    matches!(map_type, 5 | 6 | 10 | 21)
+}
+
+fn show_value(types: &ObjectTypes, dump: &MapDump, value: &[u8]) -> String {
+    types.value(
+        &dump.name,
+        value,
+        dump.value_size as usize,
+        is_percpu(dump.map_type),
+    )
+}
+
+/// Checks a result against a fixture's expectation; the error lists every difference, in the
+/// program type's and the map's own terms.
+pub fn compare_with_expectation(
+    output: &RunOutput,
+    expect: &Expectation,
+    types: &ObjectTypes,
+    program: &str,
+) -> Result<(), String> {
+    let program_type = types.program_types.get(program).copied();
     let mut problems = Vec::new();
     if let Some(retval) = expect.retval {
         if output.retval != retval {
             problems.push(format!(
-                "return value: expected {retval}, got {}",
-                output.retval
+                "return value: expected {}, got {}",
+                readable::retval(program_type, retval),
+                readable::retval(program_type, output.retval)
             ));
         }
     }
@@ -247,7 +283,7 @@ pub fn compare_with_expectation(output: &RunOutput, expect: &Expectation) -> Res
         if &output.data_out != packet {
             problems.push(format!(
                 "output packet differs:\n{}",
-                bytes_diff(packet, &output.data_out)
+                readable::hex_diff("expected", packet, "got", &output.data_out)
             ));
         }
     }
@@ -256,20 +292,29 @@ pub fn compare_with_expectation(output: &RunOutput, expect: &Expectation) -> Res
             problems.push(format!("map {}: not dumped by the agent", wanted.map));
             continue;
         };
-        match dump.entries.iter().find(|e| e.key == wanted.key) {
-            None if dump.zero_entries_omitted && wanted.value.iter().all(|&b| b == 0) => {}
+        if let Some(reason) = &dump.not_compared {
+            problems.push(format!("map {}: cannot be checked: {reason}", wanted.map));
+            continue;
+        }
+        let key = types.key(&dump.name, &wanted.key);
+        let got = match dump.entries.iter().find(|e| e.key == wanted.key) {
+            Some(entry) => Some(entry.value.clone()),
+            // An array holds every index: a slot left out of the dump is all zero.
+            None if dump.zero_entries_omitted => Some(vec![0; wanted.value.len()]),
+            None => None,
+        };
+        match got {
             None => problems.push(format!(
-                "map {}: no entry for key {} (entries: {})",
+                "map {}[{key}]: expected {}, got no entry (entries: {})",
                 wanted.map,
-                hex::encode(&wanted.key),
-                describe_entries(&dump.entries)
+                show_value(types, dump, &wanted.value),
+                describe_entries(types, dump, &dump.entries)
             )),
-            Some(entry) if entry.value != wanted.value => problems.push(format!(
-                "map {}[{}]: expected {}, got {}",
+            Some(value) if value != wanted.value => problems.push(format!(
+                "map {}[{key}]: expected {}, got {}",
                 wanted.map,
-                hex::encode(&wanted.key),
-                hex::encode(&wanted.value),
-                hex::encode(&entry.value)
+                show_value(types, dump, &wanted.value),
+                show_value(types, dump, &value)
             )),
             Some(_) => {}
         }
@@ -285,7 +330,7 @@ pub fn compare_with_expectation(output: &RunOutput, expect: &Expectation) -> Res
             if !extra.is_empty() {
                 problems.push(format!(
                     "map {map}: unexpected entries {}",
-                    describe_entries(&extra)
+                    describe_entries(types, dump, &extra)
                 ));
             }
         }
@@ -297,60 +342,126 @@ pub fn compare_with_expectation(output: &RunOutput, expect: &Expectation) -> Res
     }
 }
 
-fn describe_entries(entries: &[guest_protocol::MapEntry]) -> String {
+fn describe_entries(types: &ObjectTypes, dump: &MapDump, entries: &[MapEntry]) -> String {
     if entries.is_empty() {
         return "none".into();
     }
     entries
         .iter()
-        .map(|e| format!("{}={}", hex::encode(&e.key), hex::encode(&e.value)))
+        .map(|e| {
+            format!(
+                "[{}] = {}",
+                types.key(&dump.name, &e.key),
+                show_value(types, dump, &e.value)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Where two byte strings first differ, with 16-byte rows of both around it.
+/// Where two byte strings first differ, as a hex dump with offsets.
 pub fn bytes_diff(expected: &[u8], got: &[u8]) -> String {
-    let first = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
-    let row = first / 16 * 16;
-    let end = (row + 32).min(expected.len().max(got.len()));
-    let slice = |b: &[u8]| hex::encode(&b[row.min(b.len())..end.min(b.len())]);
-    format!(
-        "  lengths: expected {}, got {}; first difference at byte {first}\n  expected[{row}..]: {}\n  got     [{row}..]: {}",
-        expected.len(),
-        got.len(),
-        slice(expected),
-        slice(got)
-    )
+    readable::hex_diff("expected", expected, "got", got)
 }
 
-/// What must be equal across kernels: everything but timing.
-fn comparable(output: &RunOutput) -> RunOutput {
-    RunOutput {
-        duration_ns: 0,
-        ..output.clone()
+/// One map's state as compared across kernels: per-CPU values reduced to their non-zero CPU
+/// slots (kernels may have different CPU counts; a test run lands on whichever CPU).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ComparableMap {
+    entries: Vec<MapEntry>,
+    events: Vec<guest_protocol::MapEvent>,
+    not_compared: Option<String>,
+}
+
+/// What must be equal across kernels: everything but timing and the maps the fixture excludes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Comparable {
+    retval: u32,
+    data_out: Vec<u8>,
+    ctx_out: Option<Vec<u8>>,
+    maps: BTreeMap<String, ComparableMap>,
+}
+
+fn comparable(output: &RunOutput, ignore: &[String]) -> Comparable {
+    let maps = output
+        .maps
+        .iter()
+        .filter(|m| !ignore.contains(&m.name))
+        .map(|m| {
+            let entries = if is_percpu(m.map_type) && m.value_size > 0 {
+                let slot = (m.value_size as usize).div_ceil(8) * 8;
+                m.entries
+                    .iter()
+                    .map(|e| {
+                        let mut slots: Vec<&[u8]> = e
+                            .value
+                            .chunks(slot)
+                            .filter(|c| c.iter().any(|&b| b != 0))
+                            .collect();
+                        slots.sort();
+                        MapEntry {
+                            key: e.key.clone(),
+                            value: slots.concat(),
+                        }
+                    })
+                    .filter(|e| !(m.zero_entries_omitted && e.value.is_empty()))
+                    .collect()
+            } else {
+                m.entries.clone()
+            };
+            (
+                m.name.clone(),
+                ComparableMap {
+                    entries,
+                    events: m.events.clone(),
+                    not_compared: m.not_compared.clone(),
+                },
+            )
+        })
+        .collect();
+    Comparable {
+        retval: output.retval,
+        data_out: output.data_out.clone(),
+        ctx_out: output.ctx_out.clone(),
+        maps,
     }
 }
 
-fn judge_identical(runs: &[GuestRun], case: &PlannedCase) -> TrialOutcome {
-    let mut groups: Vec<(RunOutput, Vec<&str>)> = Vec::new();
+/// Kernels that produced the same result, with one of their outputs to show.
+struct Group<'a> {
+    key: Comparable,
+    output: &'a RunOutput,
+    kernels: Vec<&'a str>,
+}
+
+impl Group<'_> {
+    fn label(&self) -> String {
+        self.kernels.join(", ")
+    }
+}
+
+fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectTypes) -> TrialOutcome {
+    let mut groups: Vec<Group> = Vec::new();
     let mut unsupported = Vec::new();
+    let mut refused = Vec::new();
     let mut missing = Vec::new();
     for run in runs {
         match run.cases.get(&case.id) {
             Some(CaseOutcome::Ran(output)) => {
-                let key = comparable(output);
-                match groups.iter_mut().find(|(o, _)| *o == key) {
-                    Some((_, kernels)) => kernels.push(&run.kernel),
-                    None => groups.push((key, vec![&run.kernel])),
+                let key = comparable(output, &case.expect.ignore_maps);
+                match groups.iter_mut().find(|g| g.key == key) {
+                    Some(group) => group.kernels.push(&run.kernel),
+                    None => groups.push(Group {
+                        key,
+                        output,
+                        kernels: vec![&run.kernel],
+                    }),
                 }
             }
             Some(CaseOutcome::Unsupported { reason }) => {
                 unsupported.push(format!("{} ({reason})", run.kernel))
             }
+            Some(CaseOutcome::InputRefused { .. }) => refused.push(run.kernel.clone()),
             Some(CaseOutcome::Error { message }) => {
                 missing.push(format!("{}: {message}", run.kernel))
             }
@@ -361,53 +472,224 @@ fn judge_identical(runs: &[GuestRun], case: &PlannedCase) -> TrialOutcome {
             )),
         }
     }
-    let unsupported_note = if unsupported.is_empty() {
-        String::new()
-    } else {
-        format!("; unsupported on {}", unsupported.join(", "))
-    };
+    let mut notes = String::new();
+    if !unsupported.is_empty() {
+        let _ = write!(notes, "; unsupported on {}", unsupported.join(", "));
+    }
+    if !refused.is_empty() {
+        let _ = write!(
+            notes,
+            "; the kernel refuses this input on {}",
+            refused.join(", ")
+        );
+    }
+    if !case.expect.ignore_maps.is_empty() {
+        let _ = write!(
+            notes,
+            "; not compared (ignore_maps): {}",
+            case.expect.ignore_maps.join(", ")
+        );
+    }
     if !missing.is_empty() {
         return TrialOutcome::Failed(format!(
-            "no result to compare from {}{unsupported_note}",
+            "no result to compare from {}{notes}",
             missing.join("; ")
         ));
     }
+    if runs.len() < 2 {
+        return TrialOutcome::Unsupported(format!(
+            "`identical` needs two kernels; this run has one ({}){notes}",
+            runs.first().map_or("none", |r| r.kernel.as_str())
+        ));
+    }
     match groups.len() {
-        0 => TrialOutcome::Unsupported(format!("no kernel could run it{unsupported_note}")),
-        1 if groups[0].1.len() < 2 => TrialOutcome::Unsupported(format!(
-            "only {} ran it: nothing to compare with{unsupported_note}",
-            groups[0].1[0]
+        0 => TrialOutcome::Unsupported(format!("no kernel could run it{notes}")),
+        1 if groups[0].kernels.len() < 2 => TrialOutcome::Unsupported(format!(
+            "`identical` needs two kernels that ran the case; only {} did{notes}",
+            groups[0].kernels[0]
         )),
         1 => TrialOutcome::Passed,
-        _ => {
-            let mut message = String::from("kernels disagree:");
-            for (output, kernels) in &groups {
-                let _ = write!(message, "\n  {}: {}", kernels.join(", "), summarize(output));
-            }
-            message.push_str(&unsupported_note);
-            TrialOutcome::Failed(message)
-        }
+        _ => TrialOutcome::Failed(disagreement(&groups, types, &case.program, &notes)),
     }
 }
 
-fn summarize(output: &RunOutput) -> String {
-    let maps: BTreeMap<&str, String> = output
-        .maps
-        .iter()
-        .map(|m| (m.name.as_str(), describe_entries(&m.entries)))
-        .collect();
+/// The message of a failed `identical::` trial: a first line naming what differs and which
+/// kernels side together, then each difference with every group's value.
+fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &str) -> String {
+    let program_type = types.program_types.get(program).copied();
+    let mut what = Vec::new();
+    let mut body = String::new();
+    let first = &groups[0];
+    let width = groups.iter().map(|g| g.label().len()).max().unwrap_or(0);
+    if groups.iter().any(|g| g.key.retval != first.key.retval) {
+        what.push("return value".to_string());
+        body.push_str("\nreturn value:");
+        for g in groups {
+            let _ = write!(
+                body,
+                "\n  {:<width$}  {}",
+                g.label(),
+                readable::retval(program_type, g.key.retval)
+            );
+        }
+    }
+    for g in &groups[1..] {
+        if g.key.data_out != first.key.data_out {
+            if !what.iter().any(|w| w == "output packet") {
+                what.push("output packet".to_string());
+            }
+            let _ = write!(
+                body,
+                "\noutput packet, {} vs {}:\n{}",
+                first.label(),
+                g.label(),
+                readable::hex_diff(
+                    &first.label(),
+                    &first.key.data_out,
+                    &g.label(),
+                    &g.key.data_out
+                )
+            );
+        }
+        if g.key.ctx_out != first.key.ctx_out {
+            if !what.iter().any(|w| w == "ctx_out") {
+                what.push("ctx_out".to_string());
+            }
+            let empty = Vec::new();
+            let _ = write!(
+                body,
+                "\nctx_out, {} vs {}:\n{}",
+                first.label(),
+                g.label(),
+                readable::hex_diff(
+                    &first.label(),
+                    first.key.ctx_out.as_ref().unwrap_or(&empty),
+                    &g.label(),
+                    g.key.ctx_out.as_ref().unwrap_or(&empty)
+                )
+            );
+        }
+    }
+    let names: std::collections::BTreeSet<&String> =
+        groups.iter().flat_map(|g| g.key.maps.keys()).collect();
+    for name in names {
+        let states: Vec<Option<&ComparableMap>> =
+            groups.iter().map(|g| g.key.maps.get(name)).collect();
+        if states.iter().all(|s| *s == states[0]) {
+            continue;
+        }
+        what.push(format!("map {name}"));
+        body.push_str(&map_disagreement(name, groups, types, width));
+    }
+    let sides: Vec<String> = groups.iter().map(Group::label).collect();
+    // Notes (unsupported, refused, ignored maps) go last, one per line.
+    for note in notes.split("; ").filter(|n| !n.is_empty()) {
+        let _ = write!(body, "\n{note}");
+    }
     format!(
-        "retval {}, packet {} bytes sha {}, maps {:?}",
-        output.retval,
-        output.data_out.len(),
-        &hex::encode(sha2_digest(&output.data_out))[..12],
-        maps
+        "kernels disagree on {}: {}{body}",
+        what.join(", "),
+        sides.join(" | ")
     )
 }
 
-fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).to_vec()
+/// Every key whose value is not the same in all groups, with each group's value (decoded);
+/// a zero array slot reads as zero, an absent hash key as "no entry".
+fn map_disagreement(name: &str, groups: &[Group], types: &ObjectTypes, width: usize) -> String {
+    let mut out = String::new();
+    let dumps: Vec<Option<&MapDump>> = groups
+        .iter()
+        .map(|g| g.output.maps.iter().find(|m| m.name == name))
+        .collect();
+    let Some(any) = dumps.iter().flatten().next() else {
+        return out;
+    };
+    let _ = write!(out, "\nmap {name}:");
+    let reasons: Vec<Option<&String>> = dumps
+        .iter()
+        .map(|d| d.and_then(|d| d.not_compared.as_ref()))
+        .collect();
+    if reasons.iter().any(|r| *r != reasons[0]) {
+        for (g, reason) in groups.iter().zip(&reasons) {
+            let _ = write!(
+                out,
+                "\n  {:<width$}  {}",
+                g.label(),
+                reason.map_or("dumped".to_string(), |r| format!("not dumped: {r}"))
+            );
+        }
+        return out;
+    }
+    let mut keys: Vec<&Vec<u8>> = dumps
+        .iter()
+        .flatten()
+        .flat_map(|d| d.entries.iter().map(|e| &e.key))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let values: Vec<Option<Vec<u8>>> = groups
+            .iter()
+            .zip(&dumps)
+            .map(|(g, dump)| {
+                let dump = (*dump)?;
+                match dump.entries.iter().find(|e| &e.key == key) {
+                    Some(e) => {
+                        Some(comparable_value(g, name, key).unwrap_or_else(|| e.value.clone()))
+                    }
+                    None if dump.zero_entries_omitted => Some(Vec::new()),
+                    None => None,
+                }
+            })
+            .collect();
+        if values.iter().all(|v| *v == values[0]) {
+            continue;
+        }
+        let _ = write!(out, "\n  [{}]", types.key(name, key));
+        for (g, dump) in groups.iter().zip(&dumps) {
+            let shown = match dump.and_then(|d| d.entries.iter().find(|e| &e.key == key)) {
+                Some(e) => show_value(types, any, &e.value),
+                None if dump.is_some_and(|d| d.zero_entries_omitted) => {
+                    let zero = vec![0u8; any.value_size as usize];
+                    format!("{} (zero)", show_value(types, any, &zero))
+                }
+                None => "no entry".to_string(),
+            };
+            let _ = write!(out, "\n    {:<width$}  {shown}", g.label());
+        }
+    }
+    let events: Vec<&[guest_protocol::MapEvent]> = dumps
+        .iter()
+        .map(|d| d.map_or(&[][..], |d| d.events.as_slice()))
+        .collect();
+    if events.iter().any(|e| *e != events[0]) {
+        let _ = write!(out, "\n  ring buffer records:");
+        for (g, records) in groups.iter().zip(&events) {
+            let shown: Vec<String> = records
+                .iter()
+                .map(|r| btf_values::hex_bytes(&r.data))
+                .collect();
+            let _ = write!(
+                out,
+                "\n    {:<width$}  {} record(s): {}",
+                g.label(),
+                records.len(),
+                shown.join(", ")
+            );
+        }
+    }
+    out
+}
+
+fn comparable_value(group: &Group, map: &str, key: &[u8]) -> Option<Vec<u8>> {
+    group
+        .key
+        .maps
+        .get(map)?
+        .entries
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.clone())
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -429,11 +711,15 @@ mod tests {
             duration_ns: 100 + counter as u32,
             maps: vec![MapDump {
                 name: "counters".into(),
+                map_type: 2,
+                value_size: 8,
                 zero_entries_omitted: true,
                 entries: vec![MapEntry {
                     key: vec![6, 0, 0, 0],
                     value: vec![counter, 0, 0, 0, 0, 0, 0, 0],
                 }],
+                events: vec![],
+                not_compared: None,
             }],
         }
     }
@@ -448,7 +734,38 @@ mod tests {
                 value: vec![1, 0, 0, 0, 0, 0, 0, 0],
             }],
             maps_exact: vec!["counters".into()],
+            ignore_maps: vec![],
         }
+    }
+
+    fn untyped() -> ObjectTypes {
+        ObjectTypes::default()
+    }
+
+    fn ran(kernel: &str, out: RunOutput) -> GuestRun {
+        completed(kernel, Some(CaseOutcome::Ran(out)))
+    }
+
+    /// An output whose unnamed map `facts` holds `value` at index 0.
+    fn with_facts(value: u8) -> RunOutput {
+        let mut out = output(2, &[1, 2, 3], 1);
+        out.maps.push(MapDump {
+            name: "facts".into(),
+            map_type: 2,
+            value_size: 4,
+            zero_entries_omitted: true,
+            entries: if value == 0 {
+                vec![]
+            } else {
+                vec![MapEntry {
+                    key: vec![0, 0, 0, 0],
+                    value: vec![value, 0, 0, 0],
+                }]
+            },
+            events: vec![],
+            not_compared: None,
+        });
+        out
     }
 
     fn case() -> PlannedCase {
@@ -473,7 +790,7 @@ mod tests {
     #[test]
     fn matching_output_passes() {
         assert_eq!(
-            compare_with_expectation(&output(2, &[1, 2, 3], 1), &expectation()),
+            compare_with_expectation(&output(2, &[1, 2, 3], 1), &expectation(), &untyped(), "p"),
             Ok(())
         );
     }
@@ -481,11 +798,12 @@ mod tests {
     #[test]
     fn every_difference_is_listed() {
         let error =
-            compare_with_expectation(&output(1, &[1, 2, 4], 2), &expectation()).unwrap_err();
+            compare_with_expectation(&output(1, &[1, 2, 4], 2), &expectation(), &untyped(), "p")
+                .unwrap_err();
         assert!(error.contains("return value: expected 2, got 1"), "{error}");
         assert!(error.contains("first difference at byte 2"), "{error}");
         assert!(
-            error.contains("counters[06000000]: expected 0100000000000000, got 0200000000000000"),
+            error.contains("counters[6]: expected 0x0100000000000000, got 0x0200000000000000"),
             "{error}"
         );
     }
@@ -499,14 +817,22 @@ mod tests {
             value: vec![0; 8],
         });
         assert_eq!(
-            compare_with_expectation(&output(2, &[1, 2, 3], 1), &expect),
+            compare_with_expectation(&output(2, &[1, 2, 3], 1), &expect, &untyped(), "p"),
             Ok(())
+        );
+        // A zero slot expected non-zero reads as zero, not as a missing entry.
+        expect.maps.last_mut().unwrap().value = vec![5, 0, 0, 0, 0, 0, 0, 0];
+        let error = compare_with_expectation(&output(2, &[1, 2, 3], 1), &expect, &untyped(), "p")
+            .unwrap_err();
+        assert!(
+            error.contains("counters[9]: expected 0x0500000000000000, got 0x0000000000000000"),
+            "{error}"
         );
         let mut out = output(2, &[1, 2, 3], 1);
         out.maps[0].zero_entries_omitted = false;
-        assert!(compare_with_expectation(&out, &expect)
+        assert!(compare_with_expectation(&out, &expect, &untyped(), "p")
             .unwrap_err()
-            .contains("no entry for key 09000000"));
+            .contains("counters[9]: expected 0x0500000000000000, got no entry"));
     }
 
     #[test]
@@ -516,8 +842,11 @@ mod tests {
             key: vec![17, 0, 0, 0],
             value: vec![1; 8],
         });
-        let error = compare_with_expectation(&out, &expectation()).unwrap_err();
-        assert!(error.contains("unexpected entries 11000000="), "{error}");
+        let error = compare_with_expectation(&out, &expectation(), &untyped(), "p").unwrap_err();
+        assert!(
+            error.contains("unexpected entries [17] = 0x0101"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -526,14 +855,19 @@ mod tests {
             completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
             completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
         ];
-        assert_eq!(judge_identical(&runs, &case()), TrialOutcome::Passed);
+        assert_eq!(
+            judge_identical(&runs, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
         let runs = vec![
             completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
             completed("6.1", Some(CaseOutcome::Ran(output(1, &[1, 2, 3], 1)))),
         ];
-        match judge_identical(&runs, &case()) {
+        match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Failed(m) => assert!(
-                m.contains("5.10: retval 2") && m.contains("6.1: retval 1"),
+                m.starts_with("kernels disagree on return value: 5.10 | 6.1")
+                    && m.contains("5.10  2")
+                    && m.contains("6.1   1"),
                 "{m}"
             ),
             other => panic!("{other:?}"),
@@ -551,9 +885,9 @@ mod tests {
             ),
             completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
         ];
-        match judge_identical(&runs, &case()) {
+        match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Unsupported(m) => assert!(
-                m.contains("only 6.1 ran it") && m.contains("5.10 (no SK_LOOKUP)"),
+                m.contains("only 6.1 did") && m.contains("5.10 (no SK_LOOKUP)"),
                 "{m}"
             ),
             other => panic!("{other:?}"),
@@ -565,7 +899,7 @@ mod tests {
         let mut run = GuestRun::new("7.2", "x86_64", "tcg");
         run.status = GuestStatus::Panic;
         run.console_tail = "Kernel panic - not syncing".into();
-        match judge_case(&run, &case()) {
+        match judge_case(&run, &case(), &untyped()) {
             TrialOutcome::Failed(m) => {
                 assert!(m.contains("PANIC") && m.contains("Kernel panic"), "{m}")
             }
@@ -577,6 +911,7 @@ mod tests {
                 completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
             ],
             &case(),
+            &untyped(),
         ) {
             TrialOutcome::Failed(m) => assert!(m.contains("7.2: no result (PANIC)"), "{m}"),
             other => panic!("{other:?}"),
@@ -608,5 +943,171 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unnamed_map_that_differs_fails_identical_with_entries_per_kernel() {
+        // The expectation does not name `facts`; it is compared all the same.
+        let runs = vec![
+            ran("5.10", with_facts(0)),
+            ran("6.1", with_facts(1)),
+            ran("6.12", with_facts(1)),
+        ];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Failed(m) => {
+                assert!(
+                    m.starts_with("kernels disagree on map facts: 5.10 | 6.1, 6.12"),
+                    "{m}"
+                );
+                assert!(m.contains("\n  [0]"), "{m}");
+                assert!(m.contains("5.10       0x00000000 (zero)"), "{m}");
+                assert!(m.contains("6.1, 6.12  0x01000000"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let same = vec![ran("5.10", with_facts(1)), ran("6.1", with_facts(1))];
+        assert_eq!(
+            judge_identical(&same, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
+    }
+
+    #[test]
+    fn values_are_decoded_with_the_map_btf() {
+        let mut b = core_reloc::btf::BtfBuilder::new();
+        let u32_id = b.int("unsigned int", 4, false);
+        let value = b.struct_("fact", 4, &[("state_exists", u32_id, 0, 0)]);
+        let types = ObjectTypes::with_btf(b.build().unwrap(), &[("facts", u32_id, value)]);
+        let runs = vec![ran("5.10", with_facts(0)), ran("6.1", with_facts(1))];
+        match judge_identical(&runs, &case(), &types) {
+            TrialOutcome::Failed(m) => {
+                assert!(m.contains("5.10  { state_exists: 0 } (zero)"), "{m}");
+                assert!(m.contains("6.1   { state_exists: 1 }"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ignored_maps_are_not_compared_and_say_so() {
+        let mut case = case();
+        case.expect.ignore_maps = vec!["facts".into()];
+        let runs = vec![ran("5.10", with_facts(0)), ran("6.1", with_facts(1))];
+        assert_eq!(
+            judge_identical(&runs, &case, &untyped()),
+            TrialOutcome::Passed
+        );
+        case.expect.retval = Some(1);
+        let runs = vec![
+            ran("5.10", with_facts(0)),
+            ran("6.1", {
+                let mut o = with_facts(1);
+                o.retval = 7;
+                o
+            }),
+        ];
+        match judge_identical(&runs, &case, &untyped()) {
+            TrialOutcome::Failed(m) => assert!(
+                m.contains("not compared (ignore_maps): facts") && !m.contains("map facts:"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn packets_and_ring_records_are_compared() {
+        let mut other = output(2, &[1, 2, 9], 1);
+        other.maps[0].events = vec![guest_protocol::MapEvent { data: vec![7] }];
+        let runs = vec![ran("5.10", output(2, &[1, 2, 3], 1)), ran("6.1", other)];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Failed(m) => {
+                assert!(
+                    m.starts_with("kernels disagree on output packet, map counters"),
+                    "{m}"
+                );
+                assert!(m.contains("first difference at byte 2"), "{m}");
+                assert!(m.contains("6.1   1 record(s): 0x07"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn per_cpu_values_compare_by_their_non_zero_slots() {
+        let percpu = |slots: Vec<u8>| {
+            let mut out = output(2, &[1, 2, 3], 1);
+            out.maps[0].map_type = 6;
+            out.maps[0].value_size = 4;
+            out.maps[0].entries[0].value = slots;
+            out
+        };
+        // One CPU in one guest, two on the host, the run on the second CPU: the same state.
+        let runs = vec![
+            ran("5.10", percpu(vec![3, 0, 0, 0, 0, 0, 0, 0])),
+            ran(
+                "host",
+                percpu(vec![0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]),
+            ),
+        ];
+        assert_eq!(
+            judge_identical(&runs, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
+    }
+
+    #[test]
+    fn one_kernel_says_identical_needs_two() {
+        let runs = vec![ran("host", output(2, &[1, 2, 3], 1))];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Unsupported(m) => {
+                assert!(
+                    m.contains("`identical` needs two kernels; this run has one (host)"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_input_is_its_own_outcome_and_not_compared() {
+        let refused = completed(
+            "6.1",
+            Some(CaseOutcome::InputRefused {
+                reason: "the kernel refuses this input: BPF_PROG_TEST_RUN EINVAL".into(),
+                evidence: "r0 = 0 of the same type refused it too".into(),
+            }),
+        );
+        match judge_case(&refused, &case(), &untyped()) {
+            TrialOutcome::InputRefused(m) => assert!(m.contains("evidence: r0 = 0"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let runs = vec![
+            ran("5.10", output(2, &[1, 2, 3], 1)),
+            refused,
+            ran("6.12", output(2, &[1, 2, 3], 1)),
+        ];
+        assert_eq!(
+            judge_identical(&runs, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
+    }
+
+    #[test]
+    fn return_values_are_named_for_the_program_type() {
+        let mut types = untyped();
+        types.program_types.insert("p".into(), 3);
+        let error = compare_with_expectation(
+            &output(u32::MAX, &[1, 2, 3], 1),
+            &expectation(),
+            &types,
+            "p",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("return value: expected TC_ACT_SHOT (2), got TC_ACT_UNSPEC (-1)"),
+            "{error}"
+        );
     }
 }

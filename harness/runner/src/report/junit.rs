@@ -99,11 +99,11 @@ fn testcase(xml: &mut String, trial: &Trial) {
     match &trial.outcome {
         TrialOutcome::Passed => xml.push_str("/>\n"),
         TrialOutcome::Failed(detail) => {
-            let first = detail.lines().next().unwrap_or("");
+            let first = failure_message(detail);
             let _ = writeln!(
                 xml,
                 ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                escape(first),
+                escape(&first),
                 escape(detail)
             );
         }
@@ -114,7 +114,33 @@ fn testcase(xml: &mut String, trial: &Trial) {
                 escape(reason)
             );
         }
+        TrialOutcome::InputRefused(reason) => {
+            let _ = writeln!(
+                xml,
+                ">\n      <skipped message=\"the kernel refuses this input: {}\"/>\n    </testcase>",
+                escape(reason)
+            );
+        }
     }
+}
+
+/// Characters of a failure's `message` attribute: CI front ends show it as the summary, so it
+/// holds the start of the difference itself (expected vs actual, kernels by group), not a title.
+const MESSAGE_CHARS: usize = 1000;
+
+fn failure_message(detail: &str) -> String {
+    let mut message = String::new();
+    for line in detail.lines() {
+        if message.len() + line.len() > MESSAGE_CHARS {
+            message.push_str(" ...");
+            break;
+        }
+        if !message.is_empty() {
+            message.push_str(" / ");
+        }
+        message.push_str(line.trim());
+    }
+    message
 }
 
 /// XML text and attribute escaping; control characters that XML 1.0 forbids become U+FFFD.
@@ -194,7 +220,9 @@ mod tests {
         let xml = render(&record);
         assert!(xml.contains("<testsuites name=\"harness\" tests=\"3\" failures=\"1\" skipped=\"1\" time=\"1.500\">"), "{xml}");
         assert!(
-            xml.contains("<failure message=\"retval &lt;1&gt;\">retval &lt;1&gt;\nmore</failure>"),
+            xml.contains(
+                "<failure message=\"retval &lt;1&gt; / more\">retval &lt;1&gt;\nmore</failure>"
+            ),
             "{xml}"
         );
         assert!(

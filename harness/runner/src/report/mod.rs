@@ -27,6 +27,8 @@ pub struct Counts {
     pub passed: usize,
     pub failed: usize,
     pub unsupported: usize,
+    /// Trials whose input the kernel refused (neither passed nor failed).
+    pub input_refused: usize,
 }
 
 pub fn count<'a>(trials: impl IntoIterator<Item = &'a Trial>) -> Counts {
@@ -36,6 +38,7 @@ pub fn count<'a>(trials: impl IntoIterator<Item = &'a Trial>) -> Counts {
             crate::verdict::TrialOutcome::Passed => counts.passed += 1,
             crate::verdict::TrialOutcome::Failed(_) => counts.failed += 1,
             crate::verdict::TrialOutcome::Unsupported(_) => counts.unsupported += 1,
+            crate::verdict::TrialOutcome::InputRefused(_) => counts.input_refused += 1,
         }
     }
     counts

@@ -74,10 +74,11 @@ pub fn render(record: &RunRecord) -> String {
     let all = count(record.trials);
     let _ = writeln!(
         out,
-        "\n{} passed, {} failed, {} unsupported; accel {} ({}); wall {:.1} s{}",
+        "\n{} passed, {} failed, {} unsupported, {} input refused by the kernel; accel {} ({}); wall {:.1} s{}",
         all.passed,
         all.failed,
         all.unsupported,
+        all.input_refused,
         record.accel,
         record.accel_reason,
         record.wall_ms as f64 / 1000.0,
@@ -91,7 +92,7 @@ pub fn render(record: &RunRecord) -> String {
 }
 
 pub(crate) fn cell(c: super::Counts) -> String {
-    let total = c.passed + c.failed + c.unsupported;
+    let total = c.passed + c.failed + c.unsupported + c.input_refused;
     if total == 0 {
         return "-".into();
     }
@@ -101,6 +102,9 @@ pub(crate) fn cell(c: super::Counts) -> String {
     }
     if c.unsupported > 0 {
         text.push_str(&format!(" {} unsup", c.unsupported));
+    }
+    if c.input_refused > 0 {
+        text.push_str(&format!(" {} refused", c.input_refused));
     }
     text
 }
