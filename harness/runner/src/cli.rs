@@ -36,6 +36,9 @@ pub enum Command {
     /// Relocate the objects against every kernel's BTF on the host, without booting, and print
     /// each decision per kernel
     Reloc(crate::reloc_table::RelocArgs),
+    /// Judge the JSON reports of `--partition` runs as one run: per-kernel trials as judged,
+    /// every `identical::` trial again over all their kernels
+    Merge(crate::merge::MergeArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -28,7 +28,7 @@ pub fn bounded_text(mut text: String, limit: usize) -> String {
 }
 
 /// How a guest ended. Everything but `Completed` fails the kernel's trials with this label.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "detail", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum GuestStatus {
     /// The agent said Done.
@@ -89,7 +89,7 @@ impl GuestStatus {
 }
 
 /// Milliseconds from the start of the guest (QEMU spawn, or process spawn for the host).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GuestTimings {
     pub hello_ms: Option<u64>,
     pub results_ms: Option<u64>,
@@ -98,7 +98,7 @@ pub struct GuestTimings {
     pub kernel_uptime_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GuestRun {
     pub kernel: String,
     pub arch: String,

@@ -17,6 +17,7 @@ pub mod leftovers;
 pub mod lock;
 pub mod lockfile;
 pub mod matrix;
+pub mod merge;
 pub mod predict;
 pub mod progress;
 pub mod readable;

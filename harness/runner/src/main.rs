@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some(Command::Reloc(args)) => {
             harness::reloc_table::reloc_command(&args).map(|()| ExitCode::SUCCESS)
         }
+        Some(Command::Merge(args)) => harness::merge::merge_command(&args),
         Some(Command::Fetch(args)) => {
             harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS)
         }

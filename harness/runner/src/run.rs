@@ -150,6 +150,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let layout = Layout::new(&args.common, args.work_dir.as_deref());
     let matrix = Matrix::load(&layout.matrix)?;
     let kernels = matrix.select(&args.common.kernels)?;
+    let kernel_order: Vec<String> = kernels.iter().map(|k| k.name.clone()).collect();
     let kernels = match args.partition {
         Some(partition) => {
             let slice = partition.slice(&kernels);
@@ -382,6 +383,8 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         interrupted,
         runs: &runs,
         trials: &trials,
+        cases: &selected_cases,
+        kernel_order: &kernel_order,
     };
     // Reports first: an interrupted or failing run still leaves its record. A report that
     // cannot be written does not cost the terminal its results: it is said after them.
@@ -723,7 +726,7 @@ async fn wait_for_stop_signal() {
 /// Lines of a failure message printed on the terminal.
 const TERMINAL_MESSAGE_LINES: usize = 40;
 
-fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
+pub(crate) fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
     trials
         .iter()
         .map(|trial| {
@@ -750,7 +753,7 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
         .collect()
 }
 
-fn print_unsupported(trials: &[Trial]) {
+pub(crate) fn print_unsupported(trials: &[Trial]) {
     // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
     for trial in trials {
         if let TrialOutcome::InputRefused(reason) = &trial.outcome {

@@ -21,7 +21,7 @@ use crate::readable;
 
 pub const IDENTICAL: &str = "identical";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "status", content = "detail", rename_all = "snake_case")]
 pub enum TrialOutcome {
     Passed,
@@ -33,7 +33,7 @@ pub enum TrialOutcome {
     InputRefused(String),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Trial {
     pub name: String,
     /// None for cross-kernel trials.
@@ -44,7 +44,7 @@ pub struct Trial {
 }
 
 /// One planned case with what it must produce.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PlannedCase {
     pub id: String,
     pub object: String,
@@ -440,7 +440,7 @@ impl Group<'_> {
     }
 }
 
-fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectTypes) -> TrialOutcome {
+pub fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectTypes) -> TrialOutcome {
     let mut groups: Vec<Group> = Vec::new();
     let mut unsupported = Vec::new();
     let mut refused = Vec::new();

@@ -22,7 +22,22 @@ struct Report<'a> {
     objects: Vec<super::objects::ObjectSummary<'a>>,
     kernels: Vec<KernelReport<'a>>,
     trials: Vec<TrialReport<'a>>,
+    /// Everything `harness merge` needs to judge this run together with other partitions.
+    replay: Replay<'a>,
 }
+
+/// The run as data: what it tested, what each guest said, and the kernels' matrix order.
+#[derive(Serialize)]
+struct Replay<'a> {
+    format: u32,
+    objects: &'a [super::objects::ObjectRecord],
+    kernel_order: &'a [String],
+    cases: &'a [crate::verdict::PlannedCase],
+    runs: &'a [GuestRun],
+}
+
+/// Version of the `replay` section; `harness merge` refuses others.
+pub const REPLAY_FORMAT: u32 = 1;
 
 #[derive(Serialize)]
 struct KernelReport<'a> {
@@ -107,6 +122,13 @@ pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
             .map(|r| kernel_report(r, record.trials))
             .collect(),
         trials,
+        replay: Replay {
+            format: REPLAY_FORMAT,
+            objects: record.objects,
+            kernel_order: record.kernel_order,
+            cases: record.cases,
+            runs: record.runs,
+        },
     };
     let text = serde_json::to_string_pretty(&report)?;
     crate::fsutil::write_atomic_in_existing_dir(path, text.as_bytes())

@@ -216,6 +216,8 @@ mod tests {
             interrupted: false,
             runs: &runs,
             trials: &trials,
+            cases: &[],
+            kernel_order: &[],
         };
         let xml = render(&record);
         assert!(xml.contains("<testsuites name=\"harness\" tests=\"3\" failures=\"1\" skipped=\"1\" time=\"1.500\">"), "{xml}");

@@ -153,6 +153,8 @@ mod tests {
             interrupted: false,
             runs: &runs,
             trials: &trials,
+            cases: &[],
+            kernel_order: &[],
         };
         let md = render(&record);
         assert!(md.contains("CO-RE compatibility: FAILED"), "{md}");

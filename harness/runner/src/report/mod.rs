@@ -20,6 +20,10 @@ pub struct RunRecord<'a> {
     pub interrupted: bool,
     pub runs: &'a [GuestRun],
     pub trials: &'a [Trial],
+    /// The cases the run planned and every kernel of the matrix selection in its order (before
+    /// `--partition`): what `harness merge` needs to judge partitions together.
+    pub cases: &'a [crate::verdict::PlannedCase],
+    pub kernel_order: &'a [String],
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -5,22 +5,25 @@ use std::fmt::Write as _;
 
 use guest_protocol::ProgramLoadOutcome;
 use serde::Serialize;
+use sha2::Digest as _;
 
 use crate::corpus::Corpus;
 use crate::guest::GuestRun;
 
 /// What the user handed in, for the reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ObjectRecord {
     pub name: String,
     /// `prebuilt` (shipped as given) or `source` (built by the harness).
-    pub origin: &'static str,
+    pub origin: String,
     /// The file given: the object itself, or its source.
     pub path: String,
     /// SHA-256 of the bytes every guest received (for a prebuilt object, of the file given).
     pub sha256: String,
     /// Its fixture file, if any; without one the object is tested load-only.
     pub fixtures: Option<String>,
+    /// SHA-256 of the fixture file's bytes.
+    pub fixtures_sha256: Option<String>,
     pub cases: usize,
 }
 
@@ -30,10 +33,15 @@ pub fn records(corpus: &Corpus) -> Vec<ObjectRecord> {
         .iter()
         .map(|o| ObjectRecord {
             name: o.name().to_string(),
-            origin: o.input.origin.label(),
+            origin: o.input.origin.label().to_string(),
             path: o.input.path.display().to_string(),
             sha256: o.sha256.clone(),
             fixtures: o.fixtures.as_ref().map(|f| f.path.display().to_string()),
+            fixtures_sha256: o
+                .fixtures
+                .as_ref()
+                .and_then(|f| std::fs::read(&f.path).ok())
+                .map(|bytes| hex::encode(sha2::Sha256::digest(bytes))),
             cases: o.fixtures.as_ref().map_or(0, |f| f.cases.len()),
         })
         .collect()
