@@ -1,0 +1,145 @@
+// The libbpf reference loader of scripts/libbpf-reference.sh: for each object, loads each program
+// on its own (all others' autoload off, as veristat does), so one refused program does not hide
+// the others, and prints one tab-separated line per program:
+//
+//   object  program  section  loaded|refused  reason (first libbpf warning | last verifier line)
+//
+// usage: libbpf-ref-loader PIN_ROOT OBJECT...   (PIN_ROOT: a bpffs for maps that ask to be pinned)
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// What libbpf said during one attempt: its first warning, and the last line of a verifier log.
+static char first_warning[512];
+static char last_log_line[512];
+static int in_log;
+
+static void one_line(char *dst, size_t cap, const char *src) {
+	size_t n = 0;
+	for (; *src && n + 1 < cap; src++)
+		dst[n++] = (*src == '\n' || *src == '\t') ? ' ' : *src;
+	while (n > 0 && dst[n - 1] == ' ')
+		n--;
+	dst[n] = '\0';
+}
+
+static int capture(enum libbpf_print_level level, const char *fmt, va_list args) {
+	char msg[4096];
+	vsnprintf(msg, sizeof(msg), fmt, args);
+	if (level != LIBBPF_WARN)
+		return 0;
+	// libbpf dumps the verifier log between these markers, a line (or a block) per call.
+	if (strstr(msg, "-- BEGIN PROG LOAD LOG --")) {
+		in_log = 1;
+		return 0;
+	}
+	if (strstr(msg, "-- END PROG LOAD LOG --")) {
+		in_log = 0;
+		return 0;
+	}
+	if (in_log) {
+		// The block may hold many lines: keep its last non-empty one.
+		char *end = msg + strlen(msg);
+		while (end > msg && (end[-1] == '\n' || end[-1] == ' '))
+			*--end = '\0';
+		char *start = strrchr(msg, '\n');
+		start = start ? start + 1 : msg;
+		if (*start && strncmp(start, "processed ", 10) != 0)
+			one_line(last_log_line, sizeof(last_log_line), start);
+		return 0;
+	}
+	if (!first_warning[0])
+		one_line(first_warning, sizeof(first_warning), msg);
+	return 0;
+}
+
+static const char *base_name(const char *path) {
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+static struct bpf_object *open_object(const char *path, const char *pin_root) {
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
+	first_warning[0] = last_log_line[0] = '\0';
+	in_log = 0;
+	return bpf_object__open_file(path, &opts);
+}
+
+static void print_reason(int err) {
+	if (first_warning[0])
+		printf("%s", first_warning);
+	else
+		printf("error %d (%s)", err, strerror(err < 0 ? -err : err));
+	if (last_log_line[0])
+		printf(" | %s", last_log_line);
+	printf("\n");
+}
+
+static int load_object(const char *path, const char *pin_root) {
+	const char *name = base_name(path);
+	struct bpf_object *obj = open_object(path, pin_root);
+	if (!obj) {
+		int err = -errno;
+		printf("%s\t-\t-\trefused\topen: ", name);
+		print_reason(err);
+		return 1;
+	}
+	int count = 0;
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, obj) count++;
+	bpf_object__close(obj);
+	if (count == 0) {
+		printf("%s\t-\t-\tno-programs\t\n", name);
+		return 0;
+	}
+	int refused = 0;
+	for (int i = 0; i < count; i++) {
+		obj = open_object(path, pin_root);
+		if (!obj) {
+			int err = -errno;
+			printf("%s\t#%d\t-\trefused\treopen: ", name, i);
+			print_reason(err);
+			refused++;
+			continue;
+		}
+		struct bpf_program *target = NULL;
+		int j = 0;
+		bpf_object__for_each_program(prog, obj) {
+			bpf_program__set_autoload(prog, j == i);
+			if (j == i)
+				target = prog;
+			j++;
+		}
+		if (!target) {
+			bpf_object__close(obj);
+			continue;
+		}
+		int err = bpf_object__load(obj);
+		printf("%s\t%s\t%s\t%s\t", name, bpf_program__name(target),
+		       bpf_program__section_name(target), err ? "refused" : "loaded");
+		if (err) {
+			print_reason(err);
+			refused++;
+		} else {
+			printf("\n");
+		}
+		fflush(stdout);
+		bpf_object__close(obj);
+	}
+	return refused > 0;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s PIN_ROOT OBJECT...\n", argv[0]);
+		return 2;
+	}
+	libbpf_set_print(capture);
+	for (int i = 2; i < argc; i++)
+		load_object(argv[i], argv[1]);
+	fflush(stdout);
+	return 0;
+}

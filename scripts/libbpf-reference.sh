@@ -1,0 +1,122 @@
+#!/bin/sh
+# What libbpf loads on the host kernel: the reference to compare the harness's loader with.
+#
+#   scripts/libbpf-reference.sh [--libbpf tree|system] OBJ_DIR|OBJECT...
+#
+# Loads every program of every object (*.o in OBJ_DIR, sorted) on its own with libbpf, as root,
+# in a private mount namespace with its own bpffs (pinned maps land there, never in /sys/fs/bpf),
+# and prints one tab-separated line per program, then a summary:
+#
+#   object  program  section  loaded|refused  first libbpf warning | last verifier log line
+#
+# --libbpf tree    (default) libbpf built from the cached linux-source-6.12 of
+#                  scripts/selftests-corpus.sh (libbpf 1.5, the one the selftests are written for)
+# --libbpf system  the host's libbpf-dev (bookworm: 1.1)
+# The loader (scripts/libbpf-ref-loader.c) is built once into $HARNESS_THIRDPARTY (default
+# images/thirdparty/). Each object gets at most $LOAD_TIMEOUT_S seconds (default 120).
+set -eu
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
+CACHE="${HARNESS_THIRDPARTY:-$ROOT/images/thirdparty}"
+TIMEOUT="${LOAD_TIMEOUT_S:-120}"
+die() { echo "error: $*" >&2; exit 1; }
+
+# Inside the private namespace: mount the bpffs, then load each object in its own process.
+if [ "${1:-}" = "--in-namespace" ]; then
+    loader="$2"
+    pins="$3"
+    shift 3
+    mount -t bpf bpf "$pins" || die "cannot mount a bpffs on $pins"
+    for obj in "$@"; do
+        name="$(basename "$obj")"
+        out="$(timeout "$TIMEOUT" "$loader" "$pins" "$obj" 2>&1)" && status=0 || status=$?
+        if [ "$status" = 0 ]; then
+            printf '%s\n' "$out"
+        else
+            # A crash or a timeout still gives the programs it printed, then says what happened.
+            [ -z "$out" ] || printf '%s\n' "$out" | grep -P '\t' || true
+            if [ "$status" = 124 ]; then why="timeout after ${TIMEOUT}s"; else why="loader exit $status"; fi
+            printf '%s\t-\t-\trefused\t%s\n' "$name" "$why"
+        fi
+        # Pinned maps of this object must not leak into the next one.
+        find "$pins" -mindepth 1 -delete 2>/dev/null || true
+    done
+    exit 0
+fi
+
+LIBBPF=tree
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --libbpf) [ $# -ge 2 ] || die "--libbpf needs tree or system"; LIBBPF="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -*) die "unknown option $1" ;;
+    *) break ;;
+    esac
+done
+[ $# -ge 1 ] || die "usage: $0 [--libbpf tree|system] OBJ_DIR|OBJECT..."
+[ "$(id -u)" = 0 ] || die "loading BPF programs needs root (CAP_BPF, CAP_SYS_ADMIN for the bpffs)"
+command -v unshare >/dev/null 2>&1 || die "unshare (util-linux) is missing"
+
+objects=""
+if [ $# = 1 ] && [ -d "$1" ]; then
+    objects="$(find "$1" -maxdepth 1 -type f -name '*.o' | LC_ALL=C sort)"
+    [ -n "$objects" ] || die "no *.o files in $1"
+else
+    for f in "$@"; do [ -r "$f" ] || die "cannot read $f"; done
+    objects="$*"
+fi
+
+CC="${CC:-cc}"
+command -v "$CC" >/dev/null 2>&1 || die "a C compiler is needed for the loader: apt-get install gcc"
+case "$LIBBPF" in
+tree)
+    src="$("$ROOT/scripts/selftests-corpus.sh" --print-src)"
+    [ -d "$src/tools/lib/bpf" ] || die "no libbpf source in $src"
+    build="$CACHE/libbpf/$(basename "$src")"
+    if [ ! -f "$build/.complete" ]; then
+        rm -rf "$build.tmp"
+        mkdir -p "$build.tmp"
+        echo "build     libbpf from $src/tools/lib/bpf" >&2
+        make -s -C "$src/tools/lib/bpf" OUTPUT="$build.tmp/" BUILD_STATIC_ONLY=1 \
+            DESTDIR="$build.tmp/inst" prefix=/usr install_headers "$build.tmp/libbpf.a" >&2 ||
+            die "building libbpf failed (needs make, libelf-dev, zlib1g-dev)"
+        touch "$build.tmp/.complete"
+        rm -rf "$build"
+        mv "$build.tmp" "$build"
+    fi
+    cflags="-I$build/inst/usr/include"
+    libs="$build/libbpf.a -lelf -lz"
+    ;;
+system)
+    [ -f /usr/include/bpf/libbpf.h ] || die "libbpf-dev is missing: apt-get install libbpf-dev"
+    build="$CACHE/libbpf/system"
+    cflags=""
+    libs="-lbpf"
+    ;;
+*) die "--libbpf wants tree or system, got '$LIBBPF'" ;;
+esac
+loader_src="$ROOT/scripts/libbpf-ref-loader.c"
+loader="$build/libbpf-ref-loader-$(sha256sum "$loader_src" | cut -c1-12)"
+if [ ! -x "$loader" ]; then
+    mkdir -p "$build"
+    # shellcheck disable=SC2086
+    "$CC" -O2 -Wall -Werror $cflags "$loader_src" $libs -o "$loader.tmp" ||
+        die "building the loader failed"
+    mv -f "$loader.tmp" "$loader"
+fi
+
+pins="$(mktemp -d)"
+results="$(mktemp)"
+trap 'rm -rf "$pins" "$results"' EXIT
+# shellcheck disable=SC2086
+unshare -m --propagation private sh "$0" --in-namespace "$loader" "$pins" $objects | tee "$results"
+nobj="$(printf '%s\n' $objects | wc -l | tr -d ' ')"
+awk -F '\t' -v nobj="$nobj" -v lib="$LIBBPF" -v kernel="$(uname -r)" '
+    $4 == "loaded" { loaded++; progs++; ok[$1] = 1 }
+    $4 == "refused" && $2 != "-" { refused++; progs++; bad[$1] = 1 }
+    $4 == "refused" && $2 == "-" { unopened++ }
+    END {
+        for (o in ok) if (!(o in bad)) all++
+        printf "# libbpf (%s) on %s: %d objects, %d programs: %d loaded, %d refused; %d objects fully loaded, %d not opened\n",
+            lib, kernel, nobj, progs, loaded, refused, all, unopened
+    }' "$results"
