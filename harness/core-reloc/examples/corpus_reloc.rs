@@ -89,9 +89,7 @@ fn object_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 fn read_object(path: &Path) -> Result<Object, String> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| e.to_string())?
-        .len();
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if len > MAX_OBJECT_BYTES {
         return Err(format!("{len} bytes, more than {MAX_OBJECT_BYTES}"));
     }
