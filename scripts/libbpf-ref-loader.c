@@ -1,6 +1,6 @@
-// The libbpf reference loader of scripts/libbpf-reference.sh: for each object, loads each program
-// on its own (all others' autoload off, as veristat does), so one refused program does not hide
-// the others, and prints one tab-separated line per program:
+// The libbpf reference loader of scripts/libbpf-reference.sh: for each object, loads the object
+// as libbpf does, then each program it left unloaded on its own (all others' autoload off), and
+// prints one tab-separated line per program:
 //
 //   object  program  section  loaded|refused  reason (first libbpf warning | last verifier line)
 //
@@ -78,6 +78,41 @@ static void print_reason(int err) {
 	printf("\n");
 }
 
+// Loads program #index alone (every other program's autoload off); prints its line.
+static int load_one(const char *path, const char *pin_root, int index) {
+	const char *name = base_name(path);
+	struct bpf_object *obj = open_object(path, pin_root);
+	if (!obj) {
+		int err = -errno;
+		printf("%s\t#%d\t-\trefused\treopen: ", name, index);
+		print_reason(err);
+		return 1;
+	}
+	struct bpf_program *prog, *target = NULL;
+	int j = 0;
+	bpf_object__for_each_program(prog, obj) {
+		bpf_program__set_autoload(prog, j == index);
+		if (j == index)
+			target = prog;
+		j++;
+	}
+	int err = target ? bpf_object__load(obj) : -ENOENT;
+	if (target) {
+		printf("%s\t%s\t%s\t%s\t", name, bpf_program__name(target),
+		       bpf_program__section_name(target), err ? "refused" : "loaded");
+		if (err)
+			print_reason(err);
+		else
+			printf("\n");
+	}
+	bpf_object__close(obj);
+	return err != 0;
+}
+
+// First the object as a user's libbpf loads it (default autoload); programs that this leaves
+// unloaded (autoload off, or the whole load failed) are then tried one at a time, so one refused
+// program does not hide the others. A program in a prog_array's initial values needs its
+// neighbours: loaded alone it fails, which is why the whole object goes first.
 static int load_object(const char *path, const char *pin_root) {
 	const char *name = base_name(path);
 	struct bpf_object *obj = open_object(path, pin_root);
@@ -87,48 +122,39 @@ static int load_object(const char *path, const char *pin_root) {
 		print_reason(err);
 		return 1;
 	}
+	enum { MAX_PROGRAMS = 4096 };
+	static char loaded_whole[MAX_PROGRAMS];
 	int count = 0;
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, obj) count++;
-	bpf_object__close(obj);
 	if (count == 0) {
 		printf("%s\t-\t-\tno-programs\t\n", name);
+		bpf_object__close(obj);
 		return 0;
 	}
-	int refused = 0;
-	for (int i = 0; i < count; i++) {
-		obj = open_object(path, pin_root);
-		if (!obj) {
-			int err = -errno;
-			printf("%s\t#%d\t-\trefused\treopen: ", name, i);
-			print_reason(err);
-			refused++;
-			continue;
-		}
-		struct bpf_program *target = NULL;
-		int j = 0;
-		bpf_object__for_each_program(prog, obj) {
-			bpf_program__set_autoload(prog, j == i);
-			if (j == i)
-				target = prog;
-			j++;
-		}
-		if (!target) {
-			bpf_object__close(obj);
-			continue;
-		}
-		int err = bpf_object__load(obj);
-		printf("%s\t%s\t%s\t%s\t", name, bpf_program__name(target),
-		       bpf_program__section_name(target), err ? "refused" : "loaded");
-		if (err) {
-			print_reason(err);
-			refused++;
-		} else {
-			printf("\n");
-		}
-		fflush(stdout);
+	if (count > MAX_PROGRAMS) {
+		printf("%s\t-\t-\trefused\tmore than %d programs\n", name, MAX_PROGRAMS);
 		bpf_object__close(obj);
+		return 1;
 	}
+	memset(loaded_whole, 0, sizeof(loaded_whole));
+	if (bpf_object__load(obj) == 0) {
+		int i = 0;
+		bpf_object__for_each_program(prog, obj) {
+			if (bpf_program__autoload(prog)) {
+				loaded_whole[i] = 1;
+				printf("%s\t%s\t%s\tloaded\t\n", name, bpf_program__name(prog),
+				       bpf_program__section_name(prog));
+			}
+			i++;
+		}
+	}
+	bpf_object__close(obj);
+	int refused = 0;
+	for (int i = 0; i < count; i++)
+		if (!loaded_whole[i])
+			refused += load_one(path, pin_root, i);
+	fflush(stdout);
 	return refused > 0;
 }
 
