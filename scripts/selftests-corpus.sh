@@ -47,12 +47,12 @@ compile_one() {
     [ -f "$objs/$name.bpf.o" ] || [ -f "$objs/$name.failed" ] && return 0
     # shellcheck disable=SC2086
     if (cd "$SELFTESTS" && "$CLANG" $FLAGS $(extra_flags "$name") -c "progs/$name.c" \
-        -o "$objs/.$name.tmp") >"$objs/.$name.log" 2>&1; then
-        mv -f "$objs/.$name.tmp" "$objs/$name.bpf.o"
-        rm -f "$objs/.$name.log"
+        -o "$objs/.$name.$$.tmp") >"$objs/.$name.$$.log" 2>&1; then
+        mv -f "$objs/.$name.$$.tmp" "$objs/$name.bpf.o"
+        rm -f "$objs/.$name.$$.log"
     else
-        rm -f "$objs/.$name.tmp"
-        mv -f "$objs/.$name.log" "$objs/$name.failed"
+        rm -f "$objs/.$name.$$.tmp"
+        mv -f "$objs/.$name.$$.log" "$objs/$name.failed"
     fi
 }
 # Helper mode for the parallel compile below (POSIX sh cannot export functions).
@@ -185,44 +185,47 @@ key="$(printf '%s\n' "$RECIPE" "$deb_sha" "$btf_sha" "$("$CLANG" --version | hea
     sha256sum | cut -c1-16)"
 objs="$CACHE/objs/$key"
 mkdir -p "$objs"
+# This run's lists, private so that two runs with different selections can share the cache.
+run="$(mktemp -d)"
+trap 'rm -rf "$run"' EXIT
 
-ls "$SELFTESTS/progs" | sed -n 's/\.c$//p' | LC_ALL=C sort >"$objs/.all"
+ls "$SELFTESTS/progs" | sed -n 's/\.c$//p' | LC_ALL=C sort >"$run/all"
 if [ -n "$LIST" ]; then
-    sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' -e 's/\.bpf\.o$//' "$LIST" | LC_ALL=C sort -u >"$objs/.wanted"
-    missing="$(LC_ALL=C comm -23 "$objs/.wanted" "$objs/.all")"
+    sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' -e 's/\.bpf\.o$//' "$LIST" | LC_ALL=C sort -u >"$run/wanted"
+    missing="$(LC_ALL=C comm -23 "$run/wanted" "$run/all")"
     [ -z "$missing" ] || die "the list names programs the selftests do not have: $missing"
 else
-    cp "$objs/.all" "$objs/.wanted"
+    cp "$run/all" "$run/wanted"
 fi
 
 todo=0
 while read -r name; do
     [ -f "$objs/$name.bpf.o" ] || [ -f "$objs/$name.failed" ] || todo=$((todo + 1))
-done <"$objs/.wanted"
+done <"$run/wanted"
 if [ "$todo" -gt 0 ]; then
     echo "compile   $todo programs with $CLANG, $JOBS at a time, into $objs" >&2
     export CLANG FLAGS SELFTESTS objs
-    xargs -P "$JOBS" -n 1 sh "$0" --compile-one <"$objs/.wanted" || true
+    xargs -P "$JOBS" -n 1 sh "$0" --compile-one <"$run/wanted" || true
     # Fall back to a serial pass for anything the parallel pass did not settle.
-    while read -r name; do compile_one "$name"; done <"$objs/.wanted"
+    while read -r name; do compile_one "$name"; done <"$run/wanted"
 fi
 
-total="$(wc -l <"$objs/.wanted" | tr -d ' ')"
-: >"$objs/.compiled"
+total="$(wc -l <"$run/wanted" | tr -d ' ')"
+: >"$run/compiled"
 while read -r name; do
-    [ -f "$objs/$name.bpf.o" ] && echo "$name" >>"$objs/.compiled"
-done <"$objs/.wanted"
-compiled="$(wc -l <"$objs/.compiled" | tr -d ' ')"
+    [ -f "$objs/$name.bpf.o" ] && echo "$name" >>"$run/compiled"
+done <"$run/wanted"
+compiled="$(wc -l <"$run/compiled" | tr -d ' ')"
 if [ -n "$LIST" ] && [ "$compiled" != "$total" ]; then
     while read -r name; do
         [ -f "$objs/$name.failed" ] && { echo "$name:"; head -n 5 "$objs/$name.failed"; } >&2
-    done <"$objs/.wanted"
+    done <"$run/wanted"
     die "$((total - compiled)) listed programs do not compile (above)"
 fi
 if [ -n "$MAX" ]; then
-    head -n "$MAX" "$objs/.compiled" >"$objs/.selected"
+    head -n "$MAX" "$run/compiled" >"$run/selected"
 else
-    cp "$objs/.compiled" "$objs/.selected"
+    cp "$run/compiled" "$run/selected"
 fi
 
 # 5. OUT_DIR holds exactly the selection (only if it is ours: never clear a user's directory).
@@ -233,14 +236,14 @@ if [ ! -f "$marker" ] && [ -n "$(ls -A "$OUT")" ]; then
 fi
 for o in "$OUT"/*.bpf.o; do
     [ -f "$o" ] || continue
-    grep -qxF "$(basename "$o" .bpf.o)" "$objs/.selected" || rm -f "$o"
+    grep -qxF "$(basename "$o" .bpf.o)" "$run/selected" || rm -f "$o"
 done
 while read -r name; do
     if ! cmp -s "$objs/$name.bpf.o" "$OUT/$name.bpf.o"; then
-        cp "$objs/$name.bpf.o" "$OUT/.$name.tmp"
-        mv -f "$OUT/.$name.tmp" "$OUT/$name.bpf.o"
+        cp "$objs/$name.bpf.o" "$OUT/.$name.$$.tmp"
+        mv -f "$OUT/.$name.$$.tmp" "$OUT/$name.bpf.o"
     fi
-done <"$objs/.selected"
+done <"$run/selected"
 printf '%s\n' "$PKG $(basename "$deb") $deb_sha" "btf $BTF $btf_sha" "objects $objs" >"$marker"
-echo "objects   $(wc -l <"$objs/.selected" | tr -d ' ') in $OUT" >&2
+echo "objects   $(wc -l <"$run/selected" | tr -d ' ') in $OUT" >&2
 echo "compiled $compiled of $total"
