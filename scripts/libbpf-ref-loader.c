@@ -15,7 +15,6 @@
 // What libbpf said during one attempt: its first warning, and the last line of a verifier log.
 static char first_warning[512];
 static char last_log_line[512];
-static int in_log;
 
 static void one_line(char *dst, size_t cap, const char *src) {
 	size_t n = 0;
@@ -26,32 +25,40 @@ static void one_line(char *dst, size_t cap, const char *src) {
 	dst[n] = '\0';
 }
 
+// Lines of a verifier log that say how the verification went, not why it failed.
+static int is_statistics(const char *line) {
+	static const char *const prefixes[] = {"processed ", "verification time", "stack depth",
+					       "mark_precise", "func#"};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(line, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+// libbpf prints the verifier log as one message, between two markers: keep its last line
+// that says something.
+static void capture_log(char *msg) {
+	char *start = strstr(msg, "-- BEGIN PROG LOAD LOG --");
+	start = strchr(start, '\n');
+	if (!start)
+		return;
+	start++;
+	char *end = strstr(start, "-- END PROG LOAD LOG --");
+	if (end)
+		*end = '\0';
+	for (char *line = strtok(start, "\n"); line; line = strtok(NULL, "\n"))
+		if (*line && !is_statistics(line))
+			one_line(last_log_line, sizeof(last_log_line), line);
+}
+
 static int capture(enum libbpf_print_level level, const char *fmt, va_list args) {
-	char msg[4096];
-	vsnprintf(msg, sizeof(msg), fmt, args);
+	static char msg[1 << 20];
 	if (level != LIBBPF_WARN)
 		return 0;
-	// libbpf dumps the verifier log between these markers, a line (or a block) per call.
-	if (strstr(msg, "-- BEGIN PROG LOAD LOG --")) {
-		in_log = 1;
-		return 0;
-	}
-	if (strstr(msg, "-- END PROG LOAD LOG --")) {
-		in_log = 0;
-		return 0;
-	}
-	if (in_log) {
-		// The block may hold many lines: keep its last non-empty one.
-		char *end = msg + strlen(msg);
-		while (end > msg && (end[-1] == '\n' || end[-1] == ' '))
-			*--end = '\0';
-		char *start = strrchr(msg, '\n');
-		start = start ? start + 1 : msg;
-		if (*start && strncmp(start, "processed ", 10) != 0)
-			one_line(last_log_line, sizeof(last_log_line), start);
-		return 0;
-	}
-	if (!first_warning[0])
+	vsnprintf(msg, sizeof(msg), fmt, args);
+	if (strstr(msg, "-- BEGIN PROG LOAD LOG --"))
+		capture_log(msg);
+	else if (!first_warning[0])
 		one_line(first_warning, sizeof(first_warning), msg);
 	return 0;
 }
@@ -64,7 +71,6 @@ static const char *base_name(const char *path) {
 static struct bpf_object *open_object(const char *path, const char *pin_root) {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
 	first_warning[0] = last_log_line[0] = '\0';
-	in_log = 0;
 	return bpf_object__open_file(path, &opts);
 }
 
