@@ -240,22 +240,18 @@ fn run_agent(options: &Options, bundle: &Path) -> Result<(Vec<u8>, String), Stri
 /// The error's first line, and the verifier log's last line that says something.
 fn reason_of(error: &str, verifier_log: &str) -> String {
     let first = one_line(error.lines().next().unwrap_or(""));
-    let last = verifier_log
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty()
-                && ![
-                    "processed ",
-                    "verification time",
-                    "stack depth",
-                    "mark_precise",
-                    "func#",
-                ]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .next_back();
+    let last = verifier_log.lines().map(str::trim).rfind(|l| {
+        !l.is_empty()
+            && ![
+                "processed ",
+                "verification time",
+                "stack depth",
+                "mark_precise",
+                "func#",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+    });
     match last {
         Some(l) => format!("{first} | {}", one_line(l)),
         None => first,
