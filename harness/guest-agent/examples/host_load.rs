@@ -261,3 +261,31 @@ fn reason_of(error: &str, verifier_log: &str) -> String {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_is_the_error_head_and_the_last_telling_log_line() {
+        let log =
+            "0: R1=ctx() R10=fp0\n; return 0;\nR0 !read_ok\nprocessed 2 insns (limit 1000000)\n\
+                   stack depth 0\n";
+        assert_eq!(
+            reason_of("program \"p\" rejected\nsecond line", log),
+            "program \"p\" rejected | R0 !read_ok"
+        );
+    }
+
+    #[test]
+    fn reason_without_a_log_is_the_error_head() {
+        assert_eq!(
+            reason_of("map m:\tEINVAL  here\nmore", ""),
+            "map m: EINVAL here"
+        );
+        assert_eq!(
+            reason_of("e", "processed 1 insns\nverification time 3 usec\n"),
+            "e"
+        );
+    }
+}
