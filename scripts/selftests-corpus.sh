@@ -90,18 +90,24 @@ command -v python3 >/dev/null 2>&1 || die "python3 is needed for the kernel's sc
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 mkdir -p "$CACHE/debs"
 
-# 1. The package, downloaded once.
+# 1. The package, downloaded once. A machine whose package lists are empty or stale gets them
+# refreshed (as root) and one more try.
+apt_download() {
+    (cd "$CACHE/debs" && apt-get download -q "$1" >&2) && return 0
+    [ "$(id -u)" = 0 ] || die "apt-get download $1 failed (as root, apt-get update first)"
+    echo "update    apt package lists" >&2
+    apt-get update -q >&2 || die "apt-get update failed"
+    (cd "$CACHE/debs" && apt-get download -q "$1" >&2) || die "apt-get download $1 failed"
+}
 deb=""
 if [ -n "${LINUX_SOURCE_VERSION:-}" ]; then
     # apt names the file with the epoch's ':' escaped as %3a; versions here have no epoch.
     deb="$CACHE/debs/${PKG}_${LINUX_SOURCE_VERSION}_all.deb"
-    [ -f "$deb" ] || (cd "$CACHE/debs" && apt-get download -q "$PKG=$LINUX_SOURCE_VERSION" >&2) ||
-        die "apt-get download $PKG=$LINUX_SOURCE_VERSION failed (run apt-get update?)"
+    [ -f "$deb" ] || apt_download "$PKG=$LINUX_SOURCE_VERSION"
 else
     deb="$(ls "$CACHE/debs/${PKG}"_*_all.deb 2>/dev/null | sort -V | tail -n 1 || true)"
     if [ -z "$deb" ]; then
-        (cd "$CACHE/debs" && apt-get download -q "$PKG" >&2) ||
-            die "apt-get download $PKG failed (run apt-get update?)"
+        apt_download "$PKG"
         deb="$(ls "$CACHE/debs/${PKG}"_*_all.deb | sort -V | tail -n 1)"
     fi
 fi
