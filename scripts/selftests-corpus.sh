@@ -92,12 +92,19 @@ mkdir -p "$CACHE/debs"
 
 # 1. The package, downloaded once. A machine whose package lists are empty or stale gets them
 # refreshed (as root) and one more try.
+# apt checks the file against the archive's signed index; it lands by rename, never half-written.
 apt_download() {
-    (cd "$CACHE/debs" && apt-get download -q "$1" >&2) && return 0
-    [ "$(id -u)" = 0 ] || die "apt-get download $1 failed (as root, apt-get update first)"
-    echo "update    apt package lists" >&2
-    apt-get update -q >&2 || die "apt-get update failed"
-    (cd "$CACHE/debs" && apt-get download -q "$1" >&2) || die "apt-get download $1 failed"
+    part="$CACHE/debs/.partial.$$"
+    rm -rf "$part"
+    mkdir -p "$part"
+    if ! (cd "$part" && apt-get download -q "$1" >&2); then
+        [ "$(id -u)" = 0 ] || die "apt-get download $1 failed (as root, apt-get update first)"
+        echo "update    apt package lists" >&2
+        apt-get update -q >&2 || die "apt-get update failed"
+        (cd "$part" && apt-get download -q "$1" >&2) || die "apt-get download $1 failed"
+    fi
+    for f in "$part"/*.deb; do mv -f "$f" "$CACHE/debs/"; done
+    rm -rf "$part"
 }
 deb=""
 if [ -n "${LINUX_SOURCE_VERSION:-}" ]; then
@@ -118,17 +125,17 @@ echo "package   $(basename "$deb") sha256 $deb_sha" >&2
 # 2. The parts of the tree the build needs, extracted once per package.
 src="$CACHE/src/$(echo "$deb_sha" | cut -c1-16)"
 if [ ! -f "$src/.complete" ]; then
-    rm -rf "$src.tmp"
-    mkdir -p "$src.tmp"
+    rm -rf "$src.tmp.$$"
+    mkdir -p "$src.tmp.$$"
     echo "extract   $PKG into $src" >&2
     dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$PKG.tar.xz" |
-        tar -xJ -C "$src.tmp" --strip-components=1 \
+        tar -xJ -C "$src.tmp.$$" --strip-components=1 \
             "$PKG/tools/testing/selftests/bpf" "$PKG/tools/lib/bpf" "$PKG/tools/include" \
             "$PKG/tools/arch" "$PKG/tools/build" "$PKG/tools/scripts" "$PKG/tools/lib" \
             "$PKG/scripts/bpf_doc.py" "$PKG/include/uapi/linux/bpf.h"
-    touch "$src.tmp/.complete"
+    touch "$src.tmp.$$/.complete"
     rm -rf "$src"
-    mv "$src.tmp" "$src"
+    mv "$src.tmp.$$" "$src"
 fi
 SELFTESTS="$src/tools/testing/selftests/bpf"
 if [ -n "$PRINT_SRC" ]; then
@@ -165,20 +172,20 @@ fi
 btf_sha="$(sha "$BTF")"
 gen="$CACHE/gen/$(echo "$deb_sha$btf_sha" | sha256sum | cut -c1-16)"
 if [ ! -f "$gen/.complete" ]; then
-    rm -rf "$gen.tmp"
-    mkdir -p "$gen.tmp/bpf"
+    rm -rf "$gen.tmp.$$"
+    mkdir -p "$gen.tmp.$$/bpf"
     echo "generate  vmlinux.h from $BTF, bpf_helper_defs.h from the uapi header" >&2
-    "$BPFTOOL" btf dump file "$BTF" format c >"$gen.tmp/vmlinux.h"
+    "$BPFTOOL" btf dump file "$BTF" format c >"$gen.tmp.$$/vmlinux.h"
     # As tools/lib/bpf/Makefile's BPF_HELPER_DEFS rule, then its install_headers.
     python3 "$src/scripts/bpf_doc.py" --header --file "$src/tools/include/uapi/linux/bpf.h" \
-        >"$gen.tmp/bpf/bpf_helper_defs.h"
+        >"$gen.tmp.$$/bpf/bpf_helper_defs.h"
     for h in bpf.h libbpf.h btf.h libbpf_common.h libbpf_legacy.h bpf_helpers.h bpf_tracing.h \
         bpf_endian.h bpf_core_read.h skel_internal.h libbpf_version.h usdt.bpf.h; do
-        cp "$LIBBPF/$h" "$gen.tmp/bpf/$h"
+        cp "$LIBBPF/$h" "$gen.tmp.$$/bpf/$h"
     done
-    touch "$gen.tmp/.complete"
+    touch "$gen.tmp.$$/.complete"
     rm -rf "$gen"
-    mv "$gen.tmp" "$gen"
+    mv "$gen.tmp.$$" "$gen"
 fi
 
 # 4. Compile every program, once per (package, BTF, compiler, flags).
