@@ -1,5 +1,5 @@
 #!/bin/sh
-# What libbpf loads on the host kernel: the reference to compare the harness's loader with.
+# What libbpf loads on the host kernel (or a cached matrix kernel): the reference for the harness.
 #
 #   scripts/libbpf-reference.sh [--libbpf tree|system] [--kernel NAME] OBJ_DIR|OBJECT...
 #
@@ -16,7 +16,8 @@
 #                  (6.12, 5.10, ...) under QEMU (TCG) with the loader, linked statically, as /init;
 #                  GUEST_MEMORY_MIB (default 1024), GUEST_TIMEOUT_S for the whole guest (3600)
 # The loader (scripts/libbpf-ref-loader.c) is built once into $HARNESS_THIRDPARTY (default
-# images/thirdparty/). Each object gets at most $LOAD_TIMEOUT_S seconds (default 120).
+# images/thirdparty/). Each object gets at most $LOAD_TIMEOUT_S seconds on the host (default 120),
+# 120 in a guest.
 set -eu
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"
