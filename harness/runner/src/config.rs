@@ -16,6 +16,7 @@
 //! test_timeout_s = 30       # per object: the longest the agent may stay silent
 //! guest_timeout_s = 180     # the whole guest
 //! cmdline = ""              # extra kernel arguments, appended to the harness's own
+//!                           # (each timeout: 1 to 86400 seconds)
 //!
 //! [[kernel]]
 //! name = "5.10"             # unique; what `--kernel` selects

@@ -186,6 +186,26 @@ impl GuestRun {
     }
 }
 
+/// Waits for every guest task. A task that panicked or was cancelled still yields its kernel's
+/// run, as an internal error, so that the kernel fails in every output instead of vanishing.
+pub async fn join_guest_tasks(
+    tasks: Vec<((String, String), tokio::task::JoinHandle<GuestRun>)>,
+    accel: &str,
+) -> Vec<GuestRun> {
+    let mut runs = Vec::new();
+    for ((kernel, arch), task) in tasks {
+        match task.await {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                let why = format!("the runner's task for this kernel failed: {e}");
+                eprintln!("internal error: kernel {kernel}: {why}");
+                runs.push(GuestRun::internal_error(&kernel, &arch, accel, why));
+            }
+        }
+    }
+    runs
+}
+
 /// Keeps the last `limit` bytes of a stream, for the console tail in reports.
 #[derive(Debug)]
 pub struct TailBuffer {
@@ -460,6 +480,43 @@ mod tests {
             2,
         );
         assert!(run.status.describe().len() < MAX_MESSAGE_BYTES + 100);
+    }
+
+    #[test]
+    fn a_panicked_guest_task_fails_its_kernel() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let runs = runtime.block_on(async {
+            let ok = tokio::spawn(async {
+                let mut run = GuestRun::new("6.1", "x86_64", "tcg");
+                run.status = GuestStatus::Completed;
+                run
+            });
+            let panicked = tokio::spawn(async {
+                if true {
+                    panic!("overflow when adding duration to instant");
+                }
+                GuestRun::new("5.10", "x86_64", "tcg")
+            });
+            join_guest_tasks(
+                vec![
+                    (("5.10".into(), "x86_64".into()), panicked),
+                    (("6.1".into(), "x86_64".into()), ok),
+                ],
+                "tcg",
+            )
+            .await
+        });
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].kernel, "5.10");
+        assert_eq!(runs[0].status.label(), "INTERNAL_ERROR");
+        assert!(
+            runs[0].status.describe().contains("overflow when adding"),
+            "{}",
+            runs[0].status.describe()
+        );
+        assert_eq!(runs[1].status, GuestStatus::Completed);
     }
 
     #[test]

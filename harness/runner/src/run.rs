@@ -285,6 +285,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         eprintln!("acceleration: {} ({accel_reason})", accel.qemu_name());
         let semaphore = Arc::new(Semaphore::new(jobs));
         let mut tasks = Vec::new();
+        let mut identities = Vec::new();
         for kernel in &kernels {
             let kernel = (*kernel).clone();
             let ids = needed.get(&kernel.name).cloned().unwrap_or_default();
@@ -308,33 +309,31 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let events = events_tx.clone();
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
-            let identity = (kernel.name.clone(), kernel.arch.as_str().to_string());
-            tasks.push((
-                identity,
-                tokio::spawn(async move {
-                    let _permit = semaphore.acquire_owned().await;
-                    if *cancel.borrow() {
-                        let mut run =
-                            GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
-                        run.status = crate::guest::GuestStatus::Interrupted;
-                        return run;
-                    }
-                    run_kernel(
-                        &kernel,
-                        image,
-                        &bundle,
-                        &agent_path,
-                        &work,
-                        accel,
-                        cancel,
-                        events,
-                    )
-                    .await
-                }),
-            ));
+            identities.push((kernel.name.clone(), kernel.arch.as_str().to_string()));
+            tasks.push(tokio::spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                if *cancel.borrow() {
+                    let mut run =
+                        GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
+                    run.status = crate::guest::GuestStatus::Interrupted;
+                    return run;
+                }
+                run_kernel(
+                    &kernel,
+                    image,
+                    &bundle,
+                    &agent_path,
+                    &work,
+                    accel,
+                    cancel,
+                    events,
+                )
+                .await
+            }));
         }
         drop(events_tx);
-        let runs = join_guest_tasks(tasks, accel.qemu_name()).await;
+        let tasks = identities.into_iter().zip(tasks).collect();
+        let runs = crate::guest::join_guest_tasks(tasks, accel.qemu_name()).await;
         let _ = progress.await;
         (runs, accel, accel_reason)
     });
@@ -427,29 +426,6 @@ fn bound_trial_messages(trials: &mut [Trial]) {
             *m = crate::guest::bounded_text(std::mem::take(m), crate::guest::MAX_MESSAGE_BYTES);
         }
     }
-}
-
-/// Waits for every guest task. A task that panicked or was cancelled still yields its kernel's
-/// run, as an internal error, so that the kernel fails in every output instead of vanishing.
-async fn join_guest_tasks(
-    tasks: Vec<(
-        (String, String),
-        tokio::task::JoinHandle<crate::guest::GuestRun>,
-    )>,
-    accel: &str,
-) -> Vec<crate::guest::GuestRun> {
-    let mut runs = Vec::new();
-    for ((kernel, arch), task) in tasks {
-        match task.await {
-            Ok(run) => runs.push(run),
-            Err(e) => {
-                let why = format!("the runner's task for this kernel failed: {e}");
-                eprintln!("internal error: kernel {kernel}: {why}");
-                runs.push(GuestRun::internal_error(&kernel, &arch, accel, why));
-            }
-        }
-    }
-    runs
 }
 
 /// Runs that share a workspace (parallel tests, two terminals) each get a directory of their
@@ -801,7 +777,6 @@ pub(crate) fn print_unsupported(trials: &[Trial]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::GuestStatus;
 
     /// A kernel whose image could not be provisioned has no prediction either: its relocation
     /// trials fail with NOT_RUN, never "unsupported" (the kernel lacks nothing).
@@ -849,42 +824,5 @@ mod tests {
             m.len()
         );
         assert!(m.ends_with("more bytes cut]"));
-    }
-
-    #[test]
-    fn a_panicked_guest_task_fails_its_kernel() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let runs = runtime.block_on(async {
-            let ok = tokio::spawn(async {
-                let mut run = GuestRun::new("6.1", "x86_64", "tcg");
-                run.status = GuestStatus::Completed;
-                run
-            });
-            let panicked = tokio::spawn(async {
-                if true {
-                    panic!("overflow when adding duration to instant");
-                }
-                GuestRun::new("5.10", "x86_64", "tcg")
-            });
-            join_guest_tasks(
-                vec![
-                    (("5.10".into(), "x86_64".into()), panicked),
-                    (("6.1".into(), "x86_64".into()), ok),
-                ],
-                "tcg",
-            )
-            .await
-        });
-        assert_eq!(runs.len(), 2);
-        assert_eq!(runs[0].kernel, "5.10");
-        assert_eq!(runs[0].status.label(), "INTERNAL_ERROR");
-        assert!(
-            runs[0].status.describe().contains("overflow when adding"),
-            "{}",
-            runs[0].status.describe()
-        );
-        assert_eq!(runs[1].status, GuestStatus::Completed);
     }
 }
