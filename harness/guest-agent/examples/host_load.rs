@@ -147,6 +147,7 @@ fn load_one(options: &Options, bundle: &Path, path: &Path) -> Result<Vec<String>
         protocol_version: PROTOCOL_VERSION,
         kernel_name: "host".into(),
         objects: vec![ObjectEntry {
+            data_overrides: Default::default(),
             name: name.clone(),
             path: format!("harness/objects/{file}"),
             sha256: hex::encode(Sha256::digest(&bytes)),

@@ -4,8 +4,10 @@
 //! - 5.10: the agent hangs after its first result (`--inject-fault 5.10=hang`) and
 //!   `test_timeout_s = 4`: TEST_TIMEOUT;
 //! - 6.1: the agent crashes (abort) after its first result: AGENT_CRASH;
-//! - 6.12: `boot_timeout_s = 1` (a TCG boot takes at least 1.5 s), so the agent never says
-//!   hello in time: BOOT_TIMEOUT;
+//! - 6.12: `earlyprintk=ttyS0 boot_delay=100` prints every boot message at once and holds it
+//!   for 100 ms (hundreds of them at loglevel 7), so the agent cannot say hello within
+//!   `boot_timeout_s = 5`: BOOT_TIMEOUT, with a console that has printed (a 1 s timeout under
+//!   load could expire before the first line);
 //! - 7.2: no fault: COMPLETED, every trial passed.
 //!
 //! (A kernel panic is covered by e2e_matrix.rs.) Each fault must be named in the terminal
@@ -44,8 +46,8 @@ cmdline = "loglevel=7"
 [[kernel]]
 name = "6.12"
 {}
-boot_timeout_s = 1
-cmdline = "loglevel=7"
+boot_timeout_s = 5
+cmdline = "loglevel=7 earlyprintk=ttyS0 boot_delay=100"
 
 [[kernel]]
 name = "7.2"
