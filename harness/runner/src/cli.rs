@@ -133,6 +133,10 @@ pub struct RunArgs {
     pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub objects: ObjectArgs,
+    /// Run a guest again, up to N times, when it timed out or crashed; trials that pass only on
+    /// a retry are reported as flaky (0 for a gate: a flake is a failure there)
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
     /// Run only the K-th of N disjoint slices of the selected kernels (`K/N` or `count:K/N`),
     /// for splitting a matrix across CI jobs; `harness merge` joins their JSON reports
     #[arg(long, value_name = "K/N")]
@@ -192,8 +196,12 @@ fn parse_fault(text: &str) -> Result<(String, String), String> {
     let (kernel, fault) = text
         .split_once('=')
         .ok_or("expected KERNEL=FAULT, for example 6.1=panic")?;
-    if !["panic", "hang", "crash", "exit"].contains(&fault) {
-        return Err(format!("unknown fault {fault}: panic, hang, crash or exit"));
+    // `-once`: the first attempt only, so a `--retries` run passes on its retry (a flake).
+    let base = fault.strip_suffix("-once").unwrap_or(fault);
+    if !["panic", "hang", "crash", "exit"].contains(&base) {
+        return Err(format!(
+            "unknown fault {fault}: panic, hang, crash or exit, optionally with -once"
+        ));
     }
     Ok((kernel.to_string(), fault.to_string()))
 }

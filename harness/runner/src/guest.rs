@@ -76,6 +76,19 @@ impl GuestStatus {
         }
     }
 
+    /// A timeout or a crash, which a busy or faulty machine can cause: worth one more run.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            GuestStatus::Panic
+                | GuestStatus::BootTimeout
+                | GuestStatus::TestTimeout
+                | GuestStatus::GuestTimeout
+                | GuestStatus::AgentCrash
+                | GuestStatus::VmKilled(_)
+        )
+    }
+
     pub fn describe(&self) -> String {
         match self {
             GuestStatus::AgentError(d)
@@ -114,6 +127,10 @@ pub struct GuestRun {
     pub console_tail: String,
     /// Frames that arrived damaged (bad checksum or JSON) and were dropped.
     pub damaged_frames: usize,
+    /// How earlier attempts of this kernel ended, when `--retries` ran it again: a trial that
+    /// passes now is flaky, not a plain pass.
+    #[serde(default)]
+    pub earlier_attempts: Vec<String>,
 }
 
 impl GuestRun {
@@ -130,6 +147,7 @@ impl GuestRun {
             logs: Vec::new(),
             console_tail: String::new(),
             damaged_frames: 0,
+            earlier_attempts: Vec::new(),
         }
     }
 

@@ -289,7 +289,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         for kernel in &kernels {
             let kernel = (*kernel).clone();
             let ids = needed.get(&kernel.name).cloned().unwrap_or_default();
-            let bundle = Bundle {
+            let mut bundle = Bundle {
                 agent: agent.clone(),
                 objects: bundle_objects.clone(),
                 cases: case_specs
@@ -309,6 +309,11 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let events = events_tx.clone();
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
+            let retries = args.retries;
+            let once_fault = bundle
+                .fault
+                .as_deref()
+                .is_some_and(|f| f.ends_with("-once"));
             identities.push((kernel.name.clone(), kernel.arch.as_str().to_string()));
             tasks.push(tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
@@ -318,17 +323,55 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     run.status = crate::guest::GuestStatus::Interrupted;
                     return run;
                 }
-                run_kernel(
-                    &kernel,
-                    image,
-                    &bundle,
-                    &agent_path,
-                    &work,
-                    accel,
-                    cancel,
-                    events,
-                )
-                .await
+                // A timeout or a crash may be the machine, not the kernel: run again up to
+                // `--retries` times, and keep what happened before, so a pass on retry is
+                // reported as flaky rather than as a plain pass.
+                let mut earlier = Vec::new();
+                loop {
+                    let work = if earlier.is_empty() {
+                        work.clone()
+                    } else {
+                        work.with_file_name(format!("{}.retry{}", kernel.name, earlier.len()))
+                    };
+                    // A test-only `-once` fault strikes the first attempt alone.
+                    let once = bundle
+                        .fault
+                        .as_deref()
+                        .and_then(|f| f.strip_suffix("-once"));
+                    if let Some(base) = once.map(str::to_string) {
+                        if earlier.is_empty() {
+                            bundle.fault = Some(base);
+                        }
+                    } else if !earlier.is_empty() && once_fault {
+                        bundle.fault = None;
+                    }
+                    let mut run = run_kernel(
+                        &kernel,
+                        image.clone(),
+                        &bundle,
+                        &agent_path,
+                        &work,
+                        accel,
+                        cancel.clone(),
+                        events.clone(),
+                    )
+                    .await;
+                    if earlier.len() < retries as usize
+                        && run.status.is_retryable()
+                        && !*cancel.borrow()
+                    {
+                        eprintln!(
+                            "[{}] {}: running it again ({} of {retries} retries)",
+                            kernel.name,
+                            run.status.describe(),
+                            earlier.len() + 1
+                        );
+                        earlier.push(run.status.describe());
+                        continue;
+                    }
+                    run.earlier_attempts = earlier;
+                    return run;
+                }
             }));
         }
         drop(events_tx);

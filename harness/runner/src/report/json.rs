@@ -69,6 +69,9 @@ struct TrialReport<'a> {
     /// The raw result this kernel produced, for per-kernel case trials.
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a guest_protocol::CaseOutcome>,
+    /// Passed only after `--retries` ran a kernel again: how the earlier attempts ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    flaky: Vec<String>,
 }
 
 fn kernel_report<'a>(run: &'a GuestRun, trials: &'a [Trial]) -> KernelReport<'a> {
@@ -104,7 +107,11 @@ pub fn write(record: &RunRecord, path: &Path) -> Result<()> {
                 let case = trial.case.as_ref()?;
                 run.cases.get(&crate::verdict::case_id(&trial.object, case))
             });
-            TrialReport { trial, result }
+            TrialReport {
+                trial,
+                result,
+                flaky: super::flaky_attempts(record, trial),
+            }
         })
         .collect();
     let report = Report {

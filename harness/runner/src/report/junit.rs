@@ -50,7 +50,7 @@ pub fn render(record: &RunRecord) -> String {
         }
         let _ = writeln!(xml, "    </properties>");
         for trial in trials {
-            testcase(&mut xml, trial);
+            testcase(&mut xml, trial, &super::flaky_attempts(record, trial));
         }
         if !run.console_tail.is_empty() {
             let _ = writeln!(
@@ -75,14 +75,14 @@ pub fn render(record: &RunRecord) -> String {
         counts.unsupported
     );
     for trial in cross {
-        testcase(&mut xml, trial);
+        testcase(&mut xml, trial, &super::flaky_attempts(record, trial));
     }
     let _ = writeln!(xml, "  </testsuite>");
     xml.push_str("</testsuites>\n");
     xml
 }
 
-fn testcase(xml: &mut String, trial: &Trial) {
+fn testcase(xml: &mut String, trial: &Trial, flaky: &[String]) {
     let classname = format!(
         "{}.{}",
         trial.kernel.as_deref().unwrap_or(IDENTICAL),
@@ -97,6 +97,18 @@ fn testcase(xml: &mut String, trial: &Trial) {
         escape(name)
     );
     match &trial.outcome {
+        // As nextest writes a test that passed on a retry: one flakyFailure per earlier attempt.
+        TrialOutcome::Passed if !flaky.is_empty() => {
+            xml.push_str(">\n");
+            for attempt in flaky {
+                let _ = writeln!(
+                    xml,
+                    "      <flakyFailure message=\"{}\" type=\"retry\"/>",
+                    escape(attempt)
+                );
+            }
+            xml.push_str("    </testcase>\n");
+        }
         TrialOutcome::Passed => xml.push_str("/>\n"),
         TrialOutcome::Failed(detail) => {
             let first = failure_message(detail);

@@ -74,6 +74,22 @@ pub fn render(record: &RunRecord) -> String {
             _ => None,
         })
         .collect();
+    let flaky = super::flaky_count(record);
+    if flaky > 0 {
+        let _ = writeln!(out, "\n**Flaky:** {flaky} passed trials needed a retry:\n");
+        for run in record
+            .runs
+            .iter()
+            .filter(|r| !r.earlier_attempts.is_empty())
+        {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                run.kernel,
+                escape(&run.earlier_attempts.join(", "))
+            );
+        }
+    }
     if !failures.is_empty() {
         let _ = writeln!(out, "\n#### Failures\n");
         for (trial, message) in failures {

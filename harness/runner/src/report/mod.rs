@@ -47,3 +47,30 @@ pub fn count<'a>(trials: impl IntoIterator<Item = &'a Trial>) -> Counts {
     }
     counts
 }
+
+/// The earlier attempts behind a trial that passed only because `--retries` ran its kernel (or,
+/// for a cross-kernel trial, one of its kernels) again: such a trial is flaky, and says so.
+pub fn flaky_attempts(record: &RunRecord, trial: &Trial) -> Vec<String> {
+    if trial.outcome != crate::verdict::TrialOutcome::Passed {
+        return Vec::new();
+    }
+    record
+        .runs
+        .iter()
+        .filter(|r| trial.kernel.as_deref().is_none_or(|k| k == r.kernel))
+        .flat_map(|r| {
+            r.earlier_attempts
+                .iter()
+                .map(move |a| format!("kernel {}: {a}", r.kernel))
+        })
+        .collect()
+}
+
+/// How many trials passed only on a retry.
+pub fn flaky_count(record: &RunRecord) -> usize {
+    record
+        .trials
+        .iter()
+        .filter(|t| !flaky_attempts(record, t).is_empty())
+        .count()
+}

@@ -88,6 +88,20 @@ pub fn render(record: &RunRecord) -> String {
             ""
         }
     );
+    let flaky = super::flaky_count(record);
+    if flaky > 0 {
+        let _ = writeln!(
+            out,
+            "FLAKY: {flaky} passed trials needed a retry (kernels: {})",
+            record
+                .runs
+                .iter()
+                .filter(|r| !r.earlier_attempts.is_empty())
+                .map(|r| format!("{} after {}", r.kernel, r.earlier_attempts.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     out
 }
 
