@@ -21,6 +21,8 @@ pub enum MapKind {
     Data,
     Rodata,
     Bss,
+    /// `.kconfig`: the values of the object's kconfig externs, filled by the loader, frozen.
+    Kconfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,32 @@ impl MapSpec {
             section_index,
             offset: 0,
         })
+    }
+
+    /// The `.kconfig` map: one value of `size` bytes, read-only for programs, frozen after the
+    /// loader wrote the resolved values into it.
+    pub(crate) fn kconfig(size: u32, btf: Option<&Btf>) -> MapSpec {
+        let value_type = btf
+            .map(|b| b.ids_by_name(Kind::DataSec, super::KCONFIG_SECTION))
+            .and_then(|ids| ids.first().copied())
+            .unwrap_or(0);
+        MapSpec {
+            name: super::KCONFIG_SECTION.to_string(),
+            kind: MapKind::Kconfig,
+            map_type: MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: size,
+            max_entries: 1,
+            map_flags: MAP_F_RDONLY_PROG,
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: Some(vec![0; size as usize]),
+            freeze: true,
+            btf_key_type_id: 0,
+            btf_value_type_id: value_type,
+            section_index: usize::MAX,
+            offset: 0,
+        }
     }
 
     /// One `struct bpf_map_def` from a legacy `maps` section.

@@ -1,8 +1,11 @@
 //! The BPF ELF object model: programs, functions, maps, relocations and the
 //! object's own BTF, as clang and libbpf lay them out.
 
+mod externs;
 mod maps;
 mod section_types;
+
+pub use externs::{Extern, ExternKind, KconfigType, KCONFIG_SECTION, KSYMS_SECTION};
 
 pub use maps::{MapKind, MapSpec, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY};
 pub use section_types::{
@@ -92,8 +95,8 @@ pub(crate) enum CodeReloc {
     Call { code: usize, sym_off: u64 },
     /// ld_imm64 of a function address (callbacks).
     FuncAddr { code: usize, sym_off: u64 },
-    /// Reference to an extern (kconfig/ksym): not supported.
-    Extern { name: String },
+    /// A kfunc call or an ld_imm64 of a ksym/kconfig extern: index into `Object::externs()`.
+    Extern { ext: usize },
 }
 
 /// A parsed BPF ELF object.
@@ -105,6 +108,7 @@ pub struct Object {
     btf_ext: Option<BtfExt>,
     programs: Vec<Program>,
     maps: Vec<MapSpec>,
+    externs: Vec<Extern>,
     pub(crate) code: Vec<CodeSection>,
     pub(crate) functions: Vec<Function>,
 }
@@ -119,6 +123,9 @@ struct Sym {
     value: u64,
     size: u64,
     kind: SymbolKind,
+    /// Undefined, global or weak, named: a candidate extern.
+    undefined_global: bool,
+    weak: bool,
 }
 
 fn data_section_kind(name: &str) -> Option<MapKind> {
@@ -221,12 +228,26 @@ impl Object {
                 value: sym.address(),
                 size: sym.size(),
                 kind: sym.kind(),
+                undefined_global: sym.is_undefined()
+                    && (sym.is_global() || sym.is_weak())
+                    && !matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
+                    && !sym.name().unwrap_or("").is_empty(),
+                weak: sym.is_weak(),
             });
         }
 
         if let Some(btf) = btf.as_mut() {
             fix_datasecs(btf, &section_sizes, &symbols)?;
         }
+        let undefined: Vec<externs::UndefinedSymbol<'_>> = symbols
+            .iter()
+            .filter(|s| s.undefined_global)
+            .map(|s| externs::UndefinedSymbol {
+                name: &s.name,
+                weak: s.weak,
+            })
+            .collect();
+        let (externs, kconfig_size) = externs::collect(btf.as_mut(), &undefined)?;
 
         let mut maps = Vec::new();
         if let Some(index) = legacy_maps_section {
@@ -247,6 +268,9 @@ impl Object {
                 *bytes,
                 btf.as_ref(),
             )?);
+        }
+        if kconfig_size > 0 {
+            maps.push(MapSpec::kconfig(kconfig_size, btf.as_ref()));
         }
 
         let mut functions = Vec::new();
@@ -324,6 +348,7 @@ impl Object {
                     &code_by_elf,
                     &maps,
                     &data_sections,
+                    &externs,
                 )?;
                 if let Some((insn_index, reloc)) = decoded {
                     code[code_index].relocs.insert(insn_index, reloc);
@@ -343,6 +368,7 @@ impl Object {
             btf_ext,
             programs,
             maps,
+            externs,
             code,
             functions,
         })
@@ -379,6 +405,16 @@ impl Object {
         self.btf_ext.as_ref()
     }
 
+    /// Extern symbols (kfuncs, ksyms, kconfig values) the object declares, in libbpf's order.
+    pub fn externs(&self) -> &[Extern] {
+        &self.externs
+    }
+
+    /// Index of the `.kconfig` map in [`Object::maps`], if the object has kconfig externs.
+    pub fn kconfig_map(&self) -> Option<usize> {
+        self.maps.iter().position(|m| m.kind == MapKind::Kconfig)
+    }
+
     /// Names of all function symbols (programs and subprograms).
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.functions.iter().map(|f| f.name.as_str())
@@ -392,6 +428,7 @@ fn classify_reloc(
     code_by_elf: &HashMap<usize, usize>,
     maps: &[MapSpec],
     data_sections: &[DataSection<'_>],
+    externs: &[Extern],
 ) -> Result<Option<(usize, CodeReloc)>, ObjectError> {
     let bad = |why: String| {
         ObjectError::Malformed(format!(
@@ -406,6 +443,21 @@ fn classify_reloc(
     let insn = insn::read(&section.insns, insn_index).ok_or_else(|| bad("out of range".into()))?;
     let target_code = sym.section.and_then(|s| code_by_elf.get(&s)).copied();
 
+    if sym.section.is_none() {
+        let ext = externs
+            .iter()
+            .position(|e| e.name == sym.name)
+            .ok_or_else(|| bad("undefined symbol that is no extern".into()))?;
+        let is_call = insn.code == insn::CALL;
+        let is_kfunc = matches!(externs[ext].kind, ExternKind::Kfunc { .. });
+        if !(insn.is_ld_imm64() || is_call && is_kfunc) {
+            return Err(bad(format!(
+                "extern referenced by opcode {:#04x}, expected ld_imm64 or a kfunc call",
+                insn.code
+            )));
+        }
+        return Ok(Some((insn_index, CodeReloc::Extern { ext })));
+    }
     if insn.is_pseudo_call() {
         let code = target_code.ok_or_else(|| bad("call target is not code".into()))?;
         return Ok(Some((
@@ -423,12 +475,7 @@ fn classify_reloc(
         )));
     }
     let Some(sym_section) = sym.section else {
-        return Ok(Some((
-            insn_index,
-            CodeReloc::Extern {
-                name: sym.name.clone(),
-            },
-        )));
+        return Err(bad("undefined symbol".into()));
     };
     if let Some(code) = target_code {
         return Ok(Some((
