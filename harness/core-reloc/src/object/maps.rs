@@ -43,6 +43,15 @@ pub struct MapSpec {
     pub freeze: bool,
     pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
+    /// `__uint(pinning, ...)`: 0 none, 1 `LIBBPF_PIN_BY_NAME`.
+    pub pinning: u32,
+    /// The inner map definition of an array/hash of maps (`__array(values, struct {...})`).
+    pub inner: Option<Box<MapSpec>>,
+    /// `.values = { [slot] = &name }` initialisation: a map (map-in-map) or a program
+    /// (prog_array, filled once programs are loaded), by symbol name.
+    pub init_slots: Vec<(u32, String)>,
+    /// Byte offset of the `values` member in the definition, when it has one.
+    pub(crate) values_offset: Option<u64>,
     /// ELF section index the map lives in (for data maps, the section itself).
     pub(crate) section_index: usize,
     /// Offset of the definition within its section (legacy/BTF maps).
@@ -104,6 +113,10 @@ impl MapSpec {
             freeze: kind == MapKind::Rodata,
             btf_key_type_id: 0,
             btf_value_type_id: value_type,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
             section_index,
             offset: 0,
         })
@@ -130,6 +143,10 @@ impl MapSpec {
             freeze: true,
             btf_key_type_id: 0,
             btf_value_type_id: value_type,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
             section_index: usize::MAX,
             offset: 0,
         }
@@ -164,6 +181,10 @@ impl MapSpec {
             freeze: false,
             btf_key_type_id: 0,
             btf_value_type_id: 0,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
             section_index,
             offset,
         })
@@ -178,10 +199,25 @@ impl MapSpec {
     ) -> Result<MapSpec, ObjectError> {
         let var = btf.type_by_id(var_id)?;
         let name = var.name.to_string();
-        let bad = |why: &str| ObjectError::Malformed(format!("map {name}: {why}"));
         let TypeBody::Var { ty, .. } = var.body else {
-            return Err(bad("not a variable"));
+            return Err(ObjectError::Malformed(format!(
+                "map {name}: not a variable"
+            )));
         };
+        Self::from_definition(btf, &name, ty, section_index, offset, 0)
+    }
+
+    /// Parses one map definition struct; `depth` bounds inner-map nesting.
+    fn from_definition(
+        btf: &Btf,
+        name: &str,
+        ty: u32,
+        section_index: usize,
+        offset: u64,
+        depth: u32,
+    ) -> Result<MapSpec, ObjectError> {
+        let name = name.to_string();
+        let bad = |why: &str| ObjectError::Malformed(format!("map {name}: {why}"));
         let def_id = btf.skip_mods_and_typedefs(ty)?;
         let def = btf.type_by_id(def_id)?;
         if def.kind != Kind::Struct {
@@ -201,6 +237,10 @@ impl MapSpec {
             freeze: false,
             btf_key_type_id: 0,
             btf_value_type_id: 0,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
             section_index,
             offset,
         };
@@ -242,9 +282,49 @@ impl MapSpec {
                     *size_slot = size;
                     *id_slot = target;
                 }
-                // pinning, values (map-in-map / prog array init) and unknown
-                // fields do not change how the map is created here.
+                "pinning" => spec.pinning = uint_member(btf, member.ty).map_err(&bad)?,
+                "values" => {
+                    spec.values_offset = Some(u64::from(member.bit_offset / 8));
+                    // __array(values, T): a zero-length array of pointers to T.
+                    let arr = btf.skip_mods_and_typedefs(member.ty)?;
+                    let TypeBody::Array(a) = btf.type_by_id(arr)?.body else {
+                        return Err(bad("values must be declared with __array()"));
+                    };
+                    let ptr = btf.skip_mods_and_typedefs(a.elem)?;
+                    let TypeBody::Ptr { target } = btf.type_by_id(ptr)?.body else {
+                        return Err(bad("values must be an array of pointers"));
+                    };
+                    let inner = btf.skip_mods_and_typedefs(target)?;
+                    if btf.kind_of(inner)? == Kind::Struct {
+                        if depth > 0 {
+                            return Err(bad("an inner map cannot itself hold maps"));
+                        }
+                        let inner_name = format!("{name}.inner");
+                        spec.inner = Some(Box::new(Self::from_definition(
+                            btf,
+                            &inner_name,
+                            inner,
+                            section_index,
+                            offset,
+                            depth + 1,
+                        )?));
+                    }
+                }
+                // Unknown fields do not change how the map is created here.
                 _ => {}
+            }
+        }
+        if spec.values_offset.is_some() {
+            // Values hold fds (inner maps or programs): libbpf makes them 4 bytes.
+            if spec.value_size != 0 && spec.value_size != 4 {
+                return Err(bad("value size must be 4 with values"));
+            }
+            spec.value_size = 4;
+            if spec.key_size == 0 {
+                spec.key_size = 4;
+            }
+            if spec.inner.is_some() {
+                spec.btf_value_type_id = 0;
             }
         }
         Ok(spec)

@@ -9,7 +9,8 @@ pub use externs::{Extern, ExternKind, KconfigType, KCONFIG_SECTION, KSYMS_SECTIO
 
 pub use maps::{MapKind, MapSpec, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY};
 pub use section_types::{
-    attach_type, prog_type, section_type, SectionType, PROG_FLAG_SLEEPABLE, PROG_FLAG_XDP_HAS_FRAGS,
+    attach_type, prog_type, section_type, test_run_applies, AttachTarget, KernelBtfTarget,
+    SectionType, PROG_FLAG_SLEEPABLE, PROG_FLAG_XDP_HAS_FRAGS,
 };
 
 use crate::btf::{Btf, BtfError, Kind, TypeBody};
@@ -57,6 +58,12 @@ pub struct Program {
     pub attach_to: Option<String>,
     /// `BPF_F_*` load flags the section name implies (sleepable, xdp frags).
     pub prog_flags: u32,
+    /// How the load-time attach target is found.
+    pub attach_target: AttachTarget,
+    /// The kernel BTF type to pass as `attach_btf_id` (fentry, tp_btf, lsm, iter...).
+    pub kernel_btf_target: Option<KernelBtfTarget>,
+    /// `BPF_PROG_TEST_RUN` exists for this kind of program.
+    pub test_run: bool,
     pub(crate) function: usize,
 }
 
@@ -259,6 +266,9 @@ impl Object {
                 .ok_or_else(|| ObjectError::Malformed(".maps section without .BTF".into()))?;
             btf_maps(btf, index, &symbols, &mut maps)?;
         }
+        if let Some(index) = maps_section {
+            collect_map_init_slots(&file, index, &symbols, &symbol_slot, &mut maps)?;
+        }
         for (index, name, size, bytes, kind) in &data_sections {
             maps.push(MapSpec::data(
                 name,
@@ -309,6 +319,11 @@ impl Object {
                     expected_attach_type: kind.as_ref().and_then(|k| k.expected_attach_type),
                     attach_to: kind.as_ref().and_then(|k| k.attach_to.clone()),
                     prog_flags: kind.as_ref().map_or(0, |k| k.prog_flags),
+                    attach_target: kind
+                        .as_ref()
+                        .map_or(AttachTarget::None, |k| k.attach_target),
+                    kernel_btf_target: kind.as_ref().and_then(|k| k.kernel_btf_target()),
+                    test_run: kind.as_ref().is_some_and(|k| k.test_run),
                     function: functions.len(),
                 });
             }
@@ -512,6 +527,48 @@ fn classify_reloc(
     Err(bad(
         "target section is neither a map, global data nor code".into()
     ))
+}
+
+/// `.values = { [i] = &x }` of map-in-map and prog_array definitions: ELF relocations in `.maps`
+/// at `values[i]` against the inner map's or the program's symbol.
+fn collect_map_init_slots(
+    file: &ElfFile64<Endianness>,
+    index: usize,
+    symbols: &[Sym],
+    symbol_slot: &HashMap<usize, usize>,
+    maps: &mut [MapSpec],
+) -> Result<(), ObjectError> {
+    let section = file.section_by_index(object::SectionIndex(index))?;
+    for (offset, reloc) in section.relocations() {
+        let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+            continue;
+        };
+        let sym = symbol_slot
+            .get(&sym_index.0)
+            .and_then(|&slot| symbols.get(slot))
+            .ok_or_else(|| ObjectError::Malformed(".maps relocation symbol missing".into()))?;
+        let owner = maps
+            .iter_mut()
+            .filter(|m| m.kind == MapKind::BtfDefined && m.section_index == index)
+            .filter(|m| m.values_offset.is_some_and(|v| m.offset + v <= offset))
+            .max_by_key(|m| m.offset)
+            .ok_or_else(|| {
+                ObjectError::Malformed(format!(
+                    ".maps relocation at offset {offset} against {} is in no map's values",
+                    sym.name
+                ))
+            })?;
+        let rel = offset - owner.offset - owner.values_offset.unwrap_or(0);
+        let slot = rel / 8;
+        if rel % 8 != 0 || slot >= u64::from(owner.max_entries) {
+            return Err(ObjectError::Malformed(format!(
+                "map {}: values slot at byte {rel} is not one of its {} entries",
+                owner.name, owner.max_entries
+            )));
+        }
+        owner.init_slots.push((slot as u32, sym.name.clone()));
+    }
+    Ok(())
 }
 
 fn legacy_maps(
