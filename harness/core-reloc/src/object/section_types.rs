@@ -614,7 +614,10 @@ pub fn section_type(section: &str) -> Option<SectionType> {
 mod tests {
     use super::*;
 
-    fn row(section: &str) -> (u32, Option<u32>, u32, Option<(String, Kind)>, bool) {
+    /// (program type, expected attach type, flags, kernel BTF target, test run)
+    type Row = (u32, Option<u32>, u32, Option<(String, Kind)>, bool);
+
+    fn row(section: &str) -> Row {
         let t = section_type(section).unwrap_or_else(|| panic!("{section} unknown"));
         let target = t.kernel_btf_target().map(|k| (k.name, k.kind));
         (
@@ -629,7 +632,7 @@ mod tests {
     #[test]
     fn libbpf_sections() {
         let func = |n: &str| Some((n.to_string(), Kind::Func));
-        let cases: &[(&str, (u32, Option<u32>, u32, Option<(String, Kind)>, bool))] = &[
+        let cases: &[(&str, Row)] = &[
             ("kprobe/do_unlinkat", (pt::KPROBE, None, 0, None, false)),
             ("kretprobe/do_unlinkat", (pt::KPROBE, None, 0, None, false)),
             ("kprobe", (pt::KPROBE, None, 0, None, false)),
