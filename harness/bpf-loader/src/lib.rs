@@ -27,7 +27,7 @@ pub use link::raw_tracepoint_open;
 pub use map::{
     create_map, create_map_with, map_delete, map_freeze, map_info, map_keys, map_lookup,
     map_lookup_flags, map_next_key, map_update, parse_cpu_list, percpu_value_size, possible_cpus,
-    MapCreate, MapInfo,
+    MapCreate, MapCreateExtra, MapInfo,
 };
 pub use prog::{
     load_program, load_program_with_log, obj_get, obj_pin, prog_info, test_run, test_run_with,

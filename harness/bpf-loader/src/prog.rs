@@ -11,7 +11,7 @@ use crate::sys::{bpf, bpf_fd, name_from_bytes, obj_name_bytes, ptr_u64, slice_u6
 
 /// Size of one `struct bpf_insn`.
 pub const INSN_SIZE: usize = 8;
-/// First verifier-log buffer on a failed load; doubled on `ENOSPC` up to [`MAX_LOG_SIZE`].
+/// First verifier-log buffer on a failed load; one larger retry on `ENOSPC` (see [`load_program`]).
 const FIRST_LOG_SIZE: usize = 256 * 1024;
 /// Largest verifier-log buffer tried.
 pub const MAX_LOG_SIZE: usize = 16 * 1024 * 1024;
@@ -96,9 +96,10 @@ fn records(what: &str, name: &str, data: &[u8], rec_size: u32) -> Result<u32, Bp
 }
 
 /// `BPF_PROG_LOAD`. The first attempt runs without a verifier log (fast); if it fails, the
-/// load is repeated with log level 1 and a buffer that grows from 256 KiB up to 16 MiB while the
-/// kernel answers `ENOSPC`, and the error is [`BpfError::Rejected`] with the first attempt's
-/// errno and the complete log. `EAGAIN` (the verifier gave up for now) is retried a few times.
+/// load is repeated with log level 1 into a 256 KiB buffer, once more with a larger one (up to
+/// 16 MiB) if the log did not fit, but never again for a program the verifier could not finish
+/// (`E2BIG`); the error is [`BpfError::Rejected`] with the first attempt's errno and the log
+/// (cut if it did not fit). `EAGAIN` (the verifier gave up for now) is retried a few times.
 pub fn load_program(req: &ProgramLoad) -> Result<OwnedFd, BpfError> {
     load_program_inner(req, 0).map(|(fd, _)| fd)
 }
@@ -187,10 +188,16 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
         0
     };
 
-    // With a log: grow the buffer until the log fits.
+    // With a log. Each attempt re-runs the verifier, which for a program it cannot finish
+    // (E2BIG: a million instructions processed) takes as long as the first one, so the number of
+    // attempts is bounded: one for E2BIG, else at most two (the second with the size a 6.4+
+    // kernel says it needed, or a larger buffer). A log that still does not fit is reported cut.
     let level = if log_level == 0 { 1 } else { log_level };
+    let max_attempts = if first_errno == libc::E2BIG { 1 } else { 2 };
     let mut size = FIRST_LOG_SIZE;
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let mut buf = vec![0u8; size];
         let mut a = attr;
         a.log_level = level;
@@ -200,13 +207,13 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
         let log = log_text(&buf);
         match result {
             Ok(fd) => return Ok((fd, log)),
-            Err(libc::ENOSPC) if size < MAX_LOG_SIZE => {
+            Err(libc::ENOSPC) if attempts < max_attempts && size < MAX_LOG_SIZE => {
                 // 6.4+ says how much it needed; older kernels just fill the buffer.
                 let wanted = a.log_true_size as usize;
                 size = if wanted > size {
-                    wanted.next_power_of_two()
+                    wanted.saturating_add(1)
                 } else {
-                    size * 2
+                    size.saturating_mul(16)
                 }
                 .min(MAX_LOG_SIZE);
             }

@@ -106,28 +106,32 @@ pub fn scan_kallsyms<'a>(
         return found;
     }
     for line in lines {
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let name = match name.find(".llvm.") {
-            Some(at) if kind == "d" => &name[..at],
-            _ => name,
-        };
-        if !wanted.contains(&name) {
-            continue;
-        }
-        let Ok(addr) = u64::from_str_radix(addr, 16) else {
-            continue;
-        };
-        let entry = found.entry(name.to_string()).or_default();
-        // Bounded: a name listed more often than this is ambiguous anyway.
-        if entry.len() < 8 {
-            entry.push(addr);
-        }
+        scan_kallsyms_line(line, wanted, &mut found);
     }
     found
+}
+
+/// [`scan_kallsyms`] for one line, for callers that stream the file.
+pub fn scan_kallsyms_line(line: &str, wanted: &[&str], found: &mut HashMap<String, Vec<u64>>) {
+    let mut parts = line.split_whitespace();
+    let (Some(addr), Some(kind), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let name = match name.find(".llvm.") {
+        Some(at) if kind == "d" => &name[..at],
+        _ => name,
+    };
+    if !wanted.contains(&name) {
+        return;
+    }
+    let Ok(addr) = u64::from_str_radix(addr, 16) else {
+        return;
+    };
+    let entry = found.entry(name.to_string()).or_default();
+    // Bounded: a name listed more often than this is ambiguous anyway.
+    if entry.len() < 8 {
+        entry.push(addr);
+    }
 }
 
 /// `KERNEL_VERSION(a, b, c)` of a release string such as `6.1.0-18-amd64`, as libbpf computes it

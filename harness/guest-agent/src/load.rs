@@ -5,6 +5,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
+use core_reloc::externs::ExternResolution;
+use core_reloc::object::{AttachTarget, MapKind};
 use core_reloc::{Btf, BtfFeatures, MapSpec, Object};
 use guest_protocol::{
     ObjectEntry, ObjectLoaded, ProgramLoad, ProgramLoadOutcome, RelocationReport,
@@ -26,6 +28,9 @@ pub struct LoadedObject {
     pub not_loaded: HashMap<String, ProgramLoadOutcome>,
     /// Program name → its ELF section (`raw_tp/kfree_skb` names the attach point).
     pub sections: HashMap<String, String>,
+    /// What the loader did differently from libbpf or left out (pinning ignored, ...), for the
+    /// report.
+    pub notes: Vec<String>,
 }
 
 pub fn load_object(
@@ -46,8 +51,22 @@ pub fn load_object(
     let object = Object::parse(&bytes)
         .map_err(|e| format!("{}: not a loadable BPF object: {e}", entry.name))?;
 
+    let release = bpf_loader::kernel_release();
+    let mut notes = Vec::new();
+    let kernel = crate::kernel_facts::gather(&object, bundle, &release, &mut notes);
+    let resolution = match core_reloc::externs::resolve(&object, target, &kernel.facts(&release)) {
+        Ok(resolution) => resolution,
+        // libbpf refuses the whole object before creating anything: so do we.
+        Err(e) => return Ok(refused_object(&object, entry, sha256, e.to_string(), notes)),
+    };
+    let kernel_version = match object.kernel_version() {
+        0 => core_reloc::externs::kernel_version_code(&release).unwrap_or(0),
+        v => v,
+    };
+
     let (btf_fd, btf_note) = load_object_btf(&object, features);
-    let maps = create_maps(&object, btf_fd.as_ref()).map_err(|e| format!("{}: {e}", entry.name))?;
+    let maps = create_maps(&object, btf_fd.as_ref(), &resolution, &mut notes)
+        .map_err(|e| format!("{}: {e}", entry.name))?;
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
 
     let mut relocations = Vec::new();
@@ -74,7 +93,23 @@ pub fn load_object(
                         .iter()
                         .map(|d| RelocationReport::from_decision(&name, d)),
                 );
-                if let Err(e) = relocated.patch_map_fds(&map_fds) {
+                let attach_btf_id = match attach_btf_id(program, target) {
+                    Ok(id) => id,
+                    Err(reason) => {
+                        let outcome = ProgramLoadOutcome::Unsupported { reason };
+                        not_loaded.insert(name.clone(), outcome.clone());
+                        program_reports.push(ProgramLoad {
+                            program: name,
+                            section: program.section.clone(),
+                            outcome,
+                        });
+                        continue;
+                    }
+                };
+                let patched = relocated
+                    .patch_map_fds(&map_fds)
+                    .and_then(|()| relocated.patch_externs(&resolution));
+                if let Err(e) = patched {
                     let outcome = ProgramLoadOutcome::Rejected {
                         error: e.to_string(),
                         verifier_log: String::new(),
@@ -94,7 +129,8 @@ pub fn load_object(
                     expected_attach_type: relocated.expected_attach_type,
                     insns: &relocated.insns,
                     license: object.license(),
-                    kernel_version: object.kernel_version(),
+                    kernel_version,
+                    attach_btf_id,
                     btf_fd: btf_fd.as_ref().map(|fd| fd.as_raw_fd()),
                     func_info: if btf_fd.is_some() {
                         &relocated.func_info
@@ -134,6 +170,7 @@ pub fn load_object(
             outcome,
         });
     }
+    fill_prog_arrays(&object, &maps, &programs, &mut notes);
     let report = ObjectLoaded {
         object: entry.name.clone(),
         sha256,
@@ -148,9 +185,130 @@ pub fn load_object(
             programs,
             not_loaded,
             sections,
+            notes,
         },
         report,
     ))
+}
+
+/// Every program refused for one object-level reason (an extern libbpf cannot resolve either).
+fn refused_object(
+    object: &Object,
+    entry: &ObjectEntry,
+    sha256: String,
+    why: String,
+    notes: Vec<String>,
+) -> (LoadedObject, ObjectLoaded) {
+    let outcome = ProgramLoadOutcome::Rejected {
+        error: format!("extern resolution failed (libbpf refuses this object too): {why}"),
+        verifier_log: String::new(),
+    };
+    let mut not_loaded = HashMap::new();
+    let mut sections = HashMap::new();
+    let mut programs = Vec::new();
+    for p in object.programs() {
+        not_loaded.insert(p.name.clone(), outcome.clone());
+        sections.insert(p.name.clone(), p.section.clone());
+        programs.push(ProgramLoad {
+            program: p.name.clone(),
+            section: p.section.clone(),
+            outcome: outcome.clone(),
+        });
+    }
+    (
+        LoadedObject {
+            maps: Vec::new(),
+            programs: HashMap::new(),
+            not_loaded,
+            sections,
+            notes,
+        },
+        ObjectLoaded {
+            object: entry.name.clone(),
+            sha256,
+            relocate_us: 0,
+            relocations: Vec::new(),
+            programs,
+            btf_note: None,
+        },
+    )
+}
+
+/// `attach_btf_id` for programs whose section names a kernel BTF target (fentry, tp_btf, lsm,
+/// iter...), from the running kernel's BTF, as libbpf resolves it before loading. `Err` says
+/// why the program cannot load here: the kernel lacks the target (libbpf fails the load the
+/// same way), or the target is one a harness run cannot give (another program, a module).
+fn attach_btf_id(program: &core_reloc::Program, target: &Btf) -> Result<Option<u32>, String> {
+    match program.attach_target {
+        AttachTarget::None => Ok(None),
+        AttachTarget::Program => Err(format!(
+            "section {}: freplace programs need the fd of the program they replace, which a \
+             harness run does not provide",
+            program.section
+        )),
+        AttachTarget::StructOps => Err(format!(
+            "section {}: struct_ops programs are loaded through a struct_ops map, which the \
+             harness does not create",
+            program.section
+        )),
+        AttachTarget::KernelBtf { .. } => {
+            let Some(wanted) = &program.kernel_btf_target else {
+                return Err(format!(
+                    "section {}: no attach target named (libbpf needs \
+                     bpf_program__set_attach_target here)",
+                    program.section
+                ));
+            };
+            if let Some(module) = &wanted.module {
+                return Err(format!(
+                    "section {}: the target is in module {module}, whose BTF is not searched",
+                    program.section
+                ));
+            }
+            match wanted.find_in(target) {
+                Some(id) => Ok(Some(id)),
+                None => Err(format!(
+                    "section {}: the kernel's BTF has no {} {} (libbpf: failed to find kernel BTF \
+                     type ID): this kernel lacks the attach target",
+                    program.section, wanted.kind, wanted.name
+                )),
+            }
+        }
+    }
+}
+
+/// `.values = { [i] = &prog }` of prog_array maps, written once the programs are loaded
+/// (libbpf does it after loading too). A program that did not load leaves its slot empty.
+fn fill_prog_arrays(
+    object: &Object,
+    maps: &[LoadedMap],
+    programs: &HashMap<String, (OwnedFd, u32)>,
+    notes: &mut Vec<String>,
+) {
+    for map in maps {
+        if map.spec.map_type != bpf_loader::consts::BPF_MAP_TYPE_PROG_ARRAY {
+            continue;
+        }
+        for (slot, name) in &map.spec.init_slots {
+            let Some((fd, _)) = programs.get(name) else {
+                notes.push(format!(
+                    "map {}: slot {slot} names program {name}, which did not load: left empty",
+                    map.spec.name
+                ));
+                continue;
+            };
+            let value = fd.as_raw_fd().to_ne_bytes();
+            if let Err(e) =
+                bpf_loader::map_update(map.fd.as_raw_fd(), &slot.to_ne_bytes(), &value, 0)
+            {
+                notes.push(format!(
+                    "map {}: slot {slot} <- program {name}: {e}",
+                    map.spec.name
+                ));
+            }
+        }
+    }
+    let _ = object;
 }
 
 /// The kernel said no: tell apart "this kernel has no such program type" (an expected gap)
@@ -168,7 +326,9 @@ fn classify_load_error(
         }
     }
     let verifier_log = error.log().unwrap_or_default().to_string();
-    let mut message = error.to_string();
+    // The log travels in its own field: the message is the headline only, so a report shows
+    // the log once.
+    let mut message = error.headline();
     // The verifier names a poisoned instruction only as a call to an unknown helper.
     if verifier_log.contains(&POISON_HELPER_DECIMAL.to_string()) {
         for decision in core {
@@ -208,48 +368,160 @@ fn load_object_btf(object: &Object, features: &BtfFeatures) -> (Option<OwnedFd>,
     }
 }
 
-fn create_maps(object: &Object, btf_fd: Option<&OwnedFd>) -> Result<Vec<LoadedMap>, String> {
-    let mut maps = Vec::new();
+fn create_maps(
+    object: &Object,
+    btf_fd: Option<&OwnedFd>,
+    resolution: &ExternResolution,
+    notes: &mut Vec<String>,
+) -> Result<Vec<LoadedMap>, String> {
+    let mut maps: Vec<LoadedMap> = Vec::new();
     for spec in object.maps() {
-        let mut request = bpf_loader::MapCreate {
-            name: spec.kernel_name(),
-            map_type: spec.map_type,
-            key_size: spec.key_size,
-            value_size: spec.value_size,
-            max_entries: spec.max_entries,
-            map_flags: spec.map_flags,
-            btf_fd: btf_fd.map(|fd| fd.as_raw_fd()),
-            btf_key_type_id: spec.btf_key_type_id,
-            btf_value_type_id: spec.btf_value_type_id,
-        };
-        if spec.btf_value_type_id == 0 {
-            request.btf_fd = None;
+        let mut spec = spec.clone();
+        if spec.kind == MapKind::Kconfig {
+            spec.initial_value = resolution.kconfig_image.clone();
         }
-        let fd = match bpf_loader::create_map(&request) {
-            Ok(fd) => fd,
-            // Older kernels refuse some BTF-described maps: the map itself is what matters.
-            Err(_) if request.btf_fd.is_some() => {
-                request.btf_fd = None;
-                request.btf_key_type_id = 0;
-                request.btf_value_type_id = 0;
-                bpf_loader::create_map(&request).map_err(|e| format!("map {}: {e}", spec.name))?
-            }
-            Err(e) => return Err(format!("map {}: {e}", spec.name)),
-        };
+        if spec.pinning != 0 {
+            notes.push(format!(
+                "map {}: pinning {} ignored: the harness creates a fresh map, it neither pins \
+                 nor reuses a pinned one",
+                spec.name, spec.pinning
+            ));
+        }
+        let fd = create_one_map(&spec, btf_fd)?;
         let mut map = LoadedMap {
-            spec: spec.clone(),
+            spec,
             fd,
             frozen: false,
         };
         reset_map(&map)?;
-        if spec.freeze {
+        if map.spec.freeze {
             bpf_loader::map_freeze(map.fd.as_raw_fd())
-                .map_err(|e| format!("map {}: {e}", spec.name))?;
+                .map_err(|e| format!("map {}: {e}", map.spec.name))?;
             map.frozen = true;
         }
         maps.push(map);
     }
+    // Map-in-map `.values`: the inner maps exist now.
+    for outer in &maps {
+        if outer.spec.inner.is_none() {
+            continue;
+        }
+        for (slot, name) in &outer.spec.init_slots {
+            let inner = maps.iter().find(|m| &m.spec.name == name).ok_or_else(|| {
+                format!("map {}: slot {slot} names no map {name}", outer.spec.name)
+            })?;
+            let key = slot_key(&outer.spec, *slot);
+            bpf_loader::map_update(
+                outer.fd.as_raw_fd(),
+                &key,
+                &inner.fd.as_raw_fd().to_ne_bytes(),
+                0,
+            )
+            .map_err(|e| format!("map {}: slot {slot} <- map {name}: {e}", outer.spec.name))?;
+        }
+    }
     Ok(maps)
+}
+
+/// The key of `.values` slot `slot`: the index as a key of the map's key size.
+fn slot_key(spec: &MapSpec, slot: u32) -> Vec<u8> {
+    let mut key = vec![0u8; spec.key_size as usize];
+    let bytes = slot.to_ne_bytes();
+    let n = key.len().min(4);
+    key[..n].copy_from_slice(&bytes[..n]);
+    key
+}
+
+/// Map types whose BTF key/value libbpf never passes to the kernel (fd holders, event and stack
+/// maps): the kernel refuses BTF for most of them.
+fn takes_no_btf(map_type: u32) -> bool {
+    use bpf_loader::consts::*;
+    matches!(
+        map_type,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY
+            | BPF_MAP_TYPE_CGROUP_ARRAY
+            | BPF_MAP_TYPE_STACK_TRACE
+            | BPF_MAP_TYPE_ARRAY_OF_MAPS
+            | BPF_MAP_TYPE_HASH_OF_MAPS
+            | BPF_MAP_TYPE_DEVMAP
+            | BPF_MAP_TYPE_DEVMAP_HASH
+            | BPF_MAP_TYPE_CPUMAP
+            | BPF_MAP_TYPE_XSKMAP
+            | BPF_MAP_TYPE_SOCKMAP
+            | BPF_MAP_TYPE_SOCKHASH
+            | BPF_MAP_TYPE_QUEUE
+            | BPF_MAP_TYPE_STACK
+            | BPF_MAP_TYPE_PROG_ARRAY
+    )
+}
+
+/// `max_entries` as libbpf adjusts it: possible CPUs for a perf event array that leaves it 0, a
+/// power-of-two multiple of the page size for ring buffers.
+fn adjusted_max_entries(spec: &MapSpec) -> u32 {
+    use bpf_loader::consts::*;
+    match spec.map_type {
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY if spec.max_entries == 0 => {
+            bpf_loader::possible_cpus().map_or(1, |n| n as u32)
+        }
+        BPF_MAP_TYPE_RINGBUF | BPF_MAP_TYPE_USER_RINGBUF => {
+            let page = page_size();
+            let pages = spec.max_entries.div_ceil(page).max(1);
+            pages
+                .checked_next_power_of_two()
+                .and_then(|p| p.checked_mul(page))
+                .unwrap_or(spec.max_entries)
+        }
+        _ => spec.max_entries,
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+fn create_one_map(spec: &MapSpec, btf_fd: Option<&OwnedFd>) -> Result<OwnedFd, String> {
+    // An array/hash of maps needs a template of its inner map, made from the inner definition
+    // and closed once the outer map exists (libbpf does the same).
+    let inner_fd = match &spec.inner {
+        Some(inner) => Some(create_one_map(inner, btf_fd)?),
+        None => None,
+    };
+    let mut request = bpf_loader::MapCreate {
+        name: spec.kernel_name(),
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: adjusted_max_entries(spec),
+        map_flags: spec.map_flags,
+        btf_fd: btf_fd.map(|fd| fd.as_raw_fd()),
+        btf_key_type_id: spec.btf_key_type_id,
+        btf_value_type_id: spec.btf_value_type_id,
+    };
+    if spec.btf_value_type_id == 0 || takes_no_btf(spec.map_type) {
+        request.btf_fd = None;
+        request.btf_key_type_id = 0;
+        request.btf_value_type_id = 0;
+    }
+    let extra = bpf_loader::MapCreateExtra {
+        inner_map_fd: inner_fd.as_ref().map(|fd| fd.as_raw_fd()),
+        numa_node: spec.numa_node,
+        map_extra: spec.map_extra,
+        ..Default::default()
+    };
+    match bpf_loader::create_map_with(&request, &extra) {
+        Ok(fd) => Ok(fd),
+        // Older kernels refuse some BTF-described maps: the map itself is what matters.
+        Err(_) if request.btf_fd.is_some() => {
+            request.btf_fd = None;
+            request.btf_key_type_id = 0;
+            request.btf_value_type_id = 0;
+            bpf_loader::create_map_with(&request, &extra)
+                .map_err(|e| format!("map {}: {e}", spec.name))
+        }
+        Err(e) => Err(format!("map {}: {e}", spec.name)),
+    }
 }
 
 /// Puts a map back to its state right after loading, so that every case starts alike.
@@ -264,6 +536,11 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
         let key = 0u32.to_ne_bytes();
         return bpf_loader::map_update(fd, &key, initial, 0)
             .map_err(|e| format!("map {}: {e}", spec.name));
+    }
+    if !resettable(spec.map_type) {
+        // Fd holders keep what the loader put in them; event, storage and queue maps have no
+        // keys to walk.
+        return Ok(());
     }
     match spec.map_type {
         bpf_loader::consts::BPF_MAP_TYPE_ARRAY | bpf_loader::consts::BPF_MAP_TYPE_PERCPU_ARRAY => {
@@ -289,6 +566,25 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Map types whose entries can be walked and zeroed or deleted between cases.
+fn resettable(map_type: u32) -> bool {
+    use bpf_loader::consts::*;
+    matches!(
+        map_type,
+        BPF_MAP_TYPE_HASH
+            | BPF_MAP_TYPE_ARRAY
+            | BPF_MAP_TYPE_PERCPU_HASH
+            | BPF_MAP_TYPE_PERCPU_ARRAY
+            | BPF_MAP_TYPE_STACK_TRACE
+            | BPF_MAP_TYPE_LRU_HASH
+            | BPF_MAP_TYPE_LRU_PERCPU_HASH
+            | BPF_MAP_TYPE_LPM_TRIE
+            | BPF_MAP_TYPE_SOCKMAP
+            | BPF_MAP_TYPE_SOCKHASH
+            | BPF_MAP_TYPE_DEVMAP_HASH
+    )
 }
 
 /// Per-CPU maps hold one 8-byte-aligned slot per possible CPU.

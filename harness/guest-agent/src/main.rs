@@ -7,6 +7,7 @@
 //! whether a result is right: comparison happens on the host, in one place.
 
 mod channel;
+mod kernel_facts;
 mod load;
 mod run_cases;
 mod system;
@@ -123,6 +124,11 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         match load::load_object(bundle, object, &target, &features) {
             Ok((loaded, report)) => {
                 channel.send(&GuestMessage::ObjectLoaded(report));
+                for note in &loaded.notes {
+                    channel.send(&GuestMessage::Log {
+                        message: format!("{}: {note}", object.name),
+                    });
+                }
                 for case in cases {
                     let result = run_cases::run_case(&loaded, case);
                     channel.send(&GuestMessage::CaseResult(result));
