@@ -102,8 +102,9 @@ pub fn gather(
     }
 }
 
-/// libbpf reads `/boot/config-<release>`, then `/proc/config.gz`; a guest has neither, so the
-/// runner ships the kernel's config in the bundle. /proc/config.gz is not decompressed here.
+/// libbpf reads `/boot/config-<release>`, then `/proc/config.gz`; a guest has neither (Debian
+/// kernels lack IKCONFIG), so the runner ships the kernel's config in the bundle, read between
+/// the two.
 fn read_config(bundle: &Path, release: &str, notes: &mut Vec<String>) -> Option<String> {
     let candidates = [
         Path::new("/boot").join(format!("config-{release}")),
@@ -126,8 +127,28 @@ fn read_config(bundle: &Path, release: &str, notes: &mut Vec<String>) -> Option<
             Err(e) => notes.push(format!("{}: {e}", path.display())),
         }
     }
-    if Path::new("/proc/config.gz").exists() {
-        notes.push("/proc/config.gz exists but is not read (gzip); no other config found".into());
+    match read_gzip_bounded(Path::new(PROC_CONFIG_GZ)) {
+        Ok(Some(text)) => return Some(text),
+        Ok(None) => {}
+        Err(e) => notes.push(format!("{PROC_CONFIG_GZ}: {e}")),
     }
     None
+}
+
+const PROC_CONFIG_GZ: &str = "/proc/config.gz";
+
+/// The decompressed text of a gzip file, at most [`MAX_CONFIG_BYTES`]; `None` if absent.
+fn read_gzip_bounded(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .take(MAX_CONFIG_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("not a readable gzip config: {e}"))?;
+    Ok(Some(text))
 }

@@ -325,6 +325,20 @@ fn classify_load_error(
             };
         }
     }
+    if error.errno() == Some(libc::EPERM)
+        && matches!(
+            bpf_loader::probe::program_type_support(program_type),
+            Ok(bpf_loader::probe::ProgTypeSupport::Denied)
+        )
+    {
+        return ProgramLoadOutcome::Unsupported {
+            reason: format!(
+                "this kernel knows program type {} but refuses it to this process (EPERM while \
+                 other programs load: an LSM or sandbox policy)",
+                bpf_loader::consts::prog_type_name(program_type)
+            ),
+        };
+    }
     let verifier_log = error.log().unwrap_or_default().to_string();
     // The log travels in its own field: the message is the headline only, so a report shows
     // the log once.
@@ -581,7 +595,6 @@ fn resettable(map_type: u32) -> bool {
             | BPF_MAP_TYPE_LRU_HASH
             | BPF_MAP_TYPE_LRU_PERCPU_HASH
             | BPF_MAP_TYPE_LPM_TRIE
-            | BPF_MAP_TYPE_SOCKMAP
             | BPF_MAP_TYPE_SOCKHASH
             | BPF_MAP_TYPE_DEVMAP_HASH
     )
