@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * tracing: one program of each tracing kind libbpf loads, all bumping a counter: fentry and
- * fexit (attach_btf_id of the FUNC do_unlinkat), tp_btf (the btf_trace_sched_switch typedef),
+ * fexit (attach_btf_id of the FUNC bpf_fentry_test1, the kernel's own test target), tp_btf (the btf_trace_sched_switch typedef),
  * lsm (bpf_lsm_file_open), iter (bpf_iter_task), kprobe/kretprobe (kern_version set from the
  * running kernel), a tracepoint, a raw tracepoint, a perf_event program; and an XDP program
  * so the object has a case to run. Only loading is checked for the tracing programs.
@@ -25,11 +25,11 @@ static int bump(__u32 key)
 	return 0;
 }
 
-SEC("fentry/do_unlinkat")
-int on_unlink_entry(__u64 *ctx) { return bump(0); }
+SEC("fentry/bpf_fentry_test1")
+int on_test1_entry(__u64 *ctx) { return bump(0); }
 
-SEC("fexit/do_unlinkat")
-int on_unlink_exit(__u64 *ctx) { return bump(1); }
+SEC("fexit/bpf_fentry_test1")
+int on_test1_exit(__u64 *ctx) { return bump(1); }
 
 SEC("tp_btf/sched_switch")
 int on_switch_btf(__u64 *ctx) { return bump(2); }
