@@ -10,6 +10,7 @@
 //! memory is charged to `RLIMIT_MEMLOCK`; the crate raises it once by itself on the first
 //! `EPERM` ([`raise_memlock_rlimit`]).
 
+mod alarm;
 pub mod asm;
 pub mod attr;
 mod btf;
@@ -30,8 +31,9 @@ pub use map::{
     MapCreate, MapCreateExtra, MapInfo,
 };
 pub use prog::{
-    load_program, load_program_with_log, obj_get, obj_pin, prog_info, test_run, test_run_with,
-    ProgInfo, ProgramLoad, TestRun, TestRunExtra, TestRunOutput, INSN_SIZE, MAX_LOG_SIZE,
+    load_program, load_program_reporting, load_program_with_log, obj_get, obj_pin, prog_info,
+    test_run, test_run_with, ProgInfo, ProgramLoad, TestRun, TestRunExtra, TestRunOutput,
+    INSN_SIZE, MAX_LOG_SIZE,
 };
 pub use sys::{raise_memlock_rlimit, sanitize_obj_name, AsBpfFd};
 

@@ -101,7 +101,23 @@ fn records(what: &str, name: &str, data: &[u8], rec_size: u32) -> Result<u32, Bp
 /// (`E2BIG`); the error is [`BpfError::Rejected`] with the first attempt's errno and the log
 /// (cut if it did not fit). `EAGAIN` (the verifier gave up for now) is retried a few times.
 pub fn load_program(req: &ProgramLoad) -> Result<OwnedFd, BpfError> {
-    load_program_inner(req, 0).map(|(fd, _)| fd)
+    load_program_inner(req, 0, None, &mut |_, _| {}).map(|(fd, _)| fd)
+}
+
+/// [`load_program`], calling `before_log_reload(time the first attempt took, its errno)` when
+/// the log-less attempt failed and the load is about to be repeated for the verifier's log: a
+/// caller watched by a silence timeout can say it is still alive, since the repeat can take as
+/// long as the first verification (or, with logging, much longer: seen on 5.10).
+///
+/// With `log_budget`, each log reload is interrupted after that long (`SIGALRM`, process-wide:
+/// for single-threaded callers such as the guest agent) and the error carries the head of the
+/// log the verifier had written by then.
+pub fn load_program_reporting(
+    req: &ProgramLoad,
+    log_budget: Option<std::time::Duration>,
+    before_log_reload: &mut dyn FnMut(std::time::Duration, i32),
+) -> Result<OwnedFd, BpfError> {
+    load_program_inner(req, 0, log_budget, before_log_reload).map(|(fd, _)| fd)
 }
 
 /// [`load_program`] with a verifier log on success too: `log_level` 1 or 2 for the verifier's
@@ -116,10 +132,15 @@ pub fn load_program_with_log(
             "load_program_with_log needs a non-zero log level",
         ));
     }
-    load_program_inner(req, log_level)
+    load_program_inner(req, log_level, None, &mut |_, _| {})
 }
 
-fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, String), BpfError> {
+fn load_program_inner(
+    req: &ProgramLoad,
+    log_level: u32,
+    log_budget: Option<std::time::Duration>,
+    before_log_reload: &mut dyn FnMut(std::time::Duration, i32),
+) -> Result<(OwnedFd, String), BpfError> {
     let context = || format!("BPF_PROG_LOAD of program {:?}", req.name);
     if req.insns.is_empty() || req.insns.len() % INSN_SIZE != 0 {
         return Err(BpfError::invalid(
@@ -180,9 +201,13 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
     }
 
     let first_errno = if log_level == 0 {
+        let started = std::time::Instant::now();
         match prog_load_retrying(&mut attr) {
             Ok(fd) => return Ok((fd, String::new())),
-            Err(e) => e,
+            Err(e) => {
+                before_log_reload(started.elapsed(), e);
+                e
+            }
         }
     } else {
         0
@@ -203,10 +228,32 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
         a.log_level = level;
         a.log_size = size as u32;
         a.log_buf = ptr_u64(buf.as_mut_ptr());
-        let result = prog_load_retrying(&mut a);
-        let log = log_text(&buf);
+        let started = std::time::Instant::now();
+        let alarm = log_budget.and_then(crate::alarm::Alarm::arm);
+        let result =
+            prog_load_retrying_unless(&mut a, &|| alarm.is_some() && crate::alarm::Alarm::fired());
+        let interrupted = alarm.is_some() && crate::alarm::Alarm::fired();
+        drop(alarm);
+        let mut log = log_text(&buf);
         match result {
             Ok(fd) => return Ok((fd, log)),
+            Err(libc::EAGAIN | libc::EINTR) if interrupted => {
+                log.push_str(&format!(
+                    "\n[harness: the verifier was stopped after {} ms of re-verifying for this \
+                     log; above is the head of its log]",
+                    started.elapsed().as_millis()
+                ));
+                return Err(BpfError::Rejected {
+                    program: req.name.to_string(),
+                    errno: if first_errno != 0 {
+                        first_errno
+                    } else {
+                        libc::EAGAIN
+                    },
+                    verifier_log: log,
+                    log_truncated: true,
+                });
+            }
             Err(libc::ENOSPC) if attempts < max_attempts && size < MAX_LOG_SIZE => {
                 // 6.4+ says how much it needed; older kernels just fill the buffer.
                 let wanted = a.log_true_size as usize;
@@ -231,10 +278,19 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
 }
 
 fn prog_load_retrying(attr: &mut ProgLoadAttr) -> Result<OwnedFd, i32> {
+    prog_load_retrying_unless(attr, &|| false)
+}
+
+/// `EAGAIN` (the verifier gave up for now) is retried a few times, unless `stopped` says the
+/// caller's own alarm caused it.
+fn prog_load_retrying_unless(
+    attr: &mut ProgLoadAttr,
+    stopped: &dyn Fn() -> bool,
+) -> Result<OwnedFd, i32> {
     let mut tries = 0;
     loop {
         match bpf_fd(BPF_PROG_LOAD, attr) {
-            Err(libc::EAGAIN) if tries < 5 => tries += 1,
+            Err(libc::EAGAIN) if tries < 5 && !stopped() => tries += 1,
             r => return r,
         }
     }

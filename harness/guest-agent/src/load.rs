@@ -33,11 +33,14 @@ pub struct LoadedObject {
     pub notes: Vec<String>,
 }
 
+/// `progress` receives a line whenever the agent is about to spend long without a result (a
+/// rejected program re-verified for its log), so the runner's silence timer sees it alive.
 pub fn load_object(
     bundle: &Path,
     entry: &ObjectEntry,
     target: &Btf,
     features: &BtfFeatures,
+    progress: &mut dyn FnMut(String),
 ) -> Result<(LoadedObject, ObjectLoaded), String> {
     let path = bundle.join(&entry.path);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", entry.name))?;
@@ -147,7 +150,20 @@ pub fn load_object(
                     prog_flags: relocated.prog_flags,
                     ..Default::default()
                 };
-                match bpf_loader::load_program(&request) {
+                let mut before_log_reload = |took: std::time::Duration, errno: i32| {
+                    progress(format!(
+                        "{}: program {name} refused ({}) after {} ms; loading it again for the \
+                         verifier's log",
+                        entry.name,
+                        bpf_loader::Errno(errno),
+                        took.as_millis()
+                    ))
+                };
+                match bpf_loader::load_program_reporting(
+                    &request,
+                    Some(LOG_RELOAD_BUDGET),
+                    &mut before_log_reload,
+                ) {
                     Ok(fd) => {
                         programs.insert(name.clone(), (fd, relocated.program_type));
                         ProgramLoadOutcome::Loaded {
@@ -339,7 +355,7 @@ fn classify_load_error(
             ),
         };
     }
-    let verifier_log = error.log().unwrap_or_default().to_string();
+    let verifier_log = bounded_log(error.log().unwrap_or_default());
     // The log travels in its own field: the message is the headline only, so a report shows
     // the log once.
     let mut message = error.headline();
@@ -360,6 +376,42 @@ fn classify_load_error(
         verifier_log,
     }
 }
+
+/// Most bytes of a verifier log sent to the runner: its head and its tail, each half of this.
+/// A too-complex program's log fills any buffer, and the results port is a UART: 256 KiB take
+/// tens of seconds there under TCG.
+const MAX_REPORTED_LOG: usize = 48 * 1024;
+
+/// The log cut to its first and last [`MAX_REPORTED_LOG`]/2 bytes (at line boundaries), with a
+/// line saying how much was left out.
+fn bounded_log(log: &str) -> String {
+    if log.len() <= MAX_REPORTED_LOG {
+        return log.to_string();
+    }
+    let half = MAX_REPORTED_LOG / 2;
+    let mut head_end = half;
+    while !log.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let head_end = log[..head_end].rfind('\n').map_or(head_end, |i| i + 1);
+    let mut tail_start = log.len() - half;
+    while !log.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let tail_start = log[tail_start..]
+        .find('\n')
+        .map_or(tail_start, |i| tail_start + i + 1);
+    format!(
+        "{}[... {} bytes of the verifier log left out ...]\n{}",
+        &log[..head_end],
+        tail_start - head_end,
+        &log[tail_start..]
+    )
+}
+
+/// How long a rejected program may be re-verified for its log: well inside the runner's silence
+/// limit (30 s by default), which the progress line before the reload restarts.
+const LOG_RELOAD_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// libbpf's (and our engine's) poison helper id, 0xbad2310, as the verifier prints it.
 const POISON_HELPER_DECIMAL: u32 = 0xbad2310;
@@ -608,5 +660,25 @@ pub fn value_size_of(spec: &MapSpec) -> usize {
             (spec.value_size as usize).div_ceil(8) * 8 * bpf_loader::possible_cpus().unwrap_or(1)
         }
         _ => spec.value_size as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_logs_keep_head_and_tail() {
+        let short = "0: (b7) r0 = 0\n1: (95) exit\n";
+        assert_eq!(bounded_log(short), short);
+        let long: String = (0..20_000).map(|i| format!("{i}: insn\n")).collect();
+        let cut = bounded_log(&long);
+        assert!(cut.len() <= MAX_REPORTED_LOG + 100, "{}", cut.len());
+        assert!(cut.starts_with("0: insn\n"));
+        assert!(cut.ends_with("19999: insn\n"));
+        assert!(cut.contains("bytes of the verifier log left out"));
+        assert!(cut
+            .lines()
+            .all(|l| l.ends_with("insn") || l.contains("left out")));
     }
 }

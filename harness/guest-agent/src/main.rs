@@ -121,7 +121,12 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             .iter()
             .filter(|c| c.object == object.name)
             .collect();
-        match load::load_object(bundle, object, &target, &features) {
+        let mut progress = |message: String| {
+            channel.send(&GuestMessage::Log { message });
+            channel.flush();
+        };
+        let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
+        match loaded {
             Ok((loaded, report)) => {
                 channel.send(&GuestMessage::ObjectLoaded(report));
                 for note in &loaded.notes {
