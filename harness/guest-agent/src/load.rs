@@ -529,7 +529,8 @@ fn adjusted_max_entries(spec: &MapSpec) -> u32 {
         BPF_MAP_TYPE_PERF_EVENT_ARRAY if spec.max_entries == 0 => {
             bpf_loader::possible_cpus().map_or(1, |n| n as u32)
         }
-        BPF_MAP_TYPE_RINGBUF | BPF_MAP_TYPE_USER_RINGBUF => {
+        // 0 stays 0 (the kernel refuses it, as it refuses libbpf).
+        BPF_MAP_TYPE_RINGBUF | BPF_MAP_TYPE_USER_RINGBUF if spec.max_entries != 0 => {
             let page = page_size();
             let pages = spec.max_entries.div_ceil(page).max(1);
             pages

@@ -12,7 +12,7 @@ pub const MAP_F_RDONLY_PROG: u32 = 1 << 7;
 pub const MAP_F_MMAPABLE: u32 = 1 << 10;
 
 /// Largest global data section accepted; bounds `.bss` allocations.
-pub const MAX_DATA_SECTION: u64 = 16 << 20;
+pub const MAX_DATA_SECTION: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapKind {

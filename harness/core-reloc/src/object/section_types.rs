@@ -575,8 +575,10 @@ const TABLE: &[Entry] = &[
     e("netfilter", Word, pt::NETFILTER, Some(at::NETFILTER)),
 ];
 
-/// Classifies a program section name; `None` when it follows no known convention.
+/// Classifies a program section name; `None` when it follows no known convention. A leading
+/// `?` (libbpf: not loaded unless the user turns autoload on) is ignored for the kind.
 pub fn section_type(section: &str) -> Option<SectionType> {
+    let section = section.strip_prefix('?').unwrap_or(section);
     for entry in TABLE {
         let attach_to = match entry.how {
             Word => match section.strip_prefix(entry.pattern) {
@@ -753,6 +755,7 @@ mod tests {
             .kernel_btf_target()
             .unwrap();
         assert_eq!(module.module.as_deref(), Some("nf_tables"));
+        assert_eq!(row("?fentry.s/f"), row("fentry.s/f"));
         assert!(section_type("no_such_section").is_none());
         assert!(section_type("kprobe_x").is_none());
     }
