@@ -3,6 +3,7 @@
 mod common;
 
 use common::compile;
+use core_reloc::object::{AttachTarget, MAP_TYPE_STRUCT_OPS};
 use core_reloc::Object;
 
 #[test]
@@ -44,4 +45,28 @@ fn map_in_map_prog_array_and_extras() {
         (3, 1, 4)
     );
     assert!(map("inner_a").init_slots.is_empty());
+}
+
+#[test]
+fn struct_ops_variables_bind_members_to_programs() {
+    let obj = Object::parse(&compile("map_kinds", &[])).expect("fixture parses");
+    let ops = obj.maps().iter().find(|m| m.name == "ops").unwrap();
+    assert_eq!(ops.map_type, MAP_TYPE_STRUCT_OPS);
+    let spec = ops.struct_ops.as_ref().unwrap();
+    assert_eq!(spec.type_name, "fake_ops");
+    let mut members = spec.members.clone();
+    members.sort();
+    assert_eq!(
+        members,
+        vec![
+            ("init".to_string(), "fake_init".to_string()),
+            ("release".to_string(), "fake_release".to_string())
+        ]
+    );
+    for name in ["fake_init", "fake_release"] {
+        assert_eq!(
+            obj.program(name).unwrap().attach_target,
+            AttachTarget::StructOps
+        );
+    }
 }

@@ -68,7 +68,7 @@ pub fn load_object(
     };
 
     let (btf_fd, btf_note) = load_object_btf(&object, features);
-    let maps = create_maps(&object, btf_fd.as_ref(), &resolution, &mut notes)
+    let maps = create_maps(&object, btf_fd.as_ref(), target, &resolution, &mut notes)
         .map_err(|e| format!("{}: {e}", entry.name))?;
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
 
@@ -96,19 +96,20 @@ pub fn load_object(
                         .iter()
                         .map(|d| RelocationReport::from_decision(&name, d)),
                 );
-                let attach_btf_id = match attach_btf_id(program, target) {
-                    Ok(id) => id,
-                    Err(reason) => {
-                        let outcome = ProgramLoadOutcome::Unsupported { reason };
-                        not_loaded.insert(name.clone(), outcome.clone());
-                        program_reports.push(ProgramLoad {
-                            program: name,
-                            section: program.section.clone(),
-                            outcome,
-                        });
-                        continue;
-                    }
-                };
+                let (attach_btf_id, expected_attach_type) =
+                    match attach_btf_id(&object, program, target) {
+                        Ok((id, expected)) => (id, expected.or(relocated.expected_attach_type)),
+                        Err(reason) => {
+                            let outcome = ProgramLoadOutcome::Unsupported { reason };
+                            not_loaded.insert(name.clone(), outcome.clone());
+                            program_reports.push(ProgramLoad {
+                                program: name,
+                                section: program.section.clone(),
+                                outcome,
+                            });
+                            continue;
+                        }
+                    };
                 let patched = relocated
                     .patch_map_fds(&map_fds)
                     .and_then(|()| relocated.patch_externs(&resolution));
@@ -129,7 +130,7 @@ pub fn load_object(
                 let request = bpf_loader::ProgramLoad {
                     name: &name,
                     program_type: relocated.program_type,
-                    expected_attach_type: relocated.expected_attach_type,
+                    expected_attach_type,
                     insns: &relocated.insns,
                     license: object.license(),
                     kernel_version,
@@ -254,19 +255,23 @@ fn refused_object(
 /// iter...), from the running kernel's BTF, as libbpf resolves it before loading. `Err` says
 /// why the program cannot load here: the kernel lacks the target (libbpf fails the load the
 /// same way), or the target is one a harness run cannot give (another program, a module).
-fn attach_btf_id(program: &core_reloc::Program, target: &Btf) -> Result<Option<u32>, String> {
+/// For struct_ops programs the second value is the expected attach type: the index of the
+/// member the program fills in the kernel's struct (libbpf sets it so).
+type AttachIds = (Option<u32>, Option<u32>);
+
+fn attach_btf_id(
+    object: &Object,
+    program: &core_reloc::Program,
+    target: &Btf,
+) -> Result<AttachIds, String> {
     match program.attach_target {
-        AttachTarget::None => Ok(None),
+        AttachTarget::None => Ok((None, None)),
         AttachTarget::Program => Err(format!(
             "section {}: freplace programs need the fd of the program they replace, which a \
              harness run does not provide",
             program.section
         )),
-        AttachTarget::StructOps => Err(format!(
-            "section {}: struct_ops programs are loaded through a struct_ops map, which the \
-             harness does not create",
-            program.section
-        )),
+        AttachTarget::StructOps => struct_ops_target(object, program, target),
         AttachTarget::KernelBtf { .. } => {
             let Some(wanted) = &program.kernel_btf_target else {
                 return Err(format!(
@@ -282,7 +287,7 @@ fn attach_btf_id(program: &core_reloc::Program, target: &Btf) -> Result<Option<u
                 ));
             }
             match wanted.find_in(target) {
-                Some(id) => Ok(Some(id)),
+                Some(id) => Ok((Some(id), None)),
                 None => Err(format!(
                     "section {}: the kernel's BTF has no {} {} (libbpf: failed to find kernel BTF \
                      type ID): this kernel lacks the attach target",
@@ -291,6 +296,44 @@ fn attach_btf_id(program: &core_reloc::Program, target: &Btf) -> Result<Option<u
             }
         }
     }
+}
+
+/// A struct_ops program attaches to the kernel struct its map instantiates, at the index of the
+/// member it fills there (by name, as libbpf matches them).
+fn struct_ops_target(
+    object: &Object,
+    program: &core_reloc::Program,
+    target: &Btf,
+) -> Result<AttachIds, String> {
+    let found = object.maps().iter().find_map(|m| {
+        let ops = m.struct_ops.as_ref()?;
+        let member = ops.members.iter().find(|(_, p)| p == &program.name)?;
+        Some((ops, member.0.as_str()))
+    });
+    let Some((ops, member)) = found else {
+        return Err(format!(
+            "section {}: no struct_ops map uses program {} (libbpf does not load it either)",
+            program.section, program.name
+        ));
+    };
+    let kernel_struct = target
+        .ids_by_name(core_reloc::Kind::Struct, &ops.type_name)
+        .first()
+        .copied()
+        .ok_or_else(|| format!("the kernel's BTF has no struct {}", ops.type_name))?;
+    let index = target
+        .type_by_id(kernel_struct)
+        .map_err(|e| e.to_string())?
+        .members()
+        .iter()
+        .position(|m| m.name == member)
+        .ok_or_else(|| {
+            format!(
+                "the kernel's struct {} has no member {member} (for program {})",
+                ops.type_name, program.name
+            )
+        })?;
+    Ok((Some(kernel_struct), Some(index as u32)))
 }
 
 /// `.values = { [i] = &prog }` of prog_array maps, written once the programs are loaded
@@ -437,6 +480,7 @@ fn load_object_btf(object: &Object, features: &BtfFeatures) -> (Option<OwnedFd>,
 fn create_maps(
     object: &Object,
     btf_fd: Option<&OwnedFd>,
+    target: &Btf,
     resolution: &ExternResolution,
     notes: &mut Vec<String>,
 ) -> Result<Vec<LoadedMap>, String> {
@@ -453,7 +497,7 @@ fn create_maps(
                 spec.name, spec.pinning
             ));
         }
-        let fd = create_one_map(&spec, btf_fd)?;
+        let fd = create_one_map(&spec, btf_fd, target)?;
         let mut map = LoadedMap {
             spec,
             fd,
@@ -548,30 +592,61 @@ fn page_size() -> u32 {
     u32::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
-fn create_one_map(spec: &MapSpec, btf_fd: Option<&OwnedFd>) -> Result<OwnedFd, String> {
+fn create_one_map(
+    spec: &MapSpec,
+    btf_fd: Option<&OwnedFd>,
+    target: &Btf,
+) -> Result<OwnedFd, String> {
     // An array/hash of maps needs a template of its inner map, made from the inner definition
     // and closed once the outer map exists (libbpf does the same).
     let inner_fd = match &spec.inner {
-        Some(inner) => Some(create_one_map(inner, btf_fd)?),
+        Some(inner) => Some(create_one_map(inner, btf_fd, target)?),
+        None => None,
+    };
+    // A struct_ops map's value is the kernel's `bpf_struct_ops_<struct>` wrapper.
+    let struct_ops_value = match &spec.struct_ops {
+        Some(ops) => {
+            let wrapper = format!("bpf_struct_ops_{}", ops.type_name);
+            let id = target
+                .ids_by_name(core_reloc::Kind::Struct, &wrapper)
+                .first()
+                .copied()
+                .ok_or_else(|| {
+                    format!(
+                        "struct_ops map {}: the kernel's BTF has no {wrapper}: this kernel cannot \
+                         run {} struct_ops (libbpf refuses the object too)",
+                        spec.name, ops.type_name
+                    )
+                })?;
+            let size = target
+                .resolve_size(id)
+                .map_err(|e| format!("struct_ops map {}: {wrapper}: {e}", spec.name))?;
+            Some((id, size))
+        }
         None => None,
     };
     let mut request = bpf_loader::MapCreate {
         name: spec.kernel_name(),
         map_type: spec.map_type,
         key_size: spec.key_size,
-        value_size: spec.value_size,
+        value_size: struct_ops_value.map_or(spec.value_size, |(_, size)| size),
         max_entries: adjusted_max_entries(spec),
         map_flags: spec.map_flags,
         btf_fd: btf_fd.map(|fd| fd.as_raw_fd()),
         btf_key_type_id: spec.btf_key_type_id,
         btf_value_type_id: spec.btf_value_type_id,
     };
-    if spec.btf_value_type_id == 0 || takes_no_btf(spec.map_type) {
+    if struct_ops_value.is_some() {
+        // The kernel wants the object's BTF but no key/value ids next to the vmlinux type.
+        request.btf_key_type_id = 0;
+        request.btf_value_type_id = 0;
+    } else if spec.btf_value_type_id == 0 || takes_no_btf(spec.map_type) {
         request.btf_fd = None;
         request.btf_key_type_id = 0;
         request.btf_value_type_id = 0;
     }
     let extra = bpf_loader::MapCreateExtra {
+        btf_vmlinux_value_type_id: struct_ops_value.map_or(0, |(id, _)| id),
         inner_map_fd: inner_fd.as_ref().map(|fd| fd.as_raw_fd()),
         numa_node: spec.numa_node,
         map_extra: spec.map_extra,
@@ -580,7 +655,7 @@ fn create_one_map(spec: &MapSpec, btf_fd: Option<&OwnedFd>) -> Result<OwnedFd, S
     match bpf_loader::create_map_with(&request, &extra) {
         Ok(fd) => Ok(fd),
         // Older kernels refuse some BTF-described maps: the map itself is what matters.
-        Err(_) if request.btf_fd.is_some() => {
+        Err(_) if request.btf_fd.is_some() && struct_ops_value.is_none() => {
             request.btf_fd = None;
             request.btf_key_type_id = 0;
             request.btf_value_type_id = 0;

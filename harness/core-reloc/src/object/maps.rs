@@ -52,6 +52,9 @@ pub struct MapSpec {
     pub init_slots: Vec<(u32, String)>,
     /// Byte offset of the `values` member in the definition, when it has one.
     pub(crate) values_offset: Option<u64>,
+    /// A `struct_ops` map (`SEC(".struct_ops")` variable): its struct and which program fills
+    /// which function member.
+    pub struct_ops: Option<StructOps>,
     /// ELF section index the map lives in (for data maps, the section itself).
     pub(crate) section_index: usize,
     /// Offset of the definition within its section (legacy/BTF maps).
@@ -117,6 +120,7 @@ impl MapSpec {
             inner: None,
             init_slots: Vec::new(),
             values_offset: None,
+            struct_ops: None,
             section_index,
             offset: 0,
         })
@@ -147,6 +151,7 @@ impl MapSpec {
             inner: None,
             init_slots: Vec::new(),
             values_offset: None,
+            struct_ops: None,
             section_index: usize::MAX,
             offset: 0,
         }
@@ -185,6 +190,7 @@ impl MapSpec {
             inner: None,
             init_slots: Vec::new(),
             values_offset: None,
+            struct_ops: None,
             section_index,
             offset,
         })
@@ -241,6 +247,7 @@ impl MapSpec {
             inner: None,
             init_slots: Vec::new(),
             values_offset: None,
+            struct_ops: None,
             section_index,
             offset,
         };
@@ -328,6 +335,72 @@ impl MapSpec {
             }
         }
         Ok(spec)
+    }
+}
+
+/// What a `struct_ops` map variable says: the struct it instantiates and the programs in its
+/// function members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructOps {
+    /// The struct's name, e.g. `tcp_congestion_ops`: the kernel type it must match.
+    pub type_name: String,
+    /// (member name, program name), from the ELF relocations of the section.
+    pub members: Vec<(String, String)>,
+}
+
+/// `BPF_MAP_TYPE_STRUCT_OPS`.
+pub const MAP_TYPE_STRUCT_OPS: u32 = 26;
+/// `BPF_F_LINK`: a `.struct_ops.link` map, attached through a link.
+pub const MAP_F_LINK: u32 = 1 << 13;
+
+impl MapSpec {
+    /// One variable of a `.struct_ops` / `.struct_ops.link` section.
+    pub(crate) fn struct_ops(
+        btf: &Btf,
+        var_id: u32,
+        section_index: usize,
+        offset: u64,
+        link: bool,
+    ) -> Result<MapSpec, ObjectError> {
+        let var = btf.type_by_id(var_id)?;
+        let name = var.name.to_string();
+        let TypeBody::Var { ty, .. } = var.body else {
+            return Err(ObjectError::Malformed(format!(
+                "struct_ops {name}: not a variable"
+            )));
+        };
+        let struct_id = btf.skip_mods_and_typedefs(ty)?;
+        let st = btf.type_by_id(struct_id)?;
+        let TypeBody::Composite { size, .. } = st.body else {
+            return Err(ObjectError::Malformed(format!(
+                "struct_ops {name}: not a struct"
+            )));
+        };
+        Ok(MapSpec {
+            name,
+            kind: MapKind::BtfDefined,
+            map_type: MAP_TYPE_STRUCT_OPS,
+            key_size: 4,
+            value_size: size,
+            max_entries: 1,
+            map_flags: if link { MAP_F_LINK } else { 0 },
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: None,
+            freeze: false,
+            btf_key_type_id: 0,
+            btf_value_type_id: struct_id,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: Some(StructOps {
+                type_name: st.name.to_string(),
+                members: Vec::new(),
+            }),
+            section_index,
+            offset,
+        })
     }
 }
 

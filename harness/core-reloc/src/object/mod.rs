@@ -7,7 +7,10 @@ mod section_types;
 
 pub use externs::{Extern, ExternKind, KconfigType, KCONFIG_SECTION, KSYMS_SECTION};
 
-pub use maps::{MapKind, MapSpec, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY};
+pub use maps::{
+    MapKind, MapSpec, StructOps, MAP_F_LINK, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY,
+    MAP_TYPE_STRUCT_OPS,
+};
 pub use section_types::{
     attach_type, prog_type, section_type, test_run_applies, AttachTarget, KernelBtfTarget,
     SectionType, PROG_FLAG_SLEEPABLE, PROG_FLAG_XDP_HAS_FRAGS,
@@ -169,6 +172,7 @@ impl Object {
         let mut section_sizes: HashMap<String, (usize, u64)> = HashMap::new();
         let mut maps_section = None;
         let mut legacy_maps_section = None;
+        let mut struct_ops_sections = Vec::new();
 
         for section in file.sections() {
             let index = section.index().0;
@@ -190,6 +194,9 @@ impl Object {
                 ".BTF" => btf = Some(Btf::parse(section.data()?)?),
                 ".BTF.ext" => btf_ext_raw = Some(section.data()?),
                 ".maps" => maps_section = Some(index),
+                ".struct_ops" | ".struct_ops.link" => {
+                    struct_ops_sections.push((index, name.to_string()))
+                }
                 "maps" => legacy_maps_section = Some(index),
                 _ if flags & SHF_EXECINSTR != 0 => {
                     let data = section.data()?;
@@ -268,6 +275,12 @@ impl Object {
         }
         if let Some(index) = maps_section {
             collect_map_init_slots(&file, index, &symbols, &symbol_slot, &mut maps)?;
+        }
+        for (index, name) in &struct_ops_sections {
+            let btf = btf
+                .as_ref()
+                .ok_or_else(|| ObjectError::Malformed(format!("{name} section without .BTF")))?;
+            struct_ops_maps(&file, btf, *index, name, &symbols, &symbol_slot, &mut maps)?;
         }
         for (index, name, size, bytes, kind) in &data_sections {
             maps.push(MapSpec::data(
@@ -567,6 +580,73 @@ fn collect_map_init_slots(
             )));
         }
         owner.init_slots.push((slot as u32, sym.name.clone()));
+    }
+    Ok(())
+}
+
+/// The variables of a `.struct_ops` section as maps, with their function members bound to
+/// programs by the section's relocations.
+fn struct_ops_maps(
+    file: &ElfFile64<Endianness>,
+    btf: &Btf,
+    index: usize,
+    name: &str,
+    symbols: &[Sym],
+    symbol_slot: &HashMap<usize, usize>,
+    maps: &mut Vec<MapSpec>,
+) -> Result<(), ObjectError> {
+    let Some(&datasec) = btf.ids_by_name(Kind::DataSec, name).first() else {
+        return Err(ObjectError::Malformed(format!(
+            "{name} section without a {name} DATASEC"
+        )));
+    };
+    let TypeBody::DataSec { vars, .. } = btf.type_by_id(datasec)?.body else {
+        return Ok(());
+    };
+    let first = maps.len();
+    for var in &vars {
+        maps.push(MapSpec::struct_ops(
+            btf,
+            var.ty,
+            index,
+            u64::from(var.offset),
+            name.ends_with(".link"),
+        )?);
+    }
+    let section = file.section_by_index(object::SectionIndex(index))?;
+    for (offset, reloc) in section.relocations() {
+        let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+            continue;
+        };
+        let sym = symbol_slot
+            .get(&sym_index.0)
+            .and_then(|&slot| symbols.get(slot))
+            .ok_or_else(|| ObjectError::Malformed(format!("{name} relocation symbol missing")))?;
+        let Some((var, map)) = vars.iter().zip(maps[first..].iter_mut()).find(|(v, _)| {
+            u64::from(v.offset) <= offset && offset < u64::from(v.offset) + u64::from(v.size)
+        }) else {
+            return Err(ObjectError::Malformed(format!(
+                "{name}: relocation at {offset} against {} is in no variable",
+                sym.name
+            )));
+        };
+        let within = offset - u64::from(var.offset);
+        let st_id = map.btf_value_type_id;
+        let member = btf
+            .type_by_id(st_id)?
+            .members()
+            .iter()
+            .find(|m| u64::from(m.bit_offset) == within * 8)
+            .map(|m| m.name.to_string())
+            .ok_or_else(|| {
+                ObjectError::Malformed(format!(
+                    "{name}: {}: no member at byte {within} for {}",
+                    map.name, sym.name
+                ))
+            })?;
+        if let Some(ops) = map.struct_ops.as_mut() {
+            ops.members.push((member, sym.name.clone()));
+        }
     }
     Ok(())
 }
