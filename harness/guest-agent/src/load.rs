@@ -650,7 +650,6 @@ fn create_one_map(
         inner_map_fd: inner_fd.as_ref().map(|fd| fd.as_raw_fd()),
         numa_node: spec.numa_node,
         map_extra: spec.map_extra,
-        ..Default::default()
     };
     match bpf_loader::create_map_with(&request, &extra) {
         Ok(fd) => Ok(fd),
