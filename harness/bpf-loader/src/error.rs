@@ -27,7 +27,7 @@ pub enum BpfError {
         /// The errno of the first (log-less) attempt: `EACCES`/`EINVAL` from the verifier, etc.
         errno: i32,
         verifier_log: String,
-        /// The log did not fit even in the largest buffer (16 MiB) and was cut.
+        /// The log did not fit the buffer of the last attempt and was cut.
         log_truncated: bool,
     },
     /// `BPF_BTF_LOAD` failed; `btf_log` is the kernel's BTF verifier log.
@@ -77,6 +77,26 @@ impl BpfError {
     /// `EINVAL`: on an older kernel, typically an attribute, flag or type it does not know.
     pub fn is_invalid_argument(&self) -> bool {
         self.errno() == Some(libc::EINVAL)
+    }
+
+    /// The message without the kernel's log: for a rejected load only its first line (the log
+    /// travels separately, in [`BpfError::log`], so it is not shown twice).
+    pub fn headline(&self) -> String {
+        match self {
+            BpfError::Rejected { program, errno, .. } => {
+                format!(
+                    "program {program:?} rejected by BPF_PROG_LOAD: {}",
+                    Errno(*errno)
+                )
+            }
+            BpfError::BtfRejected { size, errno, .. } => {
+                format!(
+                    "BTF \"{size} bytes\" rejected by BPF_BTF_LOAD: {}",
+                    Errno(*errno)
+                )
+            }
+            other => other.to_string(),
+        }
     }
 
     /// The verifier or BTF log, for load failures.
@@ -130,13 +150,21 @@ fn fmt_rejected(
         s.push_str(&format!(
             "\n--- log (last {LOG_TAIL_LINES} of {} lines{}) ---\n",
             lines.len(),
-            if truncated { ", cut at 16 MiB" } else { "" }
+            if truncated {
+                ", cut: it did not fit the buffer"
+            } else {
+                ""
+            }
         ));
         s.push_str(&lines[lines.len() - LOG_TAIL_LINES..].join("\n"));
     } else {
         s.push_str(&format!(
             "\n--- log{} ---\n",
-            if truncated { " (cut at 16 MiB)" } else { "" }
+            if truncated {
+                " (cut: it did not fit the buffer)"
+            } else {
+                ""
+            }
         ));
         s.push_str(log);
     }

@@ -10,6 +10,7 @@
 //! memory is charged to `RLIMIT_MEMLOCK`; the crate raises it once by itself on the first
 //! `EPERM` ([`raise_memlock_rlimit`]).
 
+mod alarm;
 pub mod asm;
 pub mod attr;
 mod btf;
@@ -28,11 +29,12 @@ pub use link::raw_tracepoint_open;
 pub use map::{
     create_map, create_map_with, map_delete, map_freeze, map_info, map_keys, map_lookup,
     map_lookup_flags, map_next_key, map_update, parse_cpu_list, percpu_value_size, possible_cpus,
-    MapCreate, MapInfo,
+    MapCreate, MapCreateExtra, MapInfo,
 };
 pub use prog::{
-    load_program, load_program_with_log, obj_get, obj_pin, prog_info, test_run, test_run_with,
-    ProgInfo, ProgramLoad, TestRun, TestRunExtra, TestRunOutput, INSN_SIZE, MAX_LOG_SIZE,
+    load_program, load_program_reporting, load_program_with_log, obj_get, obj_pin, prog_info,
+    test_run, test_run_with, ProgInfo, ProgramLoad, TestRun, TestRunExtra, TestRunOutput,
+    INSN_SIZE, MAX_LOG_SIZE,
 };
 pub use ringbuf::{record_span, RecordHeader, RingBuf, RingBufError};
 pub use sys::{raise_memlock_rlimit, sanitize_obj_name, AsBpfFd};

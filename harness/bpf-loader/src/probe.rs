@@ -1,7 +1,7 @@
 //! Feature probes: each asks the running kernel to accept a minimal object that needs the
 //! feature. Nothing here looks at the version number.
 
-use crate::asm::{exit, mov64_imm, to_bytes};
+use crate::asm::{call, exit, mov64_imm, to_bytes};
 use crate::btf::{btf_info, BtfBuilder};
 use crate::consts::*;
 use crate::error::BpfError;
@@ -254,6 +254,26 @@ pub fn program_type_support(program_type: u32) -> Result<ProgTypeSupport, BpfErr
 /// * anything else, notably `EPERM` for everything (no privilege) → the error.
 pub fn program_type_supported(program_type: u32) -> Result<bool, BpfError> {
     Ok(program_type_support(program_type)? != ProgTypeSupport::Unsupported)
+}
+
+/// `BPF_FUNC_get_attach_cookie` (5.15).
+pub const HELPER_GET_ATTACH_COOKIE: i32 = 174;
+
+/// Whether programs of `program_type` may call helper `helper` on this kernel, by loading
+/// `call helper; exit` (libbpf's probe for `LINUX_HAS_BPF_COOKIE` does the same with a
+/// tracepoint program).
+pub fn helper_supported(program_type: u32, helper: i32) -> bool {
+    let r = load_requirements(program_type);
+    let insns = to_bytes(&[call(helper), exit()]);
+    load_program(&ProgramLoad {
+        name: "probe_helper",
+        program_type,
+        expected_attach_type: r.expected_attach_type,
+        prog_flags: r.prog_flags,
+        insns: &insns,
+        ..Default::default()
+    })
+    .is_ok()
 }
 
 /// Program types whose test run takes a packet in `data_in`.

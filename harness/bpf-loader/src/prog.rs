@@ -11,7 +11,7 @@ use crate::sys::{bpf, bpf_fd, name_from_bytes, obj_name_bytes, ptr_u64, slice_u6
 
 /// Size of one `struct bpf_insn`.
 pub const INSN_SIZE: usize = 8;
-/// First verifier-log buffer on a failed load; doubled on `ENOSPC` up to [`MAX_LOG_SIZE`].
+/// First verifier-log buffer on a failed load; one larger retry on `ENOSPC` (see [`load_program`]).
 const FIRST_LOG_SIZE: usize = 256 * 1024;
 /// Largest verifier-log buffer tried.
 pub const MAX_LOG_SIZE: usize = 16 * 1024 * 1024;
@@ -96,11 +96,28 @@ fn records(what: &str, name: &str, data: &[u8], rec_size: u32) -> Result<u32, Bp
 }
 
 /// `BPF_PROG_LOAD`. The first attempt runs without a verifier log (fast); if it fails, the
-/// load is repeated with log level 1 and a buffer that grows from 256 KiB up to 16 MiB while the
-/// kernel answers `ENOSPC`, and the error is [`BpfError::Rejected`] with the first attempt's
-/// errno and the complete log. `EAGAIN` (the verifier gave up for now) is retried a few times.
+/// load is repeated with log level 1 into a 256 KiB buffer, once more with a larger one (up to
+/// 16 MiB) if the log did not fit, but never again for a program the verifier could not finish
+/// (`E2BIG`); the error is [`BpfError::Rejected`] with the first attempt's errno and the log
+/// (cut if it did not fit). `EAGAIN` (the verifier gave up for now) is retried a few times.
 pub fn load_program(req: &ProgramLoad) -> Result<OwnedFd, BpfError> {
-    load_program_inner(req, 0).map(|(fd, _)| fd)
+    load_program_inner(req, 0, None, &mut |_, _| {}).map(|(fd, _)| fd)
+}
+
+/// [`load_program`], calling `before_log_reload(time the first attempt took, its errno)` when
+/// the log-less attempt failed and the load is about to be repeated for the verifier's log: a
+/// caller watched by a silence timeout can say it is still alive, since the repeat can take as
+/// long as the first verification (or, with logging, much longer: seen on 5.10).
+///
+/// With `log_budget`, each log reload is interrupted after that long (`SIGALRM`, process-wide:
+/// for single-threaded callers such as the guest agent) and the error carries the head of the
+/// log the verifier had written by then.
+pub fn load_program_reporting(
+    req: &ProgramLoad,
+    log_budget: Option<std::time::Duration>,
+    before_log_reload: &mut dyn FnMut(std::time::Duration, i32),
+) -> Result<OwnedFd, BpfError> {
+    load_program_inner(req, 0, log_budget, before_log_reload).map(|(fd, _)| fd)
 }
 
 /// [`load_program`] with a verifier log on success too: `log_level` 1 or 2 for the verifier's
@@ -115,10 +132,15 @@ pub fn load_program_with_log(
             "load_program_with_log needs a non-zero log level",
         ));
     }
-    load_program_inner(req, log_level)
+    load_program_inner(req, log_level, None, &mut |_, _| {})
 }
 
-fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, String), BpfError> {
+fn load_program_inner(
+    req: &ProgramLoad,
+    log_level: u32,
+    log_budget: Option<std::time::Duration>,
+    before_log_reload: &mut dyn FnMut(std::time::Duration, i32),
+) -> Result<(OwnedFd, String), BpfError> {
     let context = || format!("BPF_PROG_LOAD of program {:?}", req.name);
     if req.insns.is_empty() || req.insns.len() % INSN_SIZE != 0 {
         return Err(BpfError::invalid(
@@ -179,34 +201,66 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
     }
 
     let first_errno = if log_level == 0 {
+        let started = std::time::Instant::now();
         match prog_load_retrying(&mut attr) {
             Ok(fd) => return Ok((fd, String::new())),
-            Err(e) => e,
+            Err(e) => {
+                before_log_reload(started.elapsed(), e);
+                e
+            }
         }
     } else {
         0
     };
 
-    // With a log: grow the buffer until the log fits.
+    // With a log. Each attempt re-runs the verifier, which for a program it cannot finish
+    // (E2BIG: a million instructions processed) takes as long as the first one, so the number of
+    // attempts is bounded: one for E2BIG, else at most two (the second with the size a 6.4+
+    // kernel says it needed, or a larger buffer). A log that still does not fit is reported cut.
     let level = if log_level == 0 { 1 } else { log_level };
+    let max_attempts = if first_errno == libc::E2BIG { 1 } else { 2 };
     let mut size = FIRST_LOG_SIZE;
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let mut buf = vec![0u8; size];
         let mut a = attr;
         a.log_level = level;
         a.log_size = size as u32;
         a.log_buf = ptr_u64(buf.as_mut_ptr());
-        let result = prog_load_retrying(&mut a);
-        let log = log_text(&buf);
+        let started = std::time::Instant::now();
+        let alarm = log_budget.and_then(crate::alarm::Alarm::arm);
+        let result =
+            prog_load_retrying_unless(&mut a, &|| alarm.is_some() && crate::alarm::Alarm::fired());
+        let interrupted = alarm.is_some() && crate::alarm::Alarm::fired();
+        drop(alarm);
+        let mut log = log_text(&buf);
         match result {
             Ok(fd) => return Ok((fd, log)),
-            Err(libc::ENOSPC) if size < MAX_LOG_SIZE => {
+            Err(libc::EAGAIN | libc::EINTR) if interrupted => {
+                log.push_str(&format!(
+                    "\n[harness: the verifier was stopped after {} ms of re-verifying for this \
+                     log; above is the head of its log]",
+                    started.elapsed().as_millis()
+                ));
+                return Err(BpfError::Rejected {
+                    program: req.name.to_string(),
+                    errno: if first_errno != 0 {
+                        first_errno
+                    } else {
+                        libc::EAGAIN
+                    },
+                    verifier_log: log,
+                    log_truncated: true,
+                });
+            }
+            Err(libc::ENOSPC) if attempts < max_attempts && size < MAX_LOG_SIZE => {
                 // 6.4+ says how much it needed; older kernels just fill the buffer.
                 let wanted = a.log_true_size as usize;
                 size = if wanted > size {
-                    wanted.next_power_of_two()
+                    wanted.saturating_add(1)
                 } else {
-                    size * 2
+                    size.saturating_mul(16)
                 }
                 .min(MAX_LOG_SIZE);
             }
@@ -224,10 +278,19 @@ fn load_program_inner(req: &ProgramLoad, log_level: u32) -> Result<(OwnedFd, Str
 }
 
 fn prog_load_retrying(attr: &mut ProgLoadAttr) -> Result<OwnedFd, i32> {
+    prog_load_retrying_unless(attr, &|| false)
+}
+
+/// `EAGAIN` (the verifier gave up for now) is retried a few times, unless `stopped` says the
+/// caller's own alarm caused it.
+fn prog_load_retrying_unless(
+    attr: &mut ProgLoadAttr,
+    stopped: &dyn Fn() -> bool,
+) -> Result<OwnedFd, i32> {
     let mut tries = 0;
     loop {
         match bpf_fd(BPF_PROG_LOAD, attr) {
-            Err(libc::EAGAIN) if tries < 5 => tries += 1,
+            Err(libc::EAGAIN) if tries < 5 && !stopped() => tries += 1,
             r => return r,
         }
     }

@@ -44,7 +44,8 @@ pub(crate) fn bpf<T: BpfAttr>(cmd: u32, attr: &mut T) -> Result<i64, i32> {
             return Ok(ret as i64);
         }
         let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        if errno != libc::EINTR {
+        // An interruption by the loader's own alarm is the answer, not something to retry.
+        if errno != libc::EINTR || crate::alarm::Alarm::fired() {
             return Err(errno);
         }
     }

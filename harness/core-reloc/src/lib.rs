@@ -21,6 +21,7 @@ pub mod btf;
 pub mod btf_ext;
 mod bytes;
 pub mod core;
+pub mod externs;
 pub mod insn;
 pub mod object;
 pub mod relocate;
@@ -29,6 +30,9 @@ pub mod sanitize;
 pub use btf::{Btf, BtfError, Kind, Type, TypeBody};
 pub use btf_ext::{BtfExt, BtfExtError, CoreRelo};
 pub use core::{CoreDecision, CoreOutcome, RelocKind};
+pub use externs::{ExternError, ExternResolution, ExternValue, KernelFacts};
 pub use object::{MapKind, MapSpec, Object, ObjectError, Program};
-pub use relocate::{relocate_program, MapRef, MapRefKind, RelocateError, RelocatedProgram};
+pub use relocate::{
+    relocate_program, ExternRef, MapRef, MapRefKind, RelocateError, RelocatedProgram,
+};
 pub use sanitize::{sanitize_btf, BtfFeatures};

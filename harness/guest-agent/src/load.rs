@@ -5,6 +5,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
+use core_reloc::externs::ExternResolution;
+use core_reloc::object::{AttachTarget, MapKind};
 use core_reloc::{Btf, BtfFeatures, MapSpec, Object};
 use guest_protocol::{
     ObjectEntry, ObjectLoaded, ProgramLoad, ProgramLoadOutcome, RelocationReport,
@@ -26,13 +28,19 @@ pub struct LoadedObject {
     pub not_loaded: HashMap<String, ProgramLoadOutcome>,
     /// Program name → its ELF section (`raw_tp/kfree_skb` names the attach point).
     pub sections: HashMap<String, String>,
+    /// What the loader did differently from libbpf or left out (pinning ignored, ...), for the
+    /// report.
+    pub notes: Vec<String>,
 }
 
+/// `progress` receives a line whenever the agent is about to spend long without a result (a
+/// rejected program re-verified for its log), so the runner's silence timer sees it alive.
 pub fn load_object(
     bundle: &Path,
     entry: &ObjectEntry,
     target: &Btf,
     features: &BtfFeatures,
+    progress: &mut dyn FnMut(String),
 ) -> Result<(LoadedObject, ObjectLoaded), String> {
     let path = bundle.join(&entry.path);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", entry.name))?;
@@ -46,9 +54,29 @@ pub fn load_object(
     let object = Object::parse(&bytes)
         .map_err(|e| format!("{}: not a loadable BPF object: {e}", entry.name))?;
 
+    let release = bpf_loader::kernel_release();
+    let mut notes = Vec::new();
+    let kernel = crate::kernel_facts::gather(&object, bundle, &release, &mut notes);
+    let resolution = match core_reloc::externs::resolve(&object, target, &kernel.facts(&release)) {
+        Ok(resolution) => resolution,
+        // libbpf refuses the whole object before creating anything: so do we.
+        Err(e) => return Ok(refused_object(&object, entry, sha256, e.to_string(), notes)),
+    };
+    let kernel_version = match object.kernel_version() {
+        0 => core_reloc::externs::kernel_version_code(&release).unwrap_or(0),
+        v => v,
+    };
+
     let (btf_fd, btf_note) = load_object_btf(&object, features);
-    let maps = create_maps(&object, btf_fd.as_ref(), &entry.data_overrides)
-        .map_err(|e| format!("{}: {e}", entry.name))?;
+    let maps = create_maps(
+        &object,
+        btf_fd.as_ref(),
+        target,
+        &resolution,
+        &entry.data_overrides,
+        &mut notes,
+    )
+    .map_err(|e| format!("{}: {e}", entry.name))?;
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
 
     let mut relocations = Vec::new();
@@ -75,7 +103,24 @@ pub fn load_object(
                         .iter()
                         .map(|d| RelocationReport::from_decision(&name, d)),
                 );
-                if let Err(e) = relocated.patch_map_fds(&map_fds) {
+                let (attach_btf_id, expected_attach_type) =
+                    match attach_btf_id(&object, program, target) {
+                        Ok((id, expected)) => (id, expected.or(relocated.expected_attach_type)),
+                        Err(reason) => {
+                            let outcome = ProgramLoadOutcome::Unsupported { reason };
+                            not_loaded.insert(name.clone(), outcome.clone());
+                            program_reports.push(ProgramLoad {
+                                program: name,
+                                section: program.section.clone(),
+                                outcome,
+                            });
+                            continue;
+                        }
+                    };
+                let patched = relocated
+                    .patch_map_fds(&map_fds)
+                    .and_then(|()| relocated.patch_externs(&resolution));
+                if let Err(e) = patched {
                     let outcome = ProgramLoadOutcome::Rejected {
                         error: e.to_string(),
                         verifier_log: String::new(),
@@ -92,10 +137,11 @@ pub fn load_object(
                 let request = bpf_loader::ProgramLoad {
                     name: &name,
                     program_type: relocated.program_type,
-                    expected_attach_type: relocated.expected_attach_type,
+                    expected_attach_type,
                     insns: &relocated.insns,
                     license: object.license(),
-                    kernel_version: object.kernel_version(),
+                    kernel_version,
+                    attach_btf_id,
                     btf_fd: btf_fd.as_ref().map(|fd| fd.as_raw_fd()),
                     func_info: if btf_fd.is_some() {
                         &relocated.func_info
@@ -112,7 +158,20 @@ pub fn load_object(
                     prog_flags: relocated.prog_flags,
                     ..Default::default()
                 };
-                match bpf_loader::load_program(&request) {
+                let mut before_log_reload = |took: std::time::Duration, errno: i32| {
+                    progress(format!(
+                        "{}: program {name} refused ({}) after {} ms; loading it again for the \
+                         verifier's log",
+                        entry.name,
+                        bpf_loader::Errno(errno),
+                        took.as_millis()
+                    ))
+                };
+                match bpf_loader::load_program_reporting(
+                    &request,
+                    Some(LOG_RELOAD_BUDGET),
+                    &mut before_log_reload,
+                ) {
                     Ok(fd) => {
                         programs.insert(name.clone(), (fd, relocated.program_type));
                         ProgramLoadOutcome::Loaded {
@@ -135,6 +194,7 @@ pub fn load_object(
             outcome,
         });
     }
+    fill_prog_arrays(&object, &maps, &programs, &mut notes);
     let report = ObjectLoaded {
         object: entry.name.clone(),
         sha256,
@@ -149,9 +209,172 @@ pub fn load_object(
             programs,
             not_loaded,
             sections,
+            notes,
         },
         report,
     ))
+}
+
+/// Every program refused for one object-level reason (an extern libbpf cannot resolve either).
+fn refused_object(
+    object: &Object,
+    entry: &ObjectEntry,
+    sha256: String,
+    why: String,
+    notes: Vec<String>,
+) -> (LoadedObject, ObjectLoaded) {
+    let outcome = ProgramLoadOutcome::Rejected {
+        error: format!("extern resolution failed (libbpf refuses this object too): {why}"),
+        verifier_log: String::new(),
+    };
+    let mut not_loaded = HashMap::new();
+    let mut sections = HashMap::new();
+    let mut programs = Vec::new();
+    for p in object.programs() {
+        not_loaded.insert(p.name.clone(), outcome.clone());
+        sections.insert(p.name.clone(), p.section.clone());
+        programs.push(ProgramLoad {
+            program: p.name.clone(),
+            section: p.section.clone(),
+            outcome: outcome.clone(),
+        });
+    }
+    (
+        LoadedObject {
+            maps: Vec::new(),
+            programs: HashMap::new(),
+            not_loaded,
+            sections,
+            notes,
+        },
+        ObjectLoaded {
+            object: entry.name.clone(),
+            sha256,
+            relocate_us: 0,
+            relocations: Vec::new(),
+            programs,
+            btf_note: None,
+        },
+    )
+}
+
+/// `attach_btf_id` for programs whose section names a kernel BTF target (fentry, tp_btf, lsm,
+/// iter...), from the running kernel's BTF, as libbpf resolves it before loading. `Err` says
+/// why the program cannot load here: the kernel lacks the target (libbpf fails the load the
+/// same way), or the target is one a harness run cannot give (another program, a module).
+/// For struct_ops programs the second value is the expected attach type: the index of the
+/// member the program fills in the kernel's struct (libbpf sets it so).
+type AttachIds = (Option<u32>, Option<u32>);
+
+fn attach_btf_id(
+    object: &Object,
+    program: &core_reloc::Program,
+    target: &Btf,
+) -> Result<AttachIds, String> {
+    match program.attach_target {
+        AttachTarget::None => Ok((None, None)),
+        AttachTarget::Program => Err(format!(
+            "section {}: freplace programs need the fd of the program they replace, which a \
+             harness run does not provide",
+            program.section
+        )),
+        AttachTarget::StructOps => struct_ops_target(object, program, target),
+        AttachTarget::KernelBtf { .. } => {
+            let Some(wanted) = &program.kernel_btf_target else {
+                return Err(format!(
+                    "section {}: no attach target named (libbpf needs \
+                     bpf_program__set_attach_target here)",
+                    program.section
+                ));
+            };
+            if let Some(module) = &wanted.module {
+                return Err(format!(
+                    "section {}: the target is in module {module}, whose BTF is not searched",
+                    program.section
+                ));
+            }
+            match wanted.find_in(target) {
+                Some(id) => Ok((Some(id), None)),
+                None => Err(format!(
+                    "section {}: the kernel's BTF has no {} {} (libbpf: failed to find kernel BTF \
+                     type ID): this kernel lacks the attach target",
+                    program.section, wanted.kind, wanted.name
+                )),
+            }
+        }
+    }
+}
+
+/// A struct_ops program attaches to the kernel struct its map instantiates, at the index of the
+/// member it fills there (by name, as libbpf matches them).
+fn struct_ops_target(
+    object: &Object,
+    program: &core_reloc::Program,
+    target: &Btf,
+) -> Result<AttachIds, String> {
+    let found = object.maps().iter().find_map(|m| {
+        let ops = m.struct_ops.as_ref()?;
+        let member = ops.members.iter().find(|(_, p)| p == &program.name)?;
+        Some((ops, member.0.as_str()))
+    });
+    let Some((ops, member)) = found else {
+        return Err(format!(
+            "section {}: no struct_ops map uses program {} (libbpf does not load it either)",
+            program.section, program.name
+        ));
+    };
+    let kernel_struct = target
+        .ids_by_name(core_reloc::Kind::Struct, &ops.type_name)
+        .first()
+        .copied()
+        .ok_or_else(|| format!("the kernel's BTF has no struct {}", ops.type_name))?;
+    let index = target
+        .type_by_id(kernel_struct)
+        .map_err(|e| e.to_string())?
+        .members()
+        .iter()
+        .position(|m| m.name == member)
+        .ok_or_else(|| {
+            format!(
+                "the kernel's struct {} has no member {member} (for program {})",
+                ops.type_name, program.name
+            )
+        })?;
+    Ok((Some(kernel_struct), Some(index as u32)))
+}
+
+/// `.values = { [i] = &prog }` of prog_array maps, written once the programs are loaded
+/// (libbpf does it after loading too). A program that did not load leaves its slot empty.
+fn fill_prog_arrays(
+    object: &Object,
+    maps: &[LoadedMap],
+    programs: &HashMap<String, (OwnedFd, u32)>,
+    notes: &mut Vec<String>,
+) {
+    for map in maps {
+        if map.spec.map_type != bpf_loader::consts::BPF_MAP_TYPE_PROG_ARRAY {
+            continue;
+        }
+        for (slot, name) in &map.spec.init_slots {
+            let Some((fd, _)) = programs.get(name) else {
+                notes.push(format!(
+                    "map {}: slot {slot} names program {name}, which did not load: left empty",
+                    map.spec.name
+                ));
+                continue;
+            };
+            let value = fd.as_raw_fd().to_ne_bytes();
+            if let Err(e) =
+                bpf_loader::map_update(map.fd.as_raw_fd(), &slot.to_ne_bytes(), &value, 0)
+            {
+                notes.push(format!(
+                    "map {}: slot {slot} <- program {name}: {e}",
+                    map.spec.name
+                ));
+            }
+        }
+    }
+    let _ = object;
 }
 
 /// The kernel said no: tell apart "this kernel has no such program type" (an expected gap)
@@ -168,14 +391,24 @@ fn classify_load_error(
             };
         }
     }
-    let verifier_log = error.log().unwrap_or_default().to_string();
-    // The log travels apart (`verifier_log`); the error's own text would carry its tail again.
-    let mut message = error
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    if error.errno() == Some(libc::EPERM)
+        && matches!(
+            bpf_loader::probe::program_type_support(program_type),
+            Ok(bpf_loader::probe::ProgTypeSupport::Denied)
+        )
+    {
+        return ProgramLoadOutcome::Unsupported {
+            reason: format!(
+                "this kernel knows program type {} but refuses it to this process (EPERM while \
+                 other programs load: an LSM or sandbox policy)",
+                bpf_loader::consts::prog_type_name(program_type)
+            ),
+        };
+    }
+    let verifier_log = bounded_log(error.log().unwrap_or_default());
+    // The log travels in its own field: the message is the headline only, so a report shows
+    // the log once.
+    let mut message = error.headline();
     // The verifier names a poisoned instruction only as a call to an unknown helper.
     if verifier_log.contains(&POISON_HELPER_DECIMAL.to_string()) {
         for decision in core {
@@ -193,6 +426,42 @@ fn classify_load_error(
         verifier_log,
     }
 }
+
+/// Most bytes of a verifier log sent to the runner: its head and its tail, each half of this.
+/// A too-complex program's log fills any buffer, and the results port is a UART: 256 KiB take
+/// tens of seconds there under TCG.
+const MAX_REPORTED_LOG: usize = 48 * 1024;
+
+/// The log cut to its first and last [`MAX_REPORTED_LOG`]/2 bytes (at line boundaries), with a
+/// line saying how much was left out.
+fn bounded_log(log: &str) -> String {
+    if log.len() <= MAX_REPORTED_LOG {
+        return log.to_string();
+    }
+    let half = MAX_REPORTED_LOG / 2;
+    let mut head_end = half;
+    while !log.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let head_end = log[..head_end].rfind('\n').map_or(head_end, |i| i + 1);
+    let mut tail_start = log.len() - half;
+    while !log.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    let tail_start = log[tail_start..]
+        .find('\n')
+        .map_or(tail_start, |i| tail_start + i + 1);
+    format!(
+        "{}[... {} bytes of the verifier log left out ...]\n{}",
+        &log[..head_end],
+        tail_start - head_end,
+        &log[tail_start..]
+    )
+}
+
+/// How long a rejected program may be re-verified for its log: well inside the runner's silence
+/// limit (30 s by default), which the progress line before the reload restarts.
+const LOG_RELOAD_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// libbpf's (and our engine's) poison helper id, 0xbad2310, as the verifier prints it.
 const POISON_HELPER_DECIMAL: u32 = 0xbad2310;
@@ -247,7 +516,10 @@ fn apply_overrides(
 fn create_maps(
     object: &Object,
     btf_fd: Option<&OwnedFd>,
+    target: &Btf,
+    resolution: &ExternResolution,
     overrides: &[guest_protocol::DataOverride],
+    notes: &mut Vec<String>,
 ) -> Result<Vec<LoadedMap>, String> {
     if let Some(o) = overrides
         .iter()
@@ -255,50 +527,186 @@ fn create_maps(
     {
         return Err(format!("variant: the object has no section {}", o.section));
     }
-    let mut maps = Vec::new();
+    let mut maps: Vec<LoadedMap> = Vec::new();
     for spec in object.maps() {
         let mut spec = spec.clone();
-        apply_overrides(&mut spec, overrides)?;
-        let spec = &spec;
-        let mut request = bpf_loader::MapCreate {
-            name: spec.kernel_name(),
-            map_type: spec.map_type,
-            key_size: spec.key_size,
-            value_size: spec.value_size,
-            max_entries: spec.max_entries,
-            map_flags: spec.map_flags,
-            btf_fd: btf_fd.map(|fd| fd.as_raw_fd()),
-            btf_key_type_id: spec.btf_key_type_id,
-            btf_value_type_id: spec.btf_value_type_id,
-        };
-        if spec.btf_value_type_id == 0 {
-            request.btf_fd = None;
+        if spec.kind == MapKind::Kconfig {
+            spec.initial_value = resolution.kconfig_image.clone();
         }
-        let fd = match bpf_loader::create_map(&request) {
-            Ok(fd) => fd,
-            // Older kernels refuse some BTF-described maps: the map itself is what matters.
-            Err(_) if request.btf_fd.is_some() => {
-                request.btf_fd = None;
-                request.btf_key_type_id = 0;
-                request.btf_value_type_id = 0;
-                bpf_loader::create_map(&request).map_err(|e| format!("map {}: {e}", spec.name))?
-            }
-            Err(e) => return Err(format!("map {}: {e}", spec.name)),
-        };
+        apply_overrides(&mut spec, overrides)?;
+        if spec.pinning != 0 {
+            notes.push(format!(
+                "map {}: pinning {} ignored: the harness creates a fresh map, it neither pins \
+                 nor reuses a pinned one",
+                spec.name, spec.pinning
+            ));
+        }
+        let fd = create_one_map(&spec, btf_fd, target)?;
         let mut map = LoadedMap {
-            spec: spec.clone(),
+            spec,
             fd,
             frozen: false,
         };
         reset_map(&map)?;
-        if spec.freeze {
+        if map.spec.freeze {
             bpf_loader::map_freeze(map.fd.as_raw_fd())
-                .map_err(|e| format!("map {}: {e}", spec.name))?;
+                .map_err(|e| format!("map {}: {e}", map.spec.name))?;
             map.frozen = true;
         }
         maps.push(map);
     }
+    // Map-in-map `.values`: the inner maps exist now.
+    for outer in &maps {
+        if outer.spec.inner.is_none() {
+            continue;
+        }
+        for (slot, name) in &outer.spec.init_slots {
+            let inner = maps.iter().find(|m| &m.spec.name == name).ok_or_else(|| {
+                format!("map {}: slot {slot} names no map {name}", outer.spec.name)
+            })?;
+            let key = slot_key(&outer.spec, *slot);
+            bpf_loader::map_update(
+                outer.fd.as_raw_fd(),
+                &key,
+                &inner.fd.as_raw_fd().to_ne_bytes(),
+                0,
+            )
+            .map_err(|e| format!("map {}: slot {slot} <- map {name}: {e}", outer.spec.name))?;
+        }
+    }
     Ok(maps)
+}
+
+/// The key of `.values` slot `slot`: the index as a key of the map's key size.
+fn slot_key(spec: &MapSpec, slot: u32) -> Vec<u8> {
+    let mut key = vec![0u8; spec.key_size as usize];
+    let bytes = slot.to_ne_bytes();
+    let n = key.len().min(4);
+    key[..n].copy_from_slice(&bytes[..n]);
+    key
+}
+
+/// Map types whose BTF key/value libbpf never passes to the kernel (fd holders, event and stack
+/// maps): the kernel refuses BTF for most of them.
+fn takes_no_btf(map_type: u32) -> bool {
+    use bpf_loader::consts::*;
+    matches!(
+        map_type,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY
+            | BPF_MAP_TYPE_CGROUP_ARRAY
+            | BPF_MAP_TYPE_STACK_TRACE
+            | BPF_MAP_TYPE_ARRAY_OF_MAPS
+            | BPF_MAP_TYPE_HASH_OF_MAPS
+            | BPF_MAP_TYPE_DEVMAP
+            | BPF_MAP_TYPE_DEVMAP_HASH
+            | BPF_MAP_TYPE_CPUMAP
+            | BPF_MAP_TYPE_XSKMAP
+            | BPF_MAP_TYPE_SOCKMAP
+            | BPF_MAP_TYPE_SOCKHASH
+            | BPF_MAP_TYPE_QUEUE
+            | BPF_MAP_TYPE_STACK
+            | BPF_MAP_TYPE_PROG_ARRAY
+    )
+}
+
+/// `max_entries` as libbpf adjusts it: possible CPUs for a perf event array that leaves it 0, a
+/// power-of-two multiple of the page size for ring buffers.
+fn adjusted_max_entries(spec: &MapSpec) -> u32 {
+    use bpf_loader::consts::*;
+    match spec.map_type {
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY if spec.max_entries == 0 => {
+            bpf_loader::possible_cpus().map_or(1, |n| n as u32)
+        }
+        // 0 stays 0 (the kernel refuses it, as it refuses libbpf).
+        BPF_MAP_TYPE_RINGBUF | BPF_MAP_TYPE_USER_RINGBUF if spec.max_entries != 0 => {
+            let page = page_size();
+            let pages = spec.max_entries.div_ceil(page).max(1);
+            pages
+                .checked_next_power_of_two()
+                .and_then(|p| p.checked_mul(page))
+                .unwrap_or(spec.max_entries)
+        }
+        _ => spec.max_entries,
+    }
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+fn create_one_map(
+    spec: &MapSpec,
+    btf_fd: Option<&OwnedFd>,
+    target: &Btf,
+) -> Result<OwnedFd, String> {
+    // An array/hash of maps needs a template of its inner map, made from the inner definition
+    // and closed once the outer map exists (libbpf does the same).
+    let inner_fd = match &spec.inner {
+        Some(inner) => Some(create_one_map(inner, btf_fd, target)?),
+        None => None,
+    };
+    // A struct_ops map's value is the kernel's `bpf_struct_ops_<struct>` wrapper.
+    let struct_ops_value = match &spec.struct_ops {
+        Some(ops) => {
+            let wrapper = format!("bpf_struct_ops_{}", ops.type_name);
+            let id = target
+                .ids_by_name(core_reloc::Kind::Struct, &wrapper)
+                .first()
+                .copied()
+                .ok_or_else(|| {
+                    format!(
+                        "struct_ops map {}: the kernel's BTF has no {wrapper}: this kernel cannot \
+                         run {} struct_ops (libbpf refuses the object too)",
+                        spec.name, ops.type_name
+                    )
+                })?;
+            let size = target
+                .resolve_size(id)
+                .map_err(|e| format!("struct_ops map {}: {wrapper}: {e}", spec.name))?;
+            Some((id, size))
+        }
+        None => None,
+    };
+    let mut request = bpf_loader::MapCreate {
+        name: spec.kernel_name(),
+        map_type: spec.map_type,
+        key_size: spec.key_size,
+        value_size: struct_ops_value.map_or(spec.value_size, |(_, size)| size),
+        max_entries: adjusted_max_entries(spec),
+        map_flags: spec.map_flags,
+        btf_fd: btf_fd.map(|fd| fd.as_raw_fd()),
+        btf_key_type_id: spec.btf_key_type_id,
+        btf_value_type_id: spec.btf_value_type_id,
+    };
+    if struct_ops_value.is_some() {
+        // The kernel wants the object's BTF but no key/value ids next to the vmlinux type.
+        request.btf_key_type_id = 0;
+        request.btf_value_type_id = 0;
+    } else if spec.btf_value_type_id == 0 || takes_no_btf(spec.map_type) {
+        request.btf_fd = None;
+        request.btf_key_type_id = 0;
+        request.btf_value_type_id = 0;
+    }
+    let extra = bpf_loader::MapCreateExtra {
+        btf_vmlinux_value_type_id: struct_ops_value.map_or(0, |(id, _)| id),
+        inner_map_fd: inner_fd.as_ref().map(|fd| fd.as_raw_fd()),
+        numa_node: spec.numa_node,
+        map_extra: spec.map_extra,
+    };
+    match bpf_loader::create_map_with(&request, &extra) {
+        Ok(fd) => Ok(fd),
+        // Older kernels refuse some BTF-described maps: the map itself is what matters.
+        Err(_) if request.btf_fd.is_some() && struct_ops_value.is_none() => {
+            request.btf_fd = None;
+            request.btf_key_type_id = 0;
+            request.btf_value_type_id = 0;
+            bpf_loader::create_map_with(&request, &extra)
+                .map_err(|e| format!("map {}: {e}", spec.name))
+        }
+        Err(e) => Err(format!("map {}: {e}", spec.name)),
+    }
 }
 
 /// Puts a map back to its state right after loading, so that every case starts alike.
@@ -309,14 +717,15 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
         // Programs cannot write it either: it still holds its initial value.
         return Ok(());
     }
-    if spec.map_type == bpf_loader::consts::BPF_MAP_TYPE_RINGBUF {
-        // No keys: a case empties it by consuming the ring (run_cases, RingBuf::drain).
-        return Ok(());
-    }
     if let Some(initial) = &spec.initial_value {
         let key = 0u32.to_ne_bytes();
         return bpf_loader::map_update(fd, &key, initial, 0)
             .map_err(|e| format!("map {}: {e}", spec.name));
+    }
+    if !resettable(spec.map_type) {
+        // Fd holders keep what the loader put in them; event, storage and queue maps have no
+        // keys to walk.
+        return Ok(());
     }
     match spec.map_type {
         bpf_loader::consts::BPF_MAP_TYPE_ARRAY | bpf_loader::consts::BPF_MAP_TYPE_PERCPU_ARRAY => {
@@ -344,6 +753,24 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
     Ok(())
 }
 
+/// Map types whose entries can be walked and zeroed or deleted between cases.
+fn resettable(map_type: u32) -> bool {
+    use bpf_loader::consts::*;
+    matches!(
+        map_type,
+        BPF_MAP_TYPE_HASH
+            | BPF_MAP_TYPE_ARRAY
+            | BPF_MAP_TYPE_PERCPU_HASH
+            | BPF_MAP_TYPE_PERCPU_ARRAY
+            | BPF_MAP_TYPE_STACK_TRACE
+            | BPF_MAP_TYPE_LRU_HASH
+            | BPF_MAP_TYPE_LRU_PERCPU_HASH
+            | BPF_MAP_TYPE_LPM_TRIE
+            | BPF_MAP_TYPE_SOCKHASH
+            | BPF_MAP_TYPE_DEVMAP_HASH
+    )
+}
+
 /// Per-CPU maps hold one 8-byte-aligned slot per possible CPU.
 pub fn value_size_of(spec: &MapSpec) -> usize {
     use bpf_loader::consts::*;
@@ -352,5 +779,25 @@ pub fn value_size_of(spec: &MapSpec) -> usize {
             (spec.value_size as usize).div_ceil(8) * 8 * bpf_loader::possible_cpus().unwrap_or(1)
         }
         _ => spec.value_size as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_logs_keep_head_and_tail() {
+        let short = "0: (b7) r0 = 0\n1: (95) exit\n";
+        assert_eq!(bounded_log(short), short);
+        let long: String = (0..20_000).map(|i| format!("{i}: insn\n")).collect();
+        let cut = bounded_log(&long);
+        assert!(cut.len() <= MAX_REPORTED_LOG + 100, "{}", cut.len());
+        assert!(cut.starts_with("0: insn\n"));
+        assert!(cut.ends_with("19999: insn\n"));
+        assert!(cut.contains("bytes of the verifier log left out"));
+        assert!(cut
+            .lines()
+            .all(|l| l.ends_with("insn") || l.contains("left out")));
     }
 }

@@ -7,6 +7,7 @@
 //! whether a result is right: comparison happens on the host, in one place.
 
 mod channel;
+mod kernel_facts;
 mod load;
 mod run_cases;
 mod system;
@@ -120,9 +121,19 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             .iter()
             .filter(|c| c.object == object.name)
             .collect();
-        match load::load_object(bundle, object, &target, &features) {
+        let mut progress = |message: String| {
+            channel.send(&GuestMessage::Log { message });
+            channel.flush();
+        };
+        let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
+        match loaded {
             Ok((loaded, report)) => {
                 channel.send(&GuestMessage::ObjectLoaded(report));
+                for note in &loaded.notes {
+                    channel.send(&GuestMessage::Log {
+                        message: format!("{}: {note}", object.name),
+                    });
+                }
                 for case in cases {
                     let result = run_cases::run_case(&loaded, case);
                     channel.send(&GuestMessage::CaseResult(result));

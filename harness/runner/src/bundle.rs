@@ -16,6 +16,8 @@ pub struct Bundle {
 }
 
 pub const OBJECTS_DIR: &str = "harness/objects";
+/// The guest kernel's `.config` inside the bundle (the agent's `kernel_facts::SHIPPED_CONFIG`).
+pub const KERNEL_CONFIG_PATH: &str = "harness/kernel-config";
 
 impl Bundle {
     pub fn object_entry(name: &str, bytes: &[u8]) -> ObjectEntry {
@@ -41,6 +43,18 @@ impl Bundle {
 
     /// The initramfs for one kernel: /init is the agent; /dev/console exists before devtmpfs.
     pub fn initramfs(&self, kernel_name: &str, probe_only: bool) -> Result<Vec<u8>> {
+        self.initramfs_with_config(kernel_name, probe_only, None)
+    }
+
+    /// [`Bundle::initramfs`] carrying the kernel's `.config` at [`KERNEL_CONFIG_PATH`], where the
+    /// agent reads `CONFIG_*` values for `.kconfig` externs (a guest has no /boot, and Debian
+    /// kernels no /proc/config.gz).
+    pub fn initramfs_with_config(
+        &self,
+        kernel_name: &str,
+        probe_only: bool,
+        kernel_config: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
         let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, probe_only))?;
         let mut entries = vec![
             Entry::Dir { path: "dev".into() },
@@ -77,6 +91,13 @@ impl Bundle {
                 data: bytes.clone(),
             });
         }
+        if let Some(config) = kernel_config {
+            entries.push(Entry::File {
+                path: KERNEL_CONFIG_PATH.into(),
+                mode: 0o644,
+                data: config.to_vec(),
+            });
+        }
         let mut out = Vec::new();
         write_newc(&entries, &mut out)?;
         Ok(out)
@@ -88,7 +109,18 @@ impl Bundle {
         probe_only: bool,
         path: &Path,
     ) -> Result<PathBuf> {
-        let bytes = self.initramfs(kernel_name, probe_only)?;
+        self.write_initramfs_with_config(kernel_name, probe_only, None, path)
+    }
+
+    /// [`Bundle::write_initramfs`] with the kernel's config (see [`Bundle::initramfs_with_config`]).
+    pub fn write_initramfs_with_config(
+        &self,
+        kernel_name: &str,
+        probe_only: bool,
+        kernel_config: Option<&[u8]>,
+        path: &Path,
+    ) -> Result<PathBuf> {
+        let bytes = self.initramfs_with_config(kernel_name, probe_only, kernel_config)?;
         crate::fsutil::write_atomic(path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path.to_path_buf())

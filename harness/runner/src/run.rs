@@ -713,8 +713,15 @@ async fn run_kernel(
             )
         }
     };
-    let initramfs = match bundle.write_initramfs(&kernel.name, false, &work.join("initramfs.cpio"))
-    {
+    // The kernel's config rides along for `.kconfig` externs; a missing one is the agent's to
+    // report (an object that needs it is then refused, as libbpf refuses it).
+    let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
+    let initramfs = match bundle.write_initramfs_with_config(
+        &kernel.name,
+        false,
+        config.as_deref(),
+        &work.join("initramfs.cpio"),
+    ) {
         Ok(path) => path,
         Err(e) => return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("{e:#}")),
     };

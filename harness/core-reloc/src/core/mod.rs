@@ -2,7 +2,7 @@
 //! a target BTF and patching its instruction, with libbpf's semantics.
 
 mod calc;
-mod compat;
+pub(crate) mod compat;
 mod kind;
 mod spec;
 

@@ -12,7 +12,7 @@ pub const MAP_F_RDONLY_PROG: u32 = 1 << 7;
 pub const MAP_F_MMAPABLE: u32 = 1 << 10;
 
 /// Largest global data section accepted; bounds `.bss` allocations.
-pub const MAX_DATA_SECTION: u64 = 16 << 20;
+pub const MAX_DATA_SECTION: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapKind {
@@ -21,6 +21,8 @@ pub enum MapKind {
     Data,
     Rodata,
     Bss,
+    /// `.kconfig`: the values of the object's kconfig externs, filled by the loader, frozen.
+    Kconfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,18 @@ pub struct MapSpec {
     pub freeze: bool,
     pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
+    /// `__uint(pinning, ...)`: 0 none, 1 `LIBBPF_PIN_BY_NAME`.
+    pub pinning: u32,
+    /// The inner map definition of an array/hash of maps (`__array(values, struct {...})`).
+    pub inner: Option<Box<MapSpec>>,
+    /// `.values = { [slot] = &name }` initialisation: a map (map-in-map) or a program
+    /// (prog_array, filled once programs are loaded), by symbol name.
+    pub init_slots: Vec<(u32, String)>,
+    /// Byte offset of the `values` member in the definition, when it has one.
+    pub(crate) values_offset: Option<u64>,
+    /// A `struct_ops` map (`SEC(".struct_ops")` variable): its struct and which program fills
+    /// which function member.
+    pub struct_ops: Option<StructOps>,
     /// ELF section index the map lives in (for data maps, the section itself).
     pub(crate) section_index: usize,
     /// Offset of the definition within its section (legacy/BTF maps).
@@ -102,9 +116,45 @@ impl MapSpec {
             freeze: kind == MapKind::Rodata,
             btf_key_type_id: 0,
             btf_value_type_id: value_type,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: None,
             section_index,
             offset: 0,
         })
+    }
+
+    /// The `.kconfig` map: one value of `size` bytes, read-only for programs, frozen after the
+    /// loader wrote the resolved values into it.
+    pub(crate) fn kconfig(size: u32, btf: Option<&Btf>) -> MapSpec {
+        let value_type = btf
+            .map(|b| b.ids_by_name(Kind::DataSec, super::KCONFIG_SECTION))
+            .and_then(|ids| ids.first().copied())
+            .unwrap_or(0);
+        MapSpec {
+            name: super::KCONFIG_SECTION.to_string(),
+            kind: MapKind::Kconfig,
+            map_type: MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: size,
+            max_entries: 1,
+            map_flags: MAP_F_RDONLY_PROG,
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: Some(vec![0; size as usize]),
+            freeze: true,
+            btf_key_type_id: 0,
+            btf_value_type_id: value_type,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: None,
+            section_index: usize::MAX,
+            offset: 0,
+        }
     }
 
     /// One `struct bpf_map_def` from a legacy `maps` section.
@@ -136,6 +186,11 @@ impl MapSpec {
             freeze: false,
             btf_key_type_id: 0,
             btf_value_type_id: 0,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: None,
             section_index,
             offset,
         })
@@ -150,10 +205,25 @@ impl MapSpec {
     ) -> Result<MapSpec, ObjectError> {
         let var = btf.type_by_id(var_id)?;
         let name = var.name.to_string();
-        let bad = |why: &str| ObjectError::Malformed(format!("map {name}: {why}"));
         let TypeBody::Var { ty, .. } = var.body else {
-            return Err(bad("not a variable"));
+            return Err(ObjectError::Malformed(format!(
+                "map {name}: not a variable"
+            )));
         };
+        Self::from_definition(btf, &name, ty, section_index, offset, 0)
+    }
+
+    /// Parses one map definition struct; `depth` bounds inner-map nesting.
+    fn from_definition(
+        btf: &Btf,
+        name: &str,
+        ty: u32,
+        section_index: usize,
+        offset: u64,
+        depth: u32,
+    ) -> Result<MapSpec, ObjectError> {
+        let name = name.to_string();
+        let bad = |why: &str| ObjectError::Malformed(format!("map {name}: {why}"));
         let def_id = btf.skip_mods_and_typedefs(ty)?;
         let def = btf.type_by_id(def_id)?;
         if def.kind != Kind::Struct {
@@ -173,6 +243,11 @@ impl MapSpec {
             freeze: false,
             btf_key_type_id: 0,
             btf_value_type_id: 0,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: None,
             section_index,
             offset,
         };
@@ -214,12 +289,118 @@ impl MapSpec {
                     *size_slot = size;
                     *id_slot = target;
                 }
-                // pinning, values (map-in-map / prog array init) and unknown
-                // fields do not change how the map is created here.
+                "pinning" => spec.pinning = uint_member(btf, member.ty).map_err(&bad)?,
+                "values" => {
+                    spec.values_offset = Some(u64::from(member.bit_offset / 8));
+                    // __array(values, T): a zero-length array of pointers to T.
+                    let arr = btf.skip_mods_and_typedefs(member.ty)?;
+                    let TypeBody::Array(a) = btf.type_by_id(arr)?.body else {
+                        return Err(bad("values must be declared with __array()"));
+                    };
+                    let ptr = btf.skip_mods_and_typedefs(a.elem)?;
+                    let TypeBody::Ptr { target } = btf.type_by_id(ptr)?.body else {
+                        return Err(bad("values must be an array of pointers"));
+                    };
+                    let inner = btf.skip_mods_and_typedefs(target)?;
+                    if btf.kind_of(inner)? == Kind::Struct {
+                        if depth > 0 {
+                            return Err(bad("an inner map cannot itself hold maps"));
+                        }
+                        let inner_name = format!("{name}.inner");
+                        spec.inner = Some(Box::new(Self::from_definition(
+                            btf,
+                            &inner_name,
+                            inner,
+                            section_index,
+                            offset,
+                            depth + 1,
+                        )?));
+                    }
+                }
+                // Unknown fields do not change how the map is created here.
                 _ => {}
             }
         }
+        if spec.values_offset.is_some() {
+            // Values hold fds (inner maps or programs): libbpf makes them 4 bytes.
+            if spec.value_size != 0 && spec.value_size != 4 {
+                return Err(bad("value size must be 4 with values"));
+            }
+            spec.value_size = 4;
+            if spec.key_size == 0 {
+                spec.key_size = 4;
+            }
+            if spec.inner.is_some() {
+                spec.btf_value_type_id = 0;
+            }
+        }
         Ok(spec)
+    }
+}
+
+/// What a `struct_ops` map variable says: the struct it instantiates and the programs in its
+/// function members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructOps {
+    /// The struct's name, e.g. `tcp_congestion_ops`: the kernel type it must match.
+    pub type_name: String,
+    /// (member name, program name), from the ELF relocations of the section.
+    pub members: Vec<(String, String)>,
+}
+
+/// `BPF_MAP_TYPE_STRUCT_OPS`.
+pub const MAP_TYPE_STRUCT_OPS: u32 = 26;
+/// `BPF_F_LINK`: a `.struct_ops.link` map, attached through a link.
+pub const MAP_F_LINK: u32 = 1 << 13;
+
+impl MapSpec {
+    /// One variable of a `.struct_ops` / `.struct_ops.link` section.
+    pub(crate) fn struct_ops(
+        btf: &Btf,
+        var_id: u32,
+        section_index: usize,
+        offset: u64,
+        link: bool,
+    ) -> Result<MapSpec, ObjectError> {
+        let var = btf.type_by_id(var_id)?;
+        let name = var.name.to_string();
+        let TypeBody::Var { ty, .. } = var.body else {
+            return Err(ObjectError::Malformed(format!(
+                "struct_ops {name}: not a variable"
+            )));
+        };
+        let struct_id = btf.skip_mods_and_typedefs(ty)?;
+        let st = btf.type_by_id(struct_id)?;
+        let TypeBody::Composite { size, .. } = st.body else {
+            return Err(ObjectError::Malformed(format!(
+                "struct_ops {name}: not a struct"
+            )));
+        };
+        Ok(MapSpec {
+            name,
+            kind: MapKind::BtfDefined,
+            map_type: MAP_TYPE_STRUCT_OPS,
+            key_size: 4,
+            value_size: size,
+            max_entries: 1,
+            map_flags: if link { MAP_F_LINK } else { 0 },
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: None,
+            freeze: false,
+            btf_key_type_id: 0,
+            btf_value_type_id: struct_id,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: Some(StructOps {
+                type_name: st.name.to_string(),
+                members: Vec::new(),
+            }),
+            section_index,
+            offset,
+        })
     }
 }
 

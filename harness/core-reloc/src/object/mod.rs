@@ -1,12 +1,19 @@
 //! The BPF ELF object model: programs, functions, maps, relocations and the
 //! object's own BTF, as clang and libbpf lay them out.
 
+mod externs;
 mod maps;
 mod section_types;
 
-pub use maps::{MapKind, MapSpec, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY};
+pub use externs::{Extern, ExternKind, KconfigType, KCONFIG_SECTION, KSYMS_SECTION};
+
+pub use maps::{
+    MapKind, MapSpec, StructOps, MAP_F_LINK, MAP_F_MMAPABLE, MAP_F_RDONLY_PROG, MAP_TYPE_ARRAY,
+    MAP_TYPE_STRUCT_OPS,
+};
 pub use section_types::{
-    attach_type, prog_type, section_type, SectionType, PROG_FLAG_SLEEPABLE, PROG_FLAG_XDP_HAS_FRAGS,
+    attach_type, prog_type, section_type, test_run_applies, AttachTarget, KernelBtfTarget,
+    SectionType, PROG_FLAG_SLEEPABLE, PROG_FLAG_XDP_HAS_FRAGS,
 };
 
 use crate::btf::{Btf, BtfError, Kind, TypeBody};
@@ -54,6 +61,12 @@ pub struct Program {
     pub attach_to: Option<String>,
     /// `BPF_F_*` load flags the section name implies (sleepable, xdp frags).
     pub prog_flags: u32,
+    /// How the load-time attach target is found.
+    pub attach_target: AttachTarget,
+    /// The kernel BTF type to pass as `attach_btf_id` (fentry, tp_btf, lsm, iter...).
+    pub kernel_btf_target: Option<KernelBtfTarget>,
+    /// `BPF_PROG_TEST_RUN` exists for this kind of program.
+    pub test_run: bool,
     pub(crate) function: usize,
 }
 
@@ -92,8 +105,8 @@ pub(crate) enum CodeReloc {
     Call { code: usize, sym_off: u64 },
     /// ld_imm64 of a function address (callbacks).
     FuncAddr { code: usize, sym_off: u64 },
-    /// Reference to an extern (kconfig/ksym): not supported.
-    Extern { name: String },
+    /// A kfunc call or an ld_imm64 of a ksym/kconfig extern: index into `Object::externs()`.
+    Extern { ext: usize },
 }
 
 /// A parsed BPF ELF object.
@@ -105,6 +118,7 @@ pub struct Object {
     btf_ext: Option<BtfExt>,
     programs: Vec<Program>,
     maps: Vec<MapSpec>,
+    externs: Vec<Extern>,
     pub(crate) code: Vec<CodeSection>,
     pub(crate) functions: Vec<Function>,
 }
@@ -119,6 +133,9 @@ struct Sym {
     value: u64,
     size: u64,
     kind: SymbolKind,
+    /// Undefined, global or weak, named: a candidate extern.
+    undefined_global: bool,
+    weak: bool,
 }
 
 fn data_section_kind(name: &str) -> Option<MapKind> {
@@ -155,6 +172,7 @@ impl Object {
         let mut section_sizes: HashMap<String, (usize, u64)> = HashMap::new();
         let mut maps_section = None;
         let mut legacy_maps_section = None;
+        let mut struct_ops_sections = Vec::new();
 
         for section in file.sections() {
             let index = section.index().0;
@@ -176,6 +194,9 @@ impl Object {
                 ".BTF" => btf = Some(Btf::parse(section.data()?)?),
                 ".BTF.ext" => btf_ext_raw = Some(section.data()?),
                 ".maps" => maps_section = Some(index),
+                ".struct_ops" | ".struct_ops.link" => {
+                    struct_ops_sections.push((index, name.to_string()))
+                }
                 "maps" => legacy_maps_section = Some(index),
                 _ if flags & SHF_EXECINSTR != 0 => {
                     let data = section.data()?;
@@ -221,12 +242,26 @@ impl Object {
                 value: sym.address(),
                 size: sym.size(),
                 kind: sym.kind(),
+                undefined_global: sym.is_undefined()
+                    && (sym.is_global() || sym.is_weak())
+                    && !matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
+                    && !sym.name().unwrap_or("").is_empty(),
+                weak: sym.is_weak(),
             });
         }
 
         if let Some(btf) = btf.as_mut() {
             fix_datasecs(btf, &section_sizes, &symbols)?;
         }
+        let undefined: Vec<externs::UndefinedSymbol<'_>> = symbols
+            .iter()
+            .filter(|s| s.undefined_global)
+            .map(|s| externs::UndefinedSymbol {
+                name: &s.name,
+                weak: s.weak,
+            })
+            .collect();
+        let (externs, kconfig_size) = externs::collect(btf.as_mut(), &undefined)?;
 
         let mut maps = Vec::new();
         if let Some(index) = legacy_maps_section {
@@ -238,6 +273,15 @@ impl Object {
                 .ok_or_else(|| ObjectError::Malformed(".maps section without .BTF".into()))?;
             btf_maps(btf, index, &symbols, &mut maps)?;
         }
+        if let Some(index) = maps_section {
+            collect_map_init_slots(&file, index, &symbols, &symbol_slot, &mut maps)?;
+        }
+        for (index, name) in &struct_ops_sections {
+            let btf = btf
+                .as_ref()
+                .ok_or_else(|| ObjectError::Malformed(format!("{name} section without .BTF")))?;
+            struct_ops_maps(&file, btf, *index, name, &symbols, &symbol_slot, &mut maps)?;
+        }
         for (index, name, size, bytes, kind) in &data_sections {
             maps.push(MapSpec::data(
                 name,
@@ -247,6 +291,9 @@ impl Object {
                 *bytes,
                 btf.as_ref(),
             )?);
+        }
+        if kconfig_size > 0 {
+            maps.push(MapSpec::kconfig(kconfig_size, btf.as_ref()));
         }
 
         let mut functions = Vec::new();
@@ -285,6 +332,11 @@ impl Object {
                     expected_attach_type: kind.as_ref().and_then(|k| k.expected_attach_type),
                     attach_to: kind.as_ref().and_then(|k| k.attach_to.clone()),
                     prog_flags: kind.as_ref().map_or(0, |k| k.prog_flags),
+                    attach_target: kind
+                        .as_ref()
+                        .map_or(AttachTarget::None, |k| k.attach_target),
+                    kernel_btf_target: kind.as_ref().and_then(|k| k.kernel_btf_target()),
+                    test_run: kind.as_ref().is_some_and(|k| k.test_run),
                     function: functions.len(),
                 });
             }
@@ -324,6 +376,7 @@ impl Object {
                     &code_by_elf,
                     &maps,
                     &data_sections,
+                    &externs,
                 )?;
                 if let Some((insn_index, reloc)) = decoded {
                     code[code_index].relocs.insert(insn_index, reloc);
@@ -343,6 +396,7 @@ impl Object {
             btf_ext,
             programs,
             maps,
+            externs,
             code,
             functions,
         })
@@ -379,6 +433,16 @@ impl Object {
         self.btf_ext.as_ref()
     }
 
+    /// Extern symbols (kfuncs, ksyms, kconfig values) the object declares, in libbpf's order.
+    pub fn externs(&self) -> &[Extern] {
+        &self.externs
+    }
+
+    /// Index of the `.kconfig` map in [`Object::maps`], if the object has kconfig externs.
+    pub fn kconfig_map(&self) -> Option<usize> {
+        self.maps.iter().position(|m| m.kind == MapKind::Kconfig)
+    }
+
     /// Names of all function symbols (programs and subprograms).
     pub fn function_names(&self) -> impl Iterator<Item = &str> {
         self.functions.iter().map(|f| f.name.as_str())
@@ -392,6 +456,7 @@ fn classify_reloc(
     code_by_elf: &HashMap<usize, usize>,
     maps: &[MapSpec],
     data_sections: &[DataSection<'_>],
+    externs: &[Extern],
 ) -> Result<Option<(usize, CodeReloc)>, ObjectError> {
     let bad = |why: String| {
         ObjectError::Malformed(format!(
@@ -406,6 +471,21 @@ fn classify_reloc(
     let insn = insn::read(&section.insns, insn_index).ok_or_else(|| bad("out of range".into()))?;
     let target_code = sym.section.and_then(|s| code_by_elf.get(&s)).copied();
 
+    if sym.section.is_none() {
+        let ext = externs
+            .iter()
+            .position(|e| e.name == sym.name)
+            .ok_or_else(|| bad("undefined symbol that is no extern".into()))?;
+        let is_call = insn.code == insn::CALL;
+        let is_kfunc = matches!(externs[ext].kind, ExternKind::Kfunc { .. });
+        if !(insn.is_ld_imm64() || is_call && is_kfunc) {
+            return Err(bad(format!(
+                "extern referenced by opcode {:#04x}, expected ld_imm64 or a kfunc call",
+                insn.code
+            )));
+        }
+        return Ok(Some((insn_index, CodeReloc::Extern { ext })));
+    }
     if insn.is_pseudo_call() {
         let code = target_code.ok_or_else(|| bad("call target is not code".into()))?;
         return Ok(Some((
@@ -423,12 +503,7 @@ fn classify_reloc(
         )));
     }
     let Some(sym_section) = sym.section else {
-        return Ok(Some((
-            insn_index,
-            CodeReloc::Extern {
-                name: sym.name.clone(),
-            },
-        )));
+        return Err(bad("undefined symbol".into()));
     };
     if let Some(code) = target_code {
         return Ok(Some((
@@ -465,6 +540,115 @@ fn classify_reloc(
     Err(bad(
         "target section is neither a map, global data nor code".into()
     ))
+}
+
+/// `.values = { [i] = &x }` of map-in-map and prog_array definitions: ELF relocations in `.maps`
+/// at `values[i]` against the inner map's or the program's symbol.
+fn collect_map_init_slots(
+    file: &ElfFile64<Endianness>,
+    index: usize,
+    symbols: &[Sym],
+    symbol_slot: &HashMap<usize, usize>,
+    maps: &mut [MapSpec],
+) -> Result<(), ObjectError> {
+    let section = file.section_by_index(object::SectionIndex(index))?;
+    for (offset, reloc) in section.relocations() {
+        let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+            continue;
+        };
+        let sym = symbol_slot
+            .get(&sym_index.0)
+            .and_then(|&slot| symbols.get(slot))
+            .ok_or_else(|| ObjectError::Malformed(".maps relocation symbol missing".into()))?;
+        let owner = maps
+            .iter_mut()
+            .filter(|m| m.kind == MapKind::BtfDefined && m.section_index == index)
+            .filter(|m| m.values_offset.is_some_and(|v| m.offset + v <= offset))
+            .max_by_key(|m| m.offset)
+            .ok_or_else(|| {
+                ObjectError::Malformed(format!(
+                    ".maps relocation at offset {offset} against {} is in no map's values",
+                    sym.name
+                ))
+            })?;
+        let rel = offset - owner.offset - owner.values_offset.unwrap_or(0);
+        let slot = rel / 8;
+        if rel % 8 != 0 || slot >= u64::from(owner.max_entries) {
+            return Err(ObjectError::Malformed(format!(
+                "map {}: values slot at byte {rel} is not one of its {} entries",
+                owner.name, owner.max_entries
+            )));
+        }
+        owner.init_slots.push((slot as u32, sym.name.clone()));
+    }
+    Ok(())
+}
+
+/// The variables of a `.struct_ops` section as maps, with their function members bound to
+/// programs by the section's relocations.
+fn struct_ops_maps(
+    file: &ElfFile64<Endianness>,
+    btf: &Btf,
+    index: usize,
+    name: &str,
+    symbols: &[Sym],
+    symbol_slot: &HashMap<usize, usize>,
+    maps: &mut Vec<MapSpec>,
+) -> Result<(), ObjectError> {
+    let Some(&datasec) = btf.ids_by_name(Kind::DataSec, name).first() else {
+        return Err(ObjectError::Malformed(format!(
+            "{name} section without a {name} DATASEC"
+        )));
+    };
+    let TypeBody::DataSec { vars, .. } = btf.type_by_id(datasec)?.body else {
+        return Ok(());
+    };
+    let first = maps.len();
+    for var in &vars {
+        maps.push(MapSpec::struct_ops(
+            btf,
+            var.ty,
+            index,
+            u64::from(var.offset),
+            name.ends_with(".link"),
+        )?);
+    }
+    let section = file.section_by_index(object::SectionIndex(index))?;
+    for (offset, reloc) in section.relocations() {
+        let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+            continue;
+        };
+        let sym = symbol_slot
+            .get(&sym_index.0)
+            .and_then(|&slot| symbols.get(slot))
+            .ok_or_else(|| ObjectError::Malformed(format!("{name} relocation symbol missing")))?;
+        let Some((var, map)) = vars.iter().zip(maps[first..].iter_mut()).find(|(v, _)| {
+            u64::from(v.offset) <= offset && offset < u64::from(v.offset) + u64::from(v.size)
+        }) else {
+            return Err(ObjectError::Malformed(format!(
+                "{name}: relocation at {offset} against {} is in no variable",
+                sym.name
+            )));
+        };
+        let within = offset - u64::from(var.offset);
+        let st_id = map.btf_value_type_id;
+        let member = btf
+            .type_by_id(st_id)?
+            .members()
+            .iter()
+            .find(|m| u64::from(m.bit_offset) == within * 8)
+            .map(|m| m.name.to_string())
+            .ok_or_else(|| {
+                ObjectError::Malformed(format!(
+                    "{name}: {}: no member at byte {within} for {}",
+                    map.name, sym.name
+                ))
+            })?;
+        if let Some(ops) = map.struct_ops.as_mut() {
+            ops.members.push((member, sym.name.clone()));
+        }
+    }
+    Ok(())
 }
 
 fn legacy_maps(

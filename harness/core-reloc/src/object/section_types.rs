@@ -1,5 +1,8 @@
-//! Program type, expected attach type and attach target from an ELF
-//! section name, following libbpf's section naming conventions.
+//! The one table of program kinds: per libbpf section prefix, the program type, the expected
+//! attach type, the load flags, how the attach target is resolved and whether
+//! `BPF_PROG_TEST_RUN` applies, following libbpf's section naming conventions.
+
+use crate::btf::Kind;
 
 /// `enum bpf_prog_type` values.
 pub mod prog_type {
@@ -82,12 +85,32 @@ pub mod attach_type {
     pub const SK_REUSEPORT_SELECT: u32 = 39;
     pub const SK_REUSEPORT_SELECT_OR_MIGRATE: u32 = 40;
     pub const NETFILTER: u32 = 45;
+    pub const TRACE_KPROBE_MULTI: u32 = 42;
+    pub const LSM_CGROUP: u32 = 43;
+    pub const TCX_INGRESS: u32 = 46;
+    pub const TCX_EGRESS: u32 = 47;
+    pub const TRACE_UPROBE_MULTI: u32 = 48;
 }
 
 /// `BPF_F_SLEEPABLE` program flag.
 pub const PROG_FLAG_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_F_XDP_HAS_FRAGS` program flag.
 pub const PROG_FLAG_XDP_HAS_FRAGS: u32 = 1 << 5;
+
+/// How the load-time attach target (`attach_btf_id`) of a program is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachTarget {
+    /// Nothing to resolve at load time (kprobes, tracepoints, packet programs...).
+    None,
+    /// A type of the kernel's BTF named `<prefix><section target>`: a FUNC for fentry, fexit,
+    /// fmod_ret (no prefix), lsm (`bpf_lsm_`) and iter (`bpf_iter_`), the `btf_trace_` TYPEDEF
+    /// for tp_btf.
+    KernelBtf { prefix: &'static str, kind: Kind },
+    /// A function of another loaded BPF program (`freplace`): needs that program's fd.
+    Program,
+    /// A `struct_ops` member: resolved through the struct_ops map.
+    StructOps,
+}
 
 /// What a section name says about its programs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +119,76 @@ pub struct SectionType {
     pub expected_attach_type: Option<u32>,
     pub attach_to: Option<String>,
     pub prog_flags: u32,
+    pub attach_target: AttachTarget,
+    /// `BPF_PROG_TEST_RUN` exists for programs of this section (on kernels that have the type).
+    pub test_run: bool,
+}
+
+/// A BTF type of the kernel to give as `attach_btf_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelBtfTarget {
+    /// `Some` for `module:function` targets other than `vmlinux:`.
+    pub module: Option<String>,
+    pub name: String,
+    pub kind: Kind,
+}
+
+impl KernelBtfTarget {
+    /// Its id in `kernel` (the vmlinux BTF); `None` when vmlinux has no such type, or the
+    /// target lives in a module (module BTF is not searched).
+    pub fn find_in(&self, kernel: &crate::btf::Btf) -> Option<u32> {
+        if self.module.is_some() {
+            return None;
+        }
+        kernel.ids_by_name(self.kind, &self.name).first().copied()
+    }
+}
+
+impl SectionType {
+    /// The kernel BTF type this program attaches to, if its section names one.
+    pub fn kernel_btf_target(&self) -> Option<KernelBtfTarget> {
+        let AttachTarget::KernelBtf { prefix, kind } = self.attach_target else {
+            return None;
+        };
+        let target = self.attach_to.as_deref()?;
+        let (module, name) = match target.split_once(':') {
+            Some(("vmlinux", name)) => (None, name),
+            Some((module, name)) => (Some(module.to_string()), name),
+            None => (None, target),
+        };
+        Some(KernelBtfTarget {
+            module,
+            name: format!("{prefix}{name}"),
+            kind,
+        })
+    }
+}
+
+/// Whether `BPF_PROG_TEST_RUN` is implemented for a program type (and, for tracing programs,
+/// attach type) in some kernel: packet types, raw tracepoints, socket lookup, syscall, netfilter,
+/// and fentry/fexit/fmod_ret (which run the kernel's `bpf_fentry_test*` functions).
+pub fn test_run_applies(program_type: u32, expected_attach_type: Option<u32>) -> bool {
+    match program_type {
+        pt::SOCKET_FILTER
+        | pt::SCHED_CLS
+        | pt::SCHED_ACT
+        | pt::XDP
+        | pt::CGROUP_SKB
+        | pt::LWT_IN
+        | pt::LWT_OUT
+        | pt::LWT_XMIT
+        | pt::LWT_SEG6LOCAL
+        | pt::FLOW_DISSECTOR
+        | pt::RAW_TRACEPOINT
+        | pt::SK_LOOKUP
+        | pt::SYSCALL
+        | pt::NETFILTER => true,
+        pt::TRACING => matches!(
+            expected_attach_type,
+            Some(at::TRACE_FENTRY | at::TRACE_FEXIT | at::MODIFY_RETURN)
+        ),
+        _ => false,
+    }
 }
 
 /// How a table entry matches a section name.
@@ -113,6 +206,7 @@ struct Entry {
     program_type: u32,
     attach: Option<u32>,
     flags: u32,
+    target: AttachTarget,
 }
 
 const fn e(pattern: &'static str, how: Match, program_type: u32, attach: Option<u32>) -> Entry {
@@ -122,7 +216,20 @@ const fn e(pattern: &'static str, how: Match, program_type: u32, attach: Option<
         program_type,
         attach,
         flags: 0,
+        target: AttachTarget::None,
     }
+}
+
+/// A section whose target is a kernel BTF type `<prefix><target>` of `kind`.
+const fn btf(prefix: &'static str, kind: Kind, entry: Entry) -> Entry {
+    Entry {
+        target: AttachTarget::KernelBtf { prefix, kind },
+        ..entry
+    }
+}
+
+const fn with_target(target: AttachTarget, entry: Entry) -> Entry {
+    Entry { target, ..entry }
 }
 
 const fn sleepable(entry: Entry) -> Entry {
@@ -151,14 +258,56 @@ const TABLE: &[Entry] = &[
         pt::SK_REUSEPORT,
         Some(at::SK_REUSEPORT_SELECT),
     ),
-    e("kprobe/", Target, pt::KPROBE, None),
-    e("kretprobe/", Target, pt::KPROBE, None),
+    e(
+        "kprobe.multi",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_KPROBE_MULTI),
+    ),
+    e(
+        "kretprobe.multi",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_KPROBE_MULTI),
+    ),
+    e(
+        "uprobe.multi.s",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_UPROBE_MULTI),
+    ),
+    e(
+        "uretprobe.multi.s",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_UPROBE_MULTI),
+    ),
+    e(
+        "uprobe.multi",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_UPROBE_MULTI),
+    ),
+    e(
+        "uretprobe.multi",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_UPROBE_MULTI),
+    ),
+    e("kprobe", Word, pt::KPROBE, None),
+    e("kretprobe", Word, pt::KPROBE, None),
+    sleepable(e("uprobe.s", Word, pt::KPROBE, None)),
+    sleepable(e("uretprobe.s", Word, pt::KPROBE, None)),
     e("uprobe", Word, pt::KPROBE, None),
     e("uretprobe", Word, pt::KPROBE, None),
-    e("ksyscall/", Target, pt::KPROBE, None),
-    e("kretsyscall/", Target, pt::KPROBE, None),
+    e("ksyscall", Word, pt::KPROBE, None),
+    e("kretsyscall", Word, pt::KPROBE, None),
+    e("usdt", Word, pt::KPROBE, None),
+    e("tc/ingress", Word, pt::SCHED_CLS, Some(at::TCX_INGRESS)),
+    e("tc/egress", Word, pt::SCHED_CLS, Some(at::TCX_EGRESS)),
+    e("tcx/ingress", Word, pt::SCHED_CLS, Some(at::TCX_INGRESS)),
+    e("tcx/egress", Word, pt::SCHED_CLS, Some(at::TCX_EGRESS)),
     e("tc", Word, pt::SCHED_CLS, None),
-    e("tcx", Word, pt::SCHED_CLS, None),
     e("classifier", Word, pt::SCHED_CLS, None),
     e("action", Word, pt::SCHED_ACT, None),
     e("tracepoint/", Target, pt::TRACEPOINT, None),
@@ -174,23 +323,72 @@ const TABLE: &[Entry] = &[
     e("raw_tp/", Target, pt::RAW_TRACEPOINT, None),
     e("raw_tracepoint", Word, pt::RAW_TRACEPOINT, None),
     e("raw_tp", Word, pt::RAW_TRACEPOINT, None),
-    e("tp_btf/", Target, pt::TRACING, Some(at::TRACE_RAW_TP)),
-    sleepable(e("fentry.s/", Target, pt::TRACING, Some(at::TRACE_FENTRY))),
-    sleepable(e("fexit.s/", Target, pt::TRACING, Some(at::TRACE_FEXIT))),
-    sleepable(e(
-        "fmod_ret.s/",
-        Target,
-        pt::TRACING,
-        Some(at::MODIFY_RETURN),
-    )),
-    e("fentry/", Target, pt::TRACING, Some(at::TRACE_FENTRY)),
-    e("fexit/", Target, pt::TRACING, Some(at::TRACE_FEXIT)),
-    e("fmod_ret/", Target, pt::TRACING, Some(at::MODIFY_RETURN)),
-    sleepable(e("iter.s/", Target, pt::TRACING, Some(at::TRACE_ITER))),
-    e("iter/", Target, pt::TRACING, Some(at::TRACE_ITER)),
-    e("freplace/", Target, pt::EXT, None),
-    sleepable(e("lsm.s/", Target, pt::LSM, Some(at::LSM_MAC))),
-    e("lsm/", Target, pt::LSM, Some(at::LSM_MAC)),
+    btf(
+        "btf_trace_",
+        Kind::Typedef,
+        e("tp_btf/", Target, pt::TRACING, Some(at::TRACE_RAW_TP)),
+    ),
+    btf(
+        "",
+        Kind::Func,
+        sleepable(e("fentry.s/", Target, pt::TRACING, Some(at::TRACE_FENTRY))),
+    ),
+    btf(
+        "",
+        Kind::Func,
+        sleepable(e("fexit.s/", Target, pt::TRACING, Some(at::TRACE_FEXIT))),
+    ),
+    btf(
+        "",
+        Kind::Func,
+        sleepable(e(
+            "fmod_ret.s/",
+            Target,
+            pt::TRACING,
+            Some(at::MODIFY_RETURN),
+        )),
+    ),
+    btf(
+        "",
+        Kind::Func,
+        e("fentry/", Target, pt::TRACING, Some(at::TRACE_FENTRY)),
+    ),
+    btf(
+        "",
+        Kind::Func,
+        e("fexit/", Target, pt::TRACING, Some(at::TRACE_FEXIT)),
+    ),
+    btf(
+        "",
+        Kind::Func,
+        e("fmod_ret/", Target, pt::TRACING, Some(at::MODIFY_RETURN)),
+    ),
+    btf(
+        "bpf_iter_",
+        Kind::Func,
+        sleepable(e("iter.s/", Target, pt::TRACING, Some(at::TRACE_ITER))),
+    ),
+    btf(
+        "bpf_iter_",
+        Kind::Func,
+        e("iter/", Target, pt::TRACING, Some(at::TRACE_ITER)),
+    ),
+    with_target(AttachTarget::Program, e("freplace/", Target, pt::EXT, None)),
+    btf(
+        "bpf_lsm_",
+        Kind::Func,
+        sleepable(e("lsm.s/", Target, pt::LSM, Some(at::LSM_MAC))),
+    ),
+    btf(
+        "bpf_lsm_",
+        Kind::Func,
+        e("lsm/", Target, pt::LSM, Some(at::LSM_MAC)),
+    ),
+    btf(
+        "bpf_lsm_",
+        Kind::Func,
+        e("lsm_cgroup/", Target, pt::LSM, Some(at::LSM_CGROUP)),
+    ),
     e("xdp.frags/devmap", Word, pt::XDP, Some(at::XDP_DEVMAP)),
     e("xdp/devmap", Word, pt::XDP, Some(at::XDP_DEVMAP)),
     e("xdp.frags/cpumap", Word, pt::XDP, Some(at::XDP_CPUMAP)),
@@ -366,13 +564,21 @@ const TABLE: &[Entry] = &[
     ),
     e("sk_lookup", Word, pt::SK_LOOKUP, Some(at::SK_LOOKUP)),
     sleepable(e("syscall", Word, pt::SYSCALL, None)),
-    e("struct_ops/", Target, pt::STRUCT_OPS, None),
-    e("struct_ops", Word, pt::STRUCT_OPS, None),
+    with_target(
+        AttachTarget::StructOps,
+        e("struct_ops/", Target, pt::STRUCT_OPS, None),
+    ),
+    with_target(
+        AttachTarget::StructOps,
+        e("struct_ops", Word, pt::STRUCT_OPS, None),
+    ),
     e("netfilter", Word, pt::NETFILTER, Some(at::NETFILTER)),
 ];
 
-/// Classifies a program section name; `None` when it follows no known convention.
+/// Classifies a program section name; `None` when it follows no known convention. A leading
+/// `?` (libbpf: not loaded unless the user turns autoload on) is ignored for the kind.
 pub fn section_type(section: &str) -> Option<SectionType> {
+    let section = section.strip_prefix('?').unwrap_or(section);
     for entry in TABLE {
         let attach_to = match entry.how {
             Word => match section.strip_prefix(entry.pattern) {
@@ -399,7 +605,158 @@ pub fn section_type(section: &str) -> Option<SectionType> {
             expected_attach_type: entry.attach,
             attach_to,
             prog_flags: flags,
+            attach_target: entry.target,
+            test_run: test_run_applies(entry.program_type, entry.attach),
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (program type, expected attach type, flags, kernel BTF target, test run)
+    type Row = (u32, Option<u32>, u32, Option<(String, Kind)>, bool);
+
+    fn row(section: &str) -> Row {
+        let t = section_type(section).unwrap_or_else(|| panic!("{section} unknown"));
+        let target = t.kernel_btf_target().map(|k| (k.name, k.kind));
+        (
+            t.program_type,
+            t.expected_attach_type,
+            t.prog_flags,
+            target,
+            t.test_run,
+        )
+    }
+
+    #[test]
+    fn libbpf_sections() {
+        let func = |n: &str| Some((n.to_string(), Kind::Func));
+        let cases: &[(&str, Row)] = &[
+            ("kprobe/do_unlinkat", (pt::KPROBE, None, 0, None, false)),
+            ("kretprobe/do_unlinkat", (pt::KPROBE, None, 0, None, false)),
+            ("kprobe", (pt::KPROBE, None, 0, None, false)),
+            (
+                "kprobe.multi/do_*",
+                (pt::KPROBE, Some(at::TRACE_KPROBE_MULTI), 0, None, false),
+            ),
+            (
+                "uprobe.s/bin:f",
+                (pt::KPROBE, None, PROG_FLAG_SLEEPABLE, None, false),
+            ),
+            ("ksyscall/openat", (pt::KPROBE, None, 0, None, false)),
+            (
+                "tracepoint/syscalls/sys_enter_openat",
+                (pt::TRACEPOINT, None, 0, None, false),
+            ),
+            (
+                "raw_tp/sched_switch",
+                (pt::RAW_TRACEPOINT, None, 0, None, true),
+            ),
+            (
+                "raw_tp.w/x",
+                (pt::RAW_TRACEPOINT_WRITABLE, None, 0, None, false),
+            ),
+            (
+                "tp_btf/sched_switch",
+                (
+                    pt::TRACING,
+                    Some(at::TRACE_RAW_TP),
+                    0,
+                    Some(("btf_trace_sched_switch".into(), Kind::Typedef)),
+                    false,
+                ),
+            ),
+            (
+                "fentry/do_unlinkat",
+                (
+                    pt::TRACING,
+                    Some(at::TRACE_FENTRY),
+                    0,
+                    func("do_unlinkat"),
+                    true,
+                ),
+            ),
+            (
+                "fexit/vmlinux:do_unlinkat",
+                (
+                    pt::TRACING,
+                    Some(at::TRACE_FEXIT),
+                    0,
+                    func("do_unlinkat"),
+                    true,
+                ),
+            ),
+            (
+                "fentry.s/f",
+                (
+                    pt::TRACING,
+                    Some(at::TRACE_FENTRY),
+                    PROG_FLAG_SLEEPABLE,
+                    func("f"),
+                    true,
+                ),
+            ),
+            (
+                "fmod_ret/f",
+                (pt::TRACING, Some(at::MODIFY_RETURN), 0, func("f"), true),
+            ),
+            (
+                "lsm/file_open",
+                (
+                    pt::LSM,
+                    Some(at::LSM_MAC),
+                    0,
+                    func("bpf_lsm_file_open"),
+                    false,
+                ),
+            ),
+            (
+                "iter/task",
+                (
+                    pt::TRACING,
+                    Some(at::TRACE_ITER),
+                    0,
+                    func("bpf_iter_task"),
+                    false,
+                ),
+            ),
+            ("perf_event", (pt::PERF_EVENT, None, 0, None, false)),
+            (
+                "tcx/ingress",
+                (pt::SCHED_CLS, Some(at::TCX_INGRESS), 0, None, true),
+            ),
+            ("tc", (pt::SCHED_CLS, None, 0, None, true)),
+            ("xdp", (pt::XDP, Some(at::XDP), 0, None, true)),
+            (
+                "xdp.frags",
+                (pt::XDP, Some(at::XDP), PROG_FLAG_XDP_HAS_FRAGS, None, true),
+            ),
+            (
+                "syscall",
+                (pt::SYSCALL, None, PROG_FLAG_SLEEPABLE, None, true),
+            ),
+            (
+                "sk_lookup",
+                (pt::SK_LOOKUP, Some(at::SK_LOOKUP), 0, None, true),
+            ),
+        ];
+        for (section, want) in cases {
+            assert_eq!(&row(section), want, "{section}");
+        }
+        assert_eq!(
+            section_type("freplace/f").unwrap().attach_target,
+            AttachTarget::Program
+        );
+        let module = section_type("fentry/nf_tables:nft_do_chain")
+            .unwrap()
+            .kernel_btf_target()
+            .unwrap();
+        assert_eq!(module.module.as_deref(), Some("nf_tables"));
+        assert_eq!(row("?fentry.s/f"), row("fentry.s/f"));
+        assert!(section_type("no_such_section").is_none());
+        assert!(section_type("kprobe_x").is_none());
+    }
 }

@@ -6,8 +6,9 @@ use crate::btf::Btf;
 use crate::btf_ext::ExtSection;
 use crate::bytes::{put_u32, u32_at};
 use crate::core::{CoreDecision, CoreEngine, RelocKind};
+use crate::externs::{ExternResolution, ExternValue, POISON_KFUNC_CALL_BASE};
 use crate::insn::{self, INSN_SIZE, PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
-use crate::object::{CodeReloc, Object};
+use crate::object::{CodeReloc, ExternKind, Object};
 use std::collections::HashMap;
 
 /// How a `ld_imm64` refers to a map.
@@ -17,6 +18,17 @@ pub enum MapRefKind {
     Fd,
     /// An address inside the map's single value (`BPF_PSEUDO_MAP_VALUE`).
     Value { offset: u32 },
+}
+
+/// An instruction that refers to a ksym or a kfunc: patched once the extern is resolved
+/// ([`RelocatedProgram::patch_externs`]). Kconfig externs become [`MapRef`]s instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternRef {
+    pub insn_index: u32,
+    /// Index into `Object::externs()`.
+    pub extern_index: usize,
+    /// A `call` (kfunc) rather than a `ld_imm64`.
+    pub is_call: bool,
 }
 
 /// A `ld_imm64` the loader must patch with a map fd.
@@ -39,6 +51,8 @@ pub struct RelocatedProgram {
     /// Raw 8-byte instructions: the entry function, then every subprogram it reaches.
     pub insns: Vec<u8>,
     pub map_refs: Vec<MapRef>,
+    /// Kfunc calls and ksym loads, patched by [`RelocatedProgram::patch_externs`].
+    pub extern_refs: Vec<ExternRef>,
     /// `bpf_func_info` records, instruction offsets in instruction units.
     pub func_info: Vec<u8>,
     pub func_info_rec_size: u32,
@@ -89,6 +103,72 @@ impl RelocatedProgram {
     }
 }
 
+impl RelocatedProgram {
+    /// Writes what each extern resolved to into its kfunc calls and ksym loads, as libbpf does:
+    /// a kfunc call becomes `BPF_PSEUDO_KFUNC_CALL` with the kernel's BTF id (an unresolved weak
+    /// one a poisoned call the verifier must find dead), a typed ksym a `BPF_PSEUDO_BTF_ID` load,
+    /// a typeless ksym its address, an unresolved weak ksym 0.
+    pub fn patch_externs(&mut self, resolution: &ExternResolution) -> Result<(), RelocateError> {
+        for r in &self.extern_refs {
+            let link = |why: String| RelocateError::Link {
+                program: self.name.clone(),
+                why,
+            };
+            let value = *resolution
+                .values
+                .get(r.extern_index)
+                .ok_or_else(|| link(format!("extern #{} was not resolved", r.extern_index)))?;
+            let index = r.insn_index as usize;
+            let mut first = insn::read(&self.insns, index)
+                .ok_or_else(|| link(format!("extern reference at #{index} out of range")))?;
+            if r.is_call {
+                first.dst_reg = 0;
+                first.off = 0;
+                match value {
+                    ExternValue::KernelBtfId(id) => {
+                        first.src_reg = PSEUDO_KFUNC_CALL;
+                        first.imm = id as i32;
+                    }
+                    ExternValue::Unresolved => {
+                        first.src_reg = 0;
+                        first.imm = POISON_KFUNC_CALL_BASE.saturating_add(r.extern_index as i32);
+                    }
+                    other => {
+                        return Err(link(format!(
+                            "call at #{index} to an extern that resolved to {other:?}"
+                        )))
+                    }
+                }
+                insn::write(&mut self.insns, index, first);
+                continue;
+            }
+            let mut second = insn::read(&self.insns, index + 1)
+                .ok_or_else(|| link(format!("extern reference at #{index} out of range")))?;
+            let (src_reg, lo, hi) = match value {
+                ExternValue::KernelBtfId(id) => (PSEUDO_BTF_ID, id as i32, 0),
+                ExternValue::Address(addr) => (0, addr as u32 as i32, (addr >> 32) as u32 as i32),
+                ExternValue::Unresolved => (0, 0, 0),
+                ExternValue::Kconfig => {
+                    return Err(link(format!(
+                        "ld_imm64 at #{index} of a kconfig extern is a map reference"
+                    )))
+                }
+            };
+            first.src_reg = src_reg;
+            first.imm = lo;
+            second.imm = hi;
+            insn::write(&mut self.insns, index, first);
+            insn::write(&mut self.insns, index + 1, second);
+        }
+        Ok(())
+    }
+}
+
+/// `BPF_PSEUDO_KFUNC_CALL`: a call's imm is a kernel BTF id of a FUNC.
+pub const PSEUDO_KFUNC_CALL: u8 = 2;
+/// `BPF_PSEUDO_BTF_ID`: a ld_imm64's imm is a kernel BTF id of a VAR (or FUNC).
+pub const PSEUDO_BTF_ID: u8 = 3;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum RelocateError {
     #[error("no program named {0:?} in the object")]
@@ -137,6 +217,7 @@ pub fn relocate_program(
     let mut placed_at: HashMap<usize, usize> = HashMap::from([(prog.function, 0)]);
     let mut insns: Vec<u8> = Vec::new();
     let mut map_refs = Vec::new();
+    let mut extern_refs = Vec::new();
     // (linked index of the call/ld_imm64, linked index of its target)
     let mut jumps: Vec<(usize, usize)> = Vec::new();
 
@@ -198,10 +279,31 @@ pub fn relocate_program(
                 let target_index = (*sym_off as i64 + ins.imm as i64) / INSN_SIZE as i64;
                 Some((*code, target_index))
             }
-            Some(CodeReloc::Extern { name }) => {
-                return Err(link_err(format!(
-                    "extern {name} (kconfig/ksym) is not supported"
-                )))
+            Some(CodeReloc::Extern { ext }) => {
+                let extern_ = obj
+                    .externs()
+                    .get(*ext)
+                    .ok_or_else(|| link_err(format!("extern #{ext} out of range")))?;
+                if let ExternKind::Kconfig { offset, .. } = extern_.kind {
+                    let map_index = obj.kconfig_map().ok_or_else(|| {
+                        link_err(format!(
+                            "kconfig extern {} without a .kconfig map",
+                            extern_.name
+                        ))
+                    })?;
+                    map_refs.push(MapRef {
+                        insn_index: linked as u32,
+                        map_index,
+                        kind: MapRefKind::Value { offset },
+                    });
+                } else {
+                    extern_refs.push(ExternRef {
+                        insn_index: linked as u32,
+                        extern_index: *ext,
+                        is_call: !ins.is_ld_imm64(),
+                    });
+                }
+                None
             }
             None if ins.is_pseudo_call() => {
                 Some((func.code, sec_index as i64 + ins.imm as i64 + 1))
@@ -318,6 +420,7 @@ pub fn relocate_program(
         prog_flags: prog.prog_flags,
         insns,
         map_refs,
+        extern_refs,
         func_info,
         func_info_rec_size,
         line_info,
