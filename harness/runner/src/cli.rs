@@ -36,6 +36,8 @@ pub enum Command {
     /// Relocate the objects against every kernel's BTF on the host, without booting, and print
     /// each decision per kernel
     Reloc(crate::reloc_table::RelocArgs),
+    /// Write vmlinux.h (C types of a kernel's BTF) for a libbpf-style program, without bpftool
+    VmlinuxH(crate::vmlinux_h::VmlinuxHArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -19,3 +19,4 @@ pub mod report;
 pub mod run;
 pub mod verdict;
 pub mod vm;
+pub mod vmlinux_h;

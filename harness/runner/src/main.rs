@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         Some(Command::Reloc(args)) => {
             harness::reloc_table::reloc_command(&args).map(|()| ExitCode::SUCCESS)
         }
+        Some(Command::VmlinuxH(args)) => {
+            harness::vmlinux_h::vmlinux_h_command(&args).map(|()| ExitCode::SUCCESS)
+        }
         Some(Command::Fetch(args)) => {
             harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS)
         }

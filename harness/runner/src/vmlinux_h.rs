@@ -1,0 +1,121 @@
+//! `harness vmlinux-h`: writes `vmlinux.h` from a matrix kernel's cached BTF, the host's, or any
+//! BTF file, so a libbpf-bootstrap-style program builds without bpftool. The rendering is the
+//! engine's (`core_reloc::render_c_header`); this module only finds and reads the BTF.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::CommonArgs;
+use crate::config::{KernelSource, Matrix};
+use crate::images::{Images, IndicatifProgress};
+
+/// Where the running kernel publishes its BTF.
+pub const HOST_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VmlinuxHArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A raw BTF file, or an ELF file with a .BTF section (instead of --kernel)
+    #[arg(long, value_name = "PATH", conflicts_with = "kernels")]
+    pub btf: Option<PathBuf>,
+    /// Write the header here [default: stdout]
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+/// Which BTF to render, as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BtfSource {
+    /// A kernel of the matrix (`host` is the running kernel).
+    Kernel(String),
+    File(PathBuf),
+}
+
+impl VmlinuxHArgs {
+    pub fn source(&self) -> Result<BtfSource> {
+        match (&self.btf, self.common.kernels.as_slice()) {
+            (Some(path), []) => Ok(BtfSource::File(path.clone())),
+            (None, [name]) => Ok(BtfSource::Kernel(name.clone())),
+            (None, []) => bail!(
+                "name the BTF to render: --kernel NAME (a kernel of {}, or host) or --btf PATH",
+                self.common.matrix.display()
+            ),
+            (None, names) => bail!(
+                "vmlinux-h renders one kernel at a time, got --kernel {}",
+                names.join(", --kernel ")
+            ),
+            (Some(_), _) => bail!("--btf and --kernel exclude each other"),
+        }
+    }
+}
+
+pub fn vmlinux_h_command(args: &VmlinuxHArgs) -> Result<()> {
+    let (label, path) = match args.source()? {
+        BtfSource::File(path) => (path.display().to_string(), path),
+        BtfSource::Kernel(name) => (format!("kernel {name}"), kernel_btf_path(args, &name)?),
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let raw = raw_btf(bytes).with_context(|| format!("{label}: {}", path.display()))?;
+    let btf = core_reloc::Btf::parse_owned(raw)
+        .with_context(|| format!("{label}: parsing BTF of {}", path.display()))?;
+    let header = core_reloc::render_c_header(&btf)
+        .with_context(|| format!("{label}: rendering {} as C", path.display()))?;
+    match &args.output {
+        Some(out) => {
+            crate::fsutil::write_atomic(out, header.as_bytes())
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {} ({} types, {} bytes) from {label} ({})",
+                out.display(),
+                btf.type_count() - 1,
+                header.len(),
+                path.display()
+            );
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(header.as_bytes())
+            .context("writing the header to stdout")?,
+    }
+    Ok(())
+}
+
+/// The BTF file of a matrix kernel: the host's sysfs file, or the image cache's `.BTF`
+/// (provisioning the image first, as `fetch` does, when it is not cached).
+fn kernel_btf_path(args: &VmlinuxHArgs, name: &str) -> Result<PathBuf> {
+    let matrix_missing = !args.common.matrix.exists();
+    if name == "host" && matrix_missing {
+        return Ok(PathBuf::from(HOST_BTF));
+    }
+    let matrix = Matrix::load(&args.common.matrix)?;
+    let kernel = *matrix
+        .select(&[name.to_string()])?
+        .first()
+        .context("no kernel selected")?;
+    if matches!(kernel.source, KernelSource::Host) {
+        return Ok(PathBuf::from(HOST_BTF));
+    }
+    let layout = crate::run::Layout::new(&args.common, None, None);
+    let images = Images::new(&layout.images, &matrix);
+    let lock = crate::lock::ensure_locked(&images, &matrix, &[kernel], &layout.lockfile)?;
+    let image = images
+        .provision(kernel, &lock, &IndicatifProgress::new())
+        .with_context(|| format!("kernel {name}"))?;
+    image
+        .btf
+        .with_context(|| format!("kernel {name}: its image has no .BTF section"))
+}
+
+/// The raw BTF in `bytes`: the file itself, or the `.BTF` section of an ELF file.
+pub fn raw_btf(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    if !bytes.starts_with(b"\x7fELF") {
+        return Ok(bytes);
+    }
+    match crate::images::elf::btf_section(&bytes)? {
+        Some(btf) => Ok(btf),
+        None => bail!("an ELF file without a .BTF section"),
+    }
+}
