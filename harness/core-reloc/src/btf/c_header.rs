@@ -27,6 +27,10 @@ use super::{Btf, BtfError, Kind, Type, TypeBody};
 pub const MAX_NESTING: usize = 128;
 /// Largest gap between two members filled with padding fields (bits): 16 MiB.
 const MAX_PADDING_BITS: i64 = 1 << 27;
+/// The kernel's `__builtin_va_list` typedef (x86: `struct __va_list_tag[1]`, 24 bytes) is not
+/// the BPF target's (8 bytes): written under this CO-RE flavor of its name, structs holding a
+/// `va_list` keep the kernel's layout.
+pub const VA_LIST_FLAVOR: &str = "__builtin_va_list___btf";
 /// Pointer size of the BPF target, in bytes.
 const PTR_SIZE: u32 = 8;
 
@@ -500,9 +504,12 @@ impl<'a> Dumper<'a> {
         Ok(())
     }
 
-    /// `__builtin_va_list` is the compiler's own: redefining it breaks the build.
+    /// `__builtin_va_list` is the compiler's own: redefining it breaks the build. Only its
+    /// void form (old GCC) is left to the compiler; a real one is written under a flavor name
+    /// (see [`VA_LIST_FLAVOR`]).
     fn is_compiler_builtin(&self, id: u32) -> bool {
-        self.ty(id).name == "__builtin_va_list"
+        let t = self.ty(id);
+        t.name == "__builtin_va_list" && matches!(t.body, TypeBody::Ref { target: 0 })
     }
 
     // ---------------------------------------------------------------- definitions
@@ -885,7 +892,12 @@ impl<'a> Dumper<'a> {
         if t.name.is_empty() {
             return String::new();
         }
-        let base = c_identifier(t.name);
+        let base = match (&t.body, t.name) {
+            (TypeBody::Ref { target }, "__builtin_va_list") if *target != 0 => {
+                VA_LIST_FLAVOR.to_string()
+            }
+            _ => c_identifier(t.name),
+        };
         // A forward declaration or an empty enum names an existing type, never a new one.
         let declares_only = t.kind == Kind::Fwd || (t.kind.is_any_enum() && t.vlen() == 0);
         let name = if declares_only {
