@@ -3,6 +3,7 @@
 //! engine's (`core_reloc::render_c_header`); this module only finds and reads the BTF.
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -61,14 +62,19 @@ pub fn vmlinux_h_command(args: &VmlinuxHArgs) -> Result<()> {
     let raw = raw_btf(bytes).with_context(|| format!("{label}: {}", path.display()))?;
     let btf = core_reloc::Btf::parse_owned(raw)
         .with_context(|| format!("{label}: parsing BTF of {}", path.display()))?;
+    let started = std::time::Instant::now();
     let header = core_reloc::render_c_header(&btf)
         .with_context(|| format!("{label}: rendering {} as C", path.display()))?;
+    let render_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &args.output {
         Some(out) => {
             crate::fsutil::write_atomic(out, header.as_bytes())
                 .with_context(|| format!("writing {}", out.display()))?;
+            // A header is for everyone to read (the atomic write creates it 0600).
+            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("setting the mode of {}", out.display()))?;
             eprintln!(
-                "wrote {} ({} types, {} bytes) from {label} ({})",
+                "wrote {} ({} types, {} bytes, rendered in {render_ms:.0} ms) from {label} ({})",
                 out.display(),
                 btf.type_count() - 1,
                 header.len(),
@@ -117,5 +123,72 @@ pub fn raw_btf(bytes: Vec<u8>) -> Result<Vec<u8>> {
     match crate::images::elf::btf_section(&bytes)? {
         Some(btf) => Ok(btf),
         None => bail!("an ELF file without a .BTF section"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(argv: &[&str]) -> VmlinuxHArgs {
+        match crate::cli::Cli::try_parse_from(
+            ["harness", "vmlinux-h"].iter().chain(argv.iter()).copied(),
+        )
+        .unwrap()
+        .command
+        {
+            Some(crate::cli::Command::VmlinuxH(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_kernel_or_one_file_is_rendered() {
+        assert_eq!(
+            args(&["--kernel", "5.10"]).source().unwrap(),
+            BtfSource::Kernel("5.10".into())
+        );
+        let a = args(&["--btf", "x.btf", "-o", "out/vmlinux.h"]);
+        assert_eq!(a.source().unwrap(), BtfSource::File("x.btf".into()));
+        assert_eq!(a.output, Some(PathBuf::from("out/vmlinux.h")));
+        let none = args(&[]).source().unwrap_err().to_string();
+        assert!(
+            none.contains("--kernel NAME") && none.contains("--btf PATH"),
+            "{none}"
+        );
+        let two = args(&["--kernel", "5.10", "--kernel", "7.2"]);
+        assert!(two
+            .source()
+            .unwrap_err()
+            .to_string()
+            .contains("one kernel at a time"));
+        assert!(crate::cli::Cli::try_parse_from([
+            "harness",
+            "vmlinux-h",
+            "--kernel",
+            "host",
+            "--btf",
+            "x"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn raw_btf_passes_raw_blobs_and_refuses_elf_without_btf() {
+        let raw = vec![0x9f, 0xeb, 1, 0];
+        assert_eq!(raw_btf(raw.clone()).unwrap(), raw);
+        // A minimal ELF header with no sections at all.
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2; // 64-bit
+        elf[5] = 1; // little-endian
+        elf[6] = 1; // version
+        elf[16] = 1; // ET_REL
+        elf[18] = 0xf7; // EM_BPF
+        elf[20] = 1;
+        elf[52] = 64; // e_ehsize
+        let err = raw_btf(elf).unwrap_err().to_string();
+        assert!(err.contains("without a .BTF section"), "{err}");
     }
 }

@@ -334,6 +334,27 @@ fn check_kernel(kernel: &str) {
     ));
     compile_probe(kernel, dir.path());
     let btf = read_btf(&btf_path);
+    // The image's ELF vmlinux (its .BTF section) gives the same header through --btf.
+    let elf = btf_path.with_file_name("vmlinux");
+    if kernel != "host" {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("vmlinux-h")
+            .arg("--btf")
+            .arg(&elf)
+            .output()
+            .expect("run harness");
+        assert!(
+            out.status.success(),
+            "{kernel}: vmlinux-h --btf {}: {}",
+            elf.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == header.as_bytes(),
+            "{kernel}: --btf {} differs from --kernel {kernel}",
+            elf.display()
+        );
+    }
     let compared = layout_round_trip(kernel, dir.path(), &btf);
     assert!(
         compared > 5000,

@@ -681,18 +681,54 @@ impl<'a> Dumper<'a> {
             }
             out.push(';');
         }
+        let mut union_fix = UnionFix::Natural;
         if is_struct {
             padding(id, off, size as i64 * 8, struct_align, false, lvl + 1, out)?;
+        } else {
+            union_fix = self.union_fix(&members, size)?;
+            if let UnionFix::Pad { bytes, .. } = union_fix {
+                // Unnamed bitfields in an anonymous struct: room, but no member.
+                let _ = write!(out, "\n{}struct {{", indent(lvl + 1));
+                padding(id, 0, bytes as i64 * 8, 1, false, lvl + 2, out)?;
+                let _ = write!(out, "\n{}}};", indent(lvl + 1));
+            }
         }
         if !members.is_empty() || size != 0 {
             let _ = write!(out, "\n{}}}", indent(lvl));
         } else {
             out.push('}');
         }
-        if packed {
-            out.push_str(" __attribute__((packed))");
+        match union_fix {
+            _ if packed => out.push_str(" __attribute__((packed))"),
+            UnionFix::Packed | UnionFix::Pad { packed: true, .. } => {
+                out.push_str(" __attribute__((packed))")
+            }
+            UnionFix::Aligned(n) => {
+                let _ = write!(out, " __attribute__((aligned({n})))");
+            }
+            UnionFix::Natural | UnionFix::Pad { packed: false, .. } => {}
         }
         Ok(())
+    }
+
+    /// What a union needs so the compiler gives it its BTF size: its members' natural size is
+    /// the largest member rounded up to the strictest member alignment.
+    fn union_fix(
+        &mut self,
+        members: &[super::Member<'_>],
+        size: u32,
+    ) -> Result<UnionFix, CHeaderError> {
+        let mut end_bits: u64 = 0;
+        let mut max_align: u64 = 1;
+        for m in members {
+            let bits = match m.bitfield_size {
+                0 => self.size_of(m.ty)? as u64 * 8,
+                bits => bits as u64,
+            };
+            end_bits = end_bits.max(m.bit_offset as u64 + bits);
+            max_align = max_align.max(self.align_of(m.ty)?.max(1) as u64);
+        }
+        Ok(union_fix(end_bits.div_ceil(8), max_align, size as u64))
     }
 
     fn size_of(&self, id: u32) -> Result<u32, CHeaderError> {
@@ -836,8 +872,11 @@ impl<'a> Dumper<'a> {
             Kind::Const => "const".into(),
             Kind::Volatile => "volatile".into(),
             Kind::Restrict => "restrict".into(),
-            // kind_flag set: the tag is a plain attribute (e.g. `address_space(1)`).
-            _ if t.kind_flag => format!("__attribute__(({}))", t.name),
+            // kind_flag set: the tag is a plain attribute (e.g. `address_space(1)`), written as
+            // such only when it cannot break out of the attribute's parentheses.
+            _ if t.kind_flag && is_plain_attribute(t.name) => {
+                format!("__attribute__(({}))", t.name)
+            }
             _ => format!("__attribute__((btf_type_tag(\"{}\")))", c_string(t.name)),
         }
     }
@@ -1159,6 +1198,49 @@ fn padding(
     Ok(())
 }
 
+/// How a union reaches its BTF size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnionFix {
+    /// Its members give it that size.
+    Natural,
+    /// Smaller than its members' alignment allows: `packed`.
+    Packed,
+    /// Larger: an alignment that rounds the members up to the size (`__aligned` in the kernel).
+    Aligned(u64),
+    /// Larger, with no such alignment: a padding struct of `bytes`, and `packed` when the size
+    /// is no multiple of the members' alignment.
+    Pad { bytes: u64, packed: bool },
+}
+
+fn union_fix(end_bytes: u64, max_align: u64, size: u64) -> UnionFix {
+    let natural = end_bytes.div_ceil(max_align) * max_align;
+    if natural == size {
+        return UnionFix::Natural;
+    }
+    if size < natural {
+        // `packed` drops the alignment; the size is then the largest member's end.
+        return if end_bytes == size {
+            UnionFix::Packed
+        } else {
+            UnionFix::Pad {
+                bytes: size,
+                packed: true,
+            }
+        };
+    }
+    let mut n = max_align * 2;
+    while n <= size {
+        if end_bytes.div_ceil(n) * n == size {
+            return UnionFix::Aligned(n);
+        }
+        n *= 2;
+    }
+    UnionFix::Pad {
+        bytes: size,
+        packed: size % max_align != 0,
+    }
+}
+
 /// Tabs for indentation level `lvl` (capped, like bpftool's).
 fn indent(lvl: usize) -> &'static str {
     const TABS: &str = "\t\t\t\t\t\t\t\t\t\t\t\t\t";
@@ -1317,6 +1399,21 @@ fn float_spelling(name: &str, size: u32) -> &str {
         4 => "float",
         _ => "double",
     }
+}
+
+/// `name(args)` made of identifier characters, digits, commas and spaces, parentheses balanced.
+fn is_plain_attribute(text: &str) -> bool {
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return false,
+            ')' => depth -= 1,
+            c if c.is_ascii_alphanumeric() || c == '_' || c == ',' || c == ' ' => {}
+            _ => return false,
+        }
+    }
+    depth == 0 && text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
 }
 
 /// A string for inside a C string literal.

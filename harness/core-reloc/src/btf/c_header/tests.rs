@@ -527,7 +527,14 @@ fn type_tags_become_attributes_and_decl_tags_are_dropped() {
     let puser = b.ptr(user);
     let vd = b.type_tag("address_space(1)", 0, true);
     let pvd = b.ptr(vd);
-    let s = b.struct_("tagged", 16, &[("u", puser, 0, 0), ("p", pvd, 64, 0)]);
+    // An attribute that would break out of its parentheses stays a (quoted) type tag.
+    let evil = b.type_tag("x))); int injected; char *((\"", int, true);
+    let pevil = b.ptr(evil);
+    let s = b.struct_(
+        "tagged",
+        24,
+        &[("u", puser, 0, 0), ("p", pvd, 64, 0), ("e", pevil, 128, 0)],
+    );
     b.decl_tag("some_tag", s, 0);
     let text = body(&b);
     assert_contains(
@@ -535,6 +542,7 @@ fn type_tags_become_attributes_and_decl_tags_are_dropped() {
         &[
             "\tint __attribute__((btf_type_tag(\"user\"))) *u;",
             "\tvoid __attribute__((address_space(1))) *p;",
+            "\tint __attribute__((btf_type_tag(\"x))); int injected; char *((\\\"\"))) *e;",
         ],
     );
     assert!(!text.contains("some_tag"));
@@ -791,4 +799,126 @@ fn huge_gaps_are_refused_not_padded_forever() {
     let ch = b.int("char", 1, true);
     b.struct_("huge", u32::MAX, &[("c", ch, 0, 0)]);
     assert!(matches!(render_err(&b), CHeaderError::GapTooLarge { .. }));
+}
+
+#[test]
+fn unions_get_their_btf_size() {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    let ch = b.int("char", 1, true);
+    let twelve = b.array(ch, int, 12);
+    let ten = b.array(ch, int, 10);
+    b.union_("natural", 12, &[("a", int, 0, 0), ("b", twelve, 0, 0)]);
+    // __aligned(8) or more in the kernel: the smallest alignment that gives the size.
+    b.union_("over_aligned", 16, &[("a", int, 0, 0), ("b", twelve, 0, 0)]);
+    // __packed: 10 bytes though an int member would round it to 12.
+    b.union_("packed_u", 10, &[("a", int, 0, 0), ("b", ten, 0, 0)]);
+    // 20 bytes: no alignment rounds 12 up to 20.
+    b.union_("padded", 20, &[("a", int, 0, 0), ("b", twelve, 0, 0)]);
+    // 13 bytes: padding and packed.
+    b.union_("odd", 13, &[("a", int, 0, 0), ("b", twelve, 0, 0)]);
+    let text = body(&b);
+    assert_contains(
+        &text,
+        &[
+            "union natural {\n\tint a;\n\tchar b[12];\n};",
+            "union over_aligned {\n\tint a;\n\tchar b[12];\n} __attribute__((aligned(8)));",
+            "union packed_u {\n\tint a;\n\tchar b[10];\n} __attribute__((packed));",
+            "union padded {\n\tint a;\n\tchar b[12];\n\tstruct {\n\t\tlong: 64;\n\t\tlong: 64;\n\t\tint: 32;\n\t};\n};",
+        ],
+    );
+    assert!(text.contains("union odd {") && text.contains("} __attribute__((packed));"));
+    // The padding struct is a member in C only: compare sizes, not member lists.
+    host_tools::ensure_bpf_toolchain_for_tests();
+    let dir = tempfile_dir();
+    std::fs::write(dir.join("vmlinux.h"), render(&b)).unwrap();
+    let asserts: String = [
+        ("natural", 12),
+        ("over_aligned", 16),
+        ("packed_u", 10),
+        ("padded", 20),
+        ("odd", 13),
+    ]
+    .iter()
+    .map(|(n, s)| format!("_Static_assert(sizeof(union {n}) == {s}, \"{n}\");\n"))
+    .collect();
+    std::fs::write(
+        dir.join("u.c"),
+        format!("#include \"vmlinux.h\"\n{asserts}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new("clang-19")
+        .args(["-target", "bpf", "-Wall", "-fsyntax-only", "u.c"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mutated_btf_renders_or_fails_but_never_panics() {
+    // A BTF with most shapes (pointers, arrays, protos, bitfields, enums, typedefs, tags).
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, true);
+    let ch = b.int("char", 1, true);
+    let arr = b.array(ch, int, 8);
+    let vp = b.ptr(0);
+    let proto = b.func_proto(int, &[("a", vp), ("", 0)]);
+    let pproto = b.ptr(proto);
+    let cint = b.modifier(Kind::Const, int);
+    let tag = b.type_tag("user", cint, false);
+    let ptag = b.ptr(tag);
+    let e = b.enum32("e", 4, true, &[("A", -1), ("B", 2)]);
+    let u = b.union_("", 8, &[("x", int, 0, 0), ("y", vp, 0, 0)]);
+    let s = b.struct_(
+        "s",
+        48,
+        &[
+            ("bits", int, 0, 3),
+            ("arr", arr, 8, 0),
+            ("fn", pproto, 128, 0),
+            ("t", ptag, 192, 0),
+            ("e", e, 256, 0),
+            ("", u, 320, 0),
+        ],
+    );
+    let ps = b.ptr(s);
+    b.typedef("s_t", ps);
+    let f = b.func("kf", proto);
+    b.decl_tag("bpf_kfunc", f, -1);
+    let blob = b.to_bytes();
+    // Mutate only the type section (24-byte header first): kinds, ids, sizes, offsets.
+    let types_len = u32::from_le_bytes(blob[12..16].try_into().unwrap()) as usize;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut rendered, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let mut m = blob.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = 24 + (next() as usize % types_len);
+            m[at] = next() as u8;
+        }
+        let Ok(btf) = Btf::parse(&m) else {
+            refused += 1;
+            continue;
+        };
+        match render_c_header(&btf) {
+            Ok(_) => rendered += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        rendered > 100 && refused > 100,
+        "{rendered} rendered, {refused} refused"
+    );
 }
