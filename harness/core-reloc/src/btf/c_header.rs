@@ -1237,7 +1237,7 @@ fn union_fix(end_bytes: u64, max_align: u64, size: u64) -> UnionFix {
     }
     UnionFix::Pad {
         bytes: size,
-        packed: size % max_align != 0,
+        packed: !size.is_multiple_of(max_align),
     }
 }
 
