@@ -92,17 +92,29 @@ pub fn vmlinux_h_command(args: &VmlinuxHArgs) -> Result<()> {
 /// The BTF file of a matrix kernel: the host's sysfs file, or the image cache's `.BTF`
 /// (provisioning the image first, as `fetch` does, when it is not cached).
 fn kernel_btf_path(args: &VmlinuxHArgs, name: &str) -> Result<PathBuf> {
-    let matrix_missing = !args.common.matrix.exists();
-    if name == "host" && matrix_missing {
-        return Ok(PathBuf::from(HOST_BTF));
+    // `host` needs no matrix entry (nor a matrix: this works outside a checkout).
+    let host_btf = || {
+        let path = PathBuf::from(HOST_BTF);
+        anyhow::ensure!(
+            path.exists(),
+            "the running kernel publishes no BTF at {HOST_BTF} (built without \
+             CONFIG_DEBUG_INFO_BTF?): name a matrix kernel or a file with --btf"
+        );
+        Ok(path)
+    };
+    if name == "host" && !args.common.matrix.exists() {
+        return host_btf();
     }
     let matrix = Matrix::load(&args.common.matrix)?;
+    if name == "host" && matrix.kernel(name).is_none() {
+        return host_btf();
+    }
     let kernel = *matrix
         .select(&[name.to_string()])?
         .first()
         .context("no kernel selected")?;
     if matches!(kernel.source, KernelSource::Host) {
-        return Ok(PathBuf::from(HOST_BTF));
+        return host_btf();
     }
     let layout = crate::run::Layout::new(&args.common, None, None);
     let images = Images::new(&layout.images, &matrix);

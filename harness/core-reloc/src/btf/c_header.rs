@@ -235,7 +235,7 @@ impl<'a> Dumper<'a> {
             let (child, through_ptr) = match order_child(t, frame.next, frame.through_ptr) {
                 Some(c) => c,
                 None => {
-                    let done = stack.pop().expect("frame on the stack");
+                    let Some(done) = stack.pop() else { break };
                     result = Some(self.order_leave(done.id, done.through_ptr, done.strong));
                     continue;
                 }
@@ -378,7 +378,7 @@ impl<'a> Dumper<'a> {
                     }
                 }
                 None => {
-                    let done = stack.pop().expect("frame on the stack");
+                    let Some(done) = stack.pop() else { break };
                     self.emit_leave(done.id, done.cont, out)?;
                 }
             }
