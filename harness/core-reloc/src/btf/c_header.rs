@@ -18,6 +18,7 @@
 //! relocations still match the kernel's type), in the order names are first written, as bpftool
 //! does, so both headers name the same types the same way.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -935,7 +936,7 @@ impl<'a> Dumper<'a> {
             (TypeBody::Ref { target }, "__builtin_va_list") if *target != 0 => {
                 VA_LIST_FLAVOR.to_string()
             }
-            _ => c_identifier(t.name),
+            _ => c_identifier(t.name).into_owned(),
         };
         // A forward declaration or an empty enum names an existing type, never a new one.
         let declares_only = t.kind == Kind::Fwd || (t.kind.is_any_enum() && t.vlen() == 0);
@@ -1334,11 +1335,14 @@ const C_KEYWORDS: &[&str] = &[
 
 /// `name` as a C identifier: characters outside `[A-Za-z0-9_]` become `_`, a leading digit gets
 /// a `_` prefix, and a C keyword gets a `_` suffix.
-pub fn c_identifier(name: &str) -> String {
+pub fn c_identifier(name: &str) -> Cow<'_, str> {
     let valid = name
         .bytes()
         .enumerate()
         .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+    if valid && !C_KEYWORDS.contains(&name) {
+        return Cow::Borrowed(name);
+    }
     let mut out = if valid {
         name.to_string()
     } else {
@@ -1355,7 +1359,7 @@ pub fn c_identifier(name: &str) -> String {
     if C_KEYWORDS.contains(&out.as_str()) {
         out.push('_');
     }
-    out
+    Cow::Owned(out)
 }
 
 /// A BTF INT's name when it is a valid C spelling, otherwise the C type of its size and sign
