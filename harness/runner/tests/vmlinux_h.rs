@@ -1,8 +1,9 @@
 //! `harness vmlinux-h` on real kernels' BTF: the host's (/sys/kernel/btf/vmlinux) and the cached
 //! 5.10 and 7.2 images (provisioned through the harness when absent). For each header:
 //! - a libbpf-bootstrap-style program (task_struct, sk_buff, trace_event_raw_*, BPF_PROG fentry,
-//!   libbpf's bpf_helpers/bpf_tracing/bpf_core_read headers) compiles with clang-19, and the
-//!   header itself draws no warning;
+//!   libbpf's bpf_helpers/bpf_tracing/bpf_core_read headers) compiles with clang-19, the header
+//!   itself draws no warning, and every CO-RE relocation of the object resolves against that
+//!   kernel's BTF (the project's engine, on the host);
 //! - layout round trip: every uniquely named struct and union, compiled with `clang -g`, comes
 //!   back in clang's own BTF with the size, member names, bit offsets and bitfield widths of the
 //!   original BTF (anonymous members compared recursively);
@@ -123,7 +124,30 @@ fn compile_probe(kernel: &str, dir: &Path) {
         !stderr.contains("vmlinux.h"),
         "{kernel}: vmlinux.h draws warnings:\n{stderr}"
     );
-    assert!(dir.join("probe.bpf.o").exists());
+}
+
+/// Relocates every program of the compiled probe against the kernel's own BTF with the
+/// project's CO-RE engine: each relocation the header's types produced must find its target.
+fn relocate_probe(kernel: &str, dir: &Path, btf: &Btf) -> usize {
+    let elf = std::fs::read(dir.join("probe.bpf.o")).unwrap();
+    let object = core_reloc::Object::parse(&elf).unwrap();
+    let mut decisions = 0;
+    for program in object.programs() {
+        let relocated = core_reloc::relocate_program(&object, &program.name, btf)
+            .unwrap_or_else(|e| panic!("{kernel}: relocating {}: {e}", program.name));
+        for d in &relocated.core {
+            assert!(
+                matches!(d.outcome, core_reloc::CoreOutcome::Value { .. }),
+                "{kernel}: {} {} {}: {:?}",
+                program.name,
+                d.kind,
+                d.access,
+                d.outcome
+            );
+        }
+        decisions += relocated.core.len();
+    }
+    decisions
 }
 
 fn read_btf(path: &Path) -> Btf {
@@ -355,6 +379,11 @@ fn check_kernel(kernel: &str) {
             elf.display()
         );
     }
+    let relocations = relocate_probe(kernel, dir.path(), &btf);
+    assert!(
+        relocations >= 5,
+        "{kernel}: only {relocations} CO-RE relocations"
+    );
     let compared = layout_round_trip(kernel, dir.path(), &btf);
     assert!(
         compared > 5000,
@@ -382,7 +411,8 @@ fn check_kernel(kernel: &str) {
     );
     assert!(ours.contains("struct task_struct") && ours.contains("struct sk_buff"));
     eprintln!(
-        "{kernel}: {} named types as bpftool, {compared} structs/unions laid out as the BTF says",
+        "{kernel}: {} named types as bpftool, {compared} structs/unions laid out as the BTF says, \
+         {relocations} CO-RE relocations of the probe resolved",
         ours.len()
     );
 }
