@@ -27,7 +27,7 @@ pub mod object;
 pub mod relocate;
 pub mod sanitize;
 
-pub use btf::{Btf, BtfError, Kind, Type, TypeBody};
+pub use btf::{render_c_header, Btf, BtfError, CHeaderError, Kind, Type, TypeBody};
 pub use btf_ext::{BtfExt, BtfExtError, CoreRelo};
 pub use core::{CoreDecision, CoreOutcome, RelocKind};
 pub use externs::{ExternError, ExternResolution, ExternValue, KernelFacts};

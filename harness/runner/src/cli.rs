@@ -39,6 +39,8 @@ pub enum Command {
     /// Judge the JSON reports of `--partition` runs as one run: per-kernel trials as judged,
     /// every `identical::` trial again over all their kernels
     Merge(crate::merge::MergeArgs),
+    /// Write vmlinux.h (C types of a kernel's BTF) for a libbpf-style program, without bpftool
+    VmlinuxH(crate::vmlinux_h::VmlinuxHArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -26,3 +26,4 @@ pub mod report;
 pub mod run;
 pub mod verdict;
 pub mod vm;
+pub mod vmlinux_h;

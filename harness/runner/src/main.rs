@@ -24,6 +24,9 @@ fn main() -> ExitCode {
             harness::reloc_table::reloc_command(&args).map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Merge(args)) => harness::merge::merge_command(&args),
+        Some(Command::VmlinuxH(args)) => {
+            harness::vmlinux_h::vmlinux_h_command(&args).map(|()| ExitCode::SUCCESS)
+        }
         Some(Command::Fetch(args)) => {
             harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS)
         }

@@ -7,11 +7,13 @@
 //! copy). vmlinux (5.5 MB): about 0.6 ms to parse plus the first lookup.
 
 mod builder;
+pub mod c_header;
 mod name_index;
 mod resolve;
 mod types;
 
 pub use builder::BtfBuilder;
+pub use c_header::{render_c_header, CHeaderError};
 pub use resolve::essential_name_len;
 pub use types::*;
 
