@@ -138,6 +138,12 @@ if [ -n "$KERNEL" ] && [ "$KERNEL" != host ]; then
     cp "$loader-static" "$guest/tree/init"
     # shellcheck disable=SC2086
     cp $objects "$guest/tree/objects/"
+    # libbpf reads a kernel's Kconfig (for .kconfig externs) from /boot/config-<release>, as
+    # on a real system; the guest has no /boot of its own, so it gets the image's config there.
+    if [ -f "$kdir/config" ]; then
+        mkdir -p "$guest/tree/boot"
+        cp "$kdir/config" "$guest/tree/boot/config-$(cat "$kdir/release")"
+    fi
     (cd "$guest/tree" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$guest/initramfs"
     echo "boot      $(cat "$kdir/release") with $(echo "$objects" | wc -w) objects (TCG)" >&2
     # Only the loader's lines: tab-separated rows and its '# ' notes; the console adds \r.
