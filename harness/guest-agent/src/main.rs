@@ -8,6 +8,7 @@
 
 mod channel;
 mod load;
+mod printk;
 mod run_cases;
 mod system;
 mod traffic;

@@ -84,6 +84,7 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             return CaseOutcome::Error { message };
         }
     }
+    crate::printk::begin_case();
     let output = if let Some(flows) = &case.traffic {
         match crate::traffic::run(object, case, fd, *program_type, flows) {
             Ok(output) => output,
@@ -96,6 +97,7 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             Err(error) => return classify_test_run_error(case, *program_type, error),
         }
     };
+    let printk = crate::printk::end_case();
     let maps = match dump_state(object, case, &rings) {
         Ok(maps) => maps,
         Err(message) => return CaseOutcome::Error { message },
@@ -106,6 +108,7 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
         ctx_out: output.ctx_out,
         duration_ns: output.duration_ns,
         maps,
+        printk,
     })
 }
 

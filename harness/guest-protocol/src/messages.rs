@@ -143,6 +143,10 @@ pub struct RunOutput {
     /// Average run time per repetition as the kernel measured it.
     pub duration_ns: u32,
     pub maps: Vec<MapDump>,
+    /// `bpf_printk` messages the case's programs wrote (guests only; shown with a failed
+    /// trial, never compared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub printk: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

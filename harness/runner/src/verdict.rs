@@ -237,12 +237,25 @@ fn judge_case(run: &GuestRun, case: &PlannedCase, types: &ObjectTypes) -> TrialO
             match compare_with_expectation(output, &case.expect, types, &case.program) {
                 Ok(()) => TrialOutcome::Passed,
                 Err(diff) => TrialOutcome::Failed(format!(
-                    "kernel {}: program {}: {diff}",
-                    run.kernel, case.program
+                    "kernel {}: program {}: {diff}{}",
+                    run.kernel,
+                    case.program,
+                    printk_section(&run.kernel, output)
                 )),
             }
         }
     }
+}
+
+/// The case's `bpf_printk` output, for a failure message (empty when it printed nothing).
+fn printk_section(kernel: &str, output: &RunOutput) -> String {
+    if output.printk.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n--- bpf_printk ({kernel}) ---\n{}",
+        output.printk.join("\n")
+    )
 }
 
 /// Per-CPU map types, whose values hold one slot per CPU.
@@ -373,7 +386,8 @@ struct ComparableMap {
     not_compared: Option<String>,
 }
 
-/// What must be equal across kernels: everything but timing and the maps the fixture excludes.
+/// What must be equal across kernels: everything but timing, `bpf_printk` text (shown with a
+/// failure, not compared: it may carry pids and times) and the maps the fixture excludes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Comparable {
     retval: u32,
@@ -582,6 +596,9 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
         body.push_str(&map_disagreement(name, groups, types, width));
     }
     let sides: Vec<String> = groups.iter().map(Group::label).collect();
+    for g in groups {
+        body.push_str(&printk_section(&g.label(), g.output));
+    }
     // Notes (unsupported, refused, ignored maps) go last, one per line.
     for note in notes.split("; ").filter(|n| !n.is_empty()) {
         let _ = write!(body, "\n{note}");
@@ -721,6 +738,7 @@ mod tests {
                 events: vec![],
                 not_compared: None,
             }],
+            printk: vec![],
         }
     }
 
@@ -1054,6 +1072,38 @@ mod tests {
             judge_identical(&runs, &case(), &untyped()),
             TrialOutcome::Passed
         );
+    }
+
+    #[test]
+    fn printk_output_is_shown_with_a_failure_and_never_compared() {
+        let mut a = output(2, &[1, 2, 3], 1);
+        a.printk = vec!["state field 1".into()];
+        let mut b = output(1, &[1, 2, 3], 1);
+        b.printk = vec!["state field 2".into()];
+        let runs = vec![ran("5.10", a.clone()), ran("6.1", b)];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Failed(m) => assert!(
+                m.starts_with("kernels disagree on return value:")
+                    && m.contains("--- bpf_printk (5.10) ---\nstate field 1")
+                    && m.contains("--- bpf_printk (6.1) ---\nstate field 2"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let mut c = a.clone();
+        c.printk = vec!["other text".into()];
+        let same = vec![ran("5.10", a), ran("6.1", c.clone())];
+        assert_eq!(
+            judge_identical(&same, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
+        c.retval = 9;
+        match judge_case(&ran("6.1", c), &case(), &untyped()) {
+            TrialOutcome::Failed(m) => {
+                assert!(m.ends_with("--- bpf_printk (6.1) ---\nother text"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
