@@ -1,6 +1,7 @@
 //! The runner: matrix configuration, image provisioning, guests, verdicts and reports.
 
 pub mod agent_build;
+pub mod bless;
 pub mod bpf_build;
 pub mod btf_values;
 pub mod bundle;

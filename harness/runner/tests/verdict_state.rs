@@ -81,7 +81,10 @@ fn an_unnamed_map_that_differs_fails_identical_with_the_entries_per_kernel() {
         m.contains("--- bpf_printk (5.10) ---\nstate field 1 size 8"),
         "{m}"
     );
-    assert!(m.contains("--- bpf_printk (6.1) ---\nstate field 2 size 4"), "{m}");
+    assert!(
+        m.contains("--- bpf_printk (6.1) ---\nstate field 2 size 4"),
+        "{m}"
+    );
     // The map excluded by the fixture is named as such and not diffed.
     assert!(m.contains("not compared (ignore_maps): timestamps"), "{m}");
     assert!(!m.contains("map timestamps:"), "{m}");
