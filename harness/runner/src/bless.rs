@@ -193,7 +193,7 @@ fn blessable(dump: &MapDump, observation: &Observation) -> bool {
         && dump.events.is_empty()
         && !observation.ignore_maps.contains(&dump.name)
         && !dump.name.starts_with(".rodata")
-        && !matches!(dump.map_type, 5 | 6 | 10 | 21)
+        && !crate::verdict::is_percpu(dump.map_type)
 }
 
 /// A name fixtures accept for XDP and tc programs, else the number (signed, as fixtures take).

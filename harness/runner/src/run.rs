@@ -662,7 +662,6 @@ fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
 }
 
 fn print_unsupported(trials: &[Trial]) {
-    // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
     for trial in trials {
         if let TrialOutcome::InputRefused(reason) = &trial.outcome {
             println!(
@@ -671,6 +670,20 @@ fn print_unsupported(trials: &[Trial]) {
             );
         }
     }
+    // Per-kernel gaps and cross-kernel comparisons that could not be made are different
+    // stories: a one-kernel run must not read as "the kernel lacks" anything.
+    print_unsupported_group(
+        trials.iter().filter(|t| t.kernel.is_some()),
+        "unsupported (the kernel lacks what the trial needs; not counted as passed):",
+    );
+    print_unsupported_group(
+        trials.iter().filter(|t| t.kernel.is_none()),
+        "not compared (`identical` needs two kernels that ran the case; not counted as passed):",
+    );
+}
+
+fn print_unsupported_group<'a>(trials: impl Iterator<Item = &'a Trial>, header: &str) {
+    // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
     let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
     for trial in trials {
         if let TrialOutcome::Unsupported(reason) = &trial.outcome {
@@ -687,9 +700,7 @@ fn print_unsupported(trials: &[Trial]) {
     if by_reason.is_empty() {
         return;
     }
-    println!(
-        "unsupported (the kernel or the run lacks what the trial needs; not counted as passed):"
-    );
+    println!("{header}");
     for (reason, names) in by_reason {
         if names.len() <= 3 {
             for name in names {

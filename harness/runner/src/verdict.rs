@@ -259,7 +259,7 @@ fn printk_section(kernel: &str, output: &RunOutput) -> String {
 }
 
 /// Per-CPU map types, whose values hold one slot per CPU.
-fn is_percpu(map_type: u32) -> bool {
+pub fn is_percpu(map_type: u32) -> bool {
     // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
     matches!(map_type, 5 | 6 | 10 | 21)
 }
