@@ -108,6 +108,7 @@ mod tests {
                     ..Default::default()
                 }],
                 printk: vec![],
+                per_packet: vec![],
             }),
         })
     }

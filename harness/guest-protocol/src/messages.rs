@@ -129,7 +129,7 @@ pub enum CaseOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOutput {
     pub retval: u32,
     #[serde(with = "crate::hexbytes")]
@@ -147,6 +147,18 @@ pub struct RunOutput {
     /// trial, never compared).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub printk: Vec<String>,
+    /// A packet sequence case: each packet's result, in order (`retval`/`data_out` above are
+    /// the last packet's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_packet: Vec<PacketResult>,
+}
+
+/// What the program did with one packet of a sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketResult {
+    pub retval: u32,
+    #[serde(with = "crate::hexbytes")]
+    pub data_out: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

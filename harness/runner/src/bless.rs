@@ -30,6 +30,8 @@ pub struct Observation<'a> {
     pub output: Result<&'a RunOutput, String>,
     pub program_type: Option<u32>,
     pub data_in: &'a [u8],
+    /// A sequence case's packets (empty otherwise).
+    pub sequence: &'a [Vec<u8>],
     pub ignore_maps: &'a [String],
     pub traffic: bool,
 }
@@ -113,6 +115,7 @@ pub fn write_all(
                         .and_then(|t| t.program_types.get(&case.program))
                         .copied(),
                     data_in: &case.data_in,
+                    sequence: &case.data_sequence,
                     ignore_maps: &case.expect.ignore_maps,
                     traffic: case.traffic.is_some(),
                 },
@@ -147,7 +150,22 @@ pub fn write_all(
 fn expectation(output: &RunOutput, observation: &Observation) -> Table {
     let mut expect = Table::new();
     let program_type = observation.program_type;
-    if !observation.traffic {
+    if !output.per_packet.is_empty() {
+        // A sequence: one expectation for every packet, written only where they all agree.
+        let first = output.per_packet[0].retval;
+        if output.per_packet.iter().all(|p| p.retval == first) {
+            expect.insert("retval", Item::Value(retval(program_type, first)));
+        }
+        let unchanged = output.per_packet.len() == observation.sequence.len()
+            && output
+                .per_packet
+                .iter()
+                .zip(observation.sequence)
+                .all(|(p, input)| &p.data_out == input);
+        if unchanged && matches!(program_type, Some(XDP | SCHED_CLS | SCHED_ACT)) {
+            expect.insert("packet", Item::Value("unchanged".into()));
+        }
+    } else if !observation.traffic {
         expect.insert("retval", Item::Value(retval(program_type, output.retval)));
         if matches!(program_type, Some(XDP | SCHED_CLS | SCHED_ACT)) {
             if output.data_out == observation.data_in {
@@ -275,6 +293,7 @@ ignore_maps = ["jitter"]
                 },
             ],
             printk: vec![],
+            per_packet: vec![],
         }
     }
 
@@ -290,6 +309,7 @@ ignore_maps = ["jitter"]
                 output: Ok(&out),
                 program_type: Some(XDP),
                 data_in: &data,
+                sequence: &[],
                 ignore_maps: &ignore,
                 traffic: false,
             },
@@ -300,6 +320,7 @@ ignore_maps = ["jitter"]
                 output: Err("unsupported: no SK_LOOKUP".into()),
                 program_type: Some(XDP),
                 data_in: &[],
+                sequence: &[],
                 ignore_maps: &ignore,
                 traffic: false,
             },
@@ -310,6 +331,7 @@ ignore_maps = ["jitter"]
                 output: Ok(&out),
                 program_type: Some(1),
                 data_in: &data,
+                sequence: &[],
                 ignore_maps: &ignore,
                 traffic: false,
             },

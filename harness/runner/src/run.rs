@@ -428,6 +428,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 dump_maps,
                 ignore_maps: case.expect.ignore_maps.clone(),
                 setup_maps: case.setup.clone(),
+                data_sequence: case.data_sequence.clone(),
                 traffic: case.traffic.clone(),
             });
         }

@@ -284,12 +284,41 @@ pub fn compare_with_expectation(
     let program_type = types.program_types.get(program).copied();
     let mut problems = Vec::new();
     if let Some(retval) = expect.retval {
-        if output.retval != retval {
+        if output.per_packet.is_empty() && output.retval != retval {
             problems.push(format!(
                 "return value: expected {}, got {}",
                 readable::retval(program_type, retval),
                 readable::retval(program_type, output.retval)
             ));
+        }
+        // A sequence: the expectation holds for every packet.
+        for (i, packet) in output.per_packet.iter().enumerate() {
+            if packet.retval != retval {
+                problems.push(format!(
+                    "packet {}: return value: expected {}, got {}",
+                    i + 1,
+                    readable::retval(program_type, retval),
+                    readable::retval(program_type, packet.retval)
+                ));
+            }
+        }
+    }
+    if let Some(packets) = &expect.data_out_per_packet {
+        if packets.len() != output.per_packet.len() {
+            problems.push(format!(
+                "{} packets in the sequence, {} results",
+                packets.len(),
+                output.per_packet.len()
+            ));
+        }
+        for (i, (wanted, got)) in packets.iter().zip(&output.per_packet).enumerate() {
+            if wanted != &got.data_out {
+                problems.push(format!(
+                    "packet {}: output packet differs:\n{}",
+                    i + 1,
+                    readable::hex_diff("expected", wanted, "got", &got.data_out)
+                ));
+            }
         }
     }
     if let Some(packet) = &expect.data_out {
@@ -393,6 +422,7 @@ struct Comparable {
     retval: u32,
     data_out: Vec<u8>,
     ctx_out: Option<Vec<u8>>,
+    per_packet: Vec<guest_protocol::PacketResult>,
     maps: BTreeMap<String, ComparableMap>,
 }
 
@@ -437,6 +467,7 @@ fn comparable(output: &RunOutput, ignore: &[String]) -> Comparable {
         retval: output.retval,
         data_out: output.data_out.clone(),
         ctx_out: output.ctx_out.clone(),
+        per_packet: output.per_packet.clone(),
         maps,
     }
 }
@@ -582,6 +613,47 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
                     g.key.ctx_out.as_ref().unwrap_or(&empty)
                 )
             );
+        }
+    }
+    let packets = groups
+        .iter()
+        .map(|g| g.key.per_packet.len())
+        .max()
+        .unwrap_or(0);
+    for i in 0..packets {
+        let results: Vec<Option<&guest_protocol::PacketResult>> =
+            groups.iter().map(|g| g.key.per_packet.get(i)).collect();
+        if results.iter().all(|r| *r == results[0]) {
+            continue;
+        }
+        what.push(format!("packet {}", i + 1));
+        let _ = write!(body, "\npacket {} of the sequence:", i + 1);
+        for (g, r) in groups.iter().zip(&results) {
+            let shown = match r {
+                Some(r) => format!(
+                    "{}, {} bytes out",
+                    readable::retval(program_type, r.retval),
+                    r.data_out.len()
+                ),
+                None => "no result".to_string(),
+            };
+            let _ = write!(body, "\n  {:<width$}  {shown}", g.label());
+        }
+        if let Some(Some(first_result)) = results.first() {
+            for (g, r) in groups.iter().zip(&results).skip(1) {
+                if let Some(r) = r.filter(|r| r.data_out != first_result.data_out) {
+                    let _ = write!(
+                        body,
+                        "\n{}",
+                        readable::hex_diff(
+                            &groups[0].label(),
+                            &first_result.data_out,
+                            &g.label(),
+                            &r.data_out
+                        )
+                    );
+                }
+            }
         }
     }
     let names: std::collections::BTreeSet<&String> =
@@ -739,6 +811,7 @@ mod tests {
                 not_compared: None,
             }],
             printk: vec![],
+            per_packet: vec![],
         }
     }
 
@@ -753,6 +826,7 @@ mod tests {
             }],
             maps_exact: vec!["counters".into()],
             ignore_maps: vec![],
+            data_out_per_packet: None,
         }
     }
 
@@ -1102,6 +1176,45 @@ mod tests {
             TrialOutcome::Failed(m) => {
                 assert!(m.ends_with("--- bpf_printk (6.1) ---\nother text"), "{m}")
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sequence_checks_every_packet_and_compares_them_across_kernels() {
+        let seq = |second: u32| {
+            let mut out = output(2, &[1, 2, 3], 1);
+            out.per_packet = vec![
+                guest_protocol::PacketResult {
+                    retval: 2,
+                    data_out: vec![1, 2, 3],
+                },
+                guest_protocol::PacketResult {
+                    retval: second,
+                    data_out: vec![1, 2, 3],
+                },
+            ];
+            out
+        };
+        let mut expect = expectation();
+        expect.data_out = None;
+        expect.data_out_per_packet = Some(vec![vec![1, 2, 3], vec![1, 2, 4]]);
+        let error = compare_with_expectation(&seq(1), &expect, &untyped(), "p").unwrap_err();
+        assert!(
+            error.contains("packet 2: return value: expected 2, got 1"),
+            "{error}"
+        );
+        assert!(error.contains("packet 2: output packet differs"), "{error}");
+        assert!(!error.contains("packet 1:"), "{error}");
+        let runs = vec![ran("5.10", seq(2)), ran("6.1", seq(1))];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Failed(m) => assert!(
+                m.starts_with("kernels disagree on packet 2: 5.10 | 6.1")
+                    && m.contains(
+                        "packet 2 of the sequence:\n  5.10  2, 3 bytes out\n  6.1   1, 3 bytes out"
+                    ),
+                "{m}"
+            ),
             other => panic!("{other:?}"),
         }
     }
