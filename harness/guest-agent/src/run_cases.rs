@@ -108,7 +108,7 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
         Ok(maps) => maps,
         Err(message) => return CaseOutcome::Error { message },
     };
-    CaseOutcome::Ran(RunOutput {
+    CaseOutcome::Ran(Box::new(RunOutput {
         retval: output.retval,
         data_out: output.data_out,
         ctx_out: output.ctx_out,
@@ -116,7 +116,7 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
         maps,
         printk,
         per_packet,
-    })
+    }))
 }
 
 /// Runs the program on each packet of the sequence in order, on the same maps; the output is

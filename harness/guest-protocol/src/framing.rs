@@ -93,7 +93,7 @@ mod tests {
     fn sample() -> GuestMessage {
         GuestMessage::CaseResult(CaseResult {
             case_id: "obj/case".into(),
-            outcome: CaseOutcome::Ran(RunOutput {
+            outcome: CaseOutcome::Ran(Box::new(RunOutput {
                 retval: 2,
                 data_out: vec![0xde, 0xad, b'\n', b'\r'],
                 ctx_out: None,
@@ -109,7 +109,7 @@ mod tests {
                 }],
                 printk: vec![],
                 per_packet: vec![],
-            }),
+            })),
         })
     }
 

@@ -114,7 +114,7 @@ pub struct CaseResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CaseOutcome {
-    Ran(RunOutput),
+    Ran(Box<RunOutput>),
     Unsupported {
         reason: String,
     },

@@ -100,7 +100,7 @@ pub fn write_all(
             let object = file.object_of(case);
             let id = crate::verdict::case_id(&object, &case.name);
             let output = match run.cases.get(&id) {
-                Some(CaseOutcome::Ran(output)) => Ok(output),
+                Some(CaseOutcome::Ran(output)) => Ok(output.as_ref()),
                 Some(CaseOutcome::Unsupported { reason }) => Err(format!("unsupported: {reason}")),
                 Some(CaseOutcome::InputRefused { reason, .. }) => Err(reason.clone()),
                 Some(CaseOutcome::Error { message }) => Err(format!("error: {message}")),

@@ -835,7 +835,7 @@ mod tests {
     }
 
     fn ran(kernel: &str, out: RunOutput) -> GuestRun {
-        completed(kernel, Some(CaseOutcome::Ran(out)))
+        completed(kernel, Some(CaseOutcome::Ran(Box::new(out))))
     }
 
     /// An output whose unnamed map `facts` holds `value` at index 0.
@@ -944,16 +944,28 @@ mod tests {
     #[test]
     fn identical_ignores_timing_and_names_disagreeing_kernels() {
         let runs = vec![
-            completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
-            completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
+            completed(
+                "5.10",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
+            completed(
+                "6.1",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
         ];
         assert_eq!(
             judge_identical(&runs, &case(), &untyped()),
             TrialOutcome::Passed
         );
         let runs = vec![
-            completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
-            completed("6.1", Some(CaseOutcome::Ran(output(1, &[1, 2, 3], 1)))),
+            completed(
+                "5.10",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
+            completed(
+                "6.1",
+                Some(CaseOutcome::Ran(Box::new(output(1, &[1, 2, 3], 1)))),
+            ),
         ];
         match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Failed(m) => assert!(
@@ -975,7 +987,10 @@ mod tests {
                     reason: "no SK_LOOKUP".into(),
                 }),
             ),
-            completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
+            completed(
+                "6.1",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
         ];
         match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Unsupported(m) => assert!(
@@ -1000,7 +1015,10 @@ mod tests {
         match judge_identical(
             &[
                 run,
-                completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
+                completed(
+                    "6.1",
+                    Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+                ),
             ],
             &case(),
             &untyped(),
