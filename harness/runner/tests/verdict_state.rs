@@ -98,6 +98,13 @@ fn an_unnamed_map_that_differs_fails_identical_with_the_entries_per_kernel() {
     );
     assert!(junit.contains("state_field: STATE_FIELD_OLD"), "{junit}");
     assert!(out.stdout.contains("STATE_FIELD_NEW"), "{}", out.stdout);
+    // Maps left out of the comparison are listed on the terminal even where trials pass.
+    assert!(
+        out.stdout
+            .contains("kernel_facts: timestamps: excluded by the fixture (ignore_maps)"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.report()["counts"]["failed"], 1, "{}", out.transcript());
     assert_eq!(out.code(), Some(1), "{}", out.transcript());
 }
