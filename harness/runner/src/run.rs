@@ -355,18 +355,18 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         runs: &runs,
         trials: &trials,
     };
-    if let Some(reference) = &args.bless {
-        match runs.iter().find(|r| &r.kernel == reference) {
-            Some(run) => crate::bless::write_all(&fixture_files, run, &vocabulary)?,
-            None => bail!("--bless {reference}: that kernel did not run (select it with --kernel)"),
-        }
-    }
     // Reports first: an interrupted or failing run still leaves its record.
     if let Some(path) = &args.report_json {
         crate::report::json::write(&record, path)?;
     }
     if let Some(path) = &args.junit {
         crate::report::junit::write(&record, path)?;
+    }
+    if let Some(reference) = &args.bless {
+        match runs.iter().find(|r| &r.kernel == reference) {
+            Some(run) => crate::bless::write_all(&fixture_files, run, &vocabulary)?,
+            None => bail!("--bless {reference}: that kernel did not run (select it with --kernel)"),
+        }
     }
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&judged));
     println!("\n{}", crate::report::summary::render(&record));
