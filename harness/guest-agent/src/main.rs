@@ -9,6 +9,7 @@
 mod channel;
 mod kernel_facts;
 mod load;
+mod printk;
 mod run_cases;
 mod system;
 mod traffic;

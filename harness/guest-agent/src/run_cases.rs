@@ -84,8 +84,15 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             return CaseOutcome::Error { message };
         }
     }
+    crate::printk::begin_case();
+    let mut per_packet = Vec::new();
     let output = if let Some(flows) = &case.traffic {
         match crate::traffic::run(object, case, fd, *program_type, flows) {
+            Ok(output) => output,
+            Err(outcome) => return outcome,
+        }
+    } else if !case.data_sequence.is_empty() {
+        match run_sequence(fd.as_raw_fd(), case, *program_type, &mut per_packet) {
             Ok(output) => output,
             Err(outcome) => return outcome,
         }
@@ -96,16 +103,61 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
             Err(error) => return classify_test_run_error(case, *program_type, error),
         }
     };
+    let printk = crate::printk::end_case();
     let maps = match dump_state(object, case, &rings) {
         Ok(maps) => maps,
         Err(message) => return CaseOutcome::Error { message },
     };
-    CaseOutcome::Ran(RunOutput {
+    CaseOutcome::Ran(Box::new(RunOutput {
         retval: output.retval,
         data_out: output.data_out,
         ctx_out: output.ctx_out,
         duration_ns: output.duration_ns,
         maps,
+        printk,
+        per_packet,
+    }))
+}
+
+/// Runs the program on each packet of the sequence in order, on the same maps; the output is
+/// the last packet's, every packet's result goes into `per_packet`. A refused or failed packet
+/// ends the case, named by its position.
+fn run_sequence(
+    fd: i32,
+    case: &CaseSpec,
+    program_type: u32,
+    per_packet: &mut Vec<guest_protocol::PacketResult>,
+) -> Result<bpf_loader::TestRunOutput, CaseOutcome> {
+    let mut last = None;
+    for (i, packet) in case.data_sequence.iter().enumerate() {
+        let mut one = case.clone();
+        one.data_in = packet.clone();
+        one.data_sequence = Vec::new();
+        let request = test_run_request(&one, program_type);
+        match bpf_loader::test_run(fd, &request) {
+            Ok(output) => {
+                per_packet.push(guest_protocol::PacketResult {
+                    retval: output.retval,
+                    data_out: output.data_out.clone(),
+                });
+                last = Some(output);
+            }
+            Err(error) => {
+                return Err(match classify_test_run_error(&one, program_type, error) {
+                    CaseOutcome::Error { message } => CaseOutcome::Error {
+                        message: format!("packet {} of the sequence: {message}", i + 1),
+                    },
+                    CaseOutcome::InputRefused { reason, evidence } => CaseOutcome::InputRefused {
+                        reason: format!("packet {} of the sequence: {reason}", i + 1),
+                        evidence,
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+    last.ok_or_else(|| CaseOutcome::Error {
+        message: "an empty packet sequence".into(),
     })
 }
 

@@ -4,7 +4,7 @@ use std::ffi::CString;
 
 pub const KERNEL_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
-/// Mounts devtmpfs, proc, sysfs and bpffs. Failures are reported later by what they break
+/// Mounts devtmpfs, proc, sysfs, bpffs and tracefs. Failures are reported later by what they break
 /// (a missing /sys/kernel/btf/vmlinux, a port that cannot be opened), with better context.
 pub fn prepare_guest() {
     for (source, target, fstype) in [
@@ -12,6 +12,8 @@ pub fn prepare_guest() {
         ("proc", "/proc", "proc"),
         ("sysfs", "/sys", "sysfs"),
         ("bpffs", "/sys/fs/bpf", "bpf"),
+        // bpf_printk output of a case is read from its trace_pipe (crate::printk).
+        ("tracefs", "/sys/kernel/tracing", "tracefs"),
     ] {
         let _ = std::fs::create_dir_all(target);
         mount(source, target, fstype);

@@ -174,7 +174,7 @@ mod tests {
     fn sample() -> GuestMessage {
         GuestMessage::CaseResult(CaseResult {
             case_id: "obj/case".into(),
-            outcome: CaseOutcome::Ran(RunOutput {
+            outcome: CaseOutcome::Ran(Box::new(RunOutput {
                 retval: 2,
                 data_out: vec![0xde, 0xad, b'\n', b'\r'],
                 ctx_out: None,
@@ -188,7 +188,9 @@ mod tests {
                     }],
                     ..Default::default()
                 }],
-            }),
+                printk: vec![],
+                per_packet: vec![],
+            })),
         })
     }
 

@@ -27,3 +27,25 @@ pub mod option {
             .transpose()
     }
 }
+
+/// A list of byte strings, each as hex.
+pub mod list {
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(items: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(items.len()))?;
+        for item in items {
+            seq.serialize_element(&hex::encode(item))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let texts: Vec<String> = Vec::deserialize(d)?;
+        texts
+            .into_iter()
+            .map(|t| hex::decode(t).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

@@ -17,7 +17,8 @@ pub use manifest::{
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
-    ProgramLoad, ProgramLoadOutcome, RelocationReport, RunOutput, MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
+    PacketResult, ProgramLoad, ProgramLoadOutcome, RelocationReport, RunOutput, MAX_DUMP_BYTES,
+    MAX_DUMP_ENTRIES,
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.

@@ -77,6 +77,15 @@ pub struct CaseSpec {
     /// compared, never read. Set only by an explicit fixture key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_maps: Vec<String>,
+    /// A packet sequence (from a capture): the program runs on each in order, on the same maps
+    /// (reset once before the first), and every packet's result is reported. `data_in` is then
+    /// unused.
+    #[serde(
+        default,
+        with = "crate::hexbytes::list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub data_sequence: Vec<Vec<u8>>,
     /// Entries written into the maps after they are reset and before the program runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup_maps: Vec<MapWrite>,
@@ -148,6 +157,7 @@ mod tests {
             dump_maps: vec!["drops".into()],
             ignore_maps: vec![],
             setup_maps: vec![],
+            data_sequence: vec![],
             traffic,
         }
     }

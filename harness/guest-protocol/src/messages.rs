@@ -114,7 +114,7 @@ pub struct CaseResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CaseOutcome {
-    Ran(RunOutput),
+    Ran(Box<RunOutput>),
     Unsupported {
         reason: String,
     },
@@ -129,7 +129,7 @@ pub enum CaseOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOutput {
     pub retval: u32,
     #[serde(with = "crate::hexbytes")]
@@ -143,6 +143,22 @@ pub struct RunOutput {
     /// Average run time per repetition as the kernel measured it.
     pub duration_ns: u32,
     pub maps: Vec<MapDump>,
+    /// `bpf_printk` messages the case's programs wrote (guests only; shown with a failed
+    /// trial, never compared).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub printk: Vec<String>,
+    /// A packet sequence case: each packet's result, in order (`retval`/`data_out` above are
+    /// the last packet's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_packet: Vec<PacketResult>,
+}
+
+/// What the program did with one packet of a sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacketResult {
+    pub retval: u32,
+    #[serde(with = "crate::hexbytes")]
+    pub data_out: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -151,6 +151,10 @@ pub struct RunArgs {
     /// directory ($XDG_CACHE_HOME or ~/.cache); env HARNESS_WORK_DIR]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Write the results observed on this kernel as expectations, next to each fixture file as
+    /// `<object>.fixtures.toml.blessed`, for review (then move it over the fixture file)
+    #[arg(long, value_name = "KERNEL")]
+    pub bless: Option<String>,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
     /// (repeatable); the harness's own fault tests use it
     #[arg(long, hide = true, value_name = "KERNEL=FAULT", value_parser = parse_fault)]

@@ -1,6 +1,7 @@
 //! The runner: matrix configuration, image provisioning, guests, verdicts and reports.
 
 pub mod agent;
+pub mod bless;
 pub mod btf_values;
 pub mod bundle;
 pub mod cli;

@@ -346,13 +346,11 @@ mod tests {
         run.status = GuestStatus::Completed;
         run.cases.insert(
             "o/c".into(),
-            CaseOutcome::Ran(RunOutput {
+            CaseOutcome::Ran(Box::new(RunOutput {
                 retval,
-                data_out: vec![],
-                ctx_out: None,
                 duration_ns: 1,
-                maps: vec![],
-            }),
+                ..Default::default()
+            })),
         );
         run
     }

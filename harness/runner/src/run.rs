@@ -438,6 +438,14 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         report_errors.extend(crate::report::junit::write(&record, path).err());
     }
     report_errors.extend(crate::report::markdown::write(&record, args.summary_md.as_deref()).err());
+    if let Some(reference) = &args.bless {
+        match runs.iter().find(|r| &r.kernel == reference) {
+            Some(run) => crate::bless::write_all(&fixture_files, run, &vocabulary)?,
+            None => anyhow::bail!(
+                "--bless {reference}: that kernel did not run (select it with --kernel)"
+            ),
+        }
+    }
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&judged));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
@@ -517,6 +525,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 dump_maps,
                 ignore_maps: case.expect.ignore_maps.clone(),
                 setup_maps: case.setup.clone(),
+                data_sequence: case.data_sequence.clone(),
                 traffic: case.traffic.clone(),
             });
         }
@@ -780,7 +789,6 @@ pub(crate) fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
 }
 
 pub(crate) fn print_unsupported(trials: &[Trial]) {
-    // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
     for trial in trials {
         if let TrialOutcome::InputRefused(reason) = &trial.outcome {
             println!(
@@ -789,6 +797,20 @@ pub(crate) fn print_unsupported(trials: &[Trial]) {
             );
         }
     }
+    // Per-kernel gaps and cross-kernel comparisons that could not be made are different
+    // stories: a one-kernel run must not read as "the kernel lacks" anything.
+    print_unsupported_group(
+        trials.iter().filter(|t| t.kernel.is_some()),
+        "unsupported (the kernel lacks what the trial needs; not counted as passed):",
+    );
+    print_unsupported_group(
+        trials.iter().filter(|t| t.kernel.is_none()),
+        "not compared (`identical` needs two kernels that ran the case; not counted as passed):",
+    );
+}
+
+fn print_unsupported_group<'a>(trials: impl Iterator<Item = &'a Trial>, header: &str) {
+    // Grouped by reason: one kernel alone makes every cross-kernel trial unsupported alike.
     let mut by_reason: Vec<(String, Vec<&str>)> = Vec::new();
     for trial in trials {
         if let TrialOutcome::Unsupported(reason) = &trial.outcome {
@@ -805,9 +827,7 @@ pub(crate) fn print_unsupported(trials: &[Trial]) {
     if by_reason.is_empty() {
         return;
     }
-    println!(
-        "unsupported (the kernel or the run lacks what the trial needs; not counted as passed):"
-    );
+    println!("{header}");
     for (reason, names) in by_reason {
         if names.len() <= 3 {
             for name in names {

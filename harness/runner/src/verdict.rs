@@ -237,16 +237,29 @@ fn judge_case(run: &GuestRun, case: &PlannedCase, types: &ObjectTypes) -> TrialO
             match compare_with_expectation(output, &case.expect, types, &case.program) {
                 Ok(()) => TrialOutcome::Passed,
                 Err(diff) => TrialOutcome::Failed(format!(
-                    "kernel {}: program {}: {diff}",
-                    run.kernel, case.program
+                    "kernel {}: program {}: {diff}{}",
+                    run.kernel,
+                    case.program,
+                    printk_section(&run.kernel, output)
                 )),
             }
         }
     }
 }
 
+/// The case's `bpf_printk` output, for a failure message (empty when it printed nothing).
+fn printk_section(kernel: &str, output: &RunOutput) -> String {
+    if output.printk.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n--- bpf_printk ({kernel}) ---\n{}",
+        output.printk.join("\n")
+    )
+}
+
 /// Per-CPU map types, whose values hold one slot per CPU.
-fn is_percpu(map_type: u32) -> bool {
+pub fn is_percpu(map_type: u32) -> bool {
     // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
     matches!(map_type, 5 | 6 | 10 | 21)
 }
@@ -271,12 +284,41 @@ pub fn compare_with_expectation(
     let program_type = types.program_types.get(program).copied();
     let mut problems = Vec::new();
     if let Some(retval) = expect.retval {
-        if output.retval != retval {
+        if output.per_packet.is_empty() && output.retval != retval {
             problems.push(format!(
                 "return value: expected {}, got {}",
                 readable::retval(program_type, retval),
                 readable::retval(program_type, output.retval)
             ));
+        }
+        // A sequence: the expectation holds for every packet.
+        for (i, packet) in output.per_packet.iter().enumerate() {
+            if packet.retval != retval {
+                problems.push(format!(
+                    "packet {}: return value: expected {}, got {}",
+                    i + 1,
+                    readable::retval(program_type, retval),
+                    readable::retval(program_type, packet.retval)
+                ));
+            }
+        }
+    }
+    if let Some(packets) = &expect.data_out_per_packet {
+        if packets.len() != output.per_packet.len() {
+            problems.push(format!(
+                "{} packets in the sequence, {} results",
+                packets.len(),
+                output.per_packet.len()
+            ));
+        }
+        for (i, (wanted, got)) in packets.iter().zip(&output.per_packet).enumerate() {
+            if wanted != &got.data_out {
+                problems.push(format!(
+                    "packet {}: output packet differs:\n{}",
+                    i + 1,
+                    readable::hex_diff("expected", wanted, "got", &got.data_out)
+                ));
+            }
         }
     }
     if let Some(packet) = &expect.data_out {
@@ -373,12 +415,14 @@ struct ComparableMap {
     not_compared: Option<String>,
 }
 
-/// What must be equal across kernels: everything but timing and the maps the fixture excludes.
+/// What must be equal across kernels: everything but timing, `bpf_printk` text (shown with a
+/// failure, not compared: it may carry pids and times) and the maps the fixture excludes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Comparable {
     retval: u32,
     data_out: Vec<u8>,
     ctx_out: Option<Vec<u8>>,
+    per_packet: Vec<guest_protocol::PacketResult>,
     maps: BTreeMap<String, ComparableMap>,
 }
 
@@ -423,6 +467,7 @@ fn comparable(output: &RunOutput, ignore: &[String]) -> Comparable {
         retval: output.retval,
         data_out: output.data_out.clone(),
         ctx_out: output.ctx_out.clone(),
+        per_packet: output.per_packet.clone(),
         maps,
     }
 }
@@ -570,6 +615,47 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
             );
         }
     }
+    let packets = groups
+        .iter()
+        .map(|g| g.key.per_packet.len())
+        .max()
+        .unwrap_or(0);
+    for i in 0..packets {
+        let results: Vec<Option<&guest_protocol::PacketResult>> =
+            groups.iter().map(|g| g.key.per_packet.get(i)).collect();
+        if results.iter().all(|r| *r == results[0]) {
+            continue;
+        }
+        what.push(format!("packet {}", i + 1));
+        let _ = write!(body, "\npacket {} of the sequence:", i + 1);
+        for (g, r) in groups.iter().zip(&results) {
+            let shown = match r {
+                Some(r) => format!(
+                    "{}, {} bytes out",
+                    readable::retval(program_type, r.retval),
+                    r.data_out.len()
+                ),
+                None => "no result".to_string(),
+            };
+            let _ = write!(body, "\n  {:<width$}  {shown}", g.label());
+        }
+        if let Some(Some(first_result)) = results.first() {
+            for (g, r) in groups.iter().zip(&results).skip(1) {
+                if let Some(r) = r.filter(|r| r.data_out != first_result.data_out) {
+                    let _ = write!(
+                        body,
+                        "\n{}",
+                        readable::hex_diff(
+                            &groups[0].label(),
+                            &first_result.data_out,
+                            &g.label(),
+                            &r.data_out
+                        )
+                    );
+                }
+            }
+        }
+    }
     let names: std::collections::BTreeSet<&String> =
         groups.iter().flat_map(|g| g.key.maps.keys()).collect();
     for name in names {
@@ -582,6 +668,9 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
         body.push_str(&map_disagreement(name, groups, types, width));
     }
     let sides: Vec<String> = groups.iter().map(Group::label).collect();
+    for g in groups {
+        body.push_str(&printk_section(&g.label(), g.output));
+    }
     // Notes (unsupported, refused, ignored maps) go last, one per line.
     for note in notes.split("; ").filter(|n| !n.is_empty()) {
         let _ = write!(body, "\n{note}");
@@ -721,6 +810,8 @@ mod tests {
                 events: vec![],
                 not_compared: None,
             }],
+            printk: vec![],
+            per_packet: vec![],
         }
     }
 
@@ -735,6 +826,7 @@ mod tests {
             }],
             maps_exact: vec!["counters".into()],
             ignore_maps: vec![],
+            data_out_per_packet: None,
         }
     }
 
@@ -743,7 +835,7 @@ mod tests {
     }
 
     fn ran(kernel: &str, out: RunOutput) -> GuestRun {
-        completed(kernel, Some(CaseOutcome::Ran(out)))
+        completed(kernel, Some(CaseOutcome::Ran(Box::new(out))))
     }
 
     /// An output whose unnamed map `facts` holds `value` at index 0.
@@ -852,16 +944,28 @@ mod tests {
     #[test]
     fn identical_ignores_timing_and_names_disagreeing_kernels() {
         let runs = vec![
-            completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
-            completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
+            completed(
+                "5.10",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
+            completed(
+                "6.1",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
         ];
         assert_eq!(
             judge_identical(&runs, &case(), &untyped()),
             TrialOutcome::Passed
         );
         let runs = vec![
-            completed("5.10", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
-            completed("6.1", Some(CaseOutcome::Ran(output(1, &[1, 2, 3], 1)))),
+            completed(
+                "5.10",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
+            completed(
+                "6.1",
+                Some(CaseOutcome::Ran(Box::new(output(1, &[1, 2, 3], 1)))),
+            ),
         ];
         match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Failed(m) => assert!(
@@ -883,7 +987,10 @@ mod tests {
                     reason: "no SK_LOOKUP".into(),
                 }),
             ),
-            completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
+            completed(
+                "6.1",
+                Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+            ),
         ];
         match judge_identical(&runs, &case(), &untyped()) {
             TrialOutcome::Unsupported(m) => assert!(
@@ -908,7 +1015,10 @@ mod tests {
         match judge_identical(
             &[
                 run,
-                completed("6.1", Some(CaseOutcome::Ran(output(2, &[1, 2, 3], 1)))),
+                completed(
+                    "6.1",
+                    Some(CaseOutcome::Ran(Box::new(output(2, &[1, 2, 3], 1)))),
+                ),
             ],
             &case(),
             &untyped(),
@@ -1054,6 +1164,77 @@ mod tests {
             judge_identical(&runs, &case(), &untyped()),
             TrialOutcome::Passed
         );
+    }
+
+    #[test]
+    fn printk_output_is_shown_with_a_failure_and_never_compared() {
+        let mut a = output(2, &[1, 2, 3], 1);
+        a.printk = vec!["state field 1".into()];
+        let mut b = output(1, &[1, 2, 3], 1);
+        b.printk = vec!["state field 2".into()];
+        let runs = vec![ran("5.10", a.clone()), ran("6.1", b)];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Failed(m) => assert!(
+                m.starts_with("kernels disagree on return value:")
+                    && m.contains("--- bpf_printk (5.10) ---\nstate field 1")
+                    && m.contains("--- bpf_printk (6.1) ---\nstate field 2"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let mut c = a.clone();
+        c.printk = vec!["other text".into()];
+        let same = vec![ran("5.10", a), ran("6.1", c.clone())];
+        assert_eq!(
+            judge_identical(&same, &case(), &untyped()),
+            TrialOutcome::Passed
+        );
+        c.retval = 9;
+        match judge_case(&ran("6.1", c), &case(), &untyped()) {
+            TrialOutcome::Failed(m) => {
+                assert!(m.ends_with("--- bpf_printk (6.1) ---\nother text"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sequence_checks_every_packet_and_compares_them_across_kernels() {
+        let seq = |second: u32| {
+            let mut out = output(2, &[1, 2, 3], 1);
+            out.per_packet = vec![
+                guest_protocol::PacketResult {
+                    retval: 2,
+                    data_out: vec![1, 2, 3],
+                },
+                guest_protocol::PacketResult {
+                    retval: second,
+                    data_out: vec![1, 2, 3],
+                },
+            ];
+            out
+        };
+        let mut expect = expectation();
+        expect.data_out = None;
+        expect.data_out_per_packet = Some(vec![vec![1, 2, 3], vec![1, 2, 4]]);
+        let error = compare_with_expectation(&seq(1), &expect, &untyped(), "p").unwrap_err();
+        assert!(
+            error.contains("packet 2: return value: expected 2, got 1"),
+            "{error}"
+        );
+        assert!(error.contains("packet 2: output packet differs"), "{error}");
+        assert!(!error.contains("packet 1:"), "{error}");
+        let runs = vec![ran("5.10", seq(2)), ran("6.1", seq(1))];
+        match judge_identical(&runs, &case(), &untyped()) {
+            TrialOutcome::Failed(m) => assert!(
+                m.starts_with("kernels disagree on packet 2: 5.10 | 6.1")
+                    && m.contains(
+                        "packet 2 of the sequence:\n  5.10  2, 3 bytes out\n  6.1   1, 3 bytes out"
+                    ),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

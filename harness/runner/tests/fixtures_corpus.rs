@@ -43,6 +43,30 @@ fn fixtures_match_built_objects() {
                 }
             }
         }
+        // Every variant names globals the object has, at their sizes.
+        for v in &f.variants {
+            let overrides = fixtures::variants::resolve(&bytes, v)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.path.display()));
+            assert_eq!(overrides.len(), v.set.len());
+        }
+        if f.object == "udp_port_filter" {
+            let v = &f.variants[0];
+            let o = fixtures::variants::resolve(&bytes, v).unwrap();
+            assert_eq!(
+                (o[0].section.as_str(), o[0].bytes.as_slice()),
+                (".rodata", &[0xe9, 0x14][..])
+            );
+            let mut wrong = v.clone();
+            wrong.set[0].1 = vec![0; 4];
+            let e = fixtures::variants::resolve(&bytes, &wrong).unwrap_err();
+            assert!(
+                e.contains("`udp_port` is 2 bytes, the variant gives 4"),
+                "{e}"
+            );
+            wrong.set[0] = ("no_such_knob".into(), vec![0; 2]);
+            let e = fixtures::variants::resolve(&bytes, &wrong).unwrap_err();
+            assert!(e.contains("no global variable `no_such_knob`"), "{e}");
+        }
         for c in &f.cases {
             let section = progs.get(&c.program).unwrap_or_else(|| {
                 panic!(

@@ -2,7 +2,7 @@
 //! `verdict-programs/differing` corpus) a program whose return value is the same everywhere but
 //! whose unnamed array map and ring buffer differ must fail `identical::`, and the message in
 //! the JSON, the JUnit `message` and on the terminal must show the differing entries per kernel,
-//! decoded with the map's BTF. Filters count the same everywhere; one kernel alone says that
+//! decoded with the map's BTF, with what the program printed (bpf_printk). Filters count the same everywhere; one kernel alone says that
 //! `identical` needs two.
 
 mod faults_support;
@@ -76,6 +76,15 @@ fn an_unnamed_map_that_differs_fails_identical_with_the_entries_per_kernel() {
     // The ring buffer's records, per kernel.
     assert!(m.contains("5.10  1 record(s): 0x0100000008000000"), "{m}");
     assert!(m.contains("6.1   1 record(s): 0x0200000004000000"), "{m}");
+    // What the program printed (bpf_printk), per kernel, read from the guest's trace pipe.
+    assert!(
+        m.contains("--- bpf_printk (5.10) ---\nstate field 1 size 8"),
+        "{m}"
+    );
+    assert!(
+        m.contains("--- bpf_printk (6.1) ---\nstate field 2 size 4"),
+        "{m}"
+    );
     // The map excluded by the fixture is named as such and not diffed.
     assert!(m.contains("not compared (ignore_maps): timestamps"), "{m}");
     assert!(!m.contains("map timestamps:"), "{m}");
@@ -89,6 +98,13 @@ fn an_unnamed_map_that_differs_fails_identical_with_the_entries_per_kernel() {
     );
     assert!(junit.contains("state_field: STATE_FIELD_OLD"), "{junit}");
     assert!(out.stdout.contains("STATE_FIELD_NEW"), "{}", out.stdout);
+    // Maps left out of the comparison are listed on the terminal even where trials pass.
+    assert!(
+        out.stdout
+            .contains("kernel_facts: timestamps: excluded by the fixture (ignore_maps)"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.report()["counts"]["failed"], 1, "{}", out.transcript());
     assert_eq!(out.code(), Some(1), "{}", out.transcript());
 }

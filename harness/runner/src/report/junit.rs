@@ -16,7 +16,7 @@ pub fn render(record: &RunRecord) -> String {
         "<testsuites name=\"harness\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
         record.trials.len(),
         all.failed,
-        all.unsupported,
+        all.unsupported + all.input_refused,
         record.wall_ms as f64 / 1000.0
     );
     for run in record.runs {
@@ -32,7 +32,7 @@ pub fn render(record: &RunRecord) -> String {
             escape(&run.kernel),
             trials.len(),
             counts.failed,
-            counts.unsupported,
+            counts.unsupported + counts.input_refused,
             run.timings.exit_ms as f64 / 1000.0
         );
         let _ = writeln!(xml, "    <properties>");
@@ -72,7 +72,7 @@ pub fn render(record: &RunRecord) -> String {
         "  <testsuite name=\"{IDENTICAL}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
         cross.len(),
         counts.failed,
-        counts.unsupported
+        counts.unsupported + counts.input_refused
     );
     for trial in cross {
         testcase(&mut xml, trial, &super::flaky_attempts(record, trial));
@@ -245,6 +245,41 @@ mod tests {
         );
         assert!(
             xml.contains("<property name=\"accel\" value=\"tcg\"/>"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn refused_inputs_are_skipped_with_their_reason_and_counted_so() {
+        let mut run = GuestRun::new("6.1", "x86_64", "tcg");
+        run.status = GuestStatus::Completed;
+        let trials = vec![Trial {
+            name: "6.1::o::a".into(),
+            kernel: Some("6.1".into()),
+            object: "o".into(),
+            case: Some("a".into()),
+            outcome: TrialOutcome::InputRefused("EINVAL for a short IPv6 header".into()),
+        }];
+        let runs = vec![run];
+        let record = RunRecord {
+            matrix: Path::new("kernels.toml"),
+            accel: "tcg".into(),
+            accel_reason: String::new(),
+            wall_ms: 0,
+            interrupted: false,
+            runs: &runs,
+            trials: &trials,
+            objects: &[],
+            cases: &[],
+            kernel_order: &[],
+        };
+        let xml = render(&record);
+        assert!(
+            xml.contains("tests=\"1\" failures=\"0\" skipped=\"1\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"the kernel refuses this input: EINVAL for a short IPv6 header\"/>"),
             "{xml}"
         );
     }

@@ -71,6 +71,7 @@ pub fn render(record: &RunRecord) -> String {
             );
         }
     }
+    out.push_str(&not_compared(record));
     let all = count(record.trials);
     let _ = writeln!(
         out,
@@ -126,4 +127,81 @@ pub(crate) fn cell(c: super::Counts) -> String {
 fn seconds(ms: Option<u64>) -> String {
     ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
         .unwrap_or_else(|| "-".into())
+}
+
+/// Maps the agent could not read, or that fixtures exclude, per object: `identical::` did not
+/// compare them, and a reader must see that even when every trial passed.
+fn not_compared(record: &RunRecord) -> String {
+    let mut seen = std::collections::BTreeMap::new();
+    for run in record.runs {
+        for (id, outcome) in &run.cases {
+            let guest_protocol::CaseOutcome::Ran(output) = outcome else {
+                continue;
+            };
+            let object = id.split('/').next().unwrap_or(id);
+            for map in &output.maps {
+                if let Some(reason) = &map.not_compared {
+                    seen.insert((object.to_string(), map.name.clone()), reason.clone());
+                }
+            }
+        }
+    }
+    if seen.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("\nmaps identical:: does not compare (their dumps in the JSON say why):\n");
+    for ((object, map), reason) in seen {
+        let _ = writeln!(out, "  {object}: {map}: {reason}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::{GuestRun, GuestStatus};
+    use guest_protocol::{CaseOutcome, MapDump, RunOutput};
+
+    #[test]
+    fn maps_left_out_of_the_comparison_are_listed() {
+        let mut run = GuestRun::new("6.1", "x86_64", "tcg");
+        run.status = GuestStatus::Completed;
+        run.cases.insert(
+            "obj/c".into(),
+            CaseOutcome::Ran(Box::new(RunOutput {
+                maps: vec![
+                    MapDump {
+                        name: "perf".into(),
+                        not_compared: Some("perf_event_array: not read".into()),
+                        ..Default::default()
+                    },
+                    MapDump {
+                        name: "counters".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            })),
+        );
+        let runs = vec![run];
+        let record = RunRecord {
+            matrix: std::path::Path::new("kernels.toml"),
+            accel: "tcg".into(),
+            accel_reason: String::new(),
+            wall_ms: 0,
+            interrupted: false,
+            runs: &runs,
+            trials: &[],
+            objects: &[],
+            cases: &[],
+            kernel_order: &[],
+        };
+        let text = render(&record);
+        assert!(
+            text.contains("  obj: perf: perf_event_array: not read"),
+            "{text}"
+        );
+        assert!(!text.contains("counters"), "{text}");
+    }
 }

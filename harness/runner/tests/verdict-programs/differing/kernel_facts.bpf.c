@@ -65,6 +65,7 @@ int record_facts(struct xdp_md *ctx)
 		fact.state_field = STATE_FIELD_OLD;
 		fact.state_size = bpf_core_field_size(struct task_struct___old, state);
 	}
+	bpf_printk("state field %d size %u", fact.state_field, fact.state_size);
 	bpf_map_update_elem(&facts, &key, &fact, 0);
 	bpf_ringbuf_output(&events, &fact, sizeof(fact), 0);
 	bpf_map_update_elem(&timestamps, &zero, &now, 0);
