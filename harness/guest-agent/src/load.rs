@@ -60,7 +60,16 @@ pub fn load_object(
     let resolution = match core_reloc::externs::resolve(&object, target, &kernel.facts(&release)) {
         Ok(resolution) => resolution,
         // libbpf refuses the whole object before creating anything: so do we.
-        Err(e) => return Ok(refused_object(&object, entry, sha256, e.to_string(), notes)),
+        Err(e) => {
+            return Ok(refused_object(
+                &object,
+                entry,
+                target,
+                sha256,
+                format!("extern resolution failed (libbpf refuses this object too): {e}"),
+                notes,
+            ))
+        }
     };
     let kernel_version = match object.kernel_version() {
         0 => core_reloc::externs::kernel_version_code(&release).unwrap_or(0),
@@ -68,15 +77,28 @@ pub fn load_object(
     };
 
     let (btf_fd, btf_note) = load_object_btf(&object, features);
-    let maps = create_maps(
+    let maps = match create_maps(
         &object,
         btf_fd.as_ref(),
         target,
         &resolution,
         &entry.data_overrides,
         &mut notes,
-    )
-    .map_err(|e| format!("{}: {e}", entry.name))?;
+    ) {
+        Ok(maps) => maps,
+        // As libbpf, a map the kernel refuses fails the whole object: every program is refused
+        // with the map's error, and the CO-RE decisions are still reported.
+        Err(e) => {
+            return Ok(refused_object(
+                &object,
+                entry,
+                target,
+                sha256,
+                format!("the object's maps could not be created: {e}"),
+                notes,
+            ))
+        }
+    };
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
 
     let mut relocations = Vec::new();
@@ -216,21 +238,33 @@ pub fn load_object(
 }
 
 /// Every program refused for one object-level reason (an extern libbpf cannot resolve either).
+/// An object refused before anything is created still reports its CO-RE decisions: they do
+/// not depend on externs, and the relocations trial compares them with the host's prediction.
 fn refused_object(
     object: &Object,
     entry: &ObjectEntry,
+    target: &Btf,
     sha256: String,
     why: String,
     notes: Vec<String>,
 ) -> (LoadedObject, ObjectLoaded) {
     let outcome = ProgramLoadOutcome::Rejected {
-        error: format!("extern resolution failed (libbpf refuses this object too): {why}"),
+        error: why,
         verifier_log: String::new(),
     };
     let mut not_loaded = HashMap::new();
     let mut sections = HashMap::new();
     let mut programs = Vec::new();
+    let mut relocations = Vec::new();
     for p in object.programs() {
+        if let Ok(relocated) = core_reloc::relocate_program(object, &p.name, target) {
+            relocations.extend(
+                relocated
+                    .core
+                    .iter()
+                    .map(|d| RelocationReport::from_decision(&p.name, d)),
+            );
+        }
         not_loaded.insert(p.name.clone(), outcome.clone());
         sections.insert(p.name.clone(), p.section.clone());
         programs.push(ProgramLoad {
@@ -251,7 +285,7 @@ fn refused_object(
             object: entry.name.clone(),
             sha256,
             relocate_us: 0,
-            relocations: Vec::new(),
+            relocations,
             programs,
             btf_note: None,
         },

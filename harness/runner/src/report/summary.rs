@@ -1,13 +1,24 @@
 //! The table printed after the trials: kernels down, objects across, times on the right.
+//! With more objects than fit a terminal, one column counts them all (the per-object load table
+//! after it has a row per object).
 
 use std::fmt::Write as _;
 
 use super::{count, RunRecord};
 
+/// Most objects that get a column of their own.
+const MAX_OBJECT_COLUMNS: usize = 8;
+
 pub fn render(record: &RunRecord) -> String {
     let mut objects: Vec<&str> = record.trials.iter().map(|t| t.object.as_str()).collect();
     objects.sort();
     objects.dedup();
+    let all_objects = format!("{} objects", objects.len());
+    if objects.len() > MAX_OBJECT_COLUMNS {
+        objects = vec![all_objects.as_str()];
+    }
+    let folded = objects.len() == 1 && objects[0] == all_objects;
+    let in_column = |object: &str, column: &str| folded || object == column;
     let mut header = vec!["kernel".to_string(), "release".into(), "outcome".into()];
     header.extend(objects.iter().map(|o| o.to_string()));
     header.extend(["hello".into(), "results".into(), "exit".into()]);
@@ -19,12 +30,9 @@ pub fn render(record: &RunRecord) -> String {
             run.status.label().to_string(),
         ];
         for object in &objects {
-            let c = count(
-                record
-                    .trials
-                    .iter()
-                    .filter(|t| t.kernel.as_deref() == Some(&run.kernel) && t.object == *object),
-            );
+            let c = count(record.trials.iter().filter(|t| {
+                t.kernel.as_deref() == Some(&run.kernel) && in_column(&t.object, object)
+            }));
             row.push(cell(c));
         }
         row.push(seconds(run.timings.hello_ms));
@@ -42,7 +50,7 @@ pub fn render(record: &RunRecord) -> String {
             record
                 .trials
                 .iter()
-                .filter(|t| t.kernel.is_none() && t.object == *object),
+                .filter(|t| t.kernel.is_none() && in_column(&t.object, object)),
         )));
     }
     row.extend(["".into(), "".into(), "".into()]);
