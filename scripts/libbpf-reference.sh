@@ -73,6 +73,19 @@ else
 fi
 
 CC="${CC:-cc}"
+# What building libbpf and the static loader needs: installed here as root (a fresh machine has
+# none of the -dev packages), named otherwise.
+missing=""
+for pkg in make libelf-dev zlib1g-dev libzstd-dev; do
+    dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    [ "$(id -u)" = 0 ] || die "missing:$missing (apt-get install$missing)"
+    echo "install  $missing" >&2
+    apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $missing >/dev/null; } ||
+        die "apt-get install$missing failed"
+fi
 command -v "$CC" >/dev/null 2>&1 || die "a C compiler is needed for the loader: apt-get install gcc"
 case "$LIBBPF" in
 tree)
