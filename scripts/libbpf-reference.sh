@@ -76,7 +76,7 @@ CC="${CC:-cc}"
 # What building libbpf and the static loader needs: installed here as root (a fresh machine has
 # none of the -dev packages), named otherwise.
 missing=""
-for pkg in make libelf-dev zlib1g-dev libzstd-dev; do
+for pkg in make libelf-dev zlib1g-dev; do
     dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
