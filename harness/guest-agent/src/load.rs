@@ -418,6 +418,16 @@ fn classify_load_error(
     error: bpf_loader::BpfError,
     core: &[core_reloc::CoreDecision],
 ) -> ProgramLoadOutcome {
+    if program_type == core_reloc::object::prog_type::UNSPEC {
+        // No program type at all: the section name follows no libbpf convention, which libbpf
+        // refuses too ("missing BPF prog type"); that is the object's doing, not a kernel gap.
+        return ProgramLoadOutcome::Rejected {
+            error: "its section name follows no libbpf convention, so it has no program type \
+                    (libbpf refuses it too: \"missing BPF prog type, check ELF section name\")"
+                .into(),
+            verifier_log: String::new(),
+        };
+    }
     if error.errno() == Some(libc::EINVAL) {
         if let Ok(false) = bpf_loader::probe::program_type_supported(program_type) {
             return ProgramLoadOutcome::Unsupported {

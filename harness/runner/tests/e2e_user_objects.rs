@@ -54,6 +54,17 @@ fn project() -> Project {
         dir.join("myprogs/packet_counter.fixtures.toml"),
     )
     .unwrap();
+    // Its captures, which the fixtures name relative to themselves.
+    std::fs::create_dir_all(dir.join("myprogs/captures")).unwrap();
+    for capture in std::fs::read_dir(workspace().join("programs/captures")).unwrap() {
+        let capture = capture.unwrap().path();
+        std::fs::copy(
+            &capture,
+            dir.join("myprogs/captures")
+                .join(capture.file_name().unwrap()),
+        )
+        .unwrap();
+    }
     // A user-space object beside them (x86-64, not BPF): passed over with a note.
     let host_object = Command::new("cc")
         .args(["-c", "-x", "c", "-", "-o"])

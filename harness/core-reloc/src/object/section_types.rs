@@ -90,6 +90,12 @@ pub mod attach_type {
     pub const TCX_INGRESS: u32 = 46;
     pub const TCX_EGRESS: u32 = 47;
     pub const TRACE_UPROBE_MULTI: u32 = 48;
+    pub const CGROUP_UNIX_CONNECT: u32 = 49;
+    pub const CGROUP_UNIX_SENDMSG: u32 = 50;
+    pub const CGROUP_UNIX_RECVMSG: u32 = 51;
+    pub const CGROUP_UNIX_GETPEERNAME: u32 = 52;
+    pub const CGROUP_UNIX_GETSOCKNAME: u32 = 53;
+    pub const TRACE_KPROBE_SESSION: u32 = 56;
 }
 
 /// `BPF_F_SLEEPABLE` program flag.
@@ -294,6 +300,12 @@ const TABLE: &[Entry] = &[
         pt::KPROBE,
         Some(at::TRACE_UPROBE_MULTI),
     ),
+    e(
+        "kprobe.session",
+        Word,
+        pt::KPROBE,
+        Some(at::TRACE_KPROBE_SESSION),
+    ),
     e("kprobe", Word, pt::KPROBE, None),
     e("kretprobe", Word, pt::KPROBE, None),
     sleepable(e("uprobe.s", Word, pt::KPROBE, None)),
@@ -312,6 +324,9 @@ const TABLE: &[Entry] = &[
     e("action", Word, pt::SCHED_ACT, None),
     e("tracepoint/", Target, pt::TRACEPOINT, None),
     e("tp/", Target, pt::TRACEPOINT, None),
+    // Bare, as libbpf's `tracepoint+`/`tp+` allow (the attach point is given at attach time).
+    e("tracepoint", Word, pt::TRACEPOINT, None),
+    e("tp", Word, pt::TRACEPOINT, None),
     e(
         "raw_tracepoint.w/",
         Target,
@@ -489,6 +504,36 @@ const TABLE: &[Entry] = &[
         Word,
         pt::CGROUP_SOCK_ADDR,
         Some(at::CGROUP_INET4_CONNECT),
+    ),
+    e(
+        "cgroup/connect_unix",
+        Word,
+        pt::CGROUP_SOCK_ADDR,
+        Some(at::CGROUP_UNIX_CONNECT),
+    ),
+    e(
+        "cgroup/sendmsg_unix",
+        Word,
+        pt::CGROUP_SOCK_ADDR,
+        Some(at::CGROUP_UNIX_SENDMSG),
+    ),
+    e(
+        "cgroup/recvmsg_unix",
+        Word,
+        pt::CGROUP_SOCK_ADDR,
+        Some(at::CGROUP_UNIX_RECVMSG),
+    ),
+    e(
+        "cgroup/getpeername_unix",
+        Word,
+        pt::CGROUP_SOCK_ADDR,
+        Some(at::CGROUP_UNIX_GETPEERNAME),
+    ),
+    e(
+        "cgroup/getsockname_unix",
+        Word,
+        pt::CGROUP_SOCK_ADDR,
+        Some(at::CGROUP_UNIX_GETSOCKNAME),
     ),
     e(
         "cgroup/connect6",
