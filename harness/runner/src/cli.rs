@@ -149,6 +149,12 @@ pub struct RunArgs {
     /// directory ($XDG_CACHE_HOME or ~/.cache); env HARNESS_WORK_DIR]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Also load every object with libbpf in each guest (a static loader built here against the
+    /// system's libbpf: needs gcc, libbpf-dev, libelf-dev, zlib1g-dev) and check, per
+    /// `<kernel>::<object>::libbpf` trial, that both loaders load or refuse each program alike and
+    /// that the kernel translated what both loaded identically (up to map ids)
+    #[arg(long)]
+    pub libbpf: bool,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
     /// (repeatable); the harness's own fault tests use it
     #[arg(long, hide = true, value_name = "KERNEL=FAULT", value_parser = parse_fault)]

@@ -1,0 +1,223 @@
+//! libbpf as the second loader: the runner's static libbpf loader loads the same object in this
+//! guest, in a process of its own (a crash or a hang costs that object's comparison only), and
+//! both loaders' translated programs are fetched and normalised alike for the runner to compare.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use guest_protocol::libbpf::{parse_loader_output, LoaderLine};
+use guest_protocol::{LibbpfObject, LibbpfProgram, ObjectEntry, Xlated};
+
+use crate::load::LoadedObject;
+
+/// How long libbpf may take over one object (it loads a refused program again alone, so a
+/// too-complex one costs it several verifications).
+const LOADER_TIMEOUT: Duration = Duration::from_secs(120);
+/// A line to the runner this often while libbpf works, so its silence timer sees the guest alive.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Most output read from the loader: hex of every program's translated instructions.
+const MAX_OUTPUT: u64 = 64 << 20;
+
+/// Runs `loader` over the object and gathers both sides. `ours` is None when the harness could
+/// not load the object at all.
+pub fn compare(
+    bundle: &Path,
+    loader: &str,
+    pin_root: &Path,
+    entry: &ObjectEntry,
+    ours: Option<&LoadedObject>,
+    ours_us: u64,
+    progress: &mut dyn FnMut(String),
+) -> LibbpfObject {
+    let mut ours_raw: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut notes = Vec::new();
+    for (name, (fd, _)) in ours.map(|o| &o.programs).into_iter().flatten() {
+        match bpf_loader::prog_xlated_insns(fd.as_raw_fd()) {
+            Ok(raw) => {
+                ours_raw.insert(name.clone(), raw);
+            }
+            Err(e) => notes.push(format!("program {name}: our translated instructions: {e}")),
+        }
+    }
+    let started = Instant::now();
+    let ran = run_loader(
+        &bundle.join(loader),
+        pin_root,
+        &bundle.join(&entry.path),
+        &entry.name,
+        progress,
+    );
+    let libbpf_us = started.elapsed().as_micros() as u64;
+    let mut result = LibbpfObject {
+        object: entry.name.clone(),
+        libbpf_version: String::new(),
+        libbpf_us,
+        ours_us,
+        programs: Vec::new(),
+        ours_xlated: BTreeMap::new(),
+        error: None,
+        refused_object: None,
+    };
+    let output = match ran {
+        Ok(output) => output,
+        Err(e) => {
+            result.error = Some(e);
+            return with_ours(result, &ours_raw, &[]);
+        }
+    };
+    let (version, lines, unreadable) = parse_loader_output(&output);
+    result.libbpf_version = version;
+    if !unreadable.is_empty() {
+        notes.push(format!(
+            "unreadable loader lines: {}",
+            unreadable.join(" / ")
+        ));
+    }
+    for line in &lines {
+        if line.program == "-" {
+            result.refused_object = Some(line.reason.clone());
+        } else {
+            result.programs.push(program(line, &ours_raw));
+        }
+    }
+    if !notes.is_empty() {
+        result.error = Some(notes.join("; "));
+    }
+    with_ours(result, &ours_raw, &lines)
+}
+
+/// libbpf's verdict on one program; its instructions carry their bytes when they differ from
+/// ours, so the runner can show where.
+fn program(line: &LoaderLine, ours_raw: &BTreeMap<String, Vec<u8>>) -> LibbpfProgram {
+    let xlated = line.xlated.as_deref().map(|raw| {
+        let summary = Xlated::from_raw(raw);
+        let ours = ours_raw.get(&line.program).map(|o| Xlated::from_raw(o));
+        match ours {
+            Some(ours) if ours.sha256 != summary.sha256 => Xlated::with_bytes(raw),
+            _ => summary,
+        }
+    });
+    LibbpfProgram {
+        program: line.program.clone(),
+        section: line.section.clone(),
+        loaded: line.loaded,
+        reason: line.reason.clone(),
+        xlated,
+    }
+}
+
+/// Our side's instructions, with bytes where libbpf's differ (or libbpf has none to compare).
+fn with_ours(
+    mut result: LibbpfObject,
+    ours_raw: &BTreeMap<String, Vec<u8>>,
+    lines: &[LoaderLine],
+) -> LibbpfObject {
+    for (name, raw) in ours_raw {
+        let ours = Xlated::from_raw(raw);
+        let theirs = lines
+            .iter()
+            .find(|l| &l.program == name)
+            .and_then(|l| l.xlated.as_deref())
+            .map(Xlated::from_raw);
+        let differs = theirs.is_some_and(|t| t.sha256 != ours.sha256);
+        result.ours_xlated.insert(
+            name.clone(),
+            if differs {
+                Xlated::with_bytes(raw)
+            } else {
+                ours
+            },
+        );
+    }
+    result
+}
+
+/// The loader's standard output, or why there is none: it did not start, was killed, timed out.
+fn run_loader(
+    loader: &Path,
+    pin_root: &Path,
+    object: &Path,
+    name: &str,
+    progress: &mut dyn FnMut(String),
+) -> Result<String, String> {
+    // A fresh pin directory per object: libbpf reuses maps pinned by name, and another object's
+    // map of the same name must not leak into this one.
+    let _ = std::fs::remove_dir_all(pin_root);
+    std::fs::create_dir_all(pin_root).map_err(|e| {
+        format!(
+            "cannot create the pin directory {}: {e}",
+            pin_root.display()
+        )
+    })?;
+    let mut child = Command::new(loader)
+        .arg(pin_root)
+        .arg(object)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run the libbpf loader {}: {e}", loader.display()))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let read_out = std::thread::spawn(move || bounded_read(stdout, MAX_OUTPUT));
+    let read_err = std::thread::spawn(move || bounded_read(stderr, 16 << 10));
+    let started = Instant::now();
+    let mut last_progress = started;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) => {}
+            Err(e) => break Err(format!("waiting for the libbpf loader: {e}")),
+        }
+        if started.elapsed() > LOADER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Err(format!(
+                "the libbpf loader did not finish within {} s",
+                LOADER_TIMEOUT.as_secs()
+            ));
+        }
+        if last_progress.elapsed() > PROGRESS_EVERY {
+            last_progress = Instant::now();
+            progress(format!(
+                "{name}: libbpf still loading after {} s",
+                started.elapsed().as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let out = read_out.join().unwrap_or_default();
+    let err = read_err.join().unwrap_or_default();
+    let _ = std::fs::remove_dir_all(pin_root);
+    let status = status?;
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        let how = match status.signal() {
+            Some(signal) => format!("was killed by signal {signal}"),
+            None => format!("exited with {}", status.code().unwrap_or(-1)),
+        };
+        return Err(format!(
+            "the libbpf loader {how}; stderr: {}; last output: {}",
+            err.trim(),
+            out.lines()
+                .last()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ));
+    }
+    Ok(out)
+}
+
+fn bounded_read(source: Option<impl Read>, limit: u64) -> String {
+    let mut bytes = Vec::new();
+    if let Some(source) = source {
+        let _ = source.take(limit).read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}

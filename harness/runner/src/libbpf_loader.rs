@@ -1,0 +1,79 @@
+//! The static libbpf loader of `harness --libbpf`: built on this host from the C source in
+//! `harness/runner/libbpf-loader/` against the system's static libbpf, cached in the work
+//! directory by the hash of what went into it, and shipped in every guest's bundle.
+//!
+//! Built at run time (not when the harness is built) so that an installed harness needs no C
+//! toolchain unless the comparison is asked for; when it is, missing pieces are installed like
+//! the other host tools, or named.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+pub static SOURCE: &str = include_str!("../libbpf-loader/loader.c");
+
+/// The compiler: `$CC`, else gcc.
+fn compiler() -> String {
+    std::env::var("CC")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| "gcc".to_string())
+}
+
+/// The loader's bytes, built (or found in `work`) for this host's libbpf.
+pub fn build(work: &Path, allow_install: bool) -> Result<Vec<u8>> {
+    let cc = compiler();
+    host_tools::ensure(&host_tools::libbpf_loader_requirements(&cc), allow_install)
+        .context("--libbpf builds a static libbpf loader")?;
+    let libbpf_a = print_file_name(&cc, "libbpf.a")?;
+    let mut hash = Sha256::new();
+    hash.update(SOURCE.as_bytes());
+    hash.update(
+        std::fs::read(&libbpf_a).with_context(|| format!("reading {}", libbpf_a.display()))?,
+    );
+    hash.update(std::fs::read("/usr/include/bpf/libbpf_version.h").unwrap_or_default());
+    hash.update(cc.as_bytes());
+    let key = hex::encode(hash.finalize());
+    let dir = work.join("libbpf-loader");
+    let path = dir.join(format!("loader-{}", &key[..16]));
+    if let Ok(bytes) = std::fs::read(&path) {
+        return Ok(bytes);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let source = dir.join(format!("loader-{}.c", &key[..16]));
+    crate::fsutil::write_atomic(&source, SOURCE.as_bytes())?;
+    let tmp = dir.join(format!("loader-{}.tmp.{}", &key[..16], std::process::id()));
+    let mut command = Command::new(&cc);
+    command
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(&source)
+        .args(["-lbpf", "-lelf", "-lz"]);
+    if host_tools::libelf_needs_zstd(&cc, true) {
+        command.arg("-lzstd");
+    }
+    let out = command.output().with_context(|| format!("running {cc}"))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "building the static libbpf loader with {cc} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn print_file_name(cc: &str, name: &str) -> Result<PathBuf> {
+    let out = Command::new(cc)
+        .arg(format!("-print-file-name={name}"))
+        .output()
+        .with_context(|| format!("running {cc}"))?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !path.is_absolute() {
+        bail!("{cc} finds no {name} (apt-get install libbpf-dev)");
+    }
+    Ok(path)
+}
