@@ -97,18 +97,26 @@ impl Xlated {
     }
 }
 
-/// The instructions up to map ids: each map id an `ld_imm64` names becomes its order of first
+/// Where x86-64 kernel addresses start (the direct map and above).
+const KERNEL_ADDRESSES: u64 = 0xffff_8000_0000_0000;
+/// What a kernel address compares as: `ld_imm64 rX, 0xffffffffffffffff`.
+const KERNEL_ADDRESS_MARK: u32 = u32::MAX;
+
+/// The instructions up to map ids and kernel addresses: each map id an `ld_imm64` names becomes its order of first
 /// appearance in the program (1, 2, ...), so two loads of one program compare equal whatever
-/// ids the kernel gave their maps, yet a program that swaps two maps still differs. A trailing
-/// partial instruction is dropped.
+/// ids the kernel gave their maps, yet a program that swaps two maps still differs. A 64-bit
+/// constant that is a kernel address reads as one mark (a constant 0 where the other has an
+/// address still differs). A trailing partial instruction is dropped.
 pub fn normalise(raw: &[u8]) -> Vec<u8> {
     let mut out = raw[..raw.len() - raw.len() % INSN].to_vec();
     let mut ordinals: Vec<u32> = Vec::new();
     let mut i = 0;
-    while i + INSN <= out.len() {
+    let len = out.len();
+    while i + INSN <= len {
         let insn = &mut out[i..i + INSN];
         let src = insn[1] >> 4;
-        if insn[0] == LD_IMM64 && MAP_REFERENCES.contains(&src) {
+        let code = insn[0];
+        if code == LD_IMM64 && MAP_REFERENCES.contains(&src) {
             let id = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
             let ordinal = match ordinals.iter().position(|&seen| seen == id) {
                 Some(at) => at + 1,
@@ -120,7 +128,18 @@ pub fn normalise(raw: &[u8]) -> Vec<u8> {
             insn[4..8].copy_from_slice(&(ordinal as u32).to_le_bytes());
             // The second half of an ld_imm64 (a value offset, or zero) stays as it is.
             i += 2 * INSN;
-        } else if insn[0] == LD_IMM64 {
+        } else if code == LD_IMM64 && src == 0 && i + 2 * INSN <= len {
+            let lo = u32::from_le_bytes([out[i + 4], out[i + 5], out[i + 6], out[i + 7]]);
+            let hi = u32::from_le_bytes([out[i + 12], out[i + 13], out[i + 14], out[i + 15]]);
+            let value = (u64::from(hi) << 32) | u64::from(lo);
+            // A kernel address the verifier wrote in (per-load metadata such as a btf_struct_meta
+            // record, or a ksym): two loads of one program get different ones.
+            if value >= KERNEL_ADDRESSES {
+                out[i + 4..i + 8].copy_from_slice(&KERNEL_ADDRESS_MARK.to_le_bytes());
+                out[i + 12..i + 16].copy_from_slice(&KERNEL_ADDRESS_MARK.to_le_bytes());
+            }
+            i += 2 * INSN;
+        } else if code == LD_IMM64 {
             i += 2 * INSN;
         } else {
             i += INSN;
@@ -272,6 +291,15 @@ mod tests {
         let mut d = insn(LD_IMM64, 1, 0, 0, 6);
         d.extend(insn(0, 0, 0, 0, 0));
         assert_ne!(normalise(&c), normalise(&d), "a constant is not a map id");
+        let address = |lo: u32| {
+            let mut v = insn(LD_IMM64, 2, 0, 0, lo as i32);
+            v.extend(insn(0, 0, 0, 0, 0xffff_8881_u32 as i32));
+            v
+        };
+        assert_eq!(normalise(&address(0x9000_0008)), normalise(&address(0x9a00_1068)));
+        let mut zero = insn(LD_IMM64, 2, 0, 0, 0);
+        zero.extend(insn(0, 0, 0, 0, 0));
+        assert_ne!(normalise(&address(8)), normalise(&zero), "an address is not 0");
         assert_eq!(normalise(&[1, 2, 3]), Vec::<u8>::new());
     }
 
