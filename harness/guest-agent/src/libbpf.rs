@@ -43,6 +43,7 @@ pub fn compare(
             Err(e) => notes.push(format!("program {name}: our translated instructions: {e}")),
         }
     }
+    place_kernel_config(bundle);
     let started = Instant::now();
     let ran = run_loader(
         &bundle.join(loader),
@@ -136,6 +137,19 @@ fn with_ours(
     result
 }
 
+/// libbpf reads `/boot/config-<release>` (or /proc/config.gz) itself, and reads it too when an
+/// extern is missing from a config it was handed: so in a guest (pid 1, its own root) the config
+/// the runner shipped is put where a Debian machine has it. Elsewhere libbpf searches as usual.
+fn place_kernel_config(bundle: &Path) {
+    let release = bpf_loader::kernel_release();
+    let boot = Path::new("/boot").join(format!("config-{release}"));
+    let shipped = bundle.join(crate::kernel_facts::SHIPPED_CONFIG);
+    if std::process::id() == 1 && !boot.exists() && shipped.is_file() {
+        let _ = std::fs::create_dir_all("/boot");
+        let _ = std::fs::copy(&shipped, &boot);
+    }
+}
+
 /// The loader's standard output, or why there is none: it did not start, was killed, timed out.
 fn run_loader(
     loader: &Path,
@@ -155,6 +169,8 @@ fn run_loader(
     })?;
     let mut child = Command::new(loader)
         .arg(pin_root)
+        // The config is where libbpf looks for it (see place_kernel_config).
+        .arg("-")
         .arg(object)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

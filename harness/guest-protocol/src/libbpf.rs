@@ -296,10 +296,17 @@ mod tests {
             v.extend(insn(0, 0, 0, 0, 0xffff_8881_u32 as i32));
             v
         };
-        assert_eq!(normalise(&address(0x9000_0008)), normalise(&address(0x9a00_1068)));
+        assert_eq!(
+            normalise(&address(0x9000_0008)),
+            normalise(&address(0x9a00_1068))
+        );
         let mut zero = insn(LD_IMM64, 2, 0, 0, 0);
         zero.extend(insn(0, 0, 0, 0, 0));
-        assert_ne!(normalise(&address(8)), normalise(&zero), "an address is not 0");
+        assert_ne!(
+            normalise(&address(8)),
+            normalise(&zero),
+            "an address is not 0"
+        );
         assert_eq!(normalise(&[1, 2, 3]), Vec::<u8>::new());
     }
 

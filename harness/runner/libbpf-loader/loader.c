@@ -9,7 +9,11 @@
 // dumps them (map ids): the agent normalises them, as it does its own programs'. A line
 // `# libbpf <version>` comes first; an object that does not open gives one line with program `-`.
 //
-// usage: loader PIN_ROOT OBJECT...   (PIN_ROOT: a bpffs directory for maps that ask to be pinned)
+// usage: loader PIN_ROOT KCONFIG OBJECT...
+//   PIN_ROOT  a bpffs directory for maps that ask to be pinned
+//   KCONFIG   the kernel's .config for `.kconfig` externs (a guest has no /boot, and Debian kernels
+//             no /proc/config.gz: the agent passes the one the runner shipped), or - for libbpf's
+//             own search
 //
 // Built on the host by the runner (harness/runner/src/libbpf_loader.rs), linked statically
 // against the host's libbpf, shipped in the initramfs and run by the agent with a timeout.
@@ -75,8 +79,24 @@ static int capture(enum libbpf_print_level level, const char *fmt, va_list args)
 	return 0;
 }
 
+// The kernel's config text, or NULL for libbpf's own search.
+static char *kconfig;
+
+static char *read_file(const char *path) {
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	enum { MAX_CONFIG = 16 << 20 };
+	char *text = calloc(MAX_CONFIG + 1, 1);
+	size_t n = text ? fread(text, 1, MAX_CONFIG, f) : 0;
+	fclose(f);
+	if (text)
+		text[n] = '\0';
+	return text;
+}
+
 static struct bpf_object *open_object(const char *path, const char *pin_root) {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root, .kconfig = kconfig);
 	first_warning[0] = last_log_line[0] = '\0';
 	return bpf_object__open_file(path, &opts);
 }
@@ -198,15 +218,19 @@ static void load_object(const char *path, const char *pin_root) {
 
 int main(int argc, char **argv) {
 	libbpf_set_print(capture);
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s PIN_ROOT OBJECT...\n", argv[0]);
+	if (argc < 4) {
+		fprintf(stderr, "usage: %s PIN_ROOT KCONFIG|- OBJECT...\n", argv[0]);
+		return 2;
+	}
+	if (strcmp(argv[2], "-") != 0 && !(kconfig = read_file(argv[2]))) {
+		fprintf(stderr, "cannot read the kernel config %s: %s\n", argv[2], strerror(errno));
 		return 2;
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 	struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
 	setrlimit(RLIMIT_MEMLOCK, &unlimited);
 	printf("# libbpf %s\n", libbpf_version_string());
-	for (int i = 2; i < argc; i++)
+	for (int i = 3; i < argc; i++)
 		load_object(argv[i], argv[1]);
 	fflush(stdout);
 	return 0;
