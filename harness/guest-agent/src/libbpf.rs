@@ -237,3 +237,49 @@ fn bounded_read(source: Option<impl Read>, limit: u64) -> String {
     }
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    const B: [u8; 16] = [0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+
+    fn line(program: &str, xlated: &[u8]) -> LoaderLine {
+        LoaderLine {
+            program: program.into(),
+            section: "xdp".into(),
+            loaded: true,
+            reason: String::new(),
+            xlated: Some(xlated.to_vec()),
+        }
+    }
+
+    #[test]
+    fn bytes_travel_only_for_programs_whose_translations_differ() {
+        let ours: BTreeMap<String, Vec<u8>> = [
+            ("same".to_string(), A.to_vec()),
+            ("other".to_string(), A.to_vec()),
+        ]
+        .into();
+        let lines = [line("same", &A), line("other", &B)];
+        let same = program(&lines[0], &ours);
+        let other = program(&lines[1], &ours);
+        assert!(same.xlated.unwrap().bytes.is_none());
+        assert_eq!(other.xlated.unwrap().bytes.as_deref(), Some(&B[..]));
+        let empty = LibbpfObject {
+            object: "o".into(),
+            libbpf_version: String::new(),
+            libbpf_us: 0,
+            ours_us: 0,
+            programs: vec![],
+            ours_xlated: BTreeMap::new(),
+            error: None,
+            refused_object: None,
+        };
+        let result = with_ours(empty, &ours, &lines);
+        assert!(result.ours_xlated["same"].bytes.is_none());
+        assert_eq!(result.ours_xlated["other"].bytes.as_deref(), Some(&A[..]));
+        assert_eq!(result.ours_xlated["other"].insns, 2);
+    }
+}

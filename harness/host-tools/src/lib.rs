@@ -336,6 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn without_a_compiler_the_libbpf_loader_asks_for_gcc() {
+        let needs = libbpf_loader_requirements("no-such-cc-for-sure");
+        let compiler = &needs[0];
+        assert!(!compiler.present);
+        assert_eq!(compiler.install, Install::Apt("gcc"));
+        let error = ensure(&needs, false).unwrap_err().to_string();
+        assert!(error.contains("apt-get install gcc"), "{error}");
+        // The archives are still looked for where Debian puts them.
+        let libbpf = needs
+            .iter()
+            .find(|r| r.what.starts_with("libbpf.a"))
+            .unwrap();
+        assert_eq!(
+            libbpf.present,
+            Path::new("/usr/lib/x86_64-linux-gnu/libbpf.a").is_file()
+                && Path::new("/usr/include/bpf/libbpf.h").exists()
+        );
+    }
+
+    #[test]
     fn the_lock_file_never_follows_a_symlink() {
         use std::os::unix::fs::PermissionsExt;
         let owner = nix::unistd::geteuid().as_raw();

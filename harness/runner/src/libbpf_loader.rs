@@ -77,3 +77,32 @@ fn print_file_name(cc: &str, name: &str) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Needs gcc and the static libbpf (`libbpf_loader_requirements`); as root they are
+    /// installed like the other host tools.
+    #[test]
+    fn builds_a_static_loader_once_and_reuses_it() {
+        let work = tempfile::tempdir().unwrap();
+        let first = super::build(work.path(), true).unwrap();
+        let file = object::read::elf::ElfFile64::<object::Endianness>::parse(&*first).unwrap();
+        use object::read::elf::ProgramHeader as _;
+        let endian = file.endian();
+        assert!(
+            !file
+                .elf_program_headers()
+                .iter()
+                .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP),
+            "the loader needs a dynamic loader: it cannot run in a guest"
+        );
+        let built: Vec<_> = std::fs::read_dir(work.path().join("libbpf-loader"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".c"))
+            .collect();
+        assert_eq!(built.len(), 1, "{built:?}");
+        let again = super::build(work.path(), true).unwrap();
+        assert_eq!(first, again);
+    }
+}
