@@ -22,18 +22,59 @@ fn compiler() -> String {
         .unwrap_or_else(|| "gcc".to_string())
 }
 
+/// Which libbpf the loader links: the system's, or a build of one's own.
+struct Libbpf {
+    archive: PathBuf,
+    /// The directory holding `bpf/libbpf.h`, when not the system's.
+    include: Option<PathBuf>,
+}
+
+/// `HARNESS_LIBBPF_DIR=DIR`: a libbpf built elsewhere (`libbpf.a` in DIR, headers in
+/// `DIR/include/bpf` or `DIR/inst/usr/include/bpf`, as `make -C tools/lib/bpf` and
+/// scripts/libbpf-reference.sh leave them), for example a newer one than the distribution's.
+fn chosen_libbpf(cc: &str) -> Result<Libbpf> {
+    let Some(dir) = std::env::var_os("HARNESS_LIBBPF_DIR").filter(|d| !d.is_empty()) else {
+        return Ok(Libbpf {
+            archive: print_file_name(cc, "libbpf.a")?,
+            include: None,
+        });
+    };
+    let dir = PathBuf::from(dir);
+    let archive = dir.join("libbpf.a");
+    let include = ["include", "inst/usr/include"]
+        .iter()
+        .map(|sub| dir.join(sub))
+        .find(|d| d.join("bpf/libbpf.h").is_file());
+    match (archive.is_file(), include) {
+        (true, Some(include)) => Ok(Libbpf {
+            archive,
+            include: Some(include),
+        }),
+        _ => bail!(
+            "HARNESS_LIBBPF_DIR={}: expected libbpf.a there and bpf/libbpf.h under include/ or \
+             inst/usr/include/",
+            dir.display()
+        ),
+    }
+}
+
 /// The loader's bytes, built (or found in `work`) for this host's libbpf.
 pub fn build(work: &Path, allow_install: bool) -> Result<Vec<u8>> {
     let cc = compiler();
     host_tools::ensure(&host_tools::libbpf_loader_requirements(&cc), allow_install)
         .context("--libbpf builds a static libbpf loader")?;
-    let libbpf_a = print_file_name(&cc, "libbpf.a")?;
+    let libbpf = chosen_libbpf(&cc)?;
+    let include = libbpf
+        .include
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/usr/include"));
     let mut hash = Sha256::new();
     hash.update(SOURCE.as_bytes());
     hash.update(
-        std::fs::read(&libbpf_a).with_context(|| format!("reading {}", libbpf_a.display()))?,
+        std::fs::read(&libbpf.archive)
+            .with_context(|| format!("reading {}", libbpf.archive.display()))?,
     );
-    hash.update(std::fs::read("/usr/include/bpf/libbpf_version.h").unwrap_or_default());
+    hash.update(std::fs::read(include.join("bpf/libbpf_version.h")).unwrap_or_default());
     hash.update(cc.as_bytes());
     let key = hex::encode(hash.finalize());
     let dir = work.join("libbpf-loader");
@@ -46,11 +87,14 @@ pub fn build(work: &Path, allow_install: bool) -> Result<Vec<u8>> {
     crate::fsutil::write_atomic(&source, SOURCE.as_bytes())?;
     let tmp = dir.join(format!("loader-{}.tmp.{}", &key[..16], std::process::id()));
     let mut command = Command::new(&cc);
+    command.args(["-static", "-O2", "-Wall", "-o"]).arg(&tmp);
+    if let Some(dir) = &libbpf.include {
+        command.arg(format!("-I{}", dir.display()));
+    }
     command
-        .args(["-static", "-O2", "-Wall", "-o"])
-        .arg(&tmp)
         .arg(&source)
-        .args(["-lbpf", "-lelf", "-lz"]);
+        .arg(&libbpf.archive)
+        .args(["-lelf", "-lz"]);
     if host_tools::libelf_needs_zstd(&cc, true) {
         command.arg("-lzstd");
     }
