@@ -23,12 +23,22 @@ const KERNELS: [&str; 2] = ["6.12", "5.10"];
 /// libbpf 1.1 (Debian bookworm) predates kfunc flavours (`bpf_task_acquire___one`): it leaves the
 /// flavoured kfunc unresolved (0) where libbpf 1.2+ and our loader resolve it to the kernel's
 /// `bpf_task_acquire`, so the verifier keeps a different branch.
-const KNOWN: &[(&str, &str, &str, &str)] = &[(
-    "6.12",
-    "task_kfunc_success",
-    "test_task_kfunc_flavor_relo",
-    "v1.1",
-)];
+/// With libbpf 1.5 from the same kernel tree (the one these selftests are written for) there is
+/// no disagreement on any kernel of the default matrix (see the last test).
+const KNOWN: &[(&str, &str, &str, &str)] = &[
+    (
+        "6.12",
+        "task_kfunc_success",
+        "test_task_kfunc_flavor_relo",
+        "v1.1",
+    ),
+    (
+        "7.2",
+        "task_kfunc_success",
+        "test_task_kfunc_flavor_relo",
+        "v1.1",
+    ),
+];
 
 fn third_party() -> PathBuf {
     if let Some(dir) = std::env::var_os("HARNESS_SELFTESTS_CORPUS").filter(|d| !d.is_empty()) {
@@ -57,22 +67,70 @@ fn object_names(dir: &std::path::Path, suffix: &str) -> Vec<String> {
     names
 }
 
+fn run_with(libbpf_dir: Option<&std::path::Path>) -> (Outcome, Vec<String>) {
+    let corpus = third_party();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let programs = workspace().join("programs");
+    let mut args = vec!["--matrix", "kernels.toml", "--libbpf"];
+    for kernel in KERNELS {
+        args.extend(["--kernel", kernel]);
+    }
+    args.extend(["--programs", programs.to_str().unwrap()]);
+    args.extend(["--programs", corpus.to_str().unwrap()]);
+    args.push("::libbpf");
+    let mut command = harness_command(&dir);
+    command.args(&args);
+    match libbpf_dir {
+        Some(libbpf) => command.env("HARNESS_LIBBPF_DIR", libbpf),
+        None => command.env_remove("HARNESS_LIBBPF_DIR"),
+    };
+    let outcome = finish(&dir, command.output().unwrap());
+    (outcome, object_names(&corpus, ".bpf.o"))
+}
+
+/// With the system's libbpf (Debian bookworm: 1.1).
 fn run() -> &'static (Outcome, Vec<String>) {
     static RUN: OnceLock<(Outcome, Vec<String>)> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let corpus = third_party();
-        let dir = tempfile::tempdir().unwrap().keep();
-        let programs = workspace().join("programs");
-        let mut args = vec!["--matrix", "kernels.toml", "--libbpf"];
-        for kernel in KERNELS {
-            args.extend(["--kernel", kernel]);
-        }
-        args.extend(["--programs", programs.to_str().unwrap()]);
-        args.extend(["--programs", corpus.to_str().unwrap()]);
-        args.push("::libbpf");
-        let outcome = run_harness(&dir, &args);
-        (outcome, object_names(&corpus, ".bpf.o"))
-    })
+    RUN.get_or_init(|| run_with(None))
+}
+
+/// libbpf from the selftests' own kernel tree (1.5), built as scripts/libbpf-reference.sh builds
+/// it, into the same cache.
+fn tree_libbpf() -> PathBuf {
+    let src = std::process::Command::new(workspace().join("scripts/selftests-corpus.sh"))
+        .arg("--print-src")
+        .output()
+        .expect("running scripts/selftests-corpus.sh --print-src");
+    assert!(
+        src.status.success(),
+        "{}",
+        String::from_utf8_lossy(&src.stderr)
+    );
+    let src = PathBuf::from(String::from_utf8_lossy(&src.stdout).trim());
+    let cache = std::env::var_os("HARNESS_THIRDPARTY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("images/thirdparty"));
+    let build = cache.join("libbpf").join(src.file_name().unwrap());
+    if !build.join(".complete").is_file() {
+        std::fs::create_dir_all(&build).unwrap();
+        let status = std::process::Command::new("make")
+            .args(["-s", "-C"])
+            .arg(src.join("tools/lib/bpf"))
+            .arg(format!("OUTPUT={}/", build.display()))
+            .arg("BUILD_STATIC_ONLY=1")
+            .arg(format!("DESTDIR={}/inst", build.display()))
+            .args(["prefix=/usr", "install_headers"])
+            .arg(build.join("libbpf.a"))
+            .status()
+            .expect("running make for libbpf");
+        assert!(
+            status.success(),
+            "building libbpf from {} failed",
+            src.display()
+        );
+        std::fs::write(build.join(".complete"), "").unwrap();
+    }
+    build
 }
 
 fn libbpf_version(out: &Outcome, kernel: &str) -> String {
@@ -168,5 +226,31 @@ fn the_third_party_corpus_loads_alike_with_libbpf_but_for_known_differences() {
             line.contains(&format!(", {disagreements} disagreements;")),
             "{line}"
         );
+    }
+}
+
+#[test]
+fn with_the_selftests_own_libbpf_nothing_disagrees() {
+    let (out, objects) = run_with(Some(&tree_libbpf()));
+    for kernel in KERNELS {
+        assert_eq!(
+            out.kernel(kernel)["outcome"],
+            "COMPLETED",
+            "{}",
+            out.transcript()
+        );
+        eprintln!("{kernel}: libbpf {}", libbpf_version(&out, kernel));
+        for object in &objects {
+            let name = format!("{kernel}::{object}::libbpf");
+            assert_eq!(
+                out.trial_status(&name),
+                "passed",
+                "{}",
+                out.trial_message(&name)
+            );
+        }
+        let line = figures(&out, kernel);
+        eprintln!("{line}");
+        assert!(line.contains(", 0 disagreements;"), "{line}");
     }
 }
