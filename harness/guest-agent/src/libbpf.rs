@@ -2,7 +2,7 @@
 //! guest, in a process of its own (a crash or a hang costs that object's comparison only), and
 //! both loaders' translated programs are fetched and normalised alike for the runner to compare.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -67,7 +67,7 @@ pub fn compare(
         Ok(output) => output,
         Err(e) => {
             result.error = Some(e);
-            return with_ours(result, &ours_raw, &[]);
+            return with_ours(result, &ours_raw, &BTreeSet::new());
         }
     };
     let (version, lines, unreadable) = parse_loader_output(&output);
@@ -78,28 +78,48 @@ pub fn compare(
             unreadable.join(" / ")
         ));
     }
+    let shown = shown_differences(&lines, &ours_raw);
     for line in &lines {
         if line.program == "-" {
             result.refused_object = Some(line.reason.clone());
         } else {
-            result.programs.push(program(line, &ours_raw));
+            result.programs.push(program(line, &shown));
         }
     }
     if !notes.is_empty() {
         result.error = Some(notes.join("; "));
     }
-    with_ours(result, &ours_raw, &lines)
+    with_ours(result, &ours_raw, &shown)
 }
 
-/// libbpf's verdict on one program; its instructions carry their bytes when they differ from
-/// ours, so the runner can show where.
-fn program(line: &LoaderLine, ours_raw: &BTreeMap<String, Vec<u8>>) -> LibbpfProgram {
+/// Most programs of one object whose differing instructions travel to the runner (the results
+/// port is a UART): the first few show what differs; the others are named with their hashes.
+const MAX_SHOWN_PROGRAMS: usize = 4;
+
+/// The programs both loaded whose normalised instructions differ, the first few of them.
+fn shown_differences(
+    lines: &[LoaderLine],
+    ours_raw: &BTreeMap<String, Vec<u8>>,
+) -> BTreeSet<String> {
+    lines
+        .iter()
+        .filter(|line| {
+            let theirs = line.xlated.as_deref().map(Xlated::from_raw);
+            let ours = ours_raw.get(&line.program).map(|o| Xlated::from_raw(o));
+            matches!((ours, theirs), (Some(a), Some(b)) if a.sha256 != b.sha256)
+        })
+        .take(MAX_SHOWN_PROGRAMS)
+        .map(|line| line.program.clone())
+        .collect()
+}
+
+/// libbpf's verdict on one program; its instructions carry their bytes when they are `shown`.
+fn program(line: &LoaderLine, shown: &BTreeSet<String>) -> LibbpfProgram {
     let xlated = line.xlated.as_deref().map(|raw| {
-        let summary = Xlated::from_raw(raw);
-        let ours = ours_raw.get(&line.program).map(|o| Xlated::from_raw(o));
-        match ours {
-            Some(ours) if ours.sha256 != summary.sha256 => Xlated::with_bytes(raw),
-            _ => summary,
+        if shown.contains(&line.program) {
+            Xlated::with_bytes(raw)
+        } else {
+            Xlated::from_raw(raw)
         }
     });
     LibbpfProgram {
@@ -111,28 +131,19 @@ fn program(line: &LoaderLine, ours_raw: &BTreeMap<String, Vec<u8>>) -> LibbpfPro
     }
 }
 
-/// Our side's instructions, with bytes where libbpf's differ (or libbpf has none to compare).
+/// Our side's instructions, with bytes for the `shown` programs.
 fn with_ours(
     mut result: LibbpfObject,
     ours_raw: &BTreeMap<String, Vec<u8>>,
-    lines: &[LoaderLine],
+    shown: &BTreeSet<String>,
 ) -> LibbpfObject {
     for (name, raw) in ours_raw {
-        let ours = Xlated::from_raw(raw);
-        let theirs = lines
-            .iter()
-            .find(|l| &l.program == name)
-            .and_then(|l| l.xlated.as_deref())
-            .map(Xlated::from_raw);
-        let differs = theirs.is_some_and(|t| t.sha256 != ours.sha256);
-        result.ours_xlated.insert(
-            name.clone(),
-            if differs {
-                Xlated::with_bytes(raw)
-            } else {
-                ours
-            },
-        );
+        let xlated = if shown.contains(name) {
+            Xlated::with_bytes(raw)
+        } else {
+            Xlated::from_raw(raw)
+        };
+        result.ours_xlated.insert(name.clone(), xlated);
     }
     result
 }
@@ -230,10 +241,12 @@ fn run_loader(
     Ok(out)
 }
 
+/// At most `limit` bytes; the rest is read and dropped, so the loader never blocks on a full pipe.
 fn bounded_read(source: Option<impl Read>, limit: u64) -> String {
     let mut bytes = Vec::new();
-    if let Some(source) = source {
-        let _ = source.take(limit).read_to_end(&mut bytes);
+    if let Some(mut source) = source {
+        let _ = source.by_ref().take(limit).read_to_end(&mut bytes);
+        let _ = std::io::copy(&mut source, &mut std::io::sink());
     }
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -263,8 +276,10 @@ mod tests {
         ]
         .into();
         let lines = [line("same", &A), line("other", &B)];
-        let same = program(&lines[0], &ours);
-        let other = program(&lines[1], &ours);
+        let shown = shown_differences(&lines, &ours);
+        assert_eq!(shown, BTreeSet::from(["other".to_string()]));
+        let same = program(&lines[0], &shown);
+        let other = program(&lines[1], &shown);
         assert!(same.xlated.unwrap().bytes.is_none());
         assert_eq!(other.xlated.unwrap().bytes.as_deref(), Some(&B[..]));
         let empty = LibbpfObject {
@@ -277,9 +292,14 @@ mod tests {
             error: None,
             refused_object: None,
         };
-        let result = with_ours(empty, &ours, &lines);
+        let result = with_ours(empty, &ours, &shown);
         assert!(result.ours_xlated["same"].bytes.is_none());
         assert_eq!(result.ours_xlated["other"].bytes.as_deref(), Some(&A[..]));
         assert_eq!(result.ours_xlated["other"].insns, 2);
+        // Only the first few differing programs carry their bytes.
+        let many: Vec<LoaderLine> = (0..10).map(|i| line(&format!("p{i}"), &B)).collect();
+        let ours: BTreeMap<String, Vec<u8>> =
+            (0..10).map(|i| (format!("p{i}"), A.to_vec())).collect();
+        assert_eq!(shown_differences(&many, &ours).len(), MAX_SHOWN_PROGRAMS);
     }
 }

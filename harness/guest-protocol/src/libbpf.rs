@@ -62,8 +62,8 @@ pub struct Xlated {
     pub bytes: Option<Vec<u8>>,
 }
 
-/// Bytes of each side's instructions carried for a difference (4096 instructions).
-pub const MAX_SHOWN_XLATED_BYTES: usize = 4096 * INSN;
+/// Bytes of each side's instructions carried for a difference (1024 instructions).
+pub const MAX_SHOWN_XLATED_BYTES: usize = 1024 * INSN;
 
 const INSN: usize = 8;
 const LD_IMM64: u8 = 0x18;

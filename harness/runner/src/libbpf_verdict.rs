@@ -94,13 +94,30 @@ pub fn compare(ours: Option<&ObjectLoaded>, theirs: &LibbpfObject, why_absent: &
                              (ours {} instructions, libbpf {}; up to map ids)",
                             a.insns, b.insns
                         );
-                        if let Some(diff) = a
-                            .bytes
-                            .as_deref()
-                            .zip(b.bytes.as_deref())
-                            .and_then(|(x, y)| describe_difference(x, y))
-                        {
-                            let _ = write!(text, "\n{diff}");
+                        match a.bytes.as_deref().zip(b.bytes.as_deref()) {
+                            Some((x, y)) => match describe_difference(x, y) {
+                                Some(diff) => {
+                                    let _ = write!(text, "\n{diff}");
+                                }
+                                None => {
+                                    let _ = write!(
+                                        text,
+                                        "\n(the first {} instructions are equal; sha256 ours {}, \
+                                         libbpf {})",
+                                        x.len().min(y.len()) / 8,
+                                        a.sha256,
+                                        b.sha256
+                                    );
+                                }
+                            },
+                            None => {
+                                let _ = write!(
+                                    text,
+                                    "\n(instructions not carried: more programs differ than the \
+                                     agent shows; sha256 ours {}, libbpf {})",
+                                    a.sha256, b.sha256
+                                );
+                            }
                         }
                         result.disagreements.push(text);
                     }
