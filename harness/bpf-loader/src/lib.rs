@@ -33,8 +33,8 @@ pub use map::{
 };
 pub use prog::{
     load_program, load_program_reporting, load_program_with_log, obj_get, obj_pin, prog_info,
-    test_run, test_run_with, ProgInfo, ProgramLoad, TestRun, TestRunExtra, TestRunOutput,
-    INSN_SIZE, MAX_LOG_SIZE,
+    prog_xlated_insns, test_run, test_run_with, ProgInfo, ProgramLoad, TestRun, TestRunExtra,
+    TestRunOutput, INSN_SIZE, MAX_LOG_SIZE, MAX_XLATED_INSNS,
 };
 pub use ringbuf::{record_span, RecordHeader, RingBuf, RingBufError};
 pub use sys::{raise_memlock_rlimit, sanitize_obj_name, AsBpfFd};

@@ -332,6 +332,33 @@ pub fn prog_info(fd: impl AsBpfFd) -> Result<ProgInfo, BpfError> {
     })
 }
 
+/// Most translated instructions read back from one program: the verifier's own limit on a
+/// program's size (1M instructions), plus room for the instructions its fixups add.
+pub const MAX_XLATED_INSNS: usize = 2 << 20;
+
+/// The program as the kernel runs it after verification (`xlated_prog_insns` of
+/// `BPF_OBJ_GET_INFO_BY_FD`), 8 bytes per instruction; map references read as map ids.
+pub fn prog_xlated_insns(fd: impl AsBpfFd) -> Result<Vec<u8>, BpfError> {
+    let fd = fd.as_bpf_fd();
+    let err = |e| BpfError::syscall(BPF_OBJ_GET_INFO_BY_FD, Some(format!("program fd {fd}")), e);
+    let mut raw = ProgInfoRaw::default();
+    obj_info(fd, &mut raw).map_err(err)?;
+    let len = raw.xlated_prog_len as usize;
+    if len > MAX_XLATED_INSNS * INSN_SIZE {
+        return Err(err(libc::E2BIG));
+    }
+    let mut insns = vec![0u8; len];
+    let mut raw = ProgInfoRaw {
+        xlated_prog_len: len as u32,
+        xlated_prog_insns: insns.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    obj_info(fd, &mut raw).map_err(err)?;
+    // The kernel reports the full length; it wrote at most what we offered.
+    insns.truncate((raw.xlated_prog_len as usize).min(len));
+    Ok(insns)
+}
+
 fn prog_label(fd: RawFd) -> String {
     let mut raw = ProgInfoRaw::default();
     match obj_info(fd, &mut raw) {

@@ -776,3 +776,31 @@ fn ringbuf_records_are_read_in_order_and_drained() {
         Err(RingBufError::BadSize(1000))
     ));
 }
+
+#[test]
+fn translated_instructions_name_maps_by_id() {
+    require_bpf();
+    let map = array_map("xl_counter", BPF_MAP_TYPE_ARRAY, 8, 1);
+    let insns = count_into_slot0(map.as_raw_fd(), &[mov64_imm(R0, 0), exit()]);
+    let prog = load_program(&ProgramLoad {
+        name: "xlated",
+        program_type: BPF_PROG_TYPE_SOCKET_FILTER,
+        insns: &insns,
+        license: "GPL",
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let xlated = prog_xlated_insns(&prog).unwrap();
+    let info = prog_info(&prog).unwrap();
+    assert_eq!(xlated.len(), info.xlated_len as usize);
+    assert_eq!(xlated.len() % INSN_SIZE, 0);
+    // The ld_imm64 that held the map fd reads back as BPF_PSEUDO_MAP_FD with the map's id.
+    let map_id = map_info(&map).unwrap().id;
+    let ld = xlated
+        .chunks(INSN_SIZE)
+        .find(|i| i[0] == 0x18 && i[1] >> 4 == 1)
+        .expect("no map reference in the translated program");
+    assert_eq!(u32::from_le_bytes(ld[4..8].try_into().unwrap()), map_id);
+    // The tail is as we wrote it.
+    assert_eq!(&xlated[xlated.len() - 16..], &insns[insns.len() - 16..]);
+}

@@ -8,6 +8,7 @@
 
 mod channel;
 mod kernel_facts;
+mod libbpf;
 mod load;
 mod printk;
 mod run_cases;
@@ -126,10 +127,29 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             channel.send(&GuestMessage::Log { message });
             channel.flush();
         };
+        let load_started = Instant::now();
         let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
+        let ours_us = load_started.elapsed().as_micros() as u64;
+        if let Some(loader) = manifest.libbpf_loader.as_deref() {
+            // Our load first (its report is unchanged), then libbpf's beside it in this guest.
+            if let Ok((_, report)) = &loaded {
+                channel.send(&GuestMessage::ObjectLoaded(report.clone()));
+            }
+            let ours = loaded.as_ref().ok().map(|(l, _)| l);
+            let pins = libbpf_pin_root(bundle);
+            let mut progress = |message: String| {
+                channel.send(&GuestMessage::Log { message });
+                channel.flush();
+            };
+            let compared =
+                libbpf::compare(bundle, loader, &pins, object, ours, ours_us, &mut progress);
+            channel.send(&GuestMessage::LibbpfLoaded(compared));
+        }
         match loaded {
             Ok((loaded, report)) => {
-                channel.send(&GuestMessage::ObjectLoaded(report));
+                if manifest.libbpf_loader.is_none() {
+                    channel.send(&GuestMessage::ObjectLoaded(report));
+                }
                 for note in &loaded.notes {
                     channel.send(&GuestMessage::Log {
                         message: format!("{}: {note}", object.name),
@@ -162,6 +182,17 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         }
     }
     Ok(())
+}
+
+/// Where libbpf pins the maps that ask for it: the guest's own bpffs, or a plain directory of
+/// the bundle for the host entry (the host's /sys/fs/bpf is not ours to write; libbpf then
+/// refuses objects with pinned maps there, which the comparison shows).
+fn libbpf_pin_root(bundle: &std::path::Path) -> std::path::PathBuf {
+    if std::process::id() == 1 {
+        std::path::PathBuf::from("/sys/fs/bpf/harness-libbpf")
+    } else {
+        bundle.join("harness/libbpf-pins")
+    }
 }
 
 /// What the kernel's BTF loader accepted, in the terms the engine's sanitizer uses.

@@ -8,10 +8,12 @@
 
 mod framing;
 mod hexbytes;
+pub mod libbpf;
 mod manifest;
 mod messages;
 
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
+pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
     CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
 };

@@ -18,6 +18,10 @@ pub struct Manifest {
     /// Test-only fault injection (`panic`, `hang`, `crash`), used by the harness's own tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// The static libbpf loader's path in the bundle: each object then also goes through libbpf
+    /// (`harness --libbpf`), and both loaders' translated programs are reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libbpf_loader: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,8 @@ pub enum GuestMessage {
     Hello(Hello),
     ObjectLoaded(ObjectLoaded),
     CaseResult(CaseResult),
+    /// The same object through libbpf in the same guest (`harness --libbpf`).
+    LibbpfLoaded(crate::libbpf::LibbpfObject),
     /// Something the agent wants in the report, not a result.
     Log {
         message: String,

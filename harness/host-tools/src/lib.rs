@@ -64,6 +64,67 @@ pub fn requirements(qemu: bool, clang: Option<&str>) -> Vec<Requirement> {
     needs
 }
 
+/// What building the static libbpf loader (`harness --libbpf`) needs: a C compiler and the static
+/// archives of libbpf and of what it links (libelf, zlib, and zstd where libelf uses it).
+pub fn libbpf_loader_requirements(cc: &str) -> Vec<Requirement> {
+    let compiler = on_path(cc);
+    let archive = |name: &str| static_archive(cc, compiler, name);
+    let mut needs = vec![
+        Requirement {
+            what: "a C compiler (builds the static libbpf loader)",
+            present: compiler,
+            install: Install::Apt("gcc"),
+        },
+        Requirement {
+            what: "libbpf.a and libbpf headers",
+            present: archive("libbpf.a").is_some()
+                && Path::new("/usr/include/bpf/libbpf.h").exists(),
+            install: Install::Apt("libbpf-dev"),
+        },
+        Requirement {
+            what: "libelf.a",
+            present: archive("libelf.a").is_some(),
+            install: Install::Apt("libelf-dev"),
+        },
+        Requirement {
+            what: "libz.a",
+            present: archive("libz.a").is_some(),
+            install: Install::Apt("zlib1g-dev"),
+        },
+    ];
+    if libelf_needs_zstd(cc, compiler) {
+        needs.push(Requirement {
+            what: "libzstd.a (libelf is built with zstd)",
+            present: archive("libzstd.a").is_some(),
+            install: Install::Apt("libzstd-dev"),
+        });
+    }
+    needs
+}
+
+/// Whether this machine's static libelf calls into zstd (elfutils built with it).
+pub fn libelf_needs_zstd(cc: &str, compiler: bool) -> bool {
+    static_archive(cc, compiler, "libelf.a")
+        .and_then(|p| std::fs::read(p).ok())
+        .is_some_and(|bytes| bytes.windows(5).any(|w| w == b"ZSTD_"))
+}
+
+/// Where the compiler (or, without one, the usual directories) finds a static archive.
+fn static_archive(cc: &str, compiler: bool, name: &str) -> Option<std::path::PathBuf> {
+    if compiler {
+        let out = Command::new(cc)
+            .arg(format!("-print-file-name={name}"))
+            .output()
+            .ok()?;
+        let path = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        return path.is_absolute().then_some(path).filter(|p| p.is_file());
+    }
+    ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
 /// Installs what is missing when allowed and possible; otherwise fails with the commands to run.
 pub fn ensure(needs: &[Requirement], allow_install: bool) -> Result<()> {
     let missing: Vec<&Requirement> = needs.iter().filter(|r| !r.present).collect();
@@ -271,6 +332,26 @@ mod tests {
         assert!(
             error.contains("apt-get install -y qemu-system-x86"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn without_a_compiler_the_libbpf_loader_asks_for_gcc() {
+        let needs = libbpf_loader_requirements("no-such-cc-for-sure");
+        let compiler = &needs[0];
+        assert!(!compiler.present);
+        assert_eq!(compiler.install, Install::Apt("gcc"));
+        let error = ensure(&needs, false).unwrap_err().to_string();
+        assert!(error.contains("apt-get install gcc"), "{error}");
+        // The archives are still looked for where Debian puts them.
+        let libbpf = needs
+            .iter()
+            .find(|r| r.what.starts_with("libbpf.a"))
+            .unwrap();
+        assert_eq!(
+            libbpf.present,
+            Path::new("/usr/lib/x86_64-linux-gnu/libbpf.a").is_file()
+                && Path::new("/usr/include/bpf/libbpf.h").exists()
         );
     }
 

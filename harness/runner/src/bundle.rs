@@ -13,6 +13,8 @@ pub struct Bundle {
     pub objects: Vec<(ObjectEntry, Vec<u8>)>,
     pub cases: Vec<CaseSpec>,
     pub fault: Option<String>,
+    /// The static libbpf loader (`--libbpf`), shipped at [`guest_protocol::LIBBPF_LOADER_PATH`].
+    pub libbpf_loader: Option<Vec<u8>>,
 }
 
 pub const OBJECTS_DIR: &str = "harness/objects";
@@ -38,6 +40,10 @@ impl Bundle {
             cases: self.cases.clone(),
             probe_only,
             fault: self.fault.clone(),
+            libbpf_loader: self
+                .libbpf_loader
+                .as_ref()
+                .map(|_| guest_protocol::LIBBPF_LOADER_PATH.to_string()),
         }
     }
 
@@ -91,6 +97,13 @@ impl Bundle {
                 data: bytes.clone(),
             });
         }
+        if let Some(loader) = &self.libbpf_loader {
+            entries.push(Entry::File {
+                path: guest_protocol::LIBBPF_LOADER_PATH.into(),
+                mode: 0o755,
+                data: loader.clone(),
+            });
+        }
         if let Some(config) = kernel_config {
             entries.push(Entry::File {
                 path: KERNEL_CONFIG_PATH.into(),
@@ -135,6 +148,13 @@ impl Bundle {
         for (entry, bytes) in &self.objects {
             crate::fsutil::write_atomic(&dir.join(&entry.path), bytes)?;
         }
+        if let Some(loader) = &self.libbpf_loader {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(guest_protocol::LIBBPF_LOADER_PATH);
+            crate::fsutil::write_atomic(&path, loader)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("making {} executable", path.display()))?;
+        }
         Ok(())
     }
 }
@@ -150,6 +170,7 @@ mod tests {
             objects: vec![(Bundle::object_entry("counter", &object), object)],
             cases: vec![],
             fault: None,
+            libbpf_loader: None,
         }
     }
 

@@ -155,6 +155,12 @@ pub struct RunArgs {
     /// `<object>.fixtures.toml.blessed`, for review (then move it over the fixture file)
     #[arg(long, value_name = "KERNEL")]
     pub bless: Option<String>,
+    /// Also load every object with libbpf in each guest (a static loader built here against the
+    /// system's libbpf: needs gcc, libbpf-dev, libelf-dev, zlib1g-dev) and check, per
+    /// `<kernel>::<object>::libbpf` trial, that both loaders load or refuse each program alike and
+    /// that the kernel translated what both loaded identically (up to map ids)
+    #[arg(long)]
+    pub libbpf: bool,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
     /// (repeatable); the harness's own fault tests use it
     #[arg(long, hide = true, value_name = "KERNEL=FAULT", value_parser = parse_fault)]

@@ -131,6 +131,9 @@ pub struct GuestRun {
     /// passes now is flaky, not a plain pass.
     #[serde(default)]
     pub earlier_attempts: Vec<String>,
+    /// Each object as libbpf loaded it in the same guest (`--libbpf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libbpf: Vec<guest_protocol::LibbpfObject>,
 }
 
 impl GuestRun {
@@ -148,6 +151,7 @@ impl GuestRun {
             console_tail: String::new(),
             damaged_frames: 0,
             earlier_attempts: Vec::new(),
+            libbpf: Vec::new(),
         }
     }
 
@@ -173,6 +177,7 @@ impl GuestRun {
                 self.hello = Some(hello);
             }
             GuestMessage::ObjectLoaded(loaded) => self.objects.push(loaded),
+            GuestMessage::LibbpfLoaded(loaded) => self.libbpf.push(loaded),
             GuestMessage::CaseResult(result) => {
                 self.cases.insert(result.case_id, result.outcome);
             }

@@ -15,6 +15,8 @@ pub mod initramfs;
 pub mod interrupt;
 pub mod layout;
 pub mod leftovers;
+pub mod libbpf_loader;
+pub mod libbpf_verdict;
 pub mod lock;
 pub mod lockfile;
 pub mod matrix;

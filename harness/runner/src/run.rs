@@ -178,7 +178,14 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let objects = object_names(&plan);
     let cases = planned_cases(&plan.fixture_files().collect::<Vec<_>>());
 
-    let names = all_trial_names(&kernels, &objects, &cases);
+    let mut names = all_trial_names(&kernels, &objects, &cases);
+    if args.libbpf {
+        names.extend(kernels.iter().flat_map(|k| {
+            objects
+                .iter()
+                .map(|o| crate::libbpf_verdict::libbpf_trial_name(&k.name, o))
+        }));
+    }
     if args.list {
         let trials = names
             .into_iter()
@@ -189,7 +196,17 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     }
 
     // Boot only what the selected trials need.
-    let needed = needed_by_selection(&args, &kernels, &objects, &cases);
+    let mut needed = needed_by_selection(&args, &kernels, &objects, &cases);
+    if args.libbpf {
+        for kernel in &kernels {
+            let selected = objects
+                .iter()
+                .any(|o| args.selects(&crate::libbpf_verdict::libbpf_trial_name(&kernel.name, o)));
+            if selected {
+                needed.entry(kernel.name.clone()).or_default();
+            }
+        }
+    }
     let kernels: Vec<&KernelEntry> = kernels
         .into_iter()
         .filter(|k| needed.contains_key(&k.name))
@@ -238,6 +255,15 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .collect();
     let case_specs = case_specs(&fixture_files);
     let agent = crate::agent::AGENT.to_vec();
+    let libbpf_loader = if args.libbpf {
+        eprintln!("building the static libbpf loader (--libbpf)");
+        Some(crate::libbpf_loader::build(
+            &layout.work,
+            !args.common.no_install,
+        )?)
+    } else {
+        None
+    };
     let agent_path = crate::agent::install_in(&layout.work)?;
 
     // Images: one thread per kernel; a failure costs that kernel only.
@@ -302,6 +328,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     .iter()
                     .find(|(k, _)| k == &kernel.name)
                     .map(|(_, f)| f.clone()),
+                libbpf_loader: libbpf_loader.clone(),
             };
             let image = provisioned.get(&kernel.name).cloned();
             let semaphore = semaphore.clone();
@@ -398,7 +425,10 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             )
         })
         .collect();
-    let judged = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
+    let mut judged = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
+    if args.libbpf {
+        judged.extend(crate::libbpf_verdict::judge_all(&runs, &objects));
+    }
     // One count everywhere: the table, summary, JSON, JUnit and exit status see the trials
     // the filters selected, as libtest does (it still gets them all, to count what it filtered).
     let mut trials: Vec<Trial> = judged
@@ -449,6 +479,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&judged));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
+    print!("{}", crate::libbpf_verdict::figures(&runs));
     print!("{}", crate::report::objects::render(&record));
     for error in &report_errors {
         eprintln!("error: {error:#}");
@@ -652,6 +683,7 @@ async fn probe_kvm(
         objects: vec![],
         cases: vec![],
         fault: None,
+        libbpf_loader: None,
     };
     let work = layout.work.join(format!(
         "{}d",

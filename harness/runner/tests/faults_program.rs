@@ -214,6 +214,7 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
             .unwrap(),
         ],
         fault: None,
+        libbpf_loader: None,
     };
     bundle.write_dir("host", dir.path()).unwrap();
     let output = std::process::Command::new(&agent)

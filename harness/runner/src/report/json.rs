@@ -59,6 +59,9 @@ struct KernelReport<'a> {
     console_tail: &'a str,
     logs: &'a [String],
     objects: &'a [guest_protocol::ObjectLoaded],
+    /// Each object as libbpf loaded it in the same guest (`--libbpf`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    libbpf: &'a [guest_protocol::LibbpfObject],
     counts: Counts,
 }
 
@@ -89,6 +92,7 @@ fn kernel_report<'a>(run: &'a GuestRun, trials: &'a [Trial]) -> KernelReport<'a>
         console_tail: &run.console_tail,
         logs: &run.logs,
         objects: &run.objects,
+        libbpf: &run.libbpf,
         counts: count(
             trials
                 .iter()
