@@ -5,7 +5,8 @@
 #   scripts/compare-libbpf.sh KERNEL OBJ_DIR [LIBBPF_TSV]
 #
 # KERNEL is a matrix kernel (5.10, 6.1, 6.12, 7.2) or `host`. The harness runs OBJ_DIR load-only
-# on it (every *.bpf.o / BPF *.o, fixtures ignored) with a matrix whose guest may take an hour;
+# on it (every *.bpf.o / BPF *.o, fixtures ignored) with a matrix whose guest may take an hour
+# (and be silent 5 minutes in one verification: this is a measurement, not a gate);
 # libbpf's verdict comes from scripts/libbpf-reference.sh in the same kernel, or from LIBBPF_TSV
 # if given (its output, saved). Exit 1 when they disagree on any program.
 set -eu
@@ -20,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Only the objects, no fixtures: load-only, the way a user hands in a build directory.
 mkdir "$tmp/objects"
 for o in "$DIR"/*.o; do ln -s "$o" "$tmp/objects/$(basename "$o")"; done
-sed -e 's/^guest_timeout_s = .*/guest_timeout_s = 3600/' -e 's/^memory_mib = .*/memory_mib = 1024/' \
+sed -e 's/^guest_timeout_s = .*/guest_timeout_s = 3600/' -e 's/^test_timeout_s = .*/test_timeout_s = 300/' -e 's/^memory_mib = .*/memory_mib = 1024/' \
     kernels.toml >"$tmp/kernels.toml"
 cp kernels.lock "$tmp/kernels.lock"
 # HARNESS_BIN: a harness binary to use (a test passes its own: a cargo build here would wait on
