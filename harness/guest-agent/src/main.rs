@@ -10,6 +10,7 @@ mod channel;
 mod kernel_facts;
 mod load;
 mod printk;
+mod ready;
 mod run_cases;
 mod system;
 mod traffic;
@@ -40,7 +41,13 @@ fn main() {
     } else {
         Channel::stdout()
     };
-    let outcome = run(&bundle, &mut channel, started);
+    // No manifest in the initramfs: a guest booted to be snapshotted, its bundle comes later.
+    let outcome = if as_init && ready::is_ready_mode(&bundle) {
+        ready::receive_bundle(&bundle, &mut channel)
+    } else {
+        Ok(())
+    }
+    .and_then(|()| run(&bundle, &mut channel, started));
     if let Err(message) = outcome {
         channel.send(&GuestMessage::Fatal { message });
     }
