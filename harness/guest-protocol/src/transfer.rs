@@ -6,9 +6,12 @@
 //!
 //! ```text
 //! "@@BUNDLE"  u32 LE payload length  u32 LE crc32(payload)  payload
-//! payload = u64 LE host time (ns since the epoch)  u32 LE file count
-//!           { u16 LE path length, path (UTF-8, relative), u32 LE data length, data }*
+//! payload = zlib( u64 LE host time (ns since the epoch)  u32 LE file count
+//!                 { u16 LE path length, path (UTF-8, relative), u32 LE data length, data }* )
 //! ```
+//!
+//! Compressed because an emulated 8250 UART under TCG moves only about 40 KB/s into a guest:
+//! every byte saved is 25 µs of the critical path (JSON manifests shrink about tenfold).
 //!
 //! Every length is bounded before anything is allocated, and paths can only name files below
 //! the bundle root, so a damaged or hostile stream costs a clear error, never memory or a write
@@ -20,7 +23,8 @@ use std::fmt;
 pub const BUNDLE_MAGIC: &[u8; 8] = b"@@BUNDLE";
 /// Magic, payload length and checksum.
 pub const BUNDLE_HEADER_BYTES: usize = 16;
-/// The largest payload accepted: far above a corpus of objects plus a kernel config (~300 KiB).
+/// The largest payload accepted, compressed or not: far above a corpus of objects and its
+/// manifest (a few hundred KiB).
 pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 /// The most files one bundle carries.
 pub const MAX_BUNDLE_FILES: usize = 4096;
@@ -47,6 +51,7 @@ pub enum TransferError {
     BadMagic,
     TooLarge { bytes: usize },
     Checksum { expected: u32, actual: u32 },
+    Compression { error: String },
     Truncated { at: usize },
     TooManyFiles { count: usize },
     BadPath { path: String },
@@ -65,6 +70,9 @@ impl fmt::Display for TransferError {
                 f,
                 "bundle checksum {actual:08x} does not match the header's {expected:08x}: damaged in transit"
             ),
+            TransferError::Compression { error } => {
+                write!(f, "the bundle does not decompress: {error}")
+            }
             TransferError::Truncated { at } => {
                 write!(f, "the bundle ends inside a field at byte {at}")
             }
@@ -126,6 +134,7 @@ impl BundleTransfer {
                 });
             }
         }
+        let payload = compress(&payload)?;
         let mut out = Vec::with_capacity(BUNDLE_HEADER_BYTES + payload.len());
         out.extend_from_slice(BUNDLE_MAGIC);
         out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -133,6 +142,33 @@ impl BundleTransfer {
         out.extend_from_slice(&payload);
         Ok(out)
     }
+}
+
+fn compress(plain: &[u8]) -> Result<Vec<u8>, TransferError> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(plain)
+        .and_then(|()| encoder.finish())
+        .map_err(|e| TransferError::Compression {
+            error: e.to_string(),
+        })
+}
+
+/// Inflates at most [`MAX_BUNDLE_BYTES`]: a small stream cannot claim unbounded memory.
+fn decompress(compressed: &[u8]) -> Result<Vec<u8>, TransferError> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(MAX_BUNDLE_BYTES as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| TransferError::Compression {
+            error: e.to_string(),
+        })?;
+    if plain.len() > MAX_BUNDLE_BYTES {
+        return Err(TransferError::TooLarge { bytes: plain.len() });
+    }
+    Ok(plain)
 }
 
 /// What the header says: the payload's length (already bounded) and checksum.
@@ -202,6 +238,8 @@ pub fn decode_payload(
             actual,
         });
     }
+    let plain = decompress(payload)?;
+    let payload = &plain[..];
     let mut fields = Fields {
         bytes: payload,
         at: 0,
@@ -311,6 +349,7 @@ mod tests {
             p
         };
         let check = |p: Vec<u8>| {
+            let p = compress(&p).unwrap();
             let header = BundleHeader {
                 payload_len: p.len(),
                 crc32: crc32fast::hash(&p),
@@ -352,6 +391,19 @@ mod tests {
             assert!(got.as_ref().is_err_and(expected), "case {i}: {got:?}");
         }
         assert!(check(payload(1, &file("a/b", 1, b"x"))).is_ok());
+    }
+
+    #[test]
+    fn a_payload_that_is_not_zlib_is_refused() {
+        let p = b"plain bytes".to_vec();
+        let header = BundleHeader {
+            payload_len: p.len(),
+            crc32: crc32fast::hash(&p),
+        };
+        assert!(matches!(
+            decode_payload(&header, &p),
+            Err(TransferError::Compression { .. })
+        ));
     }
 
     #[test]

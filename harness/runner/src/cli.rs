@@ -155,6 +155,13 @@ pub struct RunArgs {
     /// `<object>.fixtures.toml.blessed`, for review (then move it over the fixture file)
     #[arg(long, value_name = "KERNEL")]
     pub bless: Option<String>,
+    /// Start each guest from its kernel's ready snapshot (saved in the image cache on first
+    /// use: boot to the agent's ready point, QEMU migration to a file) instead of booting it
+    #[arg(long, conflicts_with = "fresh_boot")]
+    pub snapshot: bool,
+    /// Boot every guest from scratch with a per-run initramfs (today's default)
+    #[arg(long)]
+    pub fresh_boot: bool,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
     /// (repeatable); the harness's own fault tests use it
     #[arg(long, hide = true, value_name = "KERNEL=FAULT", value_parser = parse_fault)]
