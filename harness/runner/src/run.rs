@@ -744,7 +744,7 @@ async fn run_kernel(
         )
         .await;
         match restored {
-            Restored::Ran(run) => return run,
+            Restored::Ran(run) => return *run,
             Restored::Unavailable(why) => {
                 eprintln!("note: [{}] booting fresh: {why}", kernel.name)
             }

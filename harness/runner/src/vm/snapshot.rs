@@ -82,7 +82,7 @@ impl Snapshot {
 /// The outcome of a snapshot run: the guest ran (whatever its results), or no snapshot could
 /// be used and the caller should boot fresh (with the reason, to say so).
 pub enum Restored {
-    Ran(GuestRun),
+    Ran(Box<GuestRun>),
     Unavailable(String),
 }
 
@@ -254,7 +254,7 @@ fn prune(ready: &Path, current: &Path, initramfs: &Path) {
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    others.sort_by(|a, b| b.0.cmp(&a.0));
+    others.sort_by_key(|b| std::cmp::Reverse(b.0));
     let (dirs, files): (Vec<_>, Vec<_>) = others.into_iter().partition(|(_, p)| p.is_dir());
     for (_, dir) in dirs.iter().skip(KEEP_OTHER_SNAPSHOTS) {
         discard(dir);
@@ -527,7 +527,7 @@ pub async fn run(
             Err(why) => return Restored::Unavailable(format!("no ready snapshot: {why}")),
         };
         match restore(target, &snapshot, &bytes, cancel.clone(), events.clone()).await {
-            Ok(run) => return Restored::Ran(run),
+            Ok(run) => return Restored::Ran(Box::new(run)),
             Err(why) => {
                 eprintln!(
                     "note: [{kernel}] ready snapshot {} did not restore ({why}): discarded, rebuilding",
