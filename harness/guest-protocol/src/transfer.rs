@@ -363,7 +363,8 @@ mod tests {
             f.extend_from_slice(data);
             f
         };
-        let table: Vec<(Vec<u8>, fn(&TransferError) -> bool)> = vec![
+        type Expect = fn(&TransferError) -> bool;
+        let table: Vec<(Vec<u8>, Expect)> = vec![
             (payload(u32::MAX, &[]), |e| {
                 matches!(e, TransferError::TooManyFiles { .. })
             }),
