@@ -32,7 +32,7 @@ pub enum Command {
     /// Resolve the Debian packages of the matrix and write kernels.lock
     Lock(LockArgs),
     /// Download and unpack the matrix's kernels into the image cache, without booting
-    Fetch(CommonArgs),
+    Fetch(FetchArgs),
     /// Relocate the objects against every kernel's BTF on the host, without booting, and print
     /// each decision per kernel
     Reloc(crate::reloc_table::RelocArgs),
@@ -106,6 +106,15 @@ impl ObjectArgs {
             self.programs.clone()
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Also build each kernel's ready snapshot (see `--snapshot` of a run)
+    #[arg(long)]
+    pub snapshot: bool,
 }
 
 #[derive(Debug, Args)]

@@ -248,8 +248,23 @@ fn prune(ready: &Path, current: &Path, initramfs: &Path) {
     let Ok(entries) = std::fs::read_dir(ready) else {
         return;
     };
+    let entries: Vec<_> = entries.flatten().collect();
+    // What a killed build left behind: no build takes an hour.
+    for entry in &entries {
+        let abandoned = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".building-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(3600)));
+        if abandoned {
+            discard(&entry.path());
+        }
+    }
     let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
+        .into_iter()
         .filter(|e| e.path() != current && e.path() != initramfs)
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
@@ -583,6 +598,86 @@ pub async fn run_kernel(
         agent_sha256: &agent_sha256,
     };
     run(&target, &transfer, cancel, events).await
+}
+
+/// `harness fetch --snapshot`: provision each selected kernel and build its ready snapshot
+/// now, so the first `--snapshot` run restores at once. Only when KVM is ruled out: otherwise
+/// the acceleration (part of the key) is decided by a probe boot in the first run.
+pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
+    use crate::config::{KernelSource, Matrix};
+    let matrix = Matrix::load(&common.matrix)?;
+    let kernels = matrix.select(&common.kernels)?;
+    let layout = crate::layout::Layout::new(common, None);
+    let images = crate::images::Images::new(&layout.images, &matrix);
+    let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
+    let Some(why_tcg) =
+        super::accel::kvm_ruled_out(Path::new("/dev/kvm"), Path::new("/sys/module"))
+    else {
+        eprintln!(
+            "note: KVM may work on this machine: ready snapshots are built by the first \
+             --snapshot run, once a probe boot has decided the acceleration"
+        );
+        return Ok(());
+    };
+    eprintln!("snapshots under TCG ({why_tcg})");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let agent = crate::agent::AGENT;
+    let agent_sha256 = crate::agent::sha256();
+    let progress = crate::images::IndicatifProgress::new();
+    let mut failed = 0;
+    for kernel in kernels
+        .iter()
+        .filter(|k| !matches!(k.source, KernelSource::Host))
+    {
+        let built = images
+            .provision(kernel, &lock, &progress)
+            .map_err(|e| format!("image: {e}"))
+            .and_then(|image| {
+                let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
+                let initramfs = crate::bundle::Bundle::ready_initramfs(agent, config.as_deref())
+                    .map_err(|e| format!("{e:#}"))?;
+                let limits = super::GuestLimits {
+                    boot: kernel.boot_timeout,
+                    test: kernel.test_timeout,
+                    guest: kernel.guest_timeout,
+                };
+                let work = layout.work.join("snapshots").join(&kernel.name);
+                std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+                let guest = QemuGuest::for_kernel(
+                    kernel,
+                    &image,
+                    PathBuf::new(),
+                    super::accel::Accel::Tcg,
+                    limits,
+                    work,
+                );
+                let target = SnapshotTarget {
+                    guest: &guest,
+                    image: &image,
+                    cache_root: &layout.images,
+                    agent,
+                    agent_sha256,
+                    initramfs: &initramfs,
+                };
+                runtime.block_on(ensure(&target, false))
+            });
+        match built {
+            Ok(snapshot) => println!(
+                "{:6} ready snapshot {} ({} MB)",
+                kernel.name,
+                snapshot.dir.display(),
+                snapshot.meta.state_bytes >> 20
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e}", kernel.name);
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} ready snapshot(s) could not be built");
+    Ok(())
 }
 
 /// Err: the snapshot did not restore (nothing ran). Ok: the guest ran from it.
