@@ -302,6 +302,22 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_and_fresh_boot_exclude_each_other() {
+        assert!(!parse(&[]).run.snapshot);
+        assert!(parse(&["--snapshot"]).run.snapshot);
+        assert!(parse(&["--fresh-boot"]).run.fresh_boot);
+        let e = Cli::try_parse_from(["harness", "--snapshot", "--fresh-boot"]).unwrap_err();
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
+        match parse(&["fetch", "--snapshot", "--kernel", "6.1"]).command {
+            Some(Command::Fetch(args)) => {
+                assert!(args.snapshot);
+                assert_eq!(args.common.kernels, ["6.1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn zero_jobs_is_refused() {
         let e = Cli::try_parse_from(["harness", "-j", "0"]).unwrap_err();
         assert!(e.to_string().contains("must be at least 1"), "{e}");
