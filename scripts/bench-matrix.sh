@@ -6,9 +6,9 @@
 #     QEMU it ran), and per kernel the median seconds from QEMU start to the agent's ready point
 #     (snapshot: the restored agent's Ready after its bundle arrived; fresh: its hello), to
 #     hello, to the last result, and to exit (from the JSON report);
-#  2. matrices of 1, 2, 4 and 8 guests (the four kernels as local `vmlinux` entries, repeated),
-#     SCALE_RUNS runs per size and mode: whole wall and CPU time. These use a private image
-#     cache (target/bench-matrix-images) so that their snapshots stay out of the shared one.
+#  2. matrices of 1, 2, 4 and 8 guests (the matrix's Debian kernels repeated, each copy pinned
+#     to the same packages, so the same images and snapshots), SCALE_RUNS runs per size and
+#     mode: whole wall and CPU time.
 #
 #   scripts/bench-matrix.sh [RUNS] [SCALE_RUNS] [-- extra harness arguments]   (default 5, 2)
 #
@@ -65,37 +65,41 @@ for mode in modes:
         col = lambda j: med([row[j] / 1000 for row in rows if row[j] is not None])
         print(f"{'':13} {name:7} {col(0):6.2f} {col(1):6.2f} {col(2):8.2f} {col(3):6.2f}")
 
-# Scaling: local vmlinux entries over the cached Debian images, repeated to N guests.
-images = "images/kernels"
-found = []
-for key in sorted(os.listdir(images)):
-    d = os.path.join(images, key)
-    if all(os.path.isfile(os.path.join(d, f)) for f in ("vmlinux", "vmlinux.btf", "config", "release")):
-        found.append((open(os.path.join(d, "release")).read().strip(), os.path.abspath(d)))
-found.sort()
-if not found:
-    sys.exit("no cached kernel images: run the default matrix once first")
-private = os.path.abspath("target/bench-matrix-images")
-os.makedirs(private, exist_ok=True)
-env = dict(os.environ, HARNESS_IMAGES=private)
-print(f"\n== 1, 2, 4, 8 guests ({len(found)} kernels repeated), {scale_runs} runs per size and mode ==")
+# Scaling: the matrix's Debian kernels repeated to N guests, each copy pinned to the same
+# packages (so the same cached image and the same snapshot as the original).
+import tomllib
+matrix_toml = tomllib.load(open("kernels.toml", "rb"))
+lock_toml = tomllib.load(open("kernels.lock", "rb"))
+base = [k for k in matrix_toml["kernel"] if "debian" in k and k.get("enabled", True)]
+locked = {k["name"]: k for k in lock_toml["kernel"]}
+q = lambda v: json.dumps(v)  # TOML basic strings and arrays of them read like JSON
+images = os.path.abspath("images")
+print(f"\n== 1, 2, 4, 8 guests ({len(base)} kernels repeated), {scale_runs} runs per size and mode ==")
 print(f"{'guests':>6} {'mode':13} {'wall':>6} {'CPU':>6}   (median s; per guest: wall/N, CPU/N)")
 for n in (1, 2, 4, 8):
     matrix = os.path.join(out, f"matrix{n}.toml")
-    with open(matrix, "w") as f:
-        f.write("[defaults]\nmemory_mib = 256\nboot_timeout_s = 60\ntest_timeout_s = 30\nguest_timeout_s = 180\n")
+    with open(matrix, "w") as m, open(os.path.join(out, f"matrix{n}.lock"), "w") as l:
+        m.write("[defaults]\nmemory_mib = 256\nboot_timeout_s = 60\ntest_timeout_s = 30\nguest_timeout_s = 180\n")
+        l.write("version = 1\n")
         for i in range(n):
-            release, d = found[i % len(found)]
-            f.write(f'\n[[kernel]]\nname = "g{i + 1}-{release.split("-")[0]}"\n'
-                    f'vmlinux = "{d}/vmlinux"\nbtf = "{d}/vmlinux.btf"\nconfig = "{d}/config"\n')
+            k = base[i % len(base)]
+            name = f"g{i + 1}-{k['name']}"
+            d = k["debian"]
+            m.write(f"\n[[kernel]]\nname = {q(name)}\ndebian = {{ suite = {q(d['suite'])}, packages = {q(d['packages'])} }}\n")
+            lk = locked[k["name"]]
+            l.write(f"\n[[kernel]]\nname = {q(name)}\nsuite = {q(lk['suite'])}\narch = {q(lk['arch'])}\n")
+            for p in lk["package"]:
+                l.write("\n[[kernel.package]]\n")
+                for key, value in p.items():
+                    l.write(f"{key} = {q(value)}\n")
     for mode in modes:
-        # The matrix file lives in a temporary directory: the programs are the repository's.
-        base = ["--programs", "programs"]
-        extra_saved = list(extra)
-        extra[:] = base + extra_saved
-        run(matrix, mode, os.path.join(out, "warm.json"), env)
-        samples = [run(matrix, mode, os.path.join(out, f"s{i}.json"), env)[:2] for i in range(scale_runs)]
-        extra[:] = extra_saved
+        # The matrix lives in a temporary directory: programs and images are the repository's.
+        args = ["--programs", "programs", "--images", images]
+        saved = list(extra)
+        extra[:] = args + saved
+        run(matrix, mode, os.path.join(out, "warm.json"))
+        samples = [run(matrix, mode, os.path.join(out, f"s{i}.json"))[:2] for i in range(scale_runs)]
+        extra[:] = saved
         wall, cpu = med([s[0] for s in samples]), med([s[1] for s in samples])
         print(f"{n:6} {mode:13} {wall:6.2f} {cpu:6.2f}   ({wall / n:.2f}, {cpu / n:.2f})")
 PY

@@ -765,9 +765,9 @@ async fn restore(
     .await;
     drop(qmp);
     // A restored guest that dies before its agent says hello never ran a test: that is the
-    // snapshot failing (seen once in tens of restores of 6.12: a double fault in a kworker
-    // 0.1 s after `cont`), not the kernel under test. Retried from a rebuilt snapshot, then
-    // booted fresh, like a snapshot that does not load.
+    // snapshot failing, not the kernel under test (seen with 6.12 while the agent raised the
+    // UART's receive trigger: double faults and GPFs 0.1 s after `cont`, as the bundle came
+    // in). Retried from a rebuilt snapshot, then booted fresh, like a snapshot that won't load.
     if died_before_hello(&run) && !*cancel_after.borrow() {
         let kept = guest.work_dir.join("console.restore-failed.log");
         let _ = std::fs::rename(&console_log, &kept);
