@@ -1,48 +1,105 @@
 #!/usr/bin/env bash
-# Times the default matrix with a warm image cache: whole wall time, and per kernel the time
-# from QEMU start to agent hello, to the last result, and to exit (from the JSON report).
+# Times the matrix with a warm image cache, guests restored from ready snapshots (`--snapshot`)
+# and booted fresh (`--fresh-boot`), so the two and their growth with matrix size compare:
 #
-#   scripts/bench-matrix.sh [RUNS] [-- extra harness arguments]
+#  1. the default matrix, RUNS runs per mode: whole wall and CPU time (the harness and every
+#     QEMU it ran), and per kernel the median seconds from QEMU start to the agent's ready point
+#     (snapshot: the restored agent's Ready after its bundle arrived; fresh: its hello), to
+#     hello, to the last result, and to exit (from the JSON report);
+#  2. matrices of 1, 2, 4 and 8 guests (the matrix's Debian kernels repeated, each copy pinned
+#     to the same packages, so the same images and snapshots), SCALE_RUNS runs per size and
+#     mode: whole wall and CPU time.
 #
-# Each run is a separate process, as a user or CI runs it. Prints every run and the medians.
+#   scripts/bench-matrix.sh [RUNS] [SCALE_RUNS] [-- extra harness arguments]   (default 5, 2)
+#
+# Each run is a separate process, as a user or CI runs it. Warm-up runs build the snapshots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-shift || true
+scale_runs=${2:-2}
+shift 2 || shift $# || true
 [ "${1:-}" = "--" ] && shift
 
 cargo build -q -p harness
-bin=target/debug/harness
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+python3 - "$out" "$runs" "$scale_runs" "$@" <<'PY'
+import json, os, resource, statistics, subprocess, sys, time
+out, runs, scale_runs, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+bin = "target/debug/harness"
+modes = ["--snapshot", "--fresh-boot"]
 
-# Warm-up: provisions images, builds objects and the agent, so the timed runs measure the matrix.
-"$bin" --matrix kernels.toml -q --color never "$@" >/dev/null 2>&1 || true
+def run(matrix, mode, report, env=None):
+    """One harness process: (wall s, CPU s of it and its children, the JSON report)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run([bin, "--matrix", matrix, "-q", "--color", "never", mode,
+                           "--report-json", report, *extra],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        sys.exit(f"{matrix} {mode} failed:\n" + proc.stdout.decode(errors="replace")[-4000:])
+    return wall, cpu, json.load(open(report))
 
-for i in $(seq 1 "$runs"); do
-  start=$(date +%s.%N)
-  "$bin" --matrix kernels.toml -q --color never --report-json "$out/run$i.json" "$@" >"$out/run$i.log" 2>&1 || {
-    echo "run $i failed:"; tail -40 "$out/run$i.log"; exit 1; }
-  end=$(date +%s.%N)
-  echo "$start $end" >"$out/run$i.wall"
-done
+med = lambda xs: statistics.median(xs) if xs else float("nan")
 
-python3 - "$out" "$runs" <<'PY'
-import json, sys, statistics, os
-out, runs = sys.argv[1], int(sys.argv[2])
-walls, per = [], {}
-for i in range(1, runs + 1):
-    a, b = map(float, open(os.path.join(out, f"run{i}.wall")).read().split())
-    walls.append(b - a)
-    report = json.load(open(os.path.join(out, f"run{i}.json")))
-    for k in report["kernels"]:
-        per.setdefault(k["name"], []).append(k)
-    c = report["counts"]
-    print(f"run {i}: wall {b - a:.2f} s, {c['passed']} passed, {c['failed']} failed, {c['unsupported']} unsupported")
-med = lambda xs: statistics.median(xs) if xs else float('nan')
-print(f"\nwhole matrix, wall (process start to exit): median {med(walls):.2f} s, min {min(walls):.2f}, max {max(walls):.2f} over {runs} runs")
-print(f"{'kernel':8} {'release':28} {'accel':5} {'hello':>7} {'results':>8} {'exit':>7}   (median seconds from QEMU start)")
-for name, ks in per.items():
-    s = lambda key: med([k[key] / 1000 for k in ks if k.get(key) is not None])
-    print(f"{name:8} {ks[0]['release'] or '-':28} {ks[0]['accel']:5} {s('boot_ms'):7.2f} {s('results_ms'):8.2f} {s('total_ms'):7.2f}")
+print(f"== default matrix, {runs} runs per mode (warm cache) ==")
+for mode in modes:
+    run("kernels.toml", mode, os.path.join(out, "warm.json"))  # builds snapshots, objects
+    walls, cpus, per = [], [], {}
+    for i in range(runs):
+        wall, cpu, report = run("kernels.toml", mode, os.path.join(out, f"r{i}.json"))
+        walls.append(wall); cpus.append(cpu)
+        for r in report["replay"]["runs"]:
+            t = r["timings"]
+            ready = t.get("ready_ms") if mode == "--snapshot" else t.get("hello_ms")
+            per.setdefault(r["kernel"], []).append((ready, t.get("hello_ms"), t.get("results_ms"), t.get("exit_ms")))
+        c = report["counts"]
+        print(f"{mode:13} run {i + 1}: wall {wall:5.2f} s, CPU {cpu:5.2f} s, {c['passed']} passed, {c['failed']} failed")
+    print(f"{mode:13} whole matrix: wall median {med(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f}), "
+          f"CPU median {med(cpus):.2f} s")
+    print(f"{'':13} {'kernel':7} {'ready':>6} {'hello':>6} {'results':>8} {'exit':>6}   (median s from QEMU start)")
+    for name, rows in per.items():
+        col = lambda j: med([row[j] / 1000 for row in rows if row[j] is not None])
+        print(f"{'':13} {name:7} {col(0):6.2f} {col(1):6.2f} {col(2):8.2f} {col(3):6.2f}")
+
+# Scaling: the matrix's Debian kernels repeated to N guests, each copy pinned to the same
+# packages (so the same cached image and the same snapshot as the original).
+import tomllib
+matrix_toml = tomllib.load(open("kernels.toml", "rb"))
+lock_toml = tomllib.load(open("kernels.lock", "rb"))
+base = [k for k in matrix_toml["kernel"] if "debian" in k and k.get("enabled", True)]
+locked = {k["name"]: k for k in lock_toml["kernel"]}
+q = lambda v: json.dumps(v)  # TOML basic strings and arrays of them read like JSON
+images = os.path.abspath("images")
+print(f"\n== 1, 2, 4, 8 guests ({len(base)} kernels repeated), {scale_runs} runs per size and mode ==")
+print(f"{'guests':>6} {'mode':13} {'wall':>6} {'CPU':>6}   (median s; per guest: wall/N, CPU/N)")
+for n in (1, 2, 4, 8):
+    matrix = os.path.join(out, f"matrix{n}.toml")
+    with open(matrix, "w") as m, open(os.path.join(out, f"matrix{n}.lock"), "w") as l:
+        m.write("[defaults]\nmemory_mib = 256\nboot_timeout_s = 60\ntest_timeout_s = 30\nguest_timeout_s = 180\n")
+        l.write("version = 1\n")
+        for i in range(n):
+            k = base[i % len(base)]
+            name = f"g{i + 1}-{k['name']}"
+            d = k["debian"]
+            m.write(f"\n[[kernel]]\nname = {q(name)}\ndebian = {{ suite = {q(d['suite'])}, packages = {q(d['packages'])} }}\n")
+            lk = locked[k["name"]]
+            l.write(f"\n[[kernel]]\nname = {q(name)}\nsuite = {q(lk['suite'])}\narch = {q(lk['arch'])}\n")
+            for p in lk["package"]:
+                l.write("\n[[kernel.package]]\n")
+                for key, value in p.items():
+                    l.write(f"{key} = {q(value)}\n")
+    for mode in modes:
+        # The matrix lives in a temporary directory: programs and images are the repository's.
+        args = ["--programs", "programs", "--images", images]
+        saved = list(extra)
+        extra[:] = args + saved
+        run(matrix, mode, os.path.join(out, "warm.json"))
+        samples = [run(matrix, mode, os.path.join(out, f"s{i}.json"))[:2] for i in range(scale_runs)]
+        extra[:] = saved
+        wall, cpu = med([s[0] for s in samples]), med([s[1] for s in samples])
+        print(f"{n:6} {mode:13} {wall:6.2f} {cpu:6.2f}   ({wall / n:.2f}, {cpu / n:.2f})")
 PY

@@ -11,6 +11,21 @@ pub struct Channel {
     port: Option<File>,
 }
 
+/// `/dev/<port>` named by `harness.port=` on the kernel command line (default ttyS1).
+pub fn guest_port_path() -> String {
+    let port = std::fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|cmdline| {
+            cmdline.split_whitespace().find_map(|arg| {
+                arg.strip_prefix(RESULTS_PORT_PARAM)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_else(|| "ttyS1".to_string());
+    format!("/dev/{port}")
+}
+
 impl Channel {
     pub fn stdout() -> Self {
         Channel {
@@ -22,17 +37,7 @@ impl Channel {
     /// Opens the port named by `harness.port=` on the kernel command line (default ttyS1) in raw
     /// mode. Falls back to the console so that a misconfigured guest still says something.
     pub fn open_guest_port() -> Self {
-        let port = std::fs::read_to_string("/proc/cmdline")
-            .ok()
-            .and_then(|cmdline| {
-                cmdline.split_whitespace().find_map(|arg| {
-                    arg.strip_prefix(RESULTS_PORT_PARAM)
-                        .and_then(|rest| rest.strip_prefix('='))
-                        .map(str::to_string)
-                })
-            })
-            .unwrap_or_else(|| "ttyS1".to_string());
-        let path = format!("/dev/{port}");
+        let path = guest_port_path();
         match std::fs::OpenOptions::new().write(true).open(&path) {
             Ok(file) => {
                 set_raw(&file);
@@ -74,14 +79,16 @@ impl Channel {
     }
 }
 
-/// Raw mode: no newline translation, no echo; a tty left cooked turns "\n" into "\r\n".
-fn set_raw(file: &File) {
+/// Raw mode: no newline translation, no echo; a tty left cooked turns "\n" into "\r\n" (and
+/// never hands a reader a line without one). CLOCAL: no modem lines to wait for.
+pub fn set_raw(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: tcgetattr/tcsetattr on a valid fd with a zeroed termios we own.
     unsafe {
         let mut termios: libc::termios = std::mem::zeroed();
         if libc::tcgetattr(file.as_raw_fd(), &mut termios) == 0 {
             libc::cfmakeraw(&mut termios);
+            termios.c_cflag |= libc::CLOCAL;
             libc::cfsetospeed(&mut termios, libc::B115200);
             libc::tcsetattr(file.as_raw_fd(), libc::TCSANOW, &termios);
         }

@@ -11,6 +11,7 @@ mod kernel_facts;
 mod libbpf;
 mod load;
 mod printk;
+mod ready;
 mod run_cases;
 mod system;
 mod traffic;
@@ -41,7 +42,13 @@ fn main() {
     } else {
         Channel::stdout()
     };
-    let outcome = run(&bundle, &mut channel, started);
+    // No manifest in the initramfs: a guest booted to be snapshotted, its bundle comes later.
+    let outcome = if as_init && ready::is_ready_mode(&bundle) {
+        ready::receive_bundle(&bundle, &mut channel)
+    } else {
+        Ok(())
+    }
+    .and_then(|()| run(&bundle, &mut channel, started));
     if let Err(message) = outcome {
         channel.send(&GuestMessage::Fatal { message });
     }

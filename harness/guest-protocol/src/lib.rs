@@ -2,7 +2,8 @@
 //!
 //! Host → guest: a [`Manifest`] written into the initramfs as `/harness/manifest.json`, next to
 //! the objects it names. Guest → host: [`GuestMessage`]s, each framed by [`frame`] as one line on
-//! a serial port that the kernel does not use as its console. Lines that are not frames (kernel
+//! a serial port that the kernel does not use as its console. A guest restored from a ready
+//! snapshot gets the same files over that port instead, as one [`BundleTransfer`]. Lines that are not frames (kernel
 //! messages, noise, a frame cut by a crash) are skipped by [`FrameScanner`], so the channel
 //! survives anything else that reaches the port.
 
@@ -11,6 +12,7 @@ mod hexbytes;
 pub mod libbpf;
 mod manifest;
 mod messages;
+mod transfer;
 
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
@@ -19,12 +21,18 @@ pub use manifest::{
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
-    PacketResult, ProgramLoad, ProgramLoadOutcome, RelocationReport, RunOutput, MAX_DUMP_BYTES,
-    MAX_DUMP_ENTRIES,
+    PacketResult, ProgramLoad, ProgramLoadOutcome, Ready, RelocationReport, RunOutput,
+    MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
+};
+
+pub use transfer::{
+    decode as decode_bundle, decode_payload as decode_bundle_payload,
+    parse_header as parse_bundle_header, BundleFile, BundleHeader, BundleTransfer, TransferError,
+    BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The kernel command-line key that tells the agent which serial device carries frames.
 pub const RESULTS_PORT_PARAM: &str = "harness.port";

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GuestMessage {
     Hello(Hello),
+    /// Which kernel this is, before any bundle: said by an agent booted without a manifest when
+    /// it is ready to receive one (and the snapshot of a guest is taken), and said again after
+    /// the bundle arrived, so that a restored guest proves it is the one that was saved.
+    Ready(Ready),
     ObjectLoaded(ObjectLoaded),
     CaseResult(CaseResult),
     /// The same object through libbpf in the same guest (`harness --libbpf`).
@@ -37,6 +41,18 @@ pub struct Hello {
     pub kernel_btf_bytes: Option<u64>,
     /// The kernel's own uptime when the agent started, from /proc/uptime.
     pub uptime_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// `uname -r` inside the guest.
+    pub kernel_release: String,
+    /// `/proc/sys/kernel/random/boot_id`: a new one every boot, the same across a restore.
+    pub boot_id: String,
+    /// The kernel's own uptime, from /proc/uptime.
+    pub uptime_ms: u64,
+    /// The guest's realtime clock, in ms since the epoch.
+    pub clock_unix_ms: u64,
 }
 
 /// Outcome of relocating and loading one object.

@@ -139,6 +139,81 @@ impl Bundle {
         Ok(path.to_path_buf())
     }
 
+    /// The same files as the initramfs minus the agent, for a guest restored from a ready
+    /// snapshot (its agent is already running), sent over the results port.
+    pub fn transfer(
+        &self,
+        kernel_name: &str,
+        kernel_config: Option<&[u8]>,
+    ) -> Result<guest_protocol::BundleTransfer> {
+        let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, false))?;
+        let mut files = vec![guest_protocol::BundleFile {
+            path: MANIFEST_PATH.into(),
+            data: manifest,
+        }];
+        for (entry, bytes) in &self.objects {
+            files.push(guest_protocol::BundleFile {
+                path: entry.path.clone(),
+                data: bytes.clone(),
+            });
+        }
+        if let Some(config) = kernel_config {
+            files.push(guest_protocol::BundleFile {
+                path: KERNEL_CONFIG_PATH.into(),
+                data: config.to_vec(),
+            });
+        }
+        if let Some(loader) = &self.libbpf_loader {
+            files.push(guest_protocol::BundleFile {
+                path: guest_protocol::LIBBPF_LOADER_PATH.into(),
+                data: loader.clone(),
+            });
+        }
+        let host_time_unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(guest_protocol::BundleTransfer {
+            host_time_unix_ns,
+            files,
+        })
+    }
+
+    /// The initramfs of a guest booted to be snapshotted: the agent, the directories it needs and
+    /// the kernel's config (fixed per kernel, so not resent with every bundle), but no manifest,
+    /// which puts the agent in ready mode. The same bytes for the same inputs.
+    pub fn ready_initramfs(agent: &[u8], kernel_config: Option<&[u8]>) -> Result<Vec<u8>> {
+        let mut entries = vec![
+            Entry::Dir { path: "dev".into() },
+            Entry::CharDevice {
+                path: "dev/console".into(),
+                major: 5,
+                minor: 1,
+            },
+            Entry::Dir {
+                path: "proc".into(),
+            },
+            Entry::Dir { path: "sys".into() },
+            Entry::Dir {
+                path: "harness".into(),
+            },
+            Entry::File {
+                path: "init".into(),
+                mode: 0o755,
+                data: agent.to_vec(),
+            },
+        ];
+        if let Some(config) = kernel_config {
+            entries.push(Entry::File {
+                path: KERNEL_CONFIG_PATH.into(),
+                mode: 0o644,
+                data: config.to_vec(),
+            });
+        }
+        let mut out = Vec::new();
+        write_newc(&entries, &mut out)?;
+        Ok(out)
+    }
+
     /// The same content as a directory, for the host entry (the agent runs as a process).
     pub fn write_dir(&self, kernel_name: &str, dir: &Path) -> Result<()> {
         let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, false))?;
@@ -194,6 +269,28 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?}");
         }
+    }
+
+    #[test]
+    fn transfer_carries_what_the_initramfs_carries_but_the_agent() {
+        let transfer = bundle().transfer("6.1", Some(b"CONFIG_BPF=y\n")).unwrap();
+        let paths: Vec<&str> = transfer.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "harness/manifest.json",
+                "harness/objects/counter.bpf.o",
+                "harness/kernel-config"
+            ]
+        );
+        let decoded = guest_protocol::decode_bundle(&transfer.encode().unwrap()).unwrap();
+        assert_eq!(decoded, transfer);
+        let ready = String::from_utf8_lossy(
+            &Bundle::ready_initramfs(b"agent", Some(b"CONFIG_X=y")).unwrap(),
+        )
+        .into_owned();
+        assert!(ready.contains("init\0") && !ready.contains("manifest.json"));
+        assert!(ready.contains("harness/kernel-config\0"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub enum Command {
     /// Resolve the Debian packages of the matrix and write kernels.lock
     Lock(LockArgs),
     /// Download and unpack the matrix's kernels into the image cache, without booting
-    Fetch(CommonArgs),
+    Fetch(FetchArgs),
     /// Relocate the objects against every kernel's BTF on the host, without booting, and print
     /// each decision per kernel
     Reloc(crate::reloc_table::RelocArgs),
@@ -109,6 +109,15 @@ impl ObjectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Also build each kernel's ready snapshot (see `--snapshot` of a run)
+    #[arg(long)]
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -161,6 +170,13 @@ pub struct RunArgs {
     /// that the kernel translated what both loaded identically (up to map ids)
     #[arg(long)]
     pub libbpf: bool,
+    /// Start each guest from its kernel's ready snapshot (saved in the image cache on first
+    /// use: boot to the agent's ready point, QEMU migration to a file) instead of booting it
+    #[arg(long, conflicts_with = "fresh_boot")]
+    pub snapshot: bool,
+    /// Boot every guest from scratch with a per-run initramfs (today's default)
+    #[arg(long)]
+    pub fresh_boot: bool,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
     /// (repeatable); the harness's own fault tests use it
     #[arg(long, hide = true, value_name = "KERNEL=FAULT", value_parser = parse_fault)]
@@ -289,6 +305,22 @@ mod tests {
         assert_eq!(cli.run.jobs, Some(2));
         assert_eq!(cli.run.accel, AccelChoice::Tcg);
         assert_eq!(cli.run.filter.as_deref(), Some("6.1::"));
+    }
+
+    #[test]
+    fn snapshot_and_fresh_boot_exclude_each_other() {
+        assert!(!parse(&[]).run.snapshot);
+        assert!(parse(&["--snapshot"]).run.snapshot);
+        assert!(parse(&["--fresh-boot"]).run.fresh_boot);
+        let e = Cli::try_parse_from(["harness", "--snapshot", "--fresh-boot"]).unwrap_err();
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
+        match parse(&["fetch", "--snapshot", "--kernel", "6.1"]).command {
+            Some(Command::Fetch(args)) => {
+                assert!(args.snapshot);
+                assert_eq!(args.common.kernels, ["6.1"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

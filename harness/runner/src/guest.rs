@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use guest_protocol::{CaseOutcome, GuestMessage, Hello, ObjectLoaded};
+use guest_protocol::{CaseOutcome, GuestMessage, Hello, ObjectLoaded, Ready};
 use serde::Serialize;
 
 /// The most text one message (an agent's log or error, a trial's failure) carries into the
@@ -109,6 +109,9 @@ pub struct GuestTimings {
     pub exit_ms: u64,
     /// The guest kernel's own uptime when the agent started.
     pub kernel_uptime_ms: Option<u64>,
+    /// A guest restored from a snapshot: when it said Ready after receiving its bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -120,6 +123,10 @@ pub struct GuestRun {
     pub status: GuestStatus,
     pub timings: GuestTimings,
     pub hello: Option<Hello>,
+    /// What a restored guest said about itself after receiving its bundle (see
+    /// `vm::snapshot`, which checks it against the snapshot's record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Ready>,
     pub objects: Vec<ObjectLoaded>,
     pub cases: BTreeMap<String, CaseOutcome>,
     pub logs: Vec<String>,
@@ -145,6 +152,7 @@ impl GuestRun {
             status: GuestStatus::NotRun("not started".into()),
             timings: GuestTimings::default(),
             hello: None,
+            identity: None,
             objects: Vec::new(),
             cases: BTreeMap::new(),
             logs: Vec::new(),
@@ -175,6 +183,10 @@ impl GuestRun {
                 self.timings.hello_ms = Some(at_ms);
                 self.timings.kernel_uptime_ms = Some(hello.uptime_ms);
                 self.hello = Some(hello);
+            }
+            GuestMessage::Ready(ready) => {
+                self.timings.ready_ms = Some(at_ms);
+                self.identity = Some(ready);
             }
             GuestMessage::ObjectLoaded(loaded) => self.objects.push(loaded),
             GuestMessage::LibbpfLoaded(loaded) => self.libbpf.push(loaded),

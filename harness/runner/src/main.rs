@@ -27,9 +27,15 @@ fn main() -> ExitCode {
         Some(Command::VmlinuxH(args)) => {
             harness::vmlinux_h::vmlinux_h_command(&args).map(|()| ExitCode::SUCCESS)
         }
-        Some(Command::Fetch(args)) => {
-            harness::lock::fetch_command(&args).map(|()| ExitCode::SUCCESS)
-        }
+        Some(Command::Fetch(args)) => harness::lock::fetch_command(&args.common)
+            .and_then(|()| {
+                if args.snapshot {
+                    harness::vm::snapshot::fetch_snapshots(&args.common)
+                } else {
+                    Ok(())
+                }
+            })
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -336,6 +336,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let events = events_tx.clone();
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
+            let snapshot_cache = args.snapshot.then(|| layout.images.clone());
             let retries = args.retries;
             let once_fault = bundle
                 .fault
@@ -379,6 +380,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                         &agent_path,
                         &work,
                         accel,
+                        snapshot_cache.as_deref(),
                         cancel.clone(),
                         events.clone(),
                     )
@@ -725,6 +727,7 @@ async fn run_kernel(
     agent_path: &Path,
     work: &Path,
     accel: Accel,
+    snapshot_cache: Option<&Path>,
     cancel: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<crate::vm::GuestEvent>,
 ) -> GuestRun {
@@ -757,6 +760,28 @@ async fn run_kernel(
     // The kernel's config rides along for `.kconfig` externs; a missing one is the agent's to
     // report (an object that needs it is then refused, as libbpf refuses it).
     let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
+    if let Some(cache_root) = snapshot_cache {
+        use crate::vm::snapshot::{run_kernel as run_restored, Restored};
+        let restored = run_restored(
+            kernel,
+            &image,
+            bundle,
+            config.as_deref(),
+            cache_root,
+            accel,
+            limits,
+            work,
+            cancel.clone(),
+            events.clone(),
+        )
+        .await;
+        match restored {
+            Restored::Ran(run) => return *run,
+            Restored::Unavailable(why) => {
+                eprintln!("note: [{}] booting fresh: {why}", kernel.name)
+            }
+        }
+    }
     let initramfs = match bundle.write_initramfs_with_config(
         &kernel.name,
         false,

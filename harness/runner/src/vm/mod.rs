@@ -7,6 +7,8 @@
 pub mod accel;
 pub mod host;
 pub mod qemu;
+pub mod qmp;
+pub mod snapshot;
 mod supervise;
 
 use std::time::Duration;

@@ -17,7 +17,7 @@ pub const BASE_CMDLINE: &str =
 rcupdate.rcu_expedited=1 i8042.noaux i8042.nokbd i8042.nopnp cryptomgr.notests mitigations=off";
 
 /// `$TMPDIR/harness-sock.<pid>.*/results.sock` (see [`crate::leftovers`]).
-const SOCKET_DIR_PREFIX: &str = "harness-sock.";
+pub(crate) const SOCKET_DIR_PREFIX: &str = "harness-sock.";
 
 pub struct QemuGuest {
     pub kernel: String,

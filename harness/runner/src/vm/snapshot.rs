@@ -1,0 +1,981 @@
+//! Ready-guest snapshots: boot a kernel once to "agent ready, nothing loaded", save the VM with
+//! QEMU migration to a file, and start later runs from it.
+//!
+//! ```text
+//! <cache>/kernels/<image key>/ready/initramfs-<agent sha16>.cpio   the agent alone (ready mode)
+//! <cache>/kernels/<image key>/ready/<snapshot key>/state           `migrate "exec:cat > state"`
+//! <cache>/kernels/<image key>/ready/<snapshot key>/meta.json       SnapshotMeta
+//! ```
+//!
+//! The snapshot key hashes everything that shapes the saved state: the kernel image, the agent,
+//! QEMU's version and every QEMU argument (machine, memory, CPU, kernel command line, the
+//! initramfs path). A restore uses exactly the arguments of the save plus `-incoming`; only the
+//! per-run socket paths differ, which the guest never sees. A snapshot directory is built in a
+//! temporary directory under the cache's per-image lock and renamed into place whole.
+//!
+//! A snapshot that does not restore (QEMU changed under the same version string, a damaged file)
+//! is discarded and rebuilt with a note; when even a fresh one fails, the caller boots fresh.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use guest_protocol::{FrameScanner, GuestMessage, Ready};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use super::qemu::QemuGuest;
+use super::qmp::{shell_quote, Qmp};
+use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supervised};
+use crate::guest::{GuestRun, GuestStatus};
+
+/// Bumped when the snapshot's layout or the way it is taken changes.
+const SNAPSHOT_FORMAT: u32 = 1;
+/// Saving a ready guest takes about 0.5 s (design.md); this is the limit for the whole save.
+const SAVE_LIMIT: Duration = Duration::from_secs(120);
+/// Loading a state file takes about 0.1 s; a restore that is not paused by then has failed.
+const RESTORE_LIMIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(10);
+
+/// What was saved, checked before and after a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub format: u32,
+    pub key: String,
+    /// What the agent said when the guest was saved: a restored guest must say the same.
+    pub ready: Ready,
+    pub state_bytes: u64,
+    /// CRC-32 of the state file: a damaged file is caught before QEMU loads it (guest RAM in
+    /// the migration stream carries no checksum of its own).
+    pub state_crc32: u32,
+    pub qemu_version: String,
+    pub save_ms: u64,
+}
+
+/// One kernel's snapshot request: where its image is, how its QEMU is started.
+pub struct SnapshotTarget<'a> {
+    pub guest: &'a QemuGuest,
+    pub image: &'a crate::images::KernelImage,
+    pub cache_root: &'a Path,
+    pub agent: &'a [u8],
+    /// SHA-256 of `agent`, lower-case hex.
+    pub agent_sha256: &'a str,
+    /// The ready initramfs (agent and kernel config, see `Bundle::ready_initramfs`).
+    pub initramfs: &'a [u8],
+}
+
+pub struct Snapshot {
+    pub dir: PathBuf,
+    pub meta: SnapshotMeta,
+}
+
+impl Snapshot {
+    fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+}
+
+/// The outcome of a snapshot run: the guest ran (whatever its results), or no snapshot could
+/// be used and the caller should boot fresh (with the reason, to say so).
+pub enum Restored {
+    Ran(Box<GuestRun>),
+    Unavailable(String),
+}
+
+/// Placeholders for the per-run socket paths in the arguments a key is computed from.
+const RESULTS_PLACEHOLDER: &str = "@RESULTS_SOCKET@";
+const QMP_PLACEHOLDER: &str = "@QMP_SOCKET@";
+
+/// The QEMU arguments of both the save and the restore (the restore adds `-incoming`).
+pub fn snapshot_args(guest: &QemuGuest, results: &Path, qmp: &Path) -> Vec<String> {
+    let mut args = guest.args(results);
+    args.extend(["-qmp".into(), format!("unix:{}", qmp.display())]);
+    args
+}
+
+/// The key: SHA-256 over what shapes the saved state, each part labelled.
+pub fn snapshot_key(
+    image_key: &str,
+    vmlinux_bytes: u64,
+    agent_sha256: &str,
+    qemu_version: &str,
+    args: &[String],
+) -> String {
+    let mut hash = Sha256::new();
+    hash.update(format!(
+        "format {SNAPSHOT_FORMAT}\nimage {image_key} {vmlinux_bytes}\nagent {agent_sha256}\nqemu {qemu_version}\n"
+    ));
+    for arg in args {
+        hash.update(format!("arg {}\n", arg.len()));
+        hash.update(arg);
+    }
+    hex::encode(hash.finalize())
+}
+
+/// `qemu-system-* --version`'s first line, asked once per binary per process.
+async fn qemu_version(binary: &str) -> Result<String, String> {
+    static SEEN: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(seen) = SEEN.lock() {
+        if let Some((_, v)) = seen.iter().find(|(b, _)| b == binary) {
+            return Ok(v.clone());
+        }
+    }
+    let output = Command::new(binary)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {binary} --version: {e}"))?;
+    let version = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if !output.status.success() || version.is_empty() {
+        return Err(format!("{binary} --version said nothing useful"));
+    }
+    if let Ok(mut seen) = SEEN.lock() {
+        seen.push((binary.to_string(), version.clone()));
+    }
+    Ok(version)
+}
+
+fn ready_dir(target: &SnapshotTarget<'_>) -> PathBuf {
+    crate::images::cache::Cache::new(target.cache_root)
+        .kernel_dir(&target.image.cache_key)
+        .join("ready")
+}
+
+/// The ready initramfs, named by its content: its path is one of the arguments, so the key
+/// covers what it holds.
+fn ready_initramfs_path(target: &SnapshotTarget<'_>) -> PathBuf {
+    let sha = hex::encode(Sha256::digest(target.initramfs));
+    ready_dir(target).join(format!("initramfs-{}.cpio", &sha[..16]))
+}
+
+/// The guest as the snapshot runs it: the matrix guest with the ready initramfs.
+fn snapshot_guest(target: &SnapshotTarget<'_>) -> QemuGuest {
+    QemuGuest {
+        kernel: target.guest.kernel.clone(),
+        arch: target.guest.arch.clone(),
+        vmlinux: target.guest.vmlinux.clone(),
+        initramfs: ready_initramfs_path(target),
+        memory_mib: target.guest.memory_mib,
+        extra_cmdline: target.guest.extra_cmdline.clone(),
+        accel: target.guest.accel,
+        limits: target.guest.limits,
+        work_dir: target.guest.work_dir.clone(),
+    }
+}
+
+async fn key_for(target: &SnapshotTarget<'_>, guest: &QemuGuest) -> Result<String, String> {
+    let version = qemu_version(guest.binary()).await?;
+    let vmlinux_bytes = std::fs::metadata(&guest.vmlinux)
+        .map_err(|e| format!("{}: {e}", guest.vmlinux.display()))?
+        .len();
+    let args = snapshot_args(
+        guest,
+        RESULTS_PLACEHOLDER.as_ref(),
+        QMP_PLACEHOLDER.as_ref(),
+    );
+    Ok(snapshot_key(
+        &target.image.cache_key,
+        vmlinux_bytes,
+        target.agent_sha256,
+        &version,
+        &args,
+    ))
+}
+
+/// The CRC-32 of a file, read in 1 MiB pieces.
+fn crc32_file(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((total, hasher.finalize()))
+}
+
+/// The snapshot when it is complete and whole: meta readable, of this key, state matching it.
+fn load_existing(dir: &Path, key: &str) -> Result<Option<Snapshot>, String> {
+    let meta_path = dir.join("meta.json");
+    let text = match std::fs::read_to_string(&meta_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", meta_path.display())),
+    };
+    let meta: SnapshotMeta = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not valid: {e}", meta_path.display()))?;
+    if meta.key != key || meta.format != SNAPSHOT_FORMAT {
+        return Err(format!("{} is of another key", meta_path.display()));
+    }
+    let state = dir.join("state");
+    let (bytes, crc) = crc32_file(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    if bytes != meta.state_bytes || crc != meta.state_crc32 {
+        return Err(format!(
+            "{} is damaged: {bytes} bytes with CRC-32 {crc:08x}, saved as {} bytes with {:08x}",
+            state.display(),
+            meta.state_bytes,
+            meta.state_crc32
+        ));
+    }
+    Ok(Some(Snapshot {
+        dir: dir.to_path_buf(),
+        meta,
+    }))
+}
+
+/// Snapshots of other keys kept per kernel (other agents or QEMU builds sharing the cache),
+/// besides the current one: each is 55-71 MB.
+const KEEP_OTHER_SNAPSHOTS: usize = 2;
+
+/// Removes all but the newest [`KEEP_OTHER_SNAPSHOTS`] other snapshots of a kernel, and ready
+/// initramfs files no kept snapshot can use. A restore in progress keeps its open file.
+fn prune(ready: &Path, current: &Path, initramfs: &Path) {
+    let Ok(entries) = std::fs::read_dir(ready) else {
+        return;
+    };
+    let entries: Vec<_> = entries.flatten().collect();
+    // What a killed build left behind: no build takes an hour.
+    for entry in &entries {
+        let abandoned = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".building-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(3600)));
+        if abandoned {
+            discard(&entry.path());
+        }
+    }
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .into_iter()
+        .filter(|e| e.path() != current && e.path() != initramfs)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    others.sort_by_key(|b| std::cmp::Reverse(b.0));
+    let (dirs, files): (Vec<_>, Vec<_>) = others.into_iter().partition(|(_, p)| p.is_dir());
+    for (_, dir) in dirs.iter().skip(KEEP_OTHER_SNAPSHOTS) {
+        discard(dir);
+    }
+    for (_, file) in files.iter().skip(KEEP_OTHER_SNAPSHOTS) {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+fn discard(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The kernel's ready snapshot: the cached one when it is whole, else a new one (a damaged
+/// one is discarded with a note first). Built under the image's cache lock.
+pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapshot, String> {
+    let guest = snapshot_guest(target);
+    let key = key_for(target, &guest).await?;
+    let dir = ready_dir(target).join(&key);
+    let kernel = &guest.kernel;
+    if !rebuild {
+        match load_existing(&dir, &key) {
+            Ok(Some(snapshot)) => return Ok(snapshot),
+            Ok(None) => {}
+            Err(why) => {
+                eprintln!("note: [{kernel}] ready snapshot discarded and rebuilt: {why}");
+                discard(&dir);
+            }
+        }
+    }
+    let cache = crate::images::cache::Cache::new(target.cache_root);
+    let cache_key = target.image.cache_key.clone();
+    let name = kernel.clone();
+    let _lock = tokio::task::block_in_place(|| {
+        cache.lock(&cache_key, || {
+            eprintln!("[{name}] waiting for another run to finish this kernel's cache entry")
+        })
+    })
+    .map_err(|e| format!("cannot lock the cache entry {cache_key}: {e}"))?;
+    // Another run may have built it while this one waited.
+    if !rebuild {
+        if let Ok(Some(snapshot)) = load_existing(&dir, &key) {
+            return Ok(snapshot);
+        }
+    }
+    eprintln!("[{kernel}] building its ready snapshot (first use of this kernel, agent or QEMU)");
+    let up_to_date = std::fs::read(&guest.initramfs).is_ok_and(|b| b == target.initramfs);
+    if !up_to_date {
+        crate::fsutil::write_atomic(&guest.initramfs, target.initramfs)
+            .map_err(|e| format!("writing {}: {e}", guest.initramfs.display()))?;
+    }
+    let parent = ready_dir(target);
+    let tmp = tempfile::Builder::new()
+        .prefix(".building-")
+        .tempdir_in(&parent)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", parent.display()))?;
+    let started = Instant::now();
+    let ready = save(&guest, &tmp.path().join("state")).await?;
+    let (state_bytes, state_crc32) = crc32_file(&tmp.path().join("state"))
+        .map_err(|e| format!("reading the saved state: {e}"))?;
+    let meta = SnapshotMeta {
+        format: SNAPSHOT_FORMAT,
+        key: key.clone(),
+        ready,
+        state_bytes,
+        state_crc32,
+        qemu_version: qemu_version(guest.binary()).await?,
+        save_ms: started.elapsed().as_millis() as u64,
+    };
+    let meta_text = serde_json::to_vec_pretty(&meta).map_err(|e| e.to_string())?;
+    std::fs::write(tmp.path().join("meta.json"), meta_text)
+        .map_err(|e| format!("writing the snapshot's meta.json: {e}"))?;
+    discard(&dir);
+    let built = tmp.keep();
+    std::fs::rename(&built, &dir).map_err(|e| {
+        discard(&built);
+        format!("cannot move the snapshot into {}: {e}", dir.display())
+    })?;
+    prune(&ready_dir(target), &dir, &guest.initramfs);
+    eprintln!(
+        "[{kernel}] ready snapshot saved: {} MB in {} ms",
+        meta.state_bytes >> 20,
+        meta.save_ms
+    );
+    Ok(Snapshot { dir, meta })
+}
+
+/// Per-run sockets, in a short directory of their own (see `qemu::run`).
+struct Sockets {
+    _dir: tempfile::TempDir,
+    results_path: PathBuf,
+    qmp_path: PathBuf,
+    results: UnixListener,
+    qmp: UnixListener,
+}
+
+fn sockets() -> Result<Sockets, String> {
+    let tmp = std::env::temp_dir();
+    crate::leftovers::remove_stale(&tmp, super::qemu::SOCKET_DIR_PREFIX);
+    let dir = tempfile::Builder::new()
+        .prefix(&crate::leftovers::owned_prefix(
+            super::qemu::SOCKET_DIR_PREFIX,
+        ))
+        .tempdir_in(&tmp)
+        .map_err(|e| format!("cannot create a socket directory: {e}"))?;
+    let results_path = dir.path().join("results.sock");
+    let qmp_path = dir.path().join("qmp.sock");
+    let listen = |p: &Path| {
+        UnixListener::bind(p).map_err(|e| format!("cannot listen on {}: {e}", p.display()))
+    };
+    Ok(Sockets {
+        results: listen(&results_path)?,
+        qmp: listen(&qmp_path)?,
+        results_path,
+        qmp_path,
+        _dir: dir,
+    })
+}
+
+/// Collects a child's output in the background; returns its last lines when asked.
+fn collect_output(
+    stdout: tokio::process::ChildStdout,
+    stderr: tokio::process::ChildStderr,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut all = Vec::new();
+        let mut both = stdout.chain(stderr);
+        let _ = both.read_to_end(&mut all).await;
+        let mut tail = crate::guest::TailBuffer::new(16 * 1024);
+        tail.push(&all);
+        tail.last_lines(20)
+    })
+}
+
+/// Boots `guest` (the ready initramfs) to the agent's Ready, then stops it and migrates it to
+/// `state`. Returns what the agent said.
+async fn save(guest: &QemuGuest, state: &Path) -> Result<Ready, String> {
+    let sockets = sockets()?;
+    let mut command = Command::new(guest.binary());
+    command.args(snapshot_args(
+        guest,
+        &sockets.results_path,
+        &sockets.qmp_path,
+    ));
+    let (mut child, stdout, stderr, _started) =
+        spawn_watched(&mut command).map_err(|e| format!("cannot start {}: {e}", guest.binary()))?;
+    let output = collect_output(stdout, stderr);
+    let result = async {
+        let mut qmp = Qmp::accept(&sockets.qmp, Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = tokio::time::timeout(guest.limits.boot, wait_ready(&sockets.results))
+            .await
+            .map_err(|_| format!("no Ready from the agent within {:?}", guest.limits.boot))??;
+        qmp.execute("stop", None).await.map_err(|e| e.to_string())?;
+        let uri = format!("exec:cat > {}", shell_quote(state));
+        qmp.execute("migrate", Some(json!({ "uri": uri })))
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + SAVE_LIMIT;
+        loop {
+            let (status, error) = qmp.migration().await.map_err(|e| e.to_string())?;
+            match status.as_str() {
+                "completed" => break,
+                "failed" | "cancelled" => {
+                    return Err(format!("migration {status}: {}", error.unwrap_or_default()))
+                }
+                _ if Instant::now() > deadline => {
+                    return Err(format!("migration still {status} after {SAVE_LIMIT:?}"))
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+        let _ = qmp.execute("quit", None).await;
+        Ok(ready)
+    }
+    .await;
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    match result {
+        Ok(ready) => Ok(ready),
+        Err(why) => {
+            let _ = child.start_kill();
+            let tail = tokio::time::timeout(Duration::from_secs(2), output)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            Err(format!("{why}; QEMU said: {tail}"))
+        }
+    }
+}
+
+/// Reads frames from the agent until it says Ready.
+async fn wait_ready(listener: &UnixListener) -> Result<Ready, String> {
+    let (mut stream, _) = listener
+        .accept()
+        .await
+        .map_err(|e| format!("results socket: {e}"))?;
+    let mut scanner = FrameScanner::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("results socket: {e}"))?;
+        if n == 0 {
+            return Err("the guest closed its results port before Ready".into());
+        }
+        for message in scanner.push(&buf[..n]) {
+            match message {
+                GuestMessage::Ready(ready) => return Ok(ready),
+                GuestMessage::Fatal { message } => {
+                    return Err(format!("the agent failed before Ready: {message}"))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Why a restored guest is not the one that was saved, if it is not.
+pub fn identity_mismatch(saved: &Ready, now: Option<&Ready>, release: &str) -> Option<String> {
+    let Some(now) = now else {
+        return Some("the restored agent never said Ready".into());
+    };
+    if now.boot_id.is_empty() || now.boot_id != saved.boot_id {
+        return Some(format!(
+            "boot id {:?} is not the snapshot's {:?}",
+            now.boot_id, saved.boot_id
+        ));
+    }
+    if now.kernel_release != saved.kernel_release || now.kernel_release != release {
+        return Some(format!(
+            "kernel release {:?} is not the snapshot's {:?} / the image's {:?}",
+            now.kernel_release, saved.kernel_release, release
+        ));
+    }
+    None
+}
+
+/// Runs one kernel from its ready snapshot: restore, send the bundle, supervise as a fresh boot
+/// would be. A snapshot that does not restore is rebuilt once; then the caller boots fresh.
+pub async fn run(
+    target: &SnapshotTarget<'_>,
+    bundle: &guest_protocol::BundleTransfer,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> Restored {
+    let kernel = &target.guest.kernel;
+    let bytes = match bundle.encode() {
+        Ok(bytes) => bytes,
+        Err(e) => return Restored::Unavailable(format!("the bundle cannot be sent: {e}")),
+    };
+    if let Err(e) = std::fs::create_dir_all(&target.guest.work_dir) {
+        return Restored::Unavailable(format!(
+            "cannot create {}: {e}",
+            target.guest.work_dir.display()
+        ));
+    }
+    let mut rebuild = false;
+    for _ in 0..2 {
+        let snapshot = match ensure(target, rebuild).await {
+            Ok(snapshot) => snapshot,
+            Err(why) => return Restored::Unavailable(format!("no ready snapshot: {why}")),
+        };
+        match restore(target, &snapshot, &bytes, cancel.clone(), events.clone()).await {
+            Ok(run) => return Restored::Ran(Box::new(run)),
+            Err(why) => {
+                eprintln!(
+                    "note: [{kernel}] ready snapshot {} did not restore ({why}): discarded, rebuilding",
+                    snapshot.dir.display()
+                );
+                discard(&snapshot.dir);
+                rebuild = true;
+            }
+        }
+    }
+    Restored::Unavailable("a freshly built snapshot did not restore either".into())
+}
+
+/// [`run`] for one matrix kernel with its provisioned image, as `run::run_kernel` calls it.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_kernel(
+    kernel: &crate::config::KernelEntry,
+    image: &crate::images::KernelImage,
+    bundle: &crate::bundle::Bundle,
+    kernel_config: Option<&[u8]>,
+    cache_root: &Path,
+    accel: super::accel::Accel,
+    limits: super::GuestLimits,
+    work: &Path,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> Restored {
+    // The config is in the snapshot's initramfs, where a fresh boot's initramfs has it.
+    let transfer = match bundle.transfer(&kernel.name, None) {
+        Ok(t) => t,
+        Err(e) => return Restored::Unavailable(format!("building the bundle: {e:#}")),
+    };
+    // The initramfs is the snapshot's own (see `snapshot_guest`); this one is never written.
+    let guest = QemuGuest::for_kernel(
+        kernel,
+        image,
+        PathBuf::new(),
+        accel,
+        limits,
+        work.to_path_buf(),
+    );
+    let agent_sha256 = hex::encode(Sha256::digest(&bundle.agent));
+    let initramfs = match crate::bundle::Bundle::ready_initramfs(&bundle.agent, kernel_config) {
+        Ok(bytes) => bytes,
+        Err(e) => return Restored::Unavailable(format!("building the ready initramfs: {e:#}")),
+    };
+    let target = SnapshotTarget {
+        initramfs: &initramfs,
+        guest: &guest,
+        image,
+        cache_root,
+        agent: &bundle.agent,
+        agent_sha256: &agent_sha256,
+    };
+    run(&target, &transfer, cancel, events).await
+}
+
+/// `harness fetch --snapshot`: provision each selected kernel and build its ready snapshot
+/// now, so the first `--snapshot` run restores at once. Only when KVM is ruled out: otherwise
+/// the acceleration (part of the key) is decided by a probe boot in the first run.
+pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
+    use crate::config::{KernelSource, Matrix};
+    let matrix = Matrix::load(&common.matrix)?;
+    let kernels = matrix.select(&common.kernels)?;
+    let layout = crate::layout::Layout::new(common, None);
+    let images = crate::images::Images::new(&layout.images, &matrix);
+    let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
+    let Some(why_tcg) =
+        super::accel::kvm_ruled_out(Path::new("/dev/kvm"), Path::new("/sys/module"))
+    else {
+        eprintln!(
+            "note: KVM may work on this machine: ready snapshots are built by the first \
+             --snapshot run, once a probe boot has decided the acceleration"
+        );
+        return Ok(());
+    };
+    eprintln!("snapshots under TCG ({why_tcg})");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let agent = crate::agent::AGENT;
+    let agent_sha256 = crate::agent::sha256();
+    let progress = crate::images::IndicatifProgress::new();
+    let mut failed = 0;
+    for kernel in kernels
+        .iter()
+        .filter(|k| !matches!(k.source, KernelSource::Host))
+    {
+        let built = images
+            .provision(kernel, &lock, &progress)
+            .map_err(|e| format!("image: {e}"))
+            .and_then(|image| {
+                let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
+                let initramfs = crate::bundle::Bundle::ready_initramfs(agent, config.as_deref())
+                    .map_err(|e| format!("{e:#}"))?;
+                let limits = super::GuestLimits {
+                    boot: kernel.boot_timeout,
+                    test: kernel.test_timeout,
+                    guest: kernel.guest_timeout,
+                };
+                let work = layout.work.join("snapshots").join(&kernel.name);
+                std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+                let guest = QemuGuest::for_kernel(
+                    kernel,
+                    &image,
+                    PathBuf::new(),
+                    super::accel::Accel::Tcg,
+                    limits,
+                    work,
+                );
+                let target = SnapshotTarget {
+                    guest: &guest,
+                    image: &image,
+                    cache_root: &layout.images,
+                    agent,
+                    agent_sha256,
+                    initramfs: &initramfs,
+                };
+                runtime.block_on(ensure(&target, false))
+            });
+        match built {
+            Ok(snapshot) => println!(
+                "{:6} ready snapshot {} ({} MB)",
+                kernel.name,
+                snapshot.dir.display(),
+                snapshot.meta.state_bytes >> 20
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e}", kernel.name);
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} ready snapshot(s) could not be built");
+    Ok(())
+}
+
+/// Err: the snapshot did not restore (nothing ran). Ok: the guest ran from it.
+async fn restore(
+    target: &SnapshotTarget<'_>,
+    snapshot: &Snapshot,
+    bundle: &[u8],
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> Result<GuestRun, String> {
+    let guest = snapshot_guest(target);
+    let sockets = sockets()?;
+    let mut command = Command::new(guest.binary());
+    command.args(snapshot_args(
+        &guest,
+        &sockets.results_path,
+        &sockets.qmp_path,
+    ));
+    command.args([
+        "-incoming".to_string(),
+        format!("exec:cat {}", shell_quote(&snapshot.state())),
+    ]);
+    let (mut child, mut stdout, mut stderr, started) =
+        spawn_watched(&mut command).map_err(|e| format!("cannot start {}: {e}", guest.binary()))?;
+    let resumed = async {
+        let mut qmp = Qmp::accept(&sockets.qmp, RESTORE_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + RESTORE_LIMIT;
+        loop {
+            let status = qmp.status().await.map_err(|e| e.to_string())?;
+            match status.as_str() {
+                "paused" => break,
+                "inmigrate" | "prelaunch" if Instant::now() < deadline => {
+                    tokio::time::sleep(POLL).await
+                }
+                other => return Err(format!("the restored VM is {other}, not paused")),
+            }
+        }
+        let paused_ms = started.elapsed().as_millis() as u64;
+        qmp.execute("cont", None).await.map_err(|e| e.to_string())?;
+        let (results, _) = tokio::time::timeout(RESTORE_LIMIT, sockets.results.accept())
+            .await
+            .map_err(|_| "QEMU never connected its results port".to_string())?
+            .map_err(|e| format!("results socket: {e}"))?;
+        Ok::<_, String>((qmp, results, paused_ms))
+    };
+    let (qmp, results, paused_ms) = tokio::select! {
+        resumed = resumed => match resumed {
+            Ok(r) => r,
+            Err(why) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(with_output(why, &mut stdout, &mut stderr).await);
+            }
+        },
+        status = child.wait() => {
+            let why = format!("QEMU exited while loading the snapshot ({})", status.map_or("unknown status".into(), |s| s.to_string()));
+            return Err(with_output(why, &mut stdout, &mut stderr).await);
+        }
+    };
+    let (read, mut write) = results.into_split();
+    let bundle_len = bundle.len();
+    let bundle = bundle.to_vec();
+    // The write half stays open until the guest ends: closing it would make QEMU drop the port.
+    let sender = tokio::spawn(async move {
+        let sent = write.write_all(&bundle).await;
+        (write, sent)
+    });
+    let console = Box::new(stdout.chain(stderr));
+    let console_log = guest.work_dir.join("console.log");
+    let cancel_after = cancel.clone();
+    let mut run = supervise(Supervised {
+        run: GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name()),
+        child,
+        results: ResultsSource::Stream(Box::new(read)),
+        console,
+        console_log: &console_log,
+        limits: guest.limits,
+        cancel,
+        events,
+        started,
+        is_vm: true,
+    })
+    .await;
+    drop(qmp);
+    // A restored guest that dies before its agent says hello never ran a test: that is the
+    // snapshot failing, not the kernel under test (seen with 6.12 while the agent raised the
+    // UART's receive trigger: double faults and GPFs 0.1 s after `cont`, as the bundle came
+    // in). Retried from a rebuilt snapshot, then booted fresh, like a snapshot that won't load.
+    if died_before_hello(&run) && !*cancel_after.borrow() {
+        let kept = guest.work_dir.join("console.restore-failed.log");
+        let _ = std::fs::rename(&console_log, &kept);
+        let last = run
+            .console_tail
+            .lines()
+            .find(|l| l.contains("Oops") || l.contains("panic") || l.contains("BUG"))
+            .or_else(|| run.console_tail.lines().last())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        return Err(format!(
+            "the restored guest ended {} before its agent said hello ({last}; console in {})",
+            run.status.describe(),
+            kept.display()
+        ));
+    }
+    if let Ok((_, Err(e))) = sender.await {
+        run.logs.push(format!("sending the bundle failed: {e}"));
+    }
+    run.logs.push(format!(
+        "restored from ready snapshot {} (saved at guest uptime {} ms): state loaded {paused_ms} ms \
+         after QEMU start; bundle {bundle_len} bytes",
+        snapshot.dir.display(),
+        snapshot.meta.ready.uptime_ms,
+    ));
+    if run.status == GuestStatus::Completed || run.identity.is_some() {
+        if let Some(why) = identity_mismatch(
+            &snapshot.meta.ready,
+            run.identity.as_ref(),
+            &target.image.release,
+        ) {
+            run.status = GuestStatus::AgentError(format!(
+                "the restored guest is not the one its snapshot saved: {why}"
+            ));
+        }
+    }
+    Ok(run)
+}
+
+/// The guest ended (not by the runner's stop) before its agent said hello: nothing ran.
+fn died_before_hello(run: &GuestRun) -> bool {
+    run.hello.is_none()
+        && !matches!(
+            run.status,
+            GuestStatus::Completed | GuestStatus::Interrupted
+        )
+}
+
+async fn with_output(
+    why: String,
+    stdout: &mut tokio::process::ChildStdout,
+    stderr: &mut tokio::process::ChildStderr,
+) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = stderr.read_to_end(&mut out).await;
+        let _ = stdout.read_to_end(&mut out).await;
+    })
+    .await;
+    let text = String::from_utf8_lossy(&out);
+    let last: Vec<&str> = text.lines().rev().take(5).collect();
+    if last.is_empty() {
+        why
+    } else {
+        let mut last = last;
+        last.reverse();
+        format!("{why}; QEMU said: {}", last.join(" | "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(boot_id: &str, release: &str) -> Ready {
+        Ready {
+            kernel_release: release.into(),
+            boot_id: boot_id.into(),
+            uptime_ms: 2000,
+            clock_unix_ms: 1,
+        }
+    }
+
+    #[test]
+    fn identity_must_match_boot_and_release() {
+        let saved = ready("b1", "6.1.0-1");
+        assert_eq!(
+            identity_mismatch(&saved, Some(&ready("b1", "6.1.0-1")), "6.1.0-1"),
+            None
+        );
+        let table = [
+            (None, "6.1.0-1", "never said Ready"),
+            (Some(ready("b2", "6.1.0-1")), "6.1.0-1", "boot id"),
+            (Some(ready("", "6.1.0-1")), "6.1.0-1", "boot id"),
+            (Some(ready("b1", "6.12.0")), "6.1.0-1", "kernel release"),
+            (Some(ready("b1", "6.1.0-1")), "6.12.0", "kernel release"),
+        ];
+        for (now, release, expected) in table {
+            let why = identity_mismatch(&saved, now.as_ref(), release).unwrap();
+            assert!(why.contains(expected), "{why}");
+        }
+    }
+
+    #[test]
+    fn only_a_guest_that_died_before_hello_counts_as_a_failed_restore() {
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        run.status = GuestStatus::Panic;
+        assert!(died_before_hello(&run));
+        run.status = GuestStatus::Interrupted;
+        assert!(!died_before_hello(&run));
+        run.status = GuestStatus::Panic;
+        run.hello = Some(guest_protocol::Hello {
+            protocol_version: 3,
+            agent_version: "a".into(),
+            kernel_name: "k".into(),
+            kernel_release: "r".into(),
+            machine: "x86_64".into(),
+            kernel_btf_bytes: None,
+            uptime_ms: 1,
+        });
+        // A panic after hello is the kernel's, under test (or an injected fault): reported.
+        assert!(!died_before_hello(&run));
+    }
+
+    #[test]
+    fn key_changes_with_every_input() {
+        let args = vec!["-m".to_string(), "256M".to_string()];
+        let base = snapshot_key("img", 10, "agent", "QEMU 7.2", &args);
+        assert_eq!(base, snapshot_key("img", 10, "agent", "QEMU 7.2", &args));
+        let others = [
+            snapshot_key("img2", 10, "agent", "QEMU 7.2", &args),
+            snapshot_key("img", 11, "agent", "QEMU 7.2", &args),
+            snapshot_key("img", 10, "agent2", "QEMU 7.2", &args),
+            snapshot_key("img", 10, "agent", "QEMU 8.0", &args),
+            snapshot_key(
+                "img",
+                10,
+                "agent",
+                "QEMU 7.2",
+                &["-m".into(), "512M".into()],
+            ),
+            // Arguments are length-delimited: moving a boundary changes the key.
+            snapshot_key(
+                "img",
+                10,
+                "agent",
+                "QEMU 7.2",
+                &["-m2".into(), "56M".into()],
+            ),
+        ];
+        for other in others {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn save_and_restore_arguments_differ_only_in_socket_paths() {
+        let guest = QemuGuest {
+            kernel: "6.1".into(),
+            arch: "x86_64".into(),
+            vmlinux: "/img/vmlinux".into(),
+            initramfs: "/img/ready/initramfs-x.cpio".into(),
+            memory_mib: 256,
+            extra_cmdline: String::new(),
+            accel: super::super::accel::Accel::Tcg,
+            limits: super::super::GuestLimits {
+                boot: Duration::from_secs(1),
+                test: Duration::from_secs(1),
+                guest: Duration::from_secs(1),
+            },
+            work_dir: "/w".into(),
+        };
+        let a = snapshot_args(&guest, "/s1/r".as_ref(), "/s1/q".as_ref());
+        let b = snapshot_args(&guest, "/s2/r".as_ref(), "/s2/q".as_ref());
+        assert_eq!(a.len(), b.len());
+        let differing: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+        assert_eq!(differing.len(), 2, "{differing:?}");
+        assert!(differing.iter().all(|(x, _)| x.contains("/s1/")));
+        assert!(a.join(" ").contains("-initrd /img/ready/initramfs-x.cpio"));
+    }
+
+    #[test]
+    fn a_damaged_state_file_is_refused_before_qemu_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("state"), b"state bytes").unwrap();
+        let (bytes, crc) = crc32_file(&dir.path().join("state")).unwrap();
+        let meta = SnapshotMeta {
+            format: SNAPSHOT_FORMAT,
+            key: "k".into(),
+            ready: ready("b", "r"),
+            state_bytes: bytes,
+            state_crc32: crc,
+            qemu_version: "q".into(),
+            save_ms: 1,
+        };
+        std::fs::write(
+            dir.path().join("meta.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+        assert!(load_existing(dir.path(), "k").unwrap().is_some());
+        assert!(load_existing(dir.path(), "other").is_err());
+        std::fs::write(dir.path().join("state"), b"state bytez").unwrap();
+        let why = load_existing(dir.path(), "k").err().unwrap();
+        assert!(why.contains("damaged"), "{why}");
+        assert!(load_existing(&dir.path().join("none"), "k")
+            .unwrap()
+            .is_none());
+    }
+}

@@ -1,0 +1,250 @@
+//! End to end: guests restored from ready snapshots (`--snapshot`) must produce exactly what
+//! fresh boots (`--fresh-boot`) produce, on real kernels with the real corpus; and a damaged
+//! snapshot is rebuilt with a note, never a failed run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+struct Outcome {
+    status: std::process::ExitStatus,
+    stderr: String,
+    report: Value,
+}
+
+fn run_harness(args: &[&str], images: Option<&Path>) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
+    command
+        .current_dir(workspace())
+        .args(["--matrix", "kernels.toml", "--color", "never"])
+        .arg("--report-json")
+        .arg(&report)
+        .args(args);
+    if let Some(images) = images {
+        command.arg("--images").arg(images);
+    }
+    let output = command.output().expect("the harness binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no JSON report ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    Outcome {
+        status: output.status,
+        stderr,
+        report: serde_json::from_str(&text).unwrap(),
+    }
+}
+
+/// Measured times (`*_us`, `*_ns`) are not results: everything else must match.
+fn without_timings(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.ends_with("_us") && !k.ends_with("_ns"))
+                .map(|(k, v)| (k.clone(), without_timings(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_timings).collect()),
+        other => other.clone(),
+    }
+}
+
+fn trial_outcomes(report: &Value) -> BTreeMap<String, Value> {
+    report["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["outcome"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Per kernel: every case result and every object's load report, timings aside.
+fn results(report: &Value) -> BTreeMap<String, (Value, Value)> {
+    report["replay"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            (
+                run["kernel"].as_str().unwrap().to_string(),
+                (
+                    without_timings(&run["cases"]),
+                    without_timings(&run["objects"]),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn restored_logs(report: &Value) -> usize {
+    report["replay"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| {
+            run["logs"].as_array().unwrap().iter().any(|l| {
+                l.as_str()
+                    .unwrap_or("")
+                    .contains("restored from ready snapshot")
+            })
+        })
+        .count()
+}
+
+#[test]
+fn snapshot_runs_match_fresh_boots_on_two_kernels() {
+    let kernels = ["--kernel", "5.10", "--kernel", "7.2"];
+    let fresh = run_harness(&[&kernels[..], &["--fresh-boot"]].concat(), None);
+    assert!(
+        fresh.status.success(),
+        "fresh boot failed:\n{}",
+        fresh.stderr
+    );
+    // Twice: the first may build the snapshots, the second surely restores them.
+    for round in 0..2 {
+        let snap = run_harness(&[&kernels[..], &["--snapshot"]].concat(), None);
+        assert!(
+            snap.status.success(),
+            "snapshot round {round} failed:\n{}",
+            snap.stderr
+        );
+        assert_eq!(restored_logs(&snap.report), 2, "{}", snap.stderr);
+        assert!(!snap.stderr.contains("booting fresh"), "{}", snap.stderr);
+        assert_eq!(trial_outcomes(&snap.report), trial_outcomes(&fresh.report));
+        let (a, b) = (results(&snap.report), results(&fresh.report));
+        assert_eq!(a.keys().collect::<Vec<_>>(), ["5.10", "7.2"]);
+        for kernel in a.keys() {
+            assert!(
+                a[kernel] == b[kernel],
+                "kernel {kernel}: snapshot and fresh-boot results differ"
+            );
+        }
+        for run in snap.report["replay"]["runs"].as_array().unwrap() {
+            // The restored guest proved itself, and its clock was set from the host's.
+            let identity = &run["identity"];
+            assert!(identity["boot_id"].as_str().is_some_and(|b| b.len() == 36));
+            let guest_ms = identity["clock_unix_ms"].as_u64().unwrap();
+            let host_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            assert!(
+                host_ms.abs_diff(guest_ms) < 120_000,
+                "guest clock {guest_ms} vs host {host_ms}"
+            );
+        }
+    }
+}
+
+/// A private image cache: the shared kernels' files linked in, so that the snapshots this
+/// test damages are its own.
+fn private_cache() -> tempfile::TempDir {
+    let shared = workspace().join("images");
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(shared.join("debs"), dir.path().join("debs")).unwrap();
+    for entry in std::fs::read_dir(shared.join("kernels")).unwrap().flatten() {
+        let mine = dir.path().join("kernels").join(entry.file_name());
+        std::fs::create_dir_all(&mine).unwrap();
+        for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
+            if file.path().is_file() {
+                std::os::unix::fs::symlink(file.path(), mine.join(file.file_name())).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+fn snapshot_dirs(cache: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for kernel in std::fs::read_dir(cache.join("kernels")).unwrap().flatten() {
+        let Ok(entries) = std::fs::read_dir(kernel.path().join("ready")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.path().join("state").is_file() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    dirs
+}
+
+#[test]
+fn a_damaged_snapshot_is_rebuilt_with_a_note_and_the_run_passes() {
+    let cache = private_cache();
+    let args = ["--kernel", "6.1", "--snapshot"];
+    let first = run_harness(&args, Some(cache.path()));
+    assert!(first.status.success(), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("building its ready snapshot"),
+        "{}",
+        first.stderr
+    );
+    let dirs = snapshot_dirs(cache.path());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let state = dirs[0].join("state");
+
+    // Bytes flipped in the middle (guest RAM): caught by the checksum before QEMU loads it.
+    let mut bytes = std::fs::read(&state).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&state, &bytes).unwrap();
+    let damaged = run_harness(&args, Some(cache.path()));
+    assert!(damaged.status.success(), "{}", damaged.stderr);
+    assert!(
+        damaged
+            .stderr
+            .contains("ready snapshot discarded and rebuilt")
+            && damaged.stderr.contains("damaged"),
+        "{}",
+        damaged.stderr
+    );
+    assert_eq!(restored_logs(&damaged.report), 1);
+    assert_eq!(
+        trial_outcomes(&damaged.report),
+        trial_outcomes(&first.report)
+    );
+
+    // A state QEMU refuses though its record matches (as a changed QEMU would): the restore
+    // fails, the snapshot is rebuilt and the run still restores from the new one.
+    let dirs = snapshot_dirs(cache.path());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let garbage = b"not a migration stream".repeat(1000);
+    std::fs::write(dirs[0].join("state"), &garbage).unwrap();
+    let meta_path = dirs[0].join("meta.json");
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["state_bytes"] = garbage.len().into();
+    meta["state_crc32"] = crc32fast::hash(&garbage).into();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let refused = run_harness(&args, Some(cache.path()));
+    assert!(refused.status.success(), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("did not restore") && refused.stderr.contains("rebuilding"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(restored_logs(&refused.report), 1);
+    assert_eq!(
+        trial_outcomes(&refused.report),
+        trial_outcomes(&first.report)
+    );
+}
