@@ -62,34 +62,17 @@ impl Bundle {
         kernel_config: Option<&[u8]>,
     ) -> Result<Vec<u8>> {
         let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, probe_only))?;
-        let mut entries = vec![
-            Entry::Dir { path: "dev".into() },
-            Entry::CharDevice {
-                path: "dev/console".into(),
-                major: 5,
-                minor: 1,
-            },
-            Entry::Dir {
-                path: "proc".into(),
-            },
-            Entry::Dir { path: "sys".into() },
-            Entry::Dir {
-                path: "harness".into(),
-            },
+        let mut entries = guest_skeleton(&self.agent);
+        entries.extend([
             Entry::Dir {
                 path: OBJECTS_DIR.into(),
-            },
-            Entry::File {
-                path: "init".into(),
-                mode: 0o755,
-                data: self.agent.clone(),
             },
             Entry::File {
                 path: MANIFEST_PATH.into(),
                 mode: 0o644,
                 data: manifest,
             },
-        ];
+        ]);
         for (entry, bytes) in &self.objects {
             entries.push(Entry::File {
                 path: entry.path.clone(),
@@ -182,26 +165,7 @@ impl Bundle {
     /// the kernel's config (fixed per kernel, so not resent with every bundle), but no manifest,
     /// which puts the agent in ready mode. The same bytes for the same inputs.
     pub fn ready_initramfs(agent: &[u8], kernel_config: Option<&[u8]>) -> Result<Vec<u8>> {
-        let mut entries = vec![
-            Entry::Dir { path: "dev".into() },
-            Entry::CharDevice {
-                path: "dev/console".into(),
-                major: 5,
-                minor: 1,
-            },
-            Entry::Dir {
-                path: "proc".into(),
-            },
-            Entry::Dir { path: "sys".into() },
-            Entry::Dir {
-                path: "harness".into(),
-            },
-            Entry::File {
-                path: "init".into(),
-                mode: 0o755,
-                data: agent.to_vec(),
-            },
-        ];
+        let mut entries = guest_skeleton(agent);
         if let Some(config) = kernel_config {
             entries.push(Entry::File {
                 path: KERNEL_CONFIG_PATH.into(),
@@ -232,6 +196,31 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// What every guest's initramfs starts with: the mount points, a console before devtmpfs, and
+/// the agent as `/init`.
+fn guest_skeleton(agent: &[u8]) -> Vec<Entry> {
+    vec![
+        Entry::Dir { path: "dev".into() },
+        Entry::CharDevice {
+            path: "dev/console".into(),
+            major: 5,
+            minor: 1,
+        },
+        Entry::Dir {
+            path: "proc".into(),
+        },
+        Entry::Dir { path: "sys".into() },
+        Entry::Dir {
+            path: "harness".into(),
+        },
+        Entry::File {
+            path: "init".into(),
+            mode: 0o755,
+            data: agent.to_vec(),
+        },
+    ]
 }
 
 #[cfg(test)]
