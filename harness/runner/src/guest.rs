@@ -182,6 +182,14 @@ impl GuestRun {
             GuestMessage::Hello(hello) => {
                 self.timings.hello_ms = Some(at_ms);
                 self.timings.kernel_uptime_ms = Some(hello.uptime_ms);
+                if hello.protocol_version != guest_protocol::PROTOCOL_VERSION {
+                    // Nothing it says can be read as this harness means it.
+                    self.status = GuestStatus::AgentError(format!(
+                        "the agent speaks protocol {}, this harness {}: they were not built together",
+                        hello.protocol_version,
+                        guest_protocol::PROTOCOL_VERSION
+                    ));
+                }
                 self.hello = Some(hello);
             }
             GuestMessage::Ready(ready) => {
@@ -472,7 +480,7 @@ mod tests {
         assert_eq!(status.label(), "VM_KILLED");
         run.absorb(
             GuestMessage::Hello(Hello {
-                protocol_version: 1,
+                protocol_version: guest_protocol::PROTOCOL_VERSION,
                 agent_version: "t".into(),
                 kernel_name: "k".into(),
                 kernel_release: "r".into(),
@@ -552,6 +560,30 @@ mod tests {
             runs[0].status.describe()
         );
         assert_eq!(runs[1].status, GuestStatus::Completed);
+    }
+
+    #[test]
+    fn an_agent_of_another_protocol_is_an_agent_error() {
+        let mut run = GuestRun::new("k", "x86_64", "tcg");
+        run.absorb(
+            GuestMessage::Hello(Hello {
+                protocol_version: guest_protocol::PROTOCOL_VERSION + 1,
+                agent_version: "t".into(),
+                kernel_name: "k".into(),
+                kernel_release: "r".into(),
+                machine: "x86_64".into(),
+                kernel_btf_bytes: None,
+                uptime_ms: 1,
+            }),
+            1,
+        );
+        assert!(run.absorb(GuestMessage::Done { agent_ms: 2 }, 2));
+        assert_eq!(run.status.label(), "AGENT_ERROR");
+        assert!(
+            run.status.describe().contains("protocol"),
+            "{}",
+            run.status.describe()
+        );
     }
 
     #[test]

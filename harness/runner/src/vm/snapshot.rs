@@ -881,7 +881,7 @@ mod tests {
         assert!(!died_before_hello(&run));
         run.status = GuestStatus::Panic;
         run.hello = Some(guest_protocol::Hello {
-            protocol_version: 3,
+            protocol_version: guest_protocol::PROTOCOL_VERSION,
             agent_version: "a".into(),
             kernel_name: "k".into(),
             kernel_release: "r".into(),

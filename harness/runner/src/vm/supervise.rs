@@ -284,7 +284,7 @@ mod tests {
             let (_cancel_tx, cancel) = watch::channel(false);
             let writer = tokio::spawn(async move {
                 let hello = GuestMessage::Hello(Hello {
-                    protocol_version: 1,
+                    protocol_version: guest_protocol::PROTOCOL_VERSION,
                     agent_version: "t".into(),
                     kernel_name: "k".into(),
                     kernel_release: "r".into(),
