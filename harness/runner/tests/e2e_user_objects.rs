@@ -87,7 +87,11 @@ fn project() -> Project {
     }
     let bin = root.path().join("bin/harness");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_harness"), &bin).unwrap();
+    // A hard link, not a copy: a copy holds a write descriptor that a child forked meanwhile by
+    // the other test's thread inherits until its exec, and exec then fails with ETXTBSY.
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_harness"), &bin).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_harness"), &bin).unwrap();
+    }
     let home = root.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     Project {
@@ -103,16 +107,25 @@ impl Project {
     /// environment: a bare PATH (no cargo, no rustup) and a home of its own. Only the kernel
     /// images come from the workspace's cache, to spare the download.
     fn harness(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.bin)
-            .current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", &self.home)
-            .env("HARNESS_IMAGES", workspace().join("images"))
-            .args(["--color", "never"])
-            .args(args)
-            .output()
-            .unwrap()
+        // The fallback copy can still meet ETXTBSY for a moment (see `project`): try again.
+        for attempt in 0.. {
+            let result = Command::new(&self.bin)
+                .current_dir(&self.dir)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("HOME", &self.home)
+                .env("HARNESS_IMAGES", workspace().join("images"))
+                .args(["--color", "never"])
+                .args(args)
+                .output();
+            match result {
+                Err(e) if e.raw_os_error() == Some(26) && attempt < 20 => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other.unwrap(),
+            }
+        }
+        unreachable!()
     }
 }
 

@@ -217,11 +217,23 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
         libbpf_loader: None,
     };
     bundle.write_dir("host", dir.path()).unwrap();
-    let output = std::process::Command::new(&agent)
-        .arg("--bundle")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    // Another test's thread may fork while the agent file is still open for writing here; its
+    // child holds that descriptor until its exec, and our exec meanwhile fails with ETXTBSY.
+    let output = (0..20)
+        .find_map(|_| {
+            match std::process::Command::new(&agent)
+                .arg("--bundle")
+                .arg(dir.path())
+                .output()
+            {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                }
+                other => Some(other.unwrap()),
+            }
+        })
+        .expect("the agent could be started");
     assert!(
         output.status.success(),
         "the agent must not crash on a bad object: {:?}\n{}",
