@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::guest::{GuestRun, GuestStatus};
 use crate::report::objects::ObjectRecord;
-use crate::report::RunRecord;
+use crate::report::{ReportPaths, RunRecord};
 use crate::verdict::{self, PlannedCase, Trial, TrialOutcome};
 
 #[derive(Debug, clap::Args)]
@@ -238,14 +238,12 @@ pub fn merge_command(args: &MergeArgs) -> Result<ExitCode> {
     if args.reports.len() > MAX_REPORTS {
         bail!("at most {MAX_REPORTS} reports");
     }
-    for path in args
-        .report_json
-        .iter()
-        .chain(args.junit.iter())
-        .chain(args.summary_md.iter())
-    {
-        crate::fsutil::check_writable(path)?;
+    ReportPaths {
+        json: args.report_json.as_deref(),
+        junit: args.junit.as_deref(),
+        markdown: args.summary_md.as_deref(),
     }
+    .check()?;
     let reports = args
         .reports
         .iter()
@@ -267,14 +265,12 @@ pub fn merge_command(args: &MergeArgs) -> Result<ExitCode> {
         cases: &merged.cases,
         kernel_order: &merged.kernel_order,
     };
-    let mut report_errors = Vec::new();
-    if let Some(path) = &args.report_json {
-        report_errors.extend(crate::report::json::write(&record, path).err());
+    let report_errors = ReportPaths {
+        json: args.report_json.as_deref(),
+        junit: args.junit.as_deref(),
+        markdown: args.summary_md.as_deref(),
     }
-    if let Some(path) = &args.junit {
-        report_errors.extend(crate::report::junit::write(&record, path).err());
-    }
-    report_errors.extend(crate::report::markdown::write(&record, args.summary_md.as_deref()).err());
+    .write(&record);
     let arguments = libtest_mimic::Arguments {
         test_threads: Some(1),
         ..Default::default()

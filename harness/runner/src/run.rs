@@ -17,7 +17,7 @@ use crate::corpus;
 use crate::guest::GuestRun;
 use crate::images::{Images, KernelImage};
 use crate::layout::Layout;
-use crate::report::RunRecord;
+use crate::report::{ReportPaths, RunRecord};
 use crate::verdict::{self, PlannedCase, Trial, TrialOutcome};
 use crate::vm::accel::{self, Accel, AccelChoice};
 use crate::vm::{qemu, GuestLimits};
@@ -224,14 +224,12 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     }
 
     // A report that cannot be written is found now, not after every guest has run.
-    for path in args
-        .report_json
-        .iter()
-        .chain(args.junit.iter())
-        .chain(args.summary_md.iter())
-    {
-        crate::fsutil::check_writable(path)?;
+    ReportPaths {
+        json: args.report_json.as_deref(),
+        junit: args.junit.as_deref(),
+        markdown: args.summary_md.as_deref(),
     }
+    .check()?;
 
     let boots_qemu = kernels
         .iter()
@@ -462,14 +460,12 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     };
     // Reports first: an interrupted or failing run still leaves its record. A report that
     // cannot be written does not cost the terminal its results: it is said after them.
-    let mut report_errors = Vec::new();
-    if let Some(path) = &args.report_json {
-        report_errors.extend(crate::report::json::write(&record, path).err());
+    let report_errors = ReportPaths {
+        json: args.report_json.as_deref(),
+        junit: args.junit.as_deref(),
+        markdown: args.summary_md.as_deref(),
     }
-    if let Some(path) = &args.junit {
-        report_errors.extend(crate::report::junit::write(&record, path).err());
-    }
-    report_errors.extend(crate::report::markdown::write(&record, args.summary_md.as_deref()).err());
+    .write(&record);
     if let Some(reference) = &args.bless {
         match runs.iter().find(|r| &r.kernel == reference) {
             Some(run) => crate::bless::write_all(&fixture_files, run, &vocabulary)?,

@@ -74,3 +74,62 @@ pub fn flaky_count(record: &RunRecord) -> usize {
         .filter(|t| !flaky_attempts(record, t).is_empty())
         .count()
 }
+
+/// Where the reports of a run (or a merge) go.
+pub struct ReportPaths<'a> {
+    pub json: Option<&'a std::path::Path>,
+    pub junit: Option<&'a std::path::Path>,
+    pub markdown: Option<&'a std::path::Path>,
+}
+
+impl ReportPaths<'_> {
+    /// Finds a path that cannot be written before the work starts; creates nothing.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for path in [self.json, self.junit, self.markdown].into_iter().flatten() {
+            crate::fsutil::check_writable(path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every report asked for; a report that fails does not stop the others, and the
+    /// caller says the errors after the terminal results.
+    pub fn write(&self, record: &RunRecord) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        if let Some(path) = self.json {
+            errors.extend(json::write(record, path).err());
+        }
+        if let Some(path) = self.junit {
+            errors.extend(junit::write(record, path).err());
+        }
+        errors.extend(markdown::write(record, self.markdown).err());
+        errors
+    }
+}
+
+/// Rows as left-aligned columns two spaces apart, a rule under the first (the header).
+pub fn aligned_table(rows: &[Vec<String>]) -> String {
+    use std::fmt::Write as _;
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        if n == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(out, "{}", rule.join("  "));
+        }
+    }
+    out
+}

@@ -194,23 +194,10 @@ pub fn render(record: &super::RunRecord) -> String {
         });
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::from("\nprograms loaded per kernel:\n");
-    for (n, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-        if n == 0 {
-            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            let _ = writeln!(out, "{}", rule.join("  "));
-        }
-    }
-    out
+    format!(
+        "\nprograms loaded per kernel:\n{}",
+        super::aligned_table(&rows)
+    )
 }
 
 #[cfg(test)]

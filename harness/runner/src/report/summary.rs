@@ -56,29 +56,7 @@ pub fn render(record: &RunRecord) -> String {
     row.extend(["".into(), "".into(), "".into()]);
     rows.push(row);
 
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (n, row) in rows.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-        if n == 0 {
-            let _ = writeln!(
-                out,
-                "{}",
-                widths
-                    .iter()
-                    .map(|w| "-".repeat(*w))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            );
-        }
-    }
+    let mut out = super::aligned_table(&rows);
     out.push_str(&not_compared(record));
     let all = count(record.trials);
     let _ = writeln!(
