@@ -18,6 +18,7 @@ pub mod consts;
 mod error;
 mod link;
 mod map;
+pub mod perf;
 pub mod probe;
 mod prog;
 mod ringbuf;
@@ -31,6 +32,7 @@ pub use map::{
     map_lookup_flags, map_next_key, map_update, parse_cpu_list, percpu_value_size, possible_cpus,
     MapCreate, MapCreateExtra, MapInfo,
 };
+pub use perf::{attach_kprobe, attach_tracepoint};
 pub use prog::{
     load_program, load_program_reporting, load_program_with_log, obj_get, obj_pin, prog_info,
     prog_xlated_insns, test_run, test_run_with, ProgInfo, ProgramLoad, TestRun, TestRunExtra,

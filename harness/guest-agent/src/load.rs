@@ -20,6 +20,61 @@ pub struct LoadedMap {
     pub frozen: bool,
 }
 
+/// An owned copy of a program's `BPF_PROG_LOAD` request (map fds already patched in).
+pub struct Reload {
+    name: String,
+    program_type: u32,
+    expected_attach_type: Option<u32>,
+    insns: Vec<u8>,
+    license: String,
+    kernel_version: u32,
+    attach_btf_id: Option<u32>,
+    func_info: Vec<u8>,
+    func_info_rec_size: u32,
+    line_info: Vec<u8>,
+    line_info_rec_size: u32,
+    prog_flags: u32,
+}
+
+impl Reload {
+    fn of(request: &bpf_loader::ProgramLoad) -> Reload {
+        Reload {
+            name: request.name.to_string(),
+            program_type: request.program_type,
+            expected_attach_type: request.expected_attach_type,
+            insns: request.insns.to_vec(),
+            license: request.license.to_string(),
+            kernel_version: request.kernel_version,
+            attach_btf_id: request.attach_btf_id,
+            func_info: request.func_info.to_vec(),
+            func_info_rec_size: request.func_info_rec_size,
+            line_info: request.line_info.to_vec(),
+            line_info_rec_size: request.line_info_rec_size,
+            prog_flags: request.prog_flags,
+        }
+    }
+
+    /// Loads the program again (it loaded once already, so no log is asked for).
+    pub fn load(&self, btf_fd: Option<&OwnedFd>) -> Result<OwnedFd, bpf_loader::BpfError> {
+        bpf_loader::load_program(&bpf_loader::ProgramLoad {
+            name: &self.name,
+            program_type: self.program_type,
+            expected_attach_type: self.expected_attach_type,
+            insns: &self.insns,
+            license: &self.license,
+            kernel_version: self.kernel_version,
+            attach_btf_id: self.attach_btf_id,
+            btf_fd: btf_fd.map(|fd| fd.as_raw_fd()),
+            func_info: &self.func_info,
+            func_info_rec_size: self.func_info_rec_size,
+            line_info: &self.line_info,
+            line_info_rec_size: self.line_info_rec_size,
+            prog_flags: self.prog_flags,
+            ..Default::default()
+        })
+    }
+}
+
 pub struct LoadedObject {
     pub maps: Vec<LoadedMap>,
     /// Program name → fd and program type, for the programs the kernel accepted.
@@ -28,6 +83,14 @@ pub struct LoadedObject {
     pub not_loaded: HashMap<String, ProgramLoadOutcome>,
     /// Program name → its ELF section (`raw_tp/kfree_skb` names the attach point).
     pub sections: HashMap<String, String>,
+    /// Program name -> what loads it again, for programs attached through their load-time BTF
+    /// target (fentry/fexit/fmod_ret, tp_btf, lsm): before 5.1x such a program can be attached
+    /// once per load, so every workload case attaches a fresh load.
+    pub reloads: HashMap<String, Reload>,
+    /// The object's BTF, kept for those reloads.
+    pub btf_fd: Option<OwnedFd>,
+    /// `.bss`/`.data` globals by name (where a workload case writes its process's pid).
+    pub globals: crate::workload::Globals,
     /// What the loader did differently from libbpf or left out (pinning ignored, ...), for the
     /// report.
     pub notes: Vec<String>,
@@ -106,6 +169,7 @@ pub fn load_object(
     let mut programs = HashMap::new();
     let mut not_loaded = HashMap::new();
     let mut sections = HashMap::new();
+    let mut reloads = HashMap::new();
     let mut relocate_us = 0;
     for program in object.programs() {
         let name = program.name.clone();
@@ -195,6 +259,13 @@ pub fn load_object(
                     &mut before_log_reload,
                 ) {
                     Ok(fd) => {
+                        if matches!(
+                            relocated.program_type,
+                            bpf_loader::consts::BPF_PROG_TYPE_TRACING
+                                | bpf_loader::consts::BPF_PROG_TYPE_LSM
+                        ) {
+                            reloads.insert(name.clone(), Reload::of(&request));
+                        }
                         programs.insert(name.clone(), (fd, relocated.program_type));
                         ProgramLoadOutcome::Loaded {
                             insns: (relocated.insns.len() / 8) as u32,
@@ -231,6 +302,9 @@ pub fn load_object(
             programs,
             not_loaded,
             sections,
+            reloads,
+            btf_fd,
+            globals: crate::workload::globals_of(&object),
             notes,
         },
         report,
@@ -279,6 +353,9 @@ fn refused_object(
             programs: HashMap::new(),
             not_loaded,
             sections,
+            reloads: HashMap::new(),
+            btf_fd: None,
+            globals: Default::default(),
             notes,
         },
         ObjectLoaded {

@@ -6,6 +6,7 @@
 //! framed results on a serial port of its own. Then it powers the machine off. It never decides
 //! whether a result is right: comparison happens on the host, in one place.
 
+mod attach;
 mod channel;
 mod kernel_facts;
 mod libbpf;
@@ -15,6 +16,7 @@ mod ready;
 mod run_cases;
 mod system;
 mod traffic;
+mod workload;
 
 use std::time::Instant;
 
@@ -23,6 +25,11 @@ use guest_protocol::{GuestMessage, Hello, Manifest, MANIFEST_PATH, PROTOCOL_VERS
 use channel::Channel;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(workload::CHILD_FLAG) {
+        // A workload case's child process (or its exec'ed continuation), never /init.
+        workload::child_main(&args[2..]);
+    }
     let started = Instant::now();
     let as_init = std::process::id() == 1;
     let bundle = if as_init {

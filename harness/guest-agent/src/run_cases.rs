@@ -1,5 +1,6 @@
 //! One case: reset the object's maps, BPF_PROG_TEST_RUN (or, for a traffic case, attach and
-//! send packets: [`crate::traffic`]), then dump the whole state of the object: every map that
+//! send packets: [`crate::traffic`]; for a workload case, attach and let a child process act:
+//! [`crate::workload`]), then dump the whole state of the object: every map that
 //! can be read as keys and values, and the records its ring buffers received during the case.
 //! A map that cannot be read that way is listed with the reason, never left out silently.
 
@@ -86,7 +87,12 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
     }
     crate::printk::begin_case();
     let mut per_packet = Vec::new();
-    let output = if let Some(flows) = &case.traffic {
+    let output = if let Some(workload) = &case.workload {
+        match crate::workload::run(object, case, workload) {
+            Ok(output) => output,
+            Err(outcome) => return outcome,
+        }
+    } else if let Some(flows) = &case.traffic {
         match crate::traffic::run(object, case, fd, *program_type, flows) {
             Ok(output) => output,
             Err(outcome) => return outcome,

@@ -4,7 +4,7 @@ use std::ffi::CString;
 
 pub const KERNEL_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
-/// Mounts devtmpfs, proc, sysfs, bpffs and tracefs. Failures are reported later by what they break
+/// Mounts devtmpfs, proc, sysfs, bpffs, tracefs and securityfs. Failures are reported later by what they break
 /// (a missing /sys/kernel/btf/vmlinux, a port that cannot be opened), with better context.
 pub fn prepare_guest() {
     for (source, target, fstype) in [
@@ -14,6 +14,8 @@ pub fn prepare_guest() {
         ("bpffs", "/sys/fs/bpf", "bpf"),
         // bpf_printk output of a case is read from its trace_pipe (crate::printk).
         ("tracefs", "/sys/kernel/tracing", "tracefs"),
+        // Which LSMs are active (lsm programs run only where `bpf` is): crate::attach.
+        ("securityfs", "/sys/kernel/security", "securityfs"),
     ] {
         let _ = std::fs::create_dir_all(target);
         mount(source, target, fstype);

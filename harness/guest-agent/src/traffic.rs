@@ -200,7 +200,7 @@ fn barrier() -> Result<(), String> {
 
 /// Brings `lo` up if it is down (a fresh guest: the kernel configures 127.0.0.1 and ::1 on it
 /// as it comes up). On the host it is up already and left alone.
-fn ensure_loopback_up() -> Result<(), String> {
+pub(crate) fn ensure_loopback_up() -> Result<(), String> {
     // SAFETY: plain socket/ioctl/close on a socket we own, with a zeroed ifreq naming "lo".
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
@@ -236,12 +236,12 @@ fn ensure_loopback_up() -> Result<(), String> {
 
 /// An exclusive `flock` on `<tmp>/harness-traffic.lock` until dropped. Best effort: if the
 /// file cannot be opened (a read-only temporary directory), traffic goes ahead unserialized.
-struct TrafficLock {
+pub(crate) struct TrafficLock {
     _file: Option<std::fs::File>,
 }
 
 impl TrafficLock {
-    fn acquire() -> TrafficLock {
+    pub(crate) fn acquire() -> TrafficLock {
         use std::os::fd::AsRawFd;
         let dir = std::env::temp_dir();
         let _ = std::fs::create_dir_all(&dir);

@@ -17,7 +17,8 @@ mod transfer;
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
+    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, Workload,
+    WorkloadAction, MANIFEST_PATH,
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
@@ -32,7 +33,7 @@ pub use transfer::{
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The kernel command-line key that tells the agent which serial device carries frames.
 pub const RESULTS_PORT_PARAM: &str = "harness.port";

@@ -98,6 +98,58 @@ pub struct CaseSpec {
     /// interface, detaches, then dumps the maps. `data_in`, `ctx_in` and `repeat` are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Vec<TrafficFlow>>,
+    /// A workload case: the agent attaches programs, a child process of its own performs the
+    /// workload's actions, then the agent detaches and dumps the maps. `data_in`, `ctx_in` and
+    /// `repeat` are unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Workload>,
+}
+
+/// Real activity that tracing programs observe: the programs named in `attach` are attached
+/// (in that order) while one child process of the agent performs `actions` in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Programs attached for the workload: the case's program first, then the others.
+    pub attach: Vec<String>,
+    pub actions: Vec<WorkloadAction>,
+    /// A global variable of the object (in `.bss` or `.data`, 4 or 8 bytes) the agent sets to
+    /// the workload process's pid (its thread group id) before the process starts, so the
+    /// programs can ignore every other process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_variable: Option<String>,
+}
+
+/// One thing the workload process does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WorkloadAction {
+    /// `count` times `openat(AT_FDCWD, path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644)` then
+    /// `close` (the first one creates the file if it is missing; its directory is made first).
+    Open {
+        path: String,
+        count: u32,
+    },
+    /// `count` times `execve("/proc/self/exe", ...)`: the process execs the agent's own binary,
+    /// which goes on with the remaining actions in the same process (same pid).
+    Exec {
+        count: u32,
+    },
+    /// `count` TCP connections over loopback: listen on `127.0.0.1:port` (`Tcp4`) or
+    /// `[::1]:port` (`Tcp6`), connect, accept, send `payload_len` bytes each way, close.
+    Tcp4 {
+        port: u16,
+        count: u32,
+        payload_len: u32,
+    },
+    Tcp6 {
+        port: u16,
+        count: u32,
+        payload_len: u32,
+    },
+    /// UDP datagrams as a traffic flow sends them ([`UdpFlow`]), from the workload process.
+    Udp4(UdpFlow),
+    Udp6(UdpFlow),
 }
 
 /// One map entry a case writes before it runs. For per-CPU maps `value` is one CPU's value,
@@ -163,6 +215,7 @@ mod tests {
             setup_maps: vec![],
             data_sequence: vec![],
             traffic,
+            workload: None,
         }
     }
 
@@ -213,6 +266,46 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn workload_round_trips_and_refuses_unknown_actions() {
+        let mut case = spec(None);
+        case.workload = Some(Workload {
+            attach: vec!["p".into(), "q".into()],
+            actions: vec![
+                WorkloadAction::Open {
+                    path: "/tmp/x".into(),
+                    count: 2,
+                },
+                WorkloadAction::Exec { count: 1 },
+                WorkloadAction::Tcp4 {
+                    port: 61200,
+                    count: 1,
+                    payload_len: 3,
+                },
+                WorkloadAction::Udp6(UdpFlow {
+                    sport: 61500,
+                    dport: 61001,
+                    count: 1,
+                    payload_len: 0,
+                }),
+            ],
+            pid_variable: Some("target_tgid".into()),
+        });
+        let json = serde_json::to_string(&case).unwrap();
+        assert!(
+            json.contains(
+                r#""actions":[{"kind":"open","path":"/tmp/x","count":2},{"kind":"exec","count":1}"#
+            ),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<CaseSpec>(&json).unwrap(), case);
+        let bad = json.replace(r#""kind":"exec""#, r#""kind":"fork""#);
+        assert!(serde_json::from_str::<CaseSpec>(&bad).is_err());
+        assert!(!serde_json::to_string(&spec(None))
+            .unwrap()
+            .contains("workload"));
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn write_all(
                     data_in: &case.data_in,
                     sequence: &case.data_sequence,
                     ignore_maps: &case.expect.ignore_maps,
-                    traffic: case.traffic.is_some(),
+                    traffic: case.traffic.is_some() || case.workload.is_some(),
                 },
             );
         }

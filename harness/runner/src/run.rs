@@ -556,6 +556,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
                 setup_maps: case.setup.clone(),
                 data_sequence: case.data_sequence.clone(),
                 traffic: case.traffic.clone(),
+                workload: case.workload.clone(),
             });
         }
     }

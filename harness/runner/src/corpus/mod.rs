@@ -135,6 +135,25 @@ fn check_names(input: &ObjectInput, bytes: &[u8], fixtures: &FixtureFile) -> Res
                 list(&programs)
             );
         }
+        if let Some(workload) = &case.workload {
+            if let Some(missing) = workload
+                .attach
+                .iter()
+                .find(|p| !programs.contains(&p.as_str()))
+            {
+                bail!(
+                    "{}: attach: object {} has no program `{missing}`; its programs: {}",
+                    at(),
+                    input.name,
+                    list(&programs)
+                );
+            }
+            if let Some(var) = &workload.pid_variable {
+                crate::fixtures::workload::check_pid_variable(bytes, var).map_err(|e| {
+                    anyhow::anyhow!("{}: workload_pid: object {}: {e}", at(), input.name)
+                })?;
+            }
+        }
         let named = case
             .expect
             .maps
