@@ -236,3 +236,39 @@ fn host_kernel_btf_if_present() {
     assert_eq!(btf.to_bytes().len(), raw.len());
     assert_eq!(Btf::parse(&btf.to_bytes()).unwrap(), btf);
 }
+
+/// What a self-relocating kernel is given: the instructions as linked, before CO-RE, and one
+/// `struct bpf_core_relo` per decision at the decision's instruction (in bytes), with the
+/// `.BTF.ext` record's type id and kind; every instruction CO-RE did not touch is unchanged.
+#[test]
+fn kernel_core_input_is_the_unrelocated_program_and_its_records() {
+    let (local, target) = pair();
+    let tbtf = target.btf().unwrap();
+    for prog in ["fields", "direct", "types", "enums"] {
+        let r = relocate_program(&local, prog, tbtf).unwrap();
+        let size = core_reloc::relocate::KERNEL_CORE_RELO_SIZE as usize;
+        assert_eq!(r.kernel_core_relos.len(), r.core.len() * size, "{prog}");
+        assert!(!r.core.is_empty(), "{prog}");
+        assert_eq!(r.insns_before_core.len(), r.insns.len(), "{prog}");
+        let word = |rec: &[u8], i: usize| u32::from_ne_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
+        let mut touched = std::collections::BTreeSet::new();
+        for (rec, d) in r.kernel_core_relos.chunks(size).zip(&r.core) {
+            assert_eq!(word(rec, 0), d.insn_index * 8, "{prog}: {d:?}");
+            assert_eq!(word(rec, 1), d.local_type_id, "{prog}: {d:?}");
+            assert_eq!(word(rec, 3), d.kind as u32, "{prog}: {d:?}");
+            touched.insert(d.insn_index as usize);
+        }
+        for (i, (before, after)) in r
+            .insns_before_core
+            .chunks(8)
+            .zip(r.insns.chunks(8))
+            .enumerate()
+        {
+            if !touched.contains(&i) && !touched.contains(&(i.wrapping_sub(1))) {
+                assert_eq!(before, after, "{prog}: insn {i} changed without a relocation");
+            }
+        }
+        // What CO-RE changed is a relocated instruction (and the second half of an ld_imm64).
+        assert_ne!(r.insns_before_core, r.insns, "{prog}: the target layout differs");
+    }
+}

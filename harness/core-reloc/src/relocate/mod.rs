@@ -61,7 +61,18 @@ pub struct RelocatedProgram {
     pub line_info_rec_size: u32,
     /// Every CO-RE relocation applied, in instruction order per function.
     pub core: Vec<CoreDecision>,
+    /// The linked instructions before any CO-RE relocation was applied, with
+    /// [`RelocatedProgram::kernel_core_relos`]: what a kernel that relocates by itself
+    /// (`core_relos` at `BPF_PROG_LOAD`, 5.17+) is given instead of [`RelocatedProgram::insns`].
+    pub insns_before_core: Vec<u8>,
+    /// The program's CO-RE relocations as the kernel's `struct bpf_core_relo` records (16 bytes:
+    /// `insn_off` in bytes from the linked program's start, `type_id`, `access_str_off`, `kind`),
+    /// in the order they were applied.
+    pub kernel_core_relos: Vec<u8>,
 }
+
+/// Size of one `struct bpf_core_relo`.
+pub const KERNEL_CORE_RELO_SIZE: u32 = 16;
 
 impl RelocatedProgram {
     pub fn insn_count(&self) -> usize {
@@ -360,6 +371,8 @@ pub fn relocate_program(
     let mut func_info_rec_size = 0;
     let mut line_info_rec_size = 0;
     let mut core = Vec::new();
+    let insns_before_core = insns.clone();
+    let mut kernel_core_relos = Vec::new();
     if let Some(ext) = obj.btf_ext() {
         let btf = obj
             .btf()
@@ -391,6 +404,14 @@ pub fn relocate_program(
                     };
                     let index = relo_counter;
                     relo_counter += 1;
+                    for word in [
+                        linked.saturating_mul(INSN_SIZE as u32),
+                        relo.type_id,
+                        relo.access_str_off,
+                        relo.kind,
+                    ] {
+                        kernel_core_relos.extend_from_slice(&word.to_ne_bytes());
+                    }
                     let decision =
                         engine
                             .apply(&mut insns, linked as usize, &relo)
@@ -426,6 +447,8 @@ pub fn relocate_program(
         line_info,
         line_info_rec_size,
         core,
+        insns_before_core,
+        kernel_core_relos,
     })
 }
 
