@@ -250,7 +250,8 @@ fn kernel_core_input_is_the_unrelocated_program_and_its_records() {
         assert_eq!(r.kernel_core_relos.len(), r.core.len() * size, "{prog}");
         assert!(!r.core.is_empty(), "{prog}");
         assert_eq!(r.insns_before_core.len(), r.insns.len(), "{prog}");
-        let word = |rec: &[u8], i: usize| u32::from_ne_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
+        let word =
+            |rec: &[u8], i: usize| u32::from_ne_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
         let mut touched = std::collections::BTreeSet::new();
         for (rec, d) in r.kernel_core_relos.chunks(size).zip(&r.core) {
             assert_eq!(word(rec, 0), d.insn_index * 8, "{prog}: {d:?}");
@@ -265,10 +266,16 @@ fn kernel_core_input_is_the_unrelocated_program_and_its_records() {
             .enumerate()
         {
             if !touched.contains(&i) && !touched.contains(&(i.wrapping_sub(1))) {
-                assert_eq!(before, after, "{prog}: insn {i} changed without a relocation");
+                assert_eq!(
+                    before, after,
+                    "{prog}: insn {i} changed without a relocation"
+                );
             }
         }
         // What CO-RE changed is a relocated instruction (and the second half of an ld_imm64).
-        assert_ne!(r.insns_before_core, r.insns, "{prog}: the target layout differs");
+        assert_ne!(
+            r.insns_before_core, r.insns,
+            "{prog}: the target layout differs"
+        );
     }
 }

@@ -89,6 +89,8 @@ pub struct LoadedObject {
     pub reloads: HashMap<String, Reload>,
     /// The object's BTF, kept for those reloads.
     pub btf_fd: Option<OwnedFd>,
+    /// With `--kernel-core`: how the kernel's own CO-RE relocation of each program compared.
+    pub kernel_core: Option<guest_protocol::KernelCoreObject>,
     /// `.bss`/`.data` globals by name (where a workload case writes its process's pid).
     pub globals: crate::workload::Globals,
     /// What the loader did differently from libbpf or left out (pinning ignored, ...), for the
@@ -103,6 +105,7 @@ pub fn load_object(
     entry: &ObjectEntry,
     target: &Btf,
     features: &BtfFeatures,
+    kernel_core: bool,
     progress: &mut dyn FnMut(String),
 ) -> Result<(LoadedObject, ObjectLoaded), String> {
     let path = bundle.join(&entry.path);
@@ -170,6 +173,8 @@ pub fn load_object(
     let mut not_loaded = HashMap::new();
     let mut sections = HashMap::new();
     let mut reloads = HashMap::new();
+    let mut kernel_core_programs = Vec::new();
+    let mut kernel_core_unsupported = None;
     let mut relocate_us = 0;
     for program in object.programs() {
         let name = program.name.clone();
@@ -266,6 +271,20 @@ pub fn load_object(
                         ) {
                             reloads.insert(name.clone(), Reload::of(&request));
                         }
+                        if kernel_core && kernel_core_unsupported.is_none() {
+                            match crate::kernel_core::compare_program(
+                                &relocated,
+                                &request,
+                                &fd,
+                                &map_fds,
+                                &resolution,
+                            ) {
+                                Ok(compared) => kernel_core_programs.push(compared),
+                                Err(crate::kernel_core::Unsupported(why)) => {
+                                    kernel_core_unsupported = Some(why)
+                                }
+                            }
+                        }
                         programs.insert(name.clone(), (fd, relocated.program_type));
                         ProgramLoadOutcome::Loaded {
                             insns: (relocated.insns.len() / 8) as u32,
@@ -288,6 +307,28 @@ pub fn load_object(
         });
     }
     fill_prog_arrays(&object, &maps, &programs, &mut notes);
+    let kernel_core = kernel_core.then(|| {
+        for p in &program_reports {
+            if !kernel_core_programs.iter().any(|k| k.program == p.program) {
+                kernel_core_programs.push(guest_protocol::KernelCoreProgram {
+                    program: p.program.clone(),
+                    relocations: 0,
+                    outcome: guest_protocol::KernelCoreOutcome::NotCompared {
+                        reason: "ours did not load it".into(),
+                    },
+                });
+            }
+        }
+        guest_protocol::KernelCoreObject {
+            object: entry.name.clone(),
+            programs: if kernel_core_unsupported.is_some() {
+                Vec::new()
+            } else {
+                kernel_core_programs
+            },
+            unsupported: kernel_core_unsupported,
+        }
+    });
     let report = ObjectLoaded {
         object: entry.name.clone(),
         sha256,
@@ -304,6 +345,7 @@ pub fn load_object(
             sections,
             reloads,
             btf_fd,
+            kernel_core,
             globals: crate::workload::globals_of(&object),
             notes,
         },
@@ -355,6 +397,7 @@ fn refused_object(
             sections,
             reloads: HashMap::new(),
             btf_fd: None,
+            kernel_core: None,
             globals: Default::default(),
             notes,
         },

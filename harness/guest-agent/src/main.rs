@@ -8,6 +8,7 @@
 
 mod attach;
 mod channel;
+mod kernel_core;
 mod kernel_facts;
 mod libbpf;
 mod load;
@@ -142,7 +143,14 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             channel.flush();
         };
         let load_started = Instant::now();
-        let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
+        let loaded = load::load_object(
+            bundle,
+            object,
+            &target,
+            &features,
+            manifest.kernel_core,
+            &mut progress,
+        );
         let ours_us = load_started.elapsed().as_micros() as u64;
         if let Some(loader) = manifest.libbpf_loader.as_deref() {
             // Our load first (its report is unchanged), then libbpf's beside it in this guest.
@@ -161,8 +169,32 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         }
         match loaded {
             Ok((loaded, report)) => {
+                // An object refused as a whole was never compared: say so per program.
+                let kernel_core = manifest.kernel_core.then(|| {
+                    loaded
+                        .kernel_core
+                        .clone()
+                        .unwrap_or_else(|| guest_protocol::KernelCoreObject {
+                            object: object.name.clone(),
+                            unsupported: None,
+                            programs: report
+                                .programs
+                                .iter()
+                                .map(|p| guest_protocol::KernelCoreProgram {
+                                    program: p.program.clone(),
+                                    relocations: 0,
+                                    outcome: guest_protocol::KernelCoreOutcome::NotCompared {
+                                        reason: "the object did not load".into(),
+                                    },
+                                })
+                                .collect(),
+                        })
+                });
                 if manifest.libbpf_loader.is_none() {
                     channel.send(&GuestMessage::ObjectLoaded(report));
+                }
+                if let Some(compared) = kernel_core {
+                    channel.send(&GuestMessage::KernelCoreCompared(compared));
                 }
                 for note in &loaded.notes {
                     channel.send(&GuestMessage::Log {

@@ -9,12 +9,14 @@
 
 mod framing;
 mod hexbytes;
+pub mod kernel_core;
 pub mod libbpf;
 mod manifest;
 mod messages;
 mod transfer;
 
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
+pub use kernel_core::{KernelCoreObject, KernelCoreOutcome, KernelCoreProgram};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
     CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, Workload,

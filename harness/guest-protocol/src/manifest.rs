@@ -22,6 +22,10 @@ pub struct Manifest {
     /// (`harness --libbpf`), and both loaders' translated programs are reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub libbpf_loader: Option<String>,
+    /// Also let the kernel relocate each program itself (`core_relos`, 5.17+) and report how
+    /// its translation compares with ours (`harness --kernel-core`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kernel_core: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

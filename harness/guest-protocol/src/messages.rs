@@ -14,6 +14,8 @@ pub enum GuestMessage {
     CaseResult(CaseResult),
     /// The same object through libbpf in the same guest (`harness --libbpf`).
     LibbpfLoaded(crate::libbpf::LibbpfObject),
+    /// The kernel's own CO-RE relocation of the same programs (`harness --kernel-core`).
+    KernelCoreCompared(crate::kernel_core::KernelCoreObject),
     /// Something the agent wants in the report, not a result.
     Log {
         message: String,

@@ -15,6 +15,8 @@ pub struct Bundle {
     pub fault: Option<String>,
     /// The static libbpf loader (`--libbpf`), shipped at [`guest_protocol::LIBBPF_LOADER_PATH`].
     pub libbpf_loader: Option<Vec<u8>>,
+    /// Also let each kernel relocate the programs itself and compare (`--kernel-core`).
+    pub kernel_core: bool,
 }
 
 pub const OBJECTS_DIR: &str = "harness/objects";
@@ -44,6 +46,7 @@ impl Bundle {
                 .libbpf_loader
                 .as_ref()
                 .map(|_| guest_protocol::LIBBPF_LOADER_PATH.to_string()),
+            kernel_core: self.kernel_core,
         }
     }
 
@@ -235,6 +238,7 @@ mod tests {
             cases: vec![],
             fault: None,
             libbpf_loader: None,
+            kernel_core: false,
         }
     }
 

@@ -170,6 +170,11 @@ pub struct RunArgs {
     /// that the kernel translated what both loaded identically (up to map ids)
     #[arg(long)]
     pub libbpf: bool,
+    /// Also let each kernel relocate every program itself (`core_relos` at BPF_PROG_LOAD, 5.17+)
+    /// and check, per `<kernel>::<object>::kernel-core` trial, that it translated each program
+    /// as ours (up to map ids); a kernel without it reports the trial unsupported
+    #[arg(long)]
+    pub kernel_core: bool,
     /// Start each guest from its kernel's ready snapshot (saved in the image cache on first
     /// use: boot to the agent's ready point, QEMU migration to a file) instead of booting it
     #[arg(long, conflicts_with = "fresh_boot")]

@@ -141,6 +141,8 @@ pub struct GuestRun {
     /// Each object as libbpf loaded it in the same guest (`--libbpf`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub libbpf: Vec<guest_protocol::LibbpfObject>,
+    /// Each object as the kernel's own CO-RE relocated it (`--kernel-core`).
+    pub kernel_core: Vec<guest_protocol::KernelCoreObject>,
 }
 
 impl GuestRun {
@@ -160,6 +162,7 @@ impl GuestRun {
             damaged_frames: 0,
             earlier_attempts: Vec::new(),
             libbpf: Vec::new(),
+            kernel_core: Vec::new(),
         }
     }
 
@@ -198,6 +201,7 @@ impl GuestRun {
             }
             GuestMessage::ObjectLoaded(loaded) => self.objects.push(loaded),
             GuestMessage::LibbpfLoaded(loaded) => self.libbpf.push(loaded),
+            GuestMessage::KernelCoreCompared(compared) => self.kernel_core.push(compared),
             GuestMessage::CaseResult(result) => {
                 self.cases.insert(result.case_id, result.outcome);
             }

@@ -186,6 +186,13 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                 .map(|o| crate::libbpf_verdict::libbpf_trial_name(&k.name, o))
         }));
     }
+    if args.kernel_core {
+        names.extend(kernels.iter().flat_map(|k| {
+            objects
+                .iter()
+                .map(|o| crate::kernel_core_verdict::trial_name(&k.name, o))
+        }));
+    }
     if args.list {
         let trials = names
             .into_iter()
@@ -202,6 +209,16 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let selected = objects
                 .iter()
                 .any(|o| args.selects(&crate::libbpf_verdict::libbpf_trial_name(&kernel.name, o)));
+            if selected {
+                needed.entry(kernel.name.clone()).or_default();
+            }
+        }
+    }
+    if args.kernel_core {
+        for kernel in &kernels {
+            let selected = objects
+                .iter()
+                .any(|o| args.selects(&crate::kernel_core_verdict::trial_name(&kernel.name, o)));
             if selected {
                 needed.entry(kernel.name.clone()).or_default();
             }
@@ -327,6 +344,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     .find(|(k, _)| k == &kernel.name)
                     .map(|(_, f)| f.clone()),
                 libbpf_loader: libbpf_loader.clone(),
+                kernel_core: args.kernel_core,
             };
             let image = provisioned.get(&kernel.name).cloned();
             let semaphore = semaphore.clone();
@@ -429,6 +447,9 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     if args.libbpf {
         judged.extend(crate::libbpf_verdict::judge_all(&runs, &objects));
     }
+    if args.kernel_core {
+        judged.extend(crate::kernel_core_verdict::judge_all(&runs, &objects));
+    }
     // One count everywhere: the table, summary, JSON, JUnit and exit status see the trials
     // the filters selected, as libtest does (it still gets them all, to count what it filtered).
     let mut trials: Vec<Trial> = judged
@@ -478,6 +499,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
     print!("{}", crate::libbpf_verdict::figures(&runs));
+    print!("{}", crate::kernel_core_verdict::figures(&runs));
     print!("{}", crate::report::objects::render(&record));
     for error in &report_errors {
         eprintln!("error: {error:#}");
@@ -683,6 +705,7 @@ async fn probe_kvm(
         cases: vec![],
         fault: None,
         libbpf_loader: None,
+        kernel_core: false,
     };
     let work = layout.work.join(format!(
         "{}d",
