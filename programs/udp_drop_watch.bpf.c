@@ -143,4 +143,45 @@ int raw_tp_udp_drop(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/* The same datagrams on their way out, for a traffic case that attaches a
+ * kprobe (the agent attaches any tracing kind, as for workload cases):
+ * udp_sendmsg(struct sock *sk, ...) counted by the socket's local port, if
+ * it is a watched source port. sk->__sk_common.skc_num through CO-RE. */
+struct sock_common___w {
+	__u16 skc_num;
+} __attribute__((preserve_access_index));
+struct sock___w {
+	struct sock_common___w __sk_common;
+} __attribute__((preserve_access_index));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u64);
+} sends SEC(".maps");
+
+/* x86_64 kprobe context: the first argument is in rdi (struct pt_regs, offset 112). */
+struct pt_regs___rdi {
+	unsigned long regs[14];
+	unsigned long di;
+};
+
+SEC("kprobe/udp_sendmsg")
+int kprobe_udp_sendmsg(struct pt_regs___rdi *ctx)
+{
+	struct sock___w *sk = (struct sock___w *)ctx->di;
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u64 one = 1, *count;
+
+	if (port < WATCH_SPORT_FIRST || port > WATCH_SPORT_LAST)
+		return 0;
+	count = bpf_map_lookup_elem(&sends, &port);
+	if (count)
+		__sync_fetch_and_add(count, 1);
+	else
+		bpf_map_update_elem(&sends, &port, &one, BPF_NOEXIST);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

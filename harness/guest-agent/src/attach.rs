@@ -10,6 +10,78 @@
 use std::os::fd::OwnedFd;
 
 use bpf_loader::consts::*;
+use guest_protocol::{CaseOutcome, ProgramLoadOutcome};
+
+use crate::load::LoadedObject;
+
+/// A loaded program and where it attaches, checked before anything is attached.
+pub struct Planned<'a> {
+    name: &'a str,
+    fd: &'a OwnedFd,
+    point: AttachPoint,
+}
+
+/// Each named program of `object` with its attach point; a program that did not load or names
+/// no attach point ends the case (unsupported where the kernel lacks its type or target).
+pub fn plan<'a>(
+    object: &'a LoadedObject,
+    names: &'a [String],
+) -> Result<Vec<Planned<'a>>, CaseOutcome> {
+    let mut planned = Vec::with_capacity(names.len());
+    for name in names {
+        let Some((fd, program_type)) = object.programs.get(name) else {
+            return Err(match object.not_loaded.get(name) {
+                Some(ProgramLoadOutcome::Unsupported { reason }) => CaseOutcome::Unsupported {
+                    reason: format!("program {name}: {reason}"),
+                },
+                Some(ProgramLoadOutcome::Rejected { error, .. }) => CaseOutcome::Error {
+                    message: format!("program {name} was not loaded: {error}"),
+                },
+                _ => CaseOutcome::Error {
+                    message: format!("the object has no program named {name}"),
+                },
+            });
+        };
+        let section = object.sections.get(name).map(String::as_str).unwrap_or("");
+        let point = attach_point(section, *program_type).map_err(|m| CaseOutcome::Error {
+            message: format!("program {name}: {m}"),
+        })?;
+        planned.push(Planned { name, fd, point });
+    }
+    Ok(planned)
+}
+
+/// What keeps the programs attached: each link, and the fresh load it attached if any.
+pub struct Links {
+    _links: Vec<(OwnedFd, Option<OwnedFd>)>,
+}
+
+/// Attaches every planned program, in order. A BTF-targeted program attaches a fresh load of
+/// itself (see `LoadedObject::reloads`): 5.10 attaches a loaded tracing program only once.
+pub fn attach_all(object: &LoadedObject, planned: &[Planned<'_>]) -> Result<Links, CaseOutcome> {
+    let error = |message: String| CaseOutcome::Error { message };
+    let mut links = Vec::with_capacity(planned.len());
+    for Planned { name, fd, point } in planned {
+        let fresh = match (point, object.reloads.get(*name)) {
+            (AttachPoint::BtfTarget | AttachPoint::Lsm, Some(reload)) => {
+                Some(reload.load(object.btf_fd.as_ref()).map_err(|e| {
+                    error(format!("program {name}: loading it again to attach: {e}"))
+                })?)
+            }
+            _ => None,
+        };
+        match attach(point, fresh.as_ref().unwrap_or(fd), name) {
+            Ok(link) => links.push((link, fresh)),
+            Err(AttachError::Unsupported(reason)) => {
+                return Err(CaseOutcome::Unsupported {
+                    reason: format!("program {name}: {reason}"),
+                })
+            }
+            Err(AttachError::Failed(message)) => return Err(error(message)),
+        }
+    }
+    Ok(Links { _links: links })
+}
 
 /// Why a program could not be attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +195,10 @@ pub fn attach(point: &AttachPoint, fd: &OwnedFd, program: &str) -> Result<OwnedF
         AttachPoint::RawTracepoint(name) => match bpf_loader::raw_tracepoint_open(fd, Some(name)) {
             Err(e) if e.errno() == Some(libc::ENOENT) => Err(AttachError::Unsupported(format!(
                 "this kernel has no tracepoint {name} ({e})"
+            ))),
+            Err(e) if e.errno() == Some(libc::EINVAL) => Err(AttachError::Failed(format!(
+                "cannot attach {program}: {e} (EINVAL: does the program read more arguments \
+                 than the tracepoint has on this kernel?)"
             ))),
             other => other.map_err(failed),
         },

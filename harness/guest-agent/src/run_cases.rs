@@ -88,12 +88,12 @@ fn run(object: &LoadedObject, case: &CaseSpec) -> CaseOutcome {
     crate::printk::begin_case();
     let mut per_packet = Vec::new();
     let output = if let Some(workload) = &case.workload {
-        match crate::workload::run(object, case, workload) {
+        match crate::workload::run(object, workload) {
             Ok(output) => output,
             Err(outcome) => return outcome,
         }
     } else if let Some(flows) = &case.traffic {
-        match crate::traffic::run(object, case, fd, *program_type, flows) {
+        match crate::traffic::run(object, case, flows) {
             Ok(output) => output,
             Err(outcome) => return outcome,
         }

@@ -1,5 +1,5 @@
-//! Traffic cases: attach the case's raw tracepoint program, send real packets over the loopback
-//! interface, detach. The maps are reset before and dumped after by the caller, as for a test
+//! Traffic cases: attach the case's tracing program (a raw tracepoint, or any kind
+//! [`crate::attach`] knows), send real packets over the loopback interface, detach. The maps are reset before and dumped after by the caller, as for a test
 //! run.
 //!
 //! What keeps the counts exact:
@@ -14,16 +14,12 @@
 //!   socket, every earlier packet has been through the receive path (and dropped).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use bpf_loader::consts::BPF_PROG_TYPE_RAW_TRACEPOINT;
 use guest_protocol::{CaseOutcome, CaseSpec, TrafficFlow, UdpFlow};
 
 use crate::load::LoadedObject;
 
-/// Section prefixes whose remainder names the raw tracepoint.
-const RAW_TP_PREFIXES: &[&str] = &["raw_tp/", "raw_tracepoint/"];
 /// How long the barrier datagram may take to come back through loopback.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `[::1]` may take to appear after the interface came up.
@@ -32,55 +28,18 @@ const ADDRESS_WAIT: Duration = Duration::from_secs(2);
 pub fn run(
     object: &LoadedObject,
     case: &CaseSpec,
-    fd: &OwnedFd,
-    program_type: u32,
     flows: &[TrafficFlow],
 ) -> Result<bpf_loader::TestRunOutput, CaseOutcome> {
     let error = |message: String| CaseOutcome::Error { message };
-    if program_type != BPF_PROG_TYPE_RAW_TRACEPOINT {
-        return Err(error(format!(
-            "traffic cases attach a raw tracepoint program (SEC(\"raw_tp/<tracepoint>\")); {} has program type {}",
-            case.program,
-            bpf_loader::consts::prog_type_name(program_type)
-        )));
-    }
-    let section = object
-        .sections
-        .get(&case.program)
-        .map(String::as_str)
-        .unwrap_or("");
-    let Some(tracepoint) = RAW_TP_PREFIXES
-        .iter()
-        .find_map(|p| section.strip_prefix(p))
-        .filter(|t| !t.is_empty())
-    else {
-        return Err(error(format!(
-            "program {} is in section {section:?}, which names no tracepoint (raw_tp/<tracepoint>)",
-            case.program
-        )));
-    };
+    // Attached as a workload case attaches (raw_tp, tp_btf, fentry/fexit, kprobe, ...).
+    let planned = crate::attach::plan(object, std::slice::from_ref(&case.program))?;
     ensure_loopback_up().map_err(error)?;
 
     let _turn = TrafficLock::acquire();
     let sockets = bind_sources(flows).map_err(error)?;
     let pinned = PinnedToCpu::pin();
     let started = Instant::now();
-    let link = match bpf_loader::raw_tracepoint_open(fd, Some(tracepoint)) {
-        Ok(link) => link,
-        Err(e) if e.errno() == Some(libc::ENOENT) => {
-            return Err(CaseOutcome::Unsupported {
-                reason: format!("this kernel has no tracepoint {tracepoint} ({e})"),
-            })
-        }
-        Err(e) => {
-            let hint = if e.errno() == Some(libc::EINVAL) {
-                " (EINVAL: does the program read more arguments than the tracepoint has on this kernel?)"
-            } else {
-                ""
-            };
-            return Err(error(format!("cannot attach {}: {e}{hint}", case.program)));
-        }
-    };
+    let link = crate::attach::attach_all(object, &planned)?;
     let sent = flows
         .iter()
         .try_for_each(|flow| send_flow(flow, &sockets))

@@ -17,13 +17,12 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use guest_protocol::{CaseOutcome, CaseSpec, ProgramLoadOutcome, Workload, WorkloadAction};
+use guest_protocol::{CaseOutcome, Workload, WorkloadAction};
 
-use crate::attach::{attach, attach_point, AttachError, AttachPoint};
 use crate::load::LoadedObject;
 
 /// `argv[1]` of a workload child: `<agent> --harness-workload <actions json> wait|go`.
@@ -68,31 +67,11 @@ pub fn globals_of(object: &core_reloc::Object) -> Globals {
 
 pub fn run(
     object: &LoadedObject,
-    case: &CaseSpec,
     workload: &Workload,
 ) -> Result<bpf_loader::TestRunOutput, CaseOutcome> {
     let error = |message: String| CaseOutcome::Error { message };
     // What to attach, checked before anything starts.
-    let mut points = Vec::with_capacity(workload.attach.len());
-    for name in &workload.attach {
-        let Some((fd, program_type)) = object.programs.get(name) else {
-            return Err(match object.not_loaded.get(name) {
-                Some(ProgramLoadOutcome::Unsupported { reason }) => CaseOutcome::Unsupported {
-                    reason: format!("program {name}: {reason}"),
-                },
-                Some(ProgramLoadOutcome::Rejected { error, .. }) => CaseOutcome::Error {
-                    message: format!("program {name} was not loaded: {error}"),
-                },
-                _ => CaseOutcome::Error {
-                    message: format!("no program named {name} in object {}", case.object),
-                },
-            });
-        };
-        let section = object.sections.get(name).map(String::as_str).unwrap_or("");
-        let point = attach_point(section, *program_type)
-            .map_err(|m| error(format!("program {name}: {m}")))?;
-        points.push((name.as_str(), fd, point));
-    }
+    let planned = crate::attach::plan(object, &workload.attach)?;
     let pid_target = match &workload.pid_variable {
         Some(var) => Some(pid_target(object, var).map_err(error)?),
         None => None,
@@ -107,7 +86,7 @@ pub fn run(
     let result = drive(
         object,
         &mut child,
-        &points,
+        &planned,
         pid_target.as_ref().map(|t| (t, &mut previous)),
     );
     if result.is_err() {
@@ -132,7 +111,7 @@ pub fn run(
 fn drive(
     object: &LoadedObject,
     child: &mut Child,
-    points: &[(&str, &OwnedFd, AttachPoint)],
+    planned: &[crate::attach::Planned<'_>],
     pid_target: Option<(&PidTarget<'_>, &mut Option<Vec<u8>>)>,
 ) -> Result<(), CaseOutcome> {
     let error = |message: String| CaseOutcome::Error { message };
@@ -156,27 +135,7 @@ fn drive(
     if let Some((target, previous)) = pid_target {
         *previous = Some(target.put(&target.pid_bytes(child.id())).map_err(error)?);
     }
-    let mut links = Vec::with_capacity(points.len());
-    for (name, fd, point) in points {
-        // A BTF-targeted program attaches a fresh load of itself (see `LoadedObject::reloads`).
-        let fresh = match (point, object.reloads.get(*name)) {
-            (AttachPoint::BtfTarget | AttachPoint::Lsm, Some(reload)) => {
-                Some(reload.load(object.btf_fd.as_ref()).map_err(|e| {
-                    error(format!("program {name}: loading it again to attach: {e}"))
-                })?)
-            }
-            _ => None,
-        };
-        match attach(point, fresh.as_ref().unwrap_or(fd), name) {
-            Ok(link) => links.push((link, fresh)),
-            Err(AttachError::Unsupported(reason)) => {
-                return Err(CaseOutcome::Unsupported {
-                    reason: format!("program {name}: {reason}"),
-                })
-            }
-            Err(AttachError::Failed(message)) => return Err(error(message)),
-        }
-    }
+    let links = crate::attach::attach_all(object, planned)?;
     let mut stdin = child
         .stdin
         .take()
