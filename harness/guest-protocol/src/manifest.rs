@@ -98,7 +98,7 @@ pub struct CaseSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup_maps: Vec<MapWrite>,
     /// A traffic case: instead of BPF_PROG_TEST_RUN, the agent attaches the program (a raw
-    /// tracepoint, named by its section), sends these flows in order over the loopback
+    /// tracepoint, or any tracing kind a workload attaches, as its section says), sends these flows in order over the loopback
     /// interface, detaches, then dumps the maps. `data_in`, `ctx_in` and `repeat` are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<Vec<TrafficFlow>>,
