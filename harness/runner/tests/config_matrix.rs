@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::config::{KernelSource, Matrix};
-use harness::lockfile::Lockfile;
+use harness::matrix::config::{KernelSource, Matrix};
+use harness::matrix::lockfile::Lockfile;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

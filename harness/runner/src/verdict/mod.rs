@@ -8,16 +8,19 @@
 //! - `<kernel>::<object>::<case>`: that kernel's result equals the fixture's expectation;
 //! - `identical::<object>::<case>`: every kernel that ran the case produced the same result.
 
+pub mod btf_values;
+pub mod libbpf;
+pub mod readable;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use guest_protocol::{CaseOutcome, MapDump, MapEntry, ProgramLoadOutcome, RunOutput};
 use serde::Serialize;
 
-use crate::btf_values::{self, ObjectTypes, Vocabulary};
 use crate::fixtures::Expectation;
 use crate::guest::{GuestRun, GuestStatus};
-use crate::readable;
+use btf_values::{ObjectTypes, Vocabulary};
 
 pub const IDENTICAL: &str = "identical";
 

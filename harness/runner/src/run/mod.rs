@@ -1,5 +1,7 @@
 //! The main job: plan the trials, prepare objects and images, run the guests, judge, report.
 
+pub mod progress;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,13 +12,13 @@ use anyhow::{Context, Result};
 use guest_protocol::CaseSpec;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::bundle::Bundle;
 use crate::cli::RunArgs;
-use crate::config::{KernelEntry, KernelSource, Matrix};
 use crate::corpus;
+use crate::guest::bundle::Bundle;
 use crate::guest::GuestRun;
 use crate::images::{Images, KernelImage};
 use crate::layout::Layout;
+use crate::matrix::config::{KernelEntry, KernelSource, Matrix};
 use crate::report::{ReportPaths, RunRecord};
 use crate::verdict::{self, PlannedCase, Trial, TrialOutcome};
 use crate::vm::accel::{self, Accel, AccelChoice};
@@ -183,7 +185,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         names.extend(kernels.iter().flat_map(|k| {
             objects
                 .iter()
-                .map(|o| crate::libbpf_verdict::libbpf_trial_name(&k.name, o))
+                .map(|o| crate::verdict::libbpf::libbpf_trial_name(&k.name, o))
         }));
     }
     if args.list {
@@ -201,7 +203,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         for kernel in &kernels {
             let selected = objects
                 .iter()
-                .any(|o| args.selects(&crate::libbpf_verdict::libbpf_trial_name(&kernel.name, o)));
+                .any(|o| args.selects(&crate::verdict::libbpf::libbpf_trial_name(&kernel.name, o)));
             if selected {
                 needed.entry(kernel.name.clone()).or_default();
             }
@@ -252,21 +254,21 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .filter_map(|o| o.fixtures.clone())
         .collect();
     let case_specs = case_specs(&fixture_files);
-    let agent = crate::agent::AGENT.to_vec();
+    let agent = crate::guest::agent::AGENT.to_vec();
     let libbpf_loader = if args.libbpf {
         eprintln!("building the static libbpf loader (--libbpf)");
-        Some(crate::libbpf_loader::build(
+        Some(crate::guest::libbpf_loader::build(
             &layout.work,
             !args.common.no_install,
         )?)
     } else {
         None
     };
-    let agent_path = crate::agent::install_in(&layout.work)?;
+    let agent_path = crate::guest::agent::install_in(&layout.work)?;
 
     // Images: one thread per kernel; a failure costs that kernel only.
     let images = Images::new(&layout.images, &matrix);
-    let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
+    let lock = crate::matrix::pinning::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let provisioned = provision_all(&images, &kernels, &lock);
     let predictions = predict_all(&kernels, &provisioned, &bundle_objects);
 
@@ -299,7 +301,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             .iter()
             .map(|(k, v)| (k.clone(), v.len() as u64))
             .collect();
-        let progress = tokio::spawn(crate::progress::report(events_rx, per_kernel));
+        let progress = tokio::spawn(crate::run::progress::report(events_rx, per_kernel));
         let (accel, accel_reason) = match accel_choice {
             Ok(choice) => choice,
             Err(reason) => probe_kvm(&kernels, &provisioned, &agent, &layout, cancel_rx.clone())
@@ -416,18 +418,18 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .filter(|c| needed.values().any(|ids| ids.contains(&c.id)))
         .cloned()
         .collect();
-    let vocabulary: crate::btf_values::Vocabulary = bundle_objects
+    let vocabulary: crate::verdict::btf_values::Vocabulary = bundle_objects
         .iter()
         .map(|(entry, bytes)| {
             (
                 entry.name.clone(),
-                crate::btf_values::ObjectTypes::from_object(bytes),
+                crate::verdict::btf_values::ObjectTypes::from_object(bytes),
             )
         })
         .collect();
     let mut judged = verdict::judge(&selected_cases, &objects, &runs, &predictions, &vocabulary);
     if args.libbpf {
-        judged.extend(crate::libbpf_verdict::judge_all(&runs, &objects));
+        judged.extend(crate::verdict::libbpf::judge_all(&runs, &objects));
     }
     // One count everywhere: the table, summary, JSON, JUnit and exit status see the trials
     // the filters selected, as libtest does (it still gets them all, to count what it filtered).
@@ -468,7 +470,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     .write(&record);
     if let Some(reference) = &args.bless {
         match runs.iter().find(|r| &r.kernel == reference) {
-            Some(run) => crate::bless::write_all(&fixture_files, run, &vocabulary)?,
+            Some(run) => crate::fixtures::bless::write_all(&fixture_files, run, &vocabulary)?,
             None => anyhow::bail!(
                 "--bless {reference}: that kernel did not run (select it with --kernel)"
             ),
@@ -477,7 +479,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let conclusion = libtest_mimic::run(&args.mimic_arguments(), mimic_trials(&judged));
     println!("\n{}", crate::report::summary::render(&record));
     print_unsupported(&trials);
-    print!("{}", crate::libbpf_verdict::figures(&runs));
+    print!("{}", crate::verdict::libbpf::figures(&runs));
     print!("{}", crate::report::objects::render(&record));
     for error in &report_errors {
         eprintln!("error: {error:#}");
@@ -565,7 +567,7 @@ fn case_specs(files: &[crate::fixtures::FixtureFile]) -> Vec<CaseSpec> {
 fn provision_all(
     images: &Images,
     kernels: &[&KernelEntry],
-    lock: &crate::lockfile::Lockfile,
+    lock: &crate::matrix::lockfile::Lockfile,
 ) -> HashMap<String, Result<KernelImage, String>> {
     let progress = crate::images::IndicatifProgress::new();
     std::thread::scope(|scope| {
@@ -822,9 +824,11 @@ pub(crate) fn mimic_trials(trials: &[Trial]) -> Vec<libtest_mimic::Trial> {
             let mut mimic = libtest_mimic::Trial::test(trial.name.clone(), move || match outcome {
                 TrialOutcome::Passed => Ok(()),
                 // The terminal gets the start; the JSON report has the whole message.
-                TrialOutcome::Failed(message) => {
-                    Err(crate::readable::truncate_lines(&message, TERMINAL_MESSAGE_LINES).into())
-                }
+                TrialOutcome::Failed(message) => Err(crate::verdict::readable::truncate_lines(
+                    &message,
+                    TERMINAL_MESSAGE_LINES,
+                )
+                .into()),
                 TrialOutcome::Unsupported(_) | TrialOutcome::InputRefused(_) => Ok(()),
             });
             match trial.outcome {
