@@ -275,9 +275,9 @@ pub fn merge_command(args: &MergeArgs) -> Result<ExitCode> {
         test_threads: Some(1),
         ..Default::default()
     };
-    let conclusion = libtest_mimic::run(&arguments, crate::run::mimic_trials(&trials));
+    let conclusion = libtest_mimic::run(&arguments, crate::report::terminal::mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
-    crate::run::print_unsupported(&trials);
+    crate::report::terminal::print_unsupported(&trials);
     print!("{}", crate::report::objects::render(&record));
     for error in &report_errors {
         eprintln!("error: {error:#}");
