@@ -321,9 +321,7 @@ impl TailBuffer {
 
     /// The last `lines` lines.
     pub fn last_lines(&self, lines: usize) -> String {
-        let text = self.text();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::verdict::readable::last_lines(&self.text(), lines)
     }
 }
 
