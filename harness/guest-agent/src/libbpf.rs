@@ -22,16 +22,46 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Most output read from the loader: hex of every program's translated instructions.
 const MAX_OUTPUT: u64 = 64 << 20;
 
-/// Runs `loader` over the object and gathers both sides. `ours` is None when the harness could
-/// not load the object at all.
-pub fn compare(
+/// What libbpf made of one object, in a process that has ended by the time this returns.
+pub struct Reference {
+    ran: Result<String, String>,
+    libbpf_us: u64,
+}
+
+/// Runs `loader` over the object before the harness loads it, so the two never hold the
+/// object's maps at once (a guest's memory is small: a preallocated hash map of 80 MB fits
+/// once, not twice), and waits until the kernel has given back what libbpf's maps held.
+pub fn run_reference(
     bundle: &Path,
     loader: &str,
     pin_root: &Path,
     entry: &ObjectEntry,
+    progress: &mut dyn FnMut(String),
+) -> Reference {
+    place_kernel_config(bundle);
+    let available_before = memory_available_kib();
+    let started = Instant::now();
+    let ran = run_loader(
+        &bundle.join(loader),
+        pin_root,
+        &bundle.join(&entry.path),
+        &entry.name,
+        progress,
+    );
+    let libbpf_us = started.elapsed().as_micros() as u64;
+    if let Some(before) = available_before {
+        wait_for_memory_back(before);
+    }
+    Reference { ran, libbpf_us }
+}
+
+/// Gathers both sides: libbpf's [`Reference`] and the harness's own load. `ours` is None when
+/// the harness could not load the object at all.
+pub fn compare(
+    reference: Reference,
+    entry: &ObjectEntry,
     ours: Option<&LoadedObject>,
     ours_us: u64,
-    progress: &mut dyn FnMut(String),
 ) -> LibbpfObject {
     let mut ours_raw: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -43,16 +73,7 @@ pub fn compare(
             Err(e) => notes.push(format!("program {name}: our translated instructions: {e}")),
         }
     }
-    place_kernel_config(bundle);
-    let started = Instant::now();
-    let ran = run_loader(
-        &bundle.join(loader),
-        pin_root,
-        &bundle.join(&entry.path),
-        &entry.name,
-        progress,
-    );
-    let libbpf_us = started.elapsed().as_micros() as u64;
+    let Reference { ran, libbpf_us } = reference;
     let mut result = LibbpfObject {
         object: entry.name.clone(),
         libbpf_version: String::new(),
@@ -146,6 +167,40 @@ fn with_ours(
         result.ours_xlated.insert(name.clone(), xlated);
     }
     result
+}
+
+/// How much the kernel would give back at most, waiting for libbpf's maps to be freed (the
+/// kernel frees a map after its last reference drops, from a work queue).
+const MEMORY_SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Memory within this much of what was available before counts as given back.
+const MEMORY_SETTLE_SLACK_KIB: u64 = 4 << 10;
+
+/// `MemAvailable` of /proc/meminfo, in KiB.
+fn memory_available_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn wait_for_memory_back(before_kib: u64) {
+    let deadline = Instant::now() + MEMORY_SETTLE_TIMEOUT;
+    while Instant::now() < deadline {
+        match memory_available_kib() {
+            Some(now) if now + MEMORY_SETTLE_SLACK_KIB < before_kib => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => return,
+        }
+    }
 }
 
 /// libbpf reads `/boot/config-<release>` (or /proc/config.gz) itself, and reads it too when an
@@ -257,6 +312,14 @@ mod tests {
 
     const A: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     const B: [u8; 16] = [0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn mem_available_is_read_from_meminfo() {
+        let meminfo = "MemTotal:        8000 kB\nMemFree:  100 kB\nMemAvailable:    4242 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(4242));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots kB\n"), None);
+    }
 
     fn line(program: &str, xlated: &[u8]) -> LoaderLine {
         LoaderLine {
