@@ -39,7 +39,7 @@ pub fn run_reference(
     progress: &mut dyn FnMut(String),
 ) -> Reference {
     place_kernel_config(bundle);
-    let available_before = memory_available_kib();
+    let available_before = crate::memory::available_kib();
     let started = Instant::now();
     let ran = run_loader(
         &bundle.join(loader),
@@ -50,7 +50,7 @@ pub fn run_reference(
     );
     let libbpf_us = started.elapsed().as_micros() as u64;
     if let Some(before) = available_before {
-        wait_for_memory_back(before);
+        crate::memory::wait_until_given_back(before);
     }
     Reference { ran, libbpf_us }
 }
@@ -169,40 +169,6 @@ fn with_ours(
     result
 }
 
-/// How much the kernel would give back at most, waiting for libbpf's maps to be freed (the
-/// kernel frees a map after its last reference drops, from a work queue).
-const MEMORY_SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Memory within this much of what was available before counts as given back.
-const MEMORY_SETTLE_SLACK_KIB: u64 = 4 << 10;
-
-/// `MemAvailable` of /proc/meminfo, in KiB.
-fn memory_available_kib() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    parse_mem_available(&text)
-}
-
-fn parse_mem_available(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn wait_for_memory_back(before_kib: u64) {
-    let deadline = Instant::now() + MEMORY_SETTLE_TIMEOUT;
-    while Instant::now() < deadline {
-        match memory_available_kib() {
-            Some(now) if now + MEMORY_SETTLE_SLACK_KIB < before_kib => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            _ => return,
-        }
-    }
-}
-
 /// libbpf reads `/boot/config-<release>` (or /proc/config.gz) itself, and reads it too when an
 /// extern is missing from a config it was handed: so in a guest (pid 1, its own root) the config
 /// the runner shipped is put where a Debian machine has it. Elsewhere libbpf searches as usual.
@@ -312,14 +278,6 @@ mod tests {
 
     const A: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     const B: [u8; 16] = [0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-
-    #[test]
-    fn mem_available_is_read_from_meminfo() {
-        let meminfo = "MemTotal:        8000 kB\nMemFree:  100 kB\nMemAvailable:    4242 kB\n";
-        assert_eq!(parse_mem_available(meminfo), Some(4242));
-        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
-        assert_eq!(parse_mem_available("MemAvailable: lots kB\n"), None);
-    }
 
     fn line(program: &str, xlated: &[u8]) -> LoaderLine {
         LoaderLine {

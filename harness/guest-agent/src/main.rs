@@ -10,6 +10,7 @@ mod channel;
 mod kernel_facts;
 mod libbpf;
 mod load;
+mod memory;
 mod printk;
 mod ready;
 mod run_cases;
@@ -124,7 +125,12 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     });
     let features = engine_features(bpf_loader::probe::btf_features());
 
+    let available_at_start = memory::available_kib();
     for object in &manifest.objects {
+        // What the previous object's maps held comes back first (see memory.rs).
+        if let Some(start) = available_at_start {
+            memory::wait_until_given_back(start);
+        }
         let cases: Vec<_> = manifest
             .cases
             .iter()
