@@ -27,6 +27,30 @@ fn parse_mem_available(meminfo: &str) -> Option<u64> {
         .ok()
 }
 
+/// For an error that ran out of memory: how much the guest has and what gives it more (the
+/// object may fit a real machine, not this guest), else nothing.
+pub fn out_of_memory_hint(error: &str) -> String {
+    if !error.contains("ENOMEM") {
+        return String::new();
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    match (field("MemTotal:"), parse_mem_available(&meminfo)) {
+        (Some(total), Some(available)) => format!(
+            " (this guest has {} MiB of memory, {} MiB available: raise `memory_mib` in the \
+             matrix if the object needs more)",
+            total >> 10,
+            available >> 10
+        ),
+        _ => " (the guest ran out of memory: raise `memory_mib` in the matrix)".to_string(),
+    }
+}
+
 /// Waits until available memory is back within a little of `before_kib`, or stops coming back
 /// (memory the kernel keeps for good must not cost every object a timeout), or the timeout.
 pub fn wait_until_given_back(before_kib: u64) {
