@@ -21,6 +21,7 @@ mod map;
 pub mod perf;
 pub mod probe;
 mod prog;
+pub mod prog_types;
 mod ringbuf;
 mod sys;
 

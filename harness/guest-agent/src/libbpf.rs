@@ -22,16 +22,46 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Most output read from the loader: hex of every program's translated instructions.
 const MAX_OUTPUT: u64 = 64 << 20;
 
-/// Runs `loader` over the object and gathers both sides. `ours` is None when the harness could
-/// not load the object at all.
-pub fn compare(
+/// What libbpf made of one object, in a process that has ended by the time this returns.
+pub struct Reference {
+    ran: Result<String, String>,
+    libbpf_us: u64,
+}
+
+/// Runs `loader` over the object before the harness loads it, so the two never hold the
+/// object's maps at once (a guest's memory is small: a preallocated hash map of 80 MB fits
+/// once, not twice), and waits until the kernel has given back what libbpf's maps held.
+pub fn run_reference(
     bundle: &Path,
     loader: &str,
     pin_root: &Path,
     entry: &ObjectEntry,
+    progress: &mut dyn FnMut(String),
+) -> Reference {
+    place_kernel_config(bundle);
+    let available_before = crate::memory::available_kib();
+    let started = Instant::now();
+    let ran = run_loader(
+        &bundle.join(loader),
+        pin_root,
+        &bundle.join(&entry.path),
+        &entry.name,
+        progress,
+    );
+    let libbpf_us = started.elapsed().as_micros() as u64;
+    if let Some(before) = available_before {
+        crate::memory::wait_until_given_back(before);
+    }
+    Reference { ran, libbpf_us }
+}
+
+/// Gathers both sides: libbpf's [`Reference`] and the harness's own load. `ours` is None when
+/// the harness could not load the object at all.
+pub fn compare(
+    reference: Reference,
+    entry: &ObjectEntry,
     ours: Option<&LoadedObject>,
     ours_us: u64,
-    progress: &mut dyn FnMut(String),
 ) -> LibbpfObject {
     let mut ours_raw: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -43,16 +73,7 @@ pub fn compare(
             Err(e) => notes.push(format!("program {name}: our translated instructions: {e}")),
         }
     }
-    place_kernel_config(bundle);
-    let started = Instant::now();
-    let ran = run_loader(
-        &bundle.join(loader),
-        pin_root,
-        &bundle.join(&entry.path),
-        &entry.name,
-        progress,
-    );
-    let libbpf_us = started.elapsed().as_micros() as u64;
+    let Reference { ran, libbpf_us } = reference;
     let mut result = LibbpfObject {
         object: entry.name.clone(),
         libbpf_version: String::new(),

@@ -160,7 +160,10 @@ pub fn load_object(
                 entry,
                 target,
                 sha256,
-                format!("the object's maps could not be created: {e}"),
+                format!(
+                    "the object's maps could not be created: {e}{}",
+                    crate::memory::out_of_memory_hint(&e)
+                ),
                 notes,
             ))
         }

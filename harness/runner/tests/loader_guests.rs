@@ -9,7 +9,8 @@
 //! - 6.1: `kfuncs` is refused (`bpf_task_from_pid` arrived in 6.2), the rest loads;
 //! - 5.10: `kfuncs` is refused likewise, `ksyms` too (5.10's BTF lists no variables, so the
 //!   typed `bpf_prog_active` cannot resolve); `.kconfig`, the tracing kinds and the map kinds load;
-//! - everywhere: `too_complex` is rejected by the verifier, reported with its log, and the guest
+//! - everywhere: `hidden_subprog` (a `__hidden` subprogram, as usdt.bpf.h has) loads as static;
+//!   `too_complex` is rejected by the verifier, reported with its log, and the guest
 //!   still completes (no TEST_TIMEOUT from re-verifying it or from shipping a 256 KiB log over
 //!   the results UART).
 
@@ -104,7 +105,7 @@ fn new_kernels_load_every_extern_program_and_map_kind() {
             out.transcript()
         );
         let progs = programs(out, kernel);
-        assert_eq!(progs.len(), 17, "{kernel}: {progs:?}");
+        assert_eq!(progs.len(), 18, "{kernel}: {progs:?}");
         for p in progs.iter().filter(|p| p.0 != "too_complex") {
             assert_eq!(p.2, "loaded", "{kernel}: {p:?}");
         }
@@ -114,6 +115,7 @@ fn new_kernels_load_every_extern_program_and_map_kind() {
             "ksyms::symbols_resolved",
             "map_types::tail_call_and_inner_maps",
             "tracing::xdp_counts",
+            "hidden_subprog::hidden_subprogram_called",
         ] {
             let name = format!("{kernel}::{trial}");
             assert_eq!(
@@ -139,8 +141,10 @@ fn older_kernels_load_what_libbpf_loads_and_refuse_the_rest_naming_the_extern() 
         assert_loaded(out, kernel, "tracing", TRACING);
         assert_loaded(out, kernel, "map_types", &["xdp_main", "xdp_target"]);
         assert_loaded(out, kernel, "kconfig", &["xdp_kconfig"]);
+        assert_loaded(out, kernel, "hidden_subprog", &["xdp_hidden_subprog"]);
         for trial in [
             "kconfig::config_values",
+            "hidden_subprog::hidden_subprogram_called",
             "map_types::tail_call_and_inner_maps",
         ] {
             let name = format!("{kernel}::{trial}");
