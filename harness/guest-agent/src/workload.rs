@@ -29,9 +29,11 @@ use crate::load::LoadedObject;
 pub const CHILD_FLAG: &str = "--harness-workload";
 /// The binary a child runs and an `exec` action execs.
 const SELF_EXE: &str = "/proc/self/exe";
-/// How long the child may take to say it is ready, and then to finish its actions.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the child may take to say it is ready, and then to finish its actions: together
+/// well inside the runner's silence limit (30 s by default), so a stuck workload is reported as
+/// such, not as a silent guest.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+const FINISH_TIMEOUT: Duration = Duration::from_secs(20);
 /// Most bytes of the child's stderr kept for an error message.
 const MAX_STDERR: usize = 4096;
 

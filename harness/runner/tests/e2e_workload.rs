@@ -230,6 +230,20 @@ fn a_count_that_differs_by_kernel_fails_identical_and_a_missing_tracepoint_is_un
             "{m}"
         );
     }
+    for kernel in KERNELS {
+        let name = format!("{kernel}::kernel_dependent::kprobe_on_a_missing_function");
+        assert_eq!(
+            out.trial_status(&name),
+            "unsupported",
+            "{}",
+            out.transcript()
+        );
+        let m = out.trial_message(&name);
+        assert!(
+            m.contains("this kernel cannot probe harness_no_such_function"),
+            "{m}"
+        );
+    }
     // The run as a whole fails (the identical:: trial), it does not pass.
     assert_eq!(out.code(), Some(1), "{}", out.transcript());
 }

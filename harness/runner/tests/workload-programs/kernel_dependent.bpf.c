@@ -54,4 +54,11 @@ int tp_sock_send_length(void *ctx)
 	return 0;
 }
 
+/* No kernel has this function: the kprobe cannot be placed anywhere. */
+SEC("kprobe/harness_no_such_function")
+int kprobe_nowhere(void *ctx)
+{
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";
