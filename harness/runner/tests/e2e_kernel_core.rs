@@ -67,3 +67,47 @@ fn the_kernel_relocates_the_corpus_as_ours_does_where_it_can() {
     assert!(identical >= 10, "{figures}");
     assert_eq!(out.report()["counts"]["failed"], 0, "{}", out.transcript());
 }
+
+/// The third-party corpus (the kernel's own BPF selftests from Debian's linux-source-6.12,
+/// `scripts/selftests-corpus.list`, built and cached as `tests/libbpf_guests.rs` builds it): on
+/// 6.12 the kernel's relocation of every program with CO-RE relocations equals ours.
+#[test]
+fn the_kernel_relocates_the_selftests_corpus_as_ours_does() {
+    let corpus = workspace().join("target/selftests-corpus-list");
+    let status = std::process::Command::new(workspace().join("scripts/selftests-corpus.sh"))
+        .arg(&corpus)
+        .arg("--list")
+        .arg(workspace().join("scripts/selftests-corpus.list"))
+        .status()
+        .expect("running scripts/selftests-corpus.sh");
+    assert!(status.success(), "scripts/selftests-corpus.sh failed");
+    let dir = tempfile::tempdir().unwrap().keep();
+    let out = run_harness(
+        &dir,
+        &[
+            "--matrix",
+            "kernels.toml",
+            "--kernel",
+            "6.12",
+            "--programs",
+            corpus.to_str().unwrap(),
+            "--kernel-core",
+            "kernel-core",
+        ],
+    );
+    assert_eq!(out.report()["counts"]["failed"], 0, "{}", out.transcript());
+    for object in [
+        "test_core_reloc_kernel",
+        "test_core_reloc_existence",
+        "kfree_skb",
+    ] {
+        let name = format!("6.12::{object}::kernel-core");
+        assert_eq!(out.trial_status(&name), "passed", "{}", out.transcript());
+    }
+    let figures = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("kernel CO-RE on 6.12:"))
+        .unwrap_or_else(|| panic!("no figures line\n{}", out.transcript()));
+    assert!(figures.contains(" 0 disagreements"), "{figures}");
+}
