@@ -62,6 +62,9 @@ struct KernelReport<'a> {
     /// Each object as libbpf loaded it in the same guest (`--libbpf`).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     libbpf: &'a [guest_protocol::LibbpfObject],
+    /// Each object as the kernel's own CO-RE relocated it (`--kernel-core`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    kernel_core: &'a [guest_protocol::KernelCoreObject],
     counts: Counts,
 }
 
@@ -93,6 +96,7 @@ fn kernel_report<'a>(run: &'a GuestRun, trials: &'a [Trial]) -> KernelReport<'a>
         logs: &run.logs,
         objects: &run.objects,
         libbpf: &run.libbpf,
+        kernel_core: &run.kernel_core,
         counts: count(
             trials
                 .iter()
