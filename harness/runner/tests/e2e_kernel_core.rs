@@ -65,6 +65,20 @@ fn the_kernel_relocates_the_corpus_as_ours_does_where_it_can() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(identical >= 10, "{figures}");
+    // The JSON report keeps each program's outcome.
+    let kernel_core = out.kernel("6.1")["kernel_core"].as_array().unwrap();
+    let task_walk = kernel_core
+        .iter()
+        .find(|o| o["object"] == "task_walk")
+        .unwrap();
+    assert_eq!(
+        task_walk["programs"][0]["outcome"]["status"], "identical",
+        "{task_walk:#}"
+    );
+    assert!(
+        task_walk["programs"][0]["relocations"].as_u64().unwrap() > 5,
+        "{task_walk:#}"
+    );
     assert_eq!(out.report()["counts"]["failed"], 0, "{}", out.transcript());
 }
 
