@@ -91,6 +91,8 @@ pub struct LoadedObject {
     pub btf_fd: Option<OwnedFd>,
     /// With `--kernel-core`: how the kernel's own CO-RE relocation of each program compared.
     pub kernel_core: Option<guest_protocol::KernelCoreObject>,
+    /// Time those kernel relocations took, which is not our load's.
+    pub kernel_core_us: u64,
     /// `.bss`/`.data` globals by name (where a workload case writes its process's pid).
     pub globals: crate::workload::Globals,
     /// What the loader did differently from libbpf or left out (pinning ignored, ...), for the
@@ -178,6 +180,7 @@ pub fn load_object(
     let mut reloads = HashMap::new();
     let mut kernel_core_programs = Vec::new();
     let mut kernel_core_unsupported = None;
+    let mut kernel_core_us = 0;
     let mut relocate_us = 0;
     for program in object.programs() {
         let name = program.name.clone();
@@ -267,6 +270,7 @@ pub fn load_object(
                     &mut before_log_reload,
                 ) {
                     Ok(fd) => {
+                        let load_us = started.elapsed().as_micros() as u64;
                         if matches!(
                             relocated.program_type,
                             bpf_loader::consts::BPF_PROG_TYPE_TRACING
@@ -275,13 +279,16 @@ pub fn load_object(
                             reloads.insert(name.clone(), Reload::of(&request));
                         }
                         if kernel_core && kernel_core_unsupported.is_none() {
-                            match crate::kernel_core::compare_program(
+                            let kernel_started = Instant::now();
+                            let compared = crate::kernel_core::compare_program(
                                 &relocated,
                                 &request,
                                 &fd,
                                 &map_fds,
                                 &resolution,
-                            ) {
+                            );
+                            kernel_core_us += kernel_started.elapsed().as_micros() as u64;
+                            match compared {
                                 Ok(compared) => kernel_core_programs.push(compared),
                                 Err(crate::kernel_core::Unsupported(why)) => {
                                     kernel_core_unsupported = Some(why)
@@ -291,7 +298,7 @@ pub fn load_object(
                         programs.insert(name.clone(), (fd, relocated.program_type));
                         ProgramLoadOutcome::Loaded {
                             insns: (relocated.insns.len() / 8) as u32,
-                            load_us: started.elapsed().as_micros() as u64,
+                            load_us,
                         }
                     }
                     Err(error) => {
@@ -349,6 +356,7 @@ pub fn load_object(
             reloads,
             btf_fd,
             kernel_core,
+            kernel_core_us,
             globals: crate::workload::globals_of(&object),
             notes,
         },
@@ -401,6 +409,7 @@ fn refused_object(
             reloads: HashMap::new(),
             btf_fd: None,
             kernel_core: None,
+            kernel_core_us: 0,
             globals: Default::default(),
             notes,
         },

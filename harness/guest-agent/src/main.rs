@@ -162,7 +162,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             manifest.kernel_core,
             &mut progress,
         );
-        let ours_us = load_started.elapsed().as_micros() as u64;
+        // The kernel's own relocations (`--kernel-core`) are not our load's time.
+        let ours_us = (load_started.elapsed().as_micros() as u64)
+            .saturating_sub(loaded.as_ref().map_or(0, |(l, _)| l.kernel_core_us));
         if let Some(reference) = reference {
             // Our load's report first, unchanged, then the comparison beside it.
             if let Ok((_, report)) = &loaded {
