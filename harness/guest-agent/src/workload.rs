@@ -478,3 +478,48 @@ fn udp(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_child_opens_what_it_is_told_and_refuses_bad_arguments() {
+        let dir =
+            std::env::temp_dir().join(format!("harness-workload-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("opened");
+        let actions = vec![WorkloadAction::Open {
+            path: path.to_str().unwrap().into(),
+            count: 2,
+        }];
+        let json = serde_json::to_string(&actions).unwrap();
+        assert_eq!(child(&[json.clone(), "go".into()]), Ok(()));
+        assert!(path.exists(), "O_CREAT made the file");
+        // prepare() makes the directory of a path the child opens.
+        let deeper = dir.join("a/b/c");
+        prepare(&[WorkloadAction::Open {
+            path: deeper.to_str().unwrap().into(),
+            count: 1,
+        }])
+        .unwrap();
+        assert!(dir.join("a/b").is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert!(child(&[json.clone(), "later".into()])
+            .unwrap_err()
+            .contains("unknown mode"));
+        assert!(child(&["[{\"kind\":\"fork\"}]".into(), "go".into()])
+            .unwrap_err()
+            .starts_with("actions:"));
+        assert!(child(&[json]).unwrap_err().starts_with("usage:"));
+        let missing = WorkloadAction::Open {
+            path: "/nonexistent-dir-of-harness/x".into(),
+            count: 1,
+        };
+        let json = serde_json::to_string(&[missing]).unwrap();
+        assert!(child(&[json, "go".into()])
+            .unwrap_err()
+            .contains("openat /nonexistent-dir-of-harness/x"));
+    }
+}
