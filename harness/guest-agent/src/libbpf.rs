@@ -46,6 +46,7 @@ pub fn run_reference(
         pin_root,
         &bundle.join(&entry.path),
         &entry.name,
+        &settings_args(&entry.load),
         progress,
     );
     let libbpf_us = started.elapsed().as_micros() as u64;
@@ -182,12 +183,34 @@ fn place_kernel_config(bundle: &Path) {
     }
 }
 
+/// The loader's `-m MAP=N`, `-v MAP=N` and `-n PROGRAM` options: the same settings our own
+/// load applies.
+fn settings_args(settings: &guest_protocol::LoadSettings) -> Vec<String> {
+    let mut args = Vec::new();
+    for (map, setting) in &settings.maps {
+        if let Some(entries) = setting.max_entries {
+            args.push("-m".to_string());
+            args.push(format!("{map}={entries}"));
+        }
+        if let Some(size) = setting.value_size {
+            args.push("-v".to_string());
+            args.push(format!("{map}={size}"));
+        }
+    }
+    for program in &settings.not_autoloaded {
+        args.push("-n".to_string());
+        args.push(program.clone());
+    }
+    args
+}
+
 /// The loader's standard output, or why there is none: it did not start, was killed, timed out.
 fn run_loader(
     loader: &Path,
     pin_root: &Path,
     object: &Path,
     name: &str,
+    settings: &[String],
     progress: &mut dyn FnMut(String),
 ) -> Result<String, String> {
     // A fresh pin directory per object: libbpf reuses maps pinned by name, and another object's
@@ -203,6 +226,7 @@ fn run_loader(
         .arg(pin_root)
         // The config is where libbpf looks for it (see place_kernel_config).
         .arg("-")
+        .args(settings)
         .arg(object)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -278,6 +302,31 @@ mod tests {
 
     const A: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     const B: [u8; 16] = [0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn settings_become_loader_options() {
+        let mut settings = guest_protocol::LoadSettings::default();
+        settings.maps.insert(
+            "stackmap".into(),
+            guest_protocol::MapSetting {
+                max_entries: Some(1024),
+                value_size: Some(1016),
+            },
+        );
+        settings.not_autoloaded.push("on_fentry".into());
+        assert_eq!(
+            settings_args(&settings),
+            [
+                "-m",
+                "stackmap=1024",
+                "-v",
+                "stackmap=1016",
+                "-n",
+                "on_fentry"
+            ]
+        );
+        assert!(settings_args(&Default::default()).is_empty());
+    }
 
     fn line(program: &str, xlated: &[u8]) -> LoaderLine {
         LoaderLine {

@@ -19,8 +19,8 @@ pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use kernel_core::{KernelCoreObject, KernelCoreOutcome, KernelCoreProgram};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, Workload,
-    WorkloadAction, MANIFEST_PATH,
+    CaseSpec, DataOverride, LoadSettings, Manifest, MapSetting, MapWrite, ObjectEntry, TrafficFlow,
+    UdpFlow, Workload, WorkloadAction, MANIFEST_PATH,
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,

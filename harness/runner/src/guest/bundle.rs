@@ -31,6 +31,7 @@ impl Bundle {
             path: format!("{OBJECTS_DIR}/{name}.bpf.o"),
             sha256: hex::encode(sha2::Sha256::digest(bytes)),
             data_overrides: Vec::new(),
+            load: Default::default(),
         }
     }
 

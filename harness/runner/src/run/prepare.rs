@@ -105,16 +105,18 @@ pub fn prepare(
 fn bundle_objects(corpus: &corpus::Corpus) -> Result<Vec<(ObjectEntry, Vec<u8>)>> {
     let mut entries = Vec::new();
     for object in &corpus.objects {
-        entries.push((
-            Bundle::object_entry(object.name(), &object.bytes),
-            object.bytes.clone(),
-        ));
+        let mut entry = Bundle::object_entry(object.name(), &object.bytes);
+        if let Some(file) = &object.fixtures {
+            entry.load = file.load.clone();
+        }
+        entries.push((entry, object.bytes.clone()));
         let Some(file) = &object.fixtures else {
             continue;
         };
         for variant in &file.variants {
             let name = crate::fixtures::variants::object_name(object.name(), &variant.name);
             let mut entry = Bundle::object_entry(&name, &object.bytes);
+            entry.load = file.load.clone();
             entry.data_overrides = crate::fixtures::variants::resolve(&object.bytes, variant)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.path.display()))?;
             entries.push((entry, object.bytes.clone()));
@@ -214,7 +216,13 @@ fn predict_all(
             let prediction = match &target {
                 Err(e) => Err(e.clone()),
                 Ok(target) => core_reloc::Object::parse(bytes)
-                    .map(|object| crate::predict::predict(&object, target))
+                    .map(|object| {
+                        let mut prediction = crate::predict::predict(&object, target);
+                        // A program that is not loaded is not relocated either, as in libbpf.
+                        prediction
+                            .retain(|program, _| !entry.load.not_autoloaded.contains(program));
+                        prediction
+                    })
                     .map_err(|e| format!("{}: {e}", entry.name)),
             };
             predictions.insert((kernel.name.clone(), entry.name.clone()), prediction);
