@@ -302,7 +302,7 @@ fn resolve_kfunc(
         ExternError::Incompatible {
             name: ext.name.clone(),
             what: "kfunc",
-            why,
+            why: why.to_string(),
         }
     })?;
     match (compat, ext.weak) {
@@ -345,7 +345,7 @@ fn resolve_typed_ksym(
         ExternError::Incompatible {
             name: ext.name.clone(),
             what: "typed ksym",
-            why,
+            why: why.to_string(),
         }
     })?;
     if !compat {

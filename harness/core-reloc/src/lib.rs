@@ -29,10 +29,14 @@ pub mod sanitize;
 
 pub use btf::{render_c_header, Btf, BtfError, CHeaderError, Kind, Type, TypeBody};
 pub use btf_ext::{BtfExt, BtfExtError, CoreRelo};
-pub use core::{CoreDecision, CoreOutcome, RelocKind};
+pub use core::{
+    CoreDecision, CoreEngine, CoreError, CoreFailure, CoreOutcome, Fixup, PoisonReason, RelocKind,
+    RelocSite,
+};
 pub use externs::{ExternError, ExternResolution, ExternValue, KernelFacts};
 pub use object::{MapKind, MapSpec, Object, ObjectError, Program};
 pub use relocate::{
-    relocate_program, ExternRef, MapRef, MapRefKind, RelocateError, RelocatedProgram,
+    decide_program, link_program, predict_program, relocate_program, CoreSite, ExternRef,
+    LinkedProgram, MapRef, MapRefKind, RelocateError, RelocatedProgram,
 };
 pub use sanitize::{sanitize_btf, BtfFeatures};

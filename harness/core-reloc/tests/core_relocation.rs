@@ -6,7 +6,7 @@ mod common;
 
 use common::{compile, insn};
 use core_reloc::{
-    relocate_program, Btf, CoreDecision, CoreOutcome, Object, RelocKind, RelocateError,
+    relocate_program, Btf, CoreDecision, CoreError, CoreOutcome, Object, RelocKind, RelocateError,
 };
 
 fn pair() -> (Object, Object) {
@@ -197,7 +197,7 @@ fn ambiguous_candidates_fail_with_context() {
     let RelocateError::Core {
         program,
         access,
-        why,
+        error,
         ..
     } = &err
     else {
@@ -205,7 +205,14 @@ fn ambiguous_candidates_fail_with_context() {
     };
     assert_eq!(program, "ambiguous");
     assert_eq!(access, "struct amb::x");
-    assert!(why.contains("ambiguous"), "{why}");
+    assert!(
+        matches!(
+            error,
+            CoreError::AmbiguousValues { .. } | CoreError::AmbiguousOffsets { .. }
+        ),
+        "{error}"
+    );
+    assert!(err.to_string().contains("ambiguous"), "{err}");
 }
 
 #[test]

@@ -69,10 +69,15 @@ pub struct ObjectLoaded {
     pub btf_note: Option<String>,
 }
 
-/// One CO-RE relocation decision, in words a user and a diff can both read.
+/// One CO-RE relocation decision, in words a user and a diff can both read. The agent (what a
+/// guest decided) and the runner (what the host predicts) both fill it from the engine's
+/// `CoreDecision` the same way (kind and outcome as the engine displays them), so the two
+/// compare exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelocationReport {
+    /// The program whose instruction was relocated.
     pub program: String,
+    /// Instruction index in the linked program.
     pub insn: u32,
     /// For example `field_byte_offset`.
     pub kind: String,
@@ -80,23 +85,6 @@ pub struct RelocationReport {
     pub access: String,
     /// `value 24`, `poisoned (no match)`, `failed: ...`.
     pub decision: String,
-}
-
-impl RelocationReport {
-    /// The one conversion from an engine decision, used by the agent (what a guest decided) and
-    /// by the runner (what the host predicts from the kernel's BTF), so the two compare exactly.
-    pub fn from_decision(program: &str, decision: &core_reloc::CoreDecision) -> RelocationReport {
-        RelocationReport {
-            program: program.to_string(),
-            insn: decision.insn_index,
-            kind: decision.kind.to_string(),
-            access: decision.access.clone(),
-            decision: match &decision.outcome {
-                core_reloc::CoreOutcome::Value { target, .. } => format!("value {target}"),
-                core_reloc::CoreOutcome::Poisoned { reason } => format!("poisoned ({reason})"),
-            },
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,7 +26,7 @@
 //! CAP_BPF (root). Without it the test says loudly that it compared nothing
 //! and fails if `CORE_RELOC_REQUIRE_LIBBPF=1`.
 
-use core_reloc::{relocate_program, Btf, CoreOutcome, Object, RelocKind, RelocateError};
+use core_reloc::{relocate_program, Btf, CoreError, CoreOutcome, Object, RelocKind, RelocateError};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
@@ -369,15 +369,20 @@ fn compare_program(
         }
         (
             Err(RelocateError::Core {
-                kind, why, access, ..
+                kind,
+                raw_kind,
+                error: why,
+                access,
+                ..
             }),
             LibbpfResult::Failed(log),
         ) if is_core_failure(&log) => {
             // The same relocation kind must be the one refused on both sides.
+            let kind = kind.map_or_else(|| format!("kind {raw_kind}"), |k| k.to_string());
             match libbpf_failed_kind(&log) {
                 Some(theirs)
                     if libbpf_kind_name(&kind) == Some(theirs.as_str())
-                        || (theirs == LOCAL_SPEC && access.contains("(access string")) =>
+                        || (theirs == LOCAL_SPEC && matches!(why, CoreError::LocalSpec(_))) =>
                 {
                     counts.refusals.push(format!("{here}: {kind} {access}: {why}"));
                     *counts.failed_both.entry(kind).or_default() += 1;

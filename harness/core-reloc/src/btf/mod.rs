@@ -14,7 +14,7 @@ mod types;
 
 pub use builder::BtfBuilder;
 pub use c_header::{render_c_header, CHeaderError};
-pub use resolve::essential_name_len;
+pub use resolve::{essential_name, essential_name_len};
 pub use types::*;
 
 use crate::bytes::{cstr_at, put_u32, u16_at, u32_at};
@@ -460,7 +460,7 @@ impl Btf {
     /// equals the essential name of `name`, optionally restricted to the
     /// given kinds; ascending id order.
     pub fn ids_by_essential_name(&self, kinds: Option<&[Kind]>, name: &str) -> Vec<u32> {
-        let essential = &name[..essential_name_len(name)];
+        let essential = essential_name(name);
         let wants = |class| kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == class));
         let mut out = Vec::new();
         for (slot, class) in [(0, KindClass::Core), (1, KindClass::Other)] {

@@ -55,7 +55,7 @@ pub struct Extern {
 impl Extern {
     /// The name without a `___flavor` suffix: what is looked up in the kernel.
     pub fn essential_name(&self) -> &str {
-        &self.name[..crate::btf::essential_name_len(&self.name)]
+        crate::btf::essential_name(&self.name)
     }
 }
 
