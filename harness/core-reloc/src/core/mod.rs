@@ -16,6 +16,9 @@ mod kind;
 mod patch;
 mod spec;
 
+#[cfg(test)]
+mod tests;
+
 pub use decide::{CoreEngine, CoreFailure, RelocSite};
 pub use error::{CalcError, CompatError, CoreError, PatchError, SpecError};
 pub use kind::RelocKind;

@@ -4,45 +4,6 @@
 use super::*;
 use crate::btf::{BtfBuilder, INT_BOOL};
 
-/// Extra BTF records the builder has no helper for.
-trait BuilderExt {
-    fn modifier(&mut self, kind: Kind, target: u32) -> u32;
-    fn type_tag(&mut self, name: &str, target: u32, attribute: bool) -> u32;
-    fn func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> u32;
-    fn func(&mut self, name: &str, proto: u32) -> u32;
-    fn decl_tag(&mut self, name: &str, target: u32, component: i32) -> u32;
-    fn float(&mut self, name: &str, size: u32) -> u32;
-    fn union_(&mut self, name: &str, size: u32, members: &[(&str, u32, u32, u32)]) -> u32;
-}
-
-impl BuilderExt for BtfBuilder {
-    fn modifier(&mut self, kind: Kind, target: u32) -> u32 {
-        self.raw("", kind, false, 0, target, &[])
-    }
-    fn type_tag(&mut self, name: &str, target: u32, attribute: bool) -> u32 {
-        self.raw(name, Kind::TypeTag, attribute, 0, target, &[])
-    }
-    fn func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> u32 {
-        let mut extra = Vec::new();
-        for &(name, ty) in params {
-            extra.extend_from_slice(&[self.string(name), ty]);
-        }
-        self.raw("", Kind::FuncProto, false, params.len() as u32, ret, &extra)
-    }
-    fn func(&mut self, name: &str, proto: u32) -> u32 {
-        self.raw(name, Kind::Func, false, 1, proto, &[])
-    }
-    fn decl_tag(&mut self, name: &str, target: u32, component: i32) -> u32 {
-        self.raw(name, Kind::DeclTag, false, 0, target, &[component as u32])
-    }
-    fn float(&mut self, name: &str, size: u32) -> u32 {
-        self.raw(name, Kind::Float, false, 0, size, &[])
-    }
-    fn union_(&mut self, name: &str, size: u32, members: &[(&str, u32, u32, u32)]) -> u32 {
-        self.composite(Kind::Union, name, size, members)
-    }
-}
-
 fn render(b: &BtfBuilder) -> String {
     render_c_header(&b.build().unwrap()).unwrap()
 }
