@@ -8,6 +8,9 @@ use crate::btf_ext::CoreRelo;
 use crate::insn::{self, Insn};
 use RelocKind::*;
 
+/// (local, target) values, or why there are none.
+type Values<E> = Result<(u64, u64), E>;
+
 fn empty() -> Btf {
     BtfBuilder::new().build().unwrap()
 }
@@ -42,7 +45,7 @@ fn decided(local: &BtfBuilder, root: u32, access: &str, kind: RelocKind, target:
 }
 
 /// (local, target) values, or the poison reason.
-fn values(fixup: &Fixup) -> Result<(u64, u64), PoisonReason> {
+fn values(fixup: &Fixup) -> Values<PoisonReason> {
     match &fixup.poison {
         Some(reason) => Err(reason.clone()),
         None => Ok((fixup.local, fixup.target)),
@@ -70,7 +73,7 @@ fn candidates_are_found_by_essential_name_and_kind() {
     let local = local_foo();
     // (what the target holds, field b's (local, target) offsets or the poison, candidate name)
     type Build = fn(&mut BtfBuilder, u32);
-    let cases: [(&str, Build, Result<(u64, u64), PoisonReason>, Option<&str>); 4] = [
+    let cases: [(&str, Build, Values<PoisonReason>, Option<&str>); 4] = [
         (
             "the plain name",
             |b, int| {
@@ -227,7 +230,7 @@ fn bitfields(shift: u32) -> BtfBuilder {
 fn bitfield_relocations() {
     let local = bitfields(0);
     // (target shift, member index in the local struct, kind, (local, target) or the failure)
-    let cases: [(u32, u32, RelocKind, Result<(u64, u64), CalcError>); 15] = [
+    let cases: [(u32, u32, RelocKind, Values<CalcError>); 15] = [
         (64, 1, FieldByteOffset, Ok((0, 8))),
         (64, 1, FieldByteSize, Ok((4, 4))),
         (64, 1, FieldLshiftU64, Ok((56, 56))),
