@@ -4,14 +4,14 @@
 //! object against it must produce the same numbers.
 mod common;
 
-use common::{compile, insn};
+use common::{fixture_object, insn};
 use core_reloc::{
     relocate_program, Btf, CoreDecision, CoreError, CoreOutcome, Object, RelocKind, RelocateError,
 };
 
 fn pair() -> (Object, Object) {
-    let local = Object::parse(&compile("core_layouts", &[])).unwrap();
-    let target = Object::parse(&compile("core_layouts", &["-DTARGET_LAYOUT"])).unwrap();
+    let local = Object::parse(&fixture_object("core_layouts", &[])).unwrap();
+    let target = Object::parse(&fixture_object("core_layouts", &["-DTARGET_LAYOUT"])).unwrap();
     (local, target)
 }
 
