@@ -41,6 +41,7 @@ pub enum ExternValue {
     Kconfig,
 }
 
+/// What every extern of an object resolved to against one kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternResolution {
     /// Parallel to `Object::externs()`.
@@ -49,34 +50,67 @@ pub struct ExternResolution {
     pub kconfig_image: Option<Vec<u8>>,
 }
 
+/// Why an object's externs cannot be resolved (libbpf fails the load the same way).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExternError {
+    /// A strong extern the kernel does not have.
     #[error("extern {name} ({what}, strong): not found in the kernel {where_}")]
     NotFound {
+        /// The extern.
         name: String,
+        /// What kind of extern.
         what: &'static str,
+        /// Where it was looked for.
         where_: &'static str,
     },
+    /// The kernel has it with an incompatible type.
     #[error("extern {name} ({what}): the kernel's type is incompatible: {why}")]
     Incompatible {
+        /// The extern.
         name: String,
+        /// What kind of extern.
         what: &'static str,
+        /// How the types differ.
         why: String,
     },
+    /// A kconfig value that cannot be stored as the extern's type.
     #[error("extern {name} (kconfig): {why}")]
-    BadKconfig { name: String, why: String },
+    BadKconfig {
+        /// The extern.
+        name: String,
+        /// What is wrong with the value.
+        why: String,
+    },
+    /// A kconfig extern, and no kernel config to read it from.
     #[error("extern {name} (kconfig): the kernel's config is not available (no /boot/config-<release>, /proc/config.gz or shipped config)")]
-    NoKconfig { name: String },
+    NoKconfig {
+        /// The extern.
+        name: String,
+    },
+    /// A `LINUX_*` virtual extern libbpf does not define.
     #[error("extern {name} (kconfig): unrecognized virtual extern (libbpf knows LINUX_KERNEL_VERSION, LINUX_HAS_BPF_COOKIE, LINUX_HAS_SYSCALL_WRAPPER)")]
-    UnknownVirtual { name: String },
+    UnknownVirtual {
+        /// The extern.
+        name: String,
+    },
+    /// Two kernel symbols of that name at different addresses.
     #[error("extern {name} (ksym): resolution is ambiguous: {first:#x} or {second:#x}")]
     Ambiguous {
+        /// The extern.
         name: String,
+        /// One address.
         first: u64,
+        /// Another.
         second: u64,
     },
+    /// The object's or the kernel's BTF could not be read for the extern.
     #[error("extern {name}: {why}")]
-    Btf { name: String, why: String },
+    Btf {
+        /// The extern.
+        name: String,
+        /// The BTF error.
+        why: String,
+    },
 }
 
 /// Names of the typeless ksyms, to look up in kallsyms.

@@ -35,24 +35,52 @@ pub const VA_LIST_FLAVOR: &str = "__builtin_va_list___btf";
 /// Pointer size of the BPF target, in bytes.
 const PTR_SIZE: u32 = 8;
 
+/// Why a BTF cannot be rendered as a C header.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum CHeaderError {
+    /// The BTF itself is unreadable.
     #[error(transparent)]
     Btf(#[from] BtfError),
+    /// A type refers to a type id past the last one.
     #[error("type #{id} refers to type #{target}, past the last type #{last}")]
-    BadReference { id: u32, target: u32, last: u32 },
+    BadReference {
+        /// The referring type.
+        id: u32,
+        /// The id it refers to.
+        target: u32,
+        /// The last type id.
+        last: u32,
+    },
+    /// A type contains itself by value.
     #[error("type #{id}: a type cycle C cannot express (a type contains itself by value)")]
-    Cycle { id: u32 },
+    Cycle {
+        /// A type on the cycle.
+        id: u32,
+    },
+    /// A kind where a declaration cannot have it (a FUNC as a member type...).
     #[error("type #{id}: a {kind} cannot appear in a declaration ({context})")]
     Unexpected {
+        /// The type.
         id: u32,
+        /// Its kind.
         kind: Kind,
+        /// Where it appeared.
         context: &'static str,
     },
+    /// Declarations nest deeper than the renderer follows.
     #[error("type #{id}: declarations nest deeper than {MAX_NESTING} levels")]
-    TooDeep { id: u32 },
+    TooDeep {
+        /// The type where it gave up.
+        id: u32,
+    },
+    /// Members whose offsets leave a gap no padding can express.
     #[error("type #{id}: a gap of {bits} bits between members is too large to pad")]
-    GapTooLarge { id: u32, bits: i64 },
+    GapTooLarge {
+        /// The struct.
+        id: u32,
+        /// The gap, in bits.
+        bits: i64,
+    },
 }
 
 /// Renders the whole BTF as a C header: every named struct, union, enum and typedef (and the

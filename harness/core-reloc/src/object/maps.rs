@@ -5,6 +5,7 @@ use super::ObjectError;
 use crate::btf::{Btf, Kind, TypeBody};
 use crate::bytes::u32_at;
 
+/// `BPF_MAP_TYPE_ARRAY`.
 pub const MAP_TYPE_ARRAY: u32 = 2;
 /// `BPF_F_RDONLY_PROG`: programs may only read the map (used for `.rodata`).
 pub const MAP_F_RDONLY_PROG: u32 = 1 << 7;
@@ -14,34 +15,51 @@ pub const MAP_F_MMAPABLE: u32 = 1 << 10;
 /// Largest global data section accepted; bounds `.bss` allocations.
 pub const MAX_DATA_SECTION: u64 = 64 << 20;
 
+/// Where a map comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapKind {
+    /// A BTF-defined map in `.maps`.
     BtfDefined,
+    /// A legacy `struct bpf_map_def` in `maps`.
     Legacy,
+    /// `.data`: initialised globals.
     Data,
+    /// `.rodata`: constants, frozen.
     Rodata,
+    /// `.bss`: zeroed globals.
     Bss,
     /// `.kconfig`: the values of the object's kconfig externs, filled by the loader, frozen.
     Kconfig,
 }
 
+/// A map to create, as the object describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapSpec {
     /// Symbol name for `.maps`/`maps` maps, section name for data maps.
     pub name: String,
+    /// Where it comes from.
     pub kind: MapKind,
+    /// `BPF_MAP_TYPE_*`.
     pub map_type: u32,
+    /// Key size in bytes.
     pub key_size: u32,
+    /// Value size in bytes.
     pub value_size: u32,
+    /// Capacity.
     pub max_entries: u32,
+    /// `BPF_F_*` creation flags.
     pub map_flags: u32,
+    /// NUMA node (with `BPF_F_NUMA_NODE`).
     pub numa_node: u32,
+    /// Map-type specific extra (bloom filter hashes...).
     pub map_extra: u64,
     /// Initial contents of the single value of a data map.
     pub initial_value: Option<Vec<u8>>,
     /// Freeze after initialising (`.rodata`).
     pub freeze: bool,
+    /// Key type in the object's BTF (0: none).
     pub btf_key_type_id: u32,
+    /// Value type in the object's BTF (0: none).
     pub btf_value_type_id: u32,
     /// `__uint(pinning, ...)`: 0 none, 1 `LIBBPF_PIN_BY_NAME`.
     pub pinning: u32,

@@ -27,16 +27,22 @@ use std::collections::{BTreeMap, HashMap};
 const EM_BPF: u16 = 247;
 const SHF_EXECINSTR: u64 = 0x4;
 
+/// Why an ELF file is not a usable BPF object.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum ObjectError {
+    /// Not a readable ELF file.
     #[error("ELF: {0}")]
     Elf(String),
+    /// An ELF file, but not for BPF.
     #[error("not a BPF object: {0}")]
     NotBpf(&'static str),
+    /// Its `.BTF` is unreadable.
     #[error(".BTF: {0}")]
     Btf(#[from] BtfError),
+    /// Its `.BTF.ext` is unreadable.
     #[error(".BTF.ext: {0}")]
     BtfExt(#[from] BtfExtError),
+    /// Sections, symbols or relocations that contradict each other.
     #[error("{0}")]
     Malformed(String),
 }
@@ -56,6 +62,7 @@ pub struct Program {
     pub section: String,
     /// `enum bpf_prog_type`; 0 when the section name follows no convention.
     pub program_type: u32,
+    /// `enum bpf_attach_type` the section name implies, if any.
     pub expected_attach_type: Option<u32>,
     /// Attach target for tp_btf/, fentry/, raw_tp/ ... sections.
     pub attach_to: Option<String>,
@@ -152,6 +159,7 @@ fn data_section_kind(name: &str) -> Option<MapKind> {
 }
 
 impl Object {
+    /// Parses a BPF ELF object: programs, maps, externs, BTF and `.BTF.ext`, relocations.
     pub fn parse(elf: &[u8]) -> Result<Object, ObjectError> {
         let file = ElfFile64::<Endianness>::parse(elf)?;
         if !file.is_little_endian() {
@@ -407,6 +415,7 @@ impl Object {
         &self.programs
     }
 
+    /// The entry program named `name`.
     pub fn program(&self, name: &str) -> Option<&Program> {
         self.programs.iter().find(|p| p.name == name)
     }
@@ -416,10 +425,12 @@ impl Object {
         &self.maps
     }
 
+    /// The `license` section's string.
     pub fn license(&self) -> &str {
         &self.license
     }
 
+    /// The legacy `version` section's value (0 when absent).
     pub fn kernel_version(&self) -> u32 {
         self.kernel_version
     }
@@ -429,6 +440,7 @@ impl Object {
         self.btf.as_ref()
     }
 
+    /// The object's `.BTF.ext`, if any.
     pub fn btf_ext(&self) -> Option<&BtfExt> {
         self.btf_ext.as_ref()
     }
