@@ -232,16 +232,9 @@ pub fn load_object(
     ))
 }
 
-/// One decision as the runner's prediction reports it (`runner/src/predict.rs`), so the two
-/// compare exactly.
-fn relocation_report(program: &str, decision: &core_reloc::CoreDecision) -> RelocationReport {
-    RelocationReport {
-        program: program.to_string(),
-        insn: decision.insn_index,
-        kind: decision.kind.to_string(),
-        access: decision.access.clone(),
-        decision: decision.outcome.to_string(),
-    }
+/// One decision as the runner's prediction reports it (`runner/src/predict.rs`).
+fn relocation_report(program: &str, d: &core_reloc::CoreDecision) -> RelocationReport {
+    RelocationReport::new(program, d.insn_index, d.kind, &d.access, &d.outcome)
 }
 
 /// Every program refused for one object-level reason (an extern libbpf cannot resolve either).

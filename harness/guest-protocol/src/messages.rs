@@ -102,6 +102,26 @@ pub struct RelocationReport {
     pub decision: String,
 }
 
+impl RelocationReport {
+    /// The report of one decision: the engine's kind name and outcome words (`value 24`), so
+    /// what a guest decided and what the host predicts are written alike.
+    pub fn new(
+        program: &str,
+        insn: u32,
+        kind: impl std::fmt::Display,
+        access: &str,
+        decision: impl std::fmt::Display,
+    ) -> RelocationReport {
+        RelocationReport {
+            program: program.to_string(),
+            insn,
+            kind: kind.to_string(),
+            access: access.to_string(),
+            decision: decision.to_string(),
+        }
+    }
+}
+
 /// How one program of an object fared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgramLoad {

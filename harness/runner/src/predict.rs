@@ -11,14 +11,8 @@ use guest_protocol::RelocationReport;
 pub type ObjectPrediction = BTreeMap<String, Result<Vec<RelocationReport>, String>>;
 
 /// The report of one decision, as the guest agent writes it (`load.rs`).
-pub fn report(program: &str, decision: &CoreDecision) -> RelocationReport {
-    RelocationReport {
-        program: program.to_string(),
-        insn: decision.insn_index,
-        kind: decision.kind.to_string(),
-        access: decision.access.clone(),
-        decision: decision.outcome.to_string(),
-    }
+pub fn report(program: &str, d: &CoreDecision) -> RelocationReport {
+    RelocationReport::new(program, d.insn_index, d.kind, &d.access, &d.outcome)
 }
 
 /// Decides every program of `object` against `target` (the engine's decide step: nothing is

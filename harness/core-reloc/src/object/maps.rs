@@ -95,6 +95,43 @@ impl MapSpec {
             .collect()
     }
 
+    /// A map with nothing set yet but where it comes from.
+    fn new(name: String, kind: MapKind, section_index: usize, offset: u64) -> MapSpec {
+        MapSpec {
+            name,
+            kind,
+            map_type: 0,
+            key_size: 0,
+            value_size: 0,
+            max_entries: 0,
+            map_flags: 0,
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: None,
+            freeze: false,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: None,
+            section_index,
+            offset,
+        }
+    }
+
+    /// An array of one value of `value_size` bytes (key 0).
+    fn single_value(self, value_size: u32) -> MapSpec {
+        MapSpec {
+            map_type: MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size,
+            max_entries: 1,
+            ..self
+        }
+    }
+
     pub(crate) fn data(
         name: &str,
         kind: MapKind,
@@ -117,30 +154,15 @@ impl MapSpec {
             .and_then(|ids| ids.first().copied())
             .unwrap_or(0);
         Ok(MapSpec {
-            name: name.to_string(),
-            kind,
-            map_type: MAP_TYPE_ARRAY,
-            key_size: 4,
-            value_size: size as u32,
-            max_entries: 1,
             map_flags: if kind == MapKind::Rodata {
                 MAP_F_RDONLY_PROG
             } else {
                 0
             },
-            numa_node: 0,
-            map_extra: 0,
             initial_value: Some(initial),
             freeze: kind == MapKind::Rodata,
-            btf_key_type_id: 0,
             btf_value_type_id: value_type,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index,
-            offset: 0,
+            ..MapSpec::new(name.to_string(), kind, section_index, 0).single_value(size as u32)
         })
     }
 
@@ -151,27 +173,13 @@ impl MapSpec {
             .map(|b| b.ids_by_name(Kind::DataSec, super::KCONFIG_SECTION))
             .and_then(|ids| ids.first().copied())
             .unwrap_or(0);
+        let name = super::KCONFIG_SECTION.to_string();
         MapSpec {
-            name: super::KCONFIG_SECTION.to_string(),
-            kind: MapKind::Kconfig,
-            map_type: MAP_TYPE_ARRAY,
-            key_size: 4,
-            value_size: size,
-            max_entries: 1,
             map_flags: MAP_F_RDONLY_PROG,
-            numa_node: 0,
-            map_extra: 0,
             initial_value: Some(vec![0; size as usize]),
             freeze: true,
-            btf_key_type_id: 0,
             btf_value_type_id: value_type,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index: usize::MAX,
-            offset: 0,
+            ..MapSpec::new(name, MapKind::Kconfig, usize::MAX, 0).single_value(size)
         }
     }
 
@@ -191,26 +199,12 @@ impl MapSpec {
             )));
         };
         Ok(MapSpec {
-            name: name.to_string(),
-            kind: MapKind::Legacy,
             map_type,
             key_size,
             value_size,
             max_entries,
             map_flags: field(4).unwrap_or(0),
-            numa_node: 0,
-            map_extra: 0,
-            initial_value: None,
-            freeze: false,
-            btf_key_type_id: 0,
-            btf_value_type_id: 0,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index,
-            offset,
+            ..MapSpec::new(name.to_string(), MapKind::Legacy, section_index, offset)
         })
     }
 
@@ -247,28 +241,7 @@ impl MapSpec {
         if def.kind != Kind::Struct {
             return Err(bad("definition is not a struct"));
         }
-        let mut spec = MapSpec {
-            name: name.clone(),
-            kind: MapKind::BtfDefined,
-            map_type: 0,
-            key_size: 0,
-            value_size: 0,
-            max_entries: 0,
-            map_flags: 0,
-            numa_node: 0,
-            map_extra: 0,
-            initial_value: None,
-            freeze: false,
-            btf_key_type_id: 0,
-            btf_value_type_id: 0,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index,
-            offset,
-        };
+        let mut spec = MapSpec::new(name.clone(), MapKind::BtfDefined, section_index, offset);
         for member in def.members() {
             match member.name {
                 "type" => spec.map_type = uint_member(btf, member.ty).map_err(&bad)?,
@@ -395,29 +368,14 @@ impl MapSpec {
             )));
         };
         Ok(MapSpec {
-            name,
-            kind: MapKind::BtfDefined,
             map_type: MAP_TYPE_STRUCT_OPS,
-            key_size: 4,
-            value_size: size,
-            max_entries: 1,
             map_flags: if link { MAP_F_LINK } else { 0 },
-            numa_node: 0,
-            map_extra: 0,
-            initial_value: None,
-            freeze: false,
-            btf_key_type_id: 0,
             btf_value_type_id: struct_id,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
             struct_ops: Some(StructOps {
                 type_name: st.name.to_string(),
                 members: Vec::new(),
             }),
-            section_index,
-            offset,
+            ..MapSpec::new(name, MapKind::BtfDefined, section_index, offset).single_value(size)
         })
     }
 }

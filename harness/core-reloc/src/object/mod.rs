@@ -370,13 +370,9 @@ impl Object {
                 continue;
             };
             for (offset, reloc) in section.relocations() {
-                let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+                let Some(sym) = reloc_symbol(&reloc, &symbols, &symbol_slot, "relocation")? else {
                     continue;
                 };
-                let sym = symbol_slot
-                    .get(&sym_index.0)
-                    .and_then(|&slot| symbols.get(slot))
-                    .ok_or_else(|| ObjectError::Malformed("relocation symbol missing".into()))?;
                 let decoded = classify_reloc(
                     &code[code_index],
                     offset,
@@ -554,6 +550,24 @@ fn classify_reloc(
     ))
 }
 
+/// The symbol an ELF relocation targets (`None`: it targets no symbol); `what` names the
+/// relocation in the error when the symbol is not in the table.
+fn reloc_symbol<'s>(
+    reloc: &object::Relocation,
+    symbols: &'s [Sym],
+    symbol_slot: &HashMap<usize, usize>,
+    what: &str,
+) -> Result<Option<&'s Sym>, ObjectError> {
+    let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+        return Ok(None);
+    };
+    symbol_slot
+        .get(&sym_index.0)
+        .and_then(|&slot| symbols.get(slot))
+        .map(Some)
+        .ok_or_else(|| ObjectError::Malformed(format!("{what} symbol missing")))
+}
+
 /// `.values = { [i] = &x }` of map-in-map and prog_array definitions: ELF relocations in `.maps`
 /// at `values[i]` against the inner map's or the program's symbol.
 fn collect_map_init_slots(
@@ -565,13 +579,9 @@ fn collect_map_init_slots(
 ) -> Result<(), ObjectError> {
     let section = file.section_by_index(object::SectionIndex(index))?;
     for (offset, reloc) in section.relocations() {
-        let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+        let Some(sym) = reloc_symbol(&reloc, symbols, symbol_slot, ".maps relocation")? else {
             continue;
         };
-        let sym = symbol_slot
-            .get(&sym_index.0)
-            .and_then(|&slot| symbols.get(slot))
-            .ok_or_else(|| ObjectError::Malformed(".maps relocation symbol missing".into()))?;
         let owner = maps
             .iter_mut()
             .filter(|m| m.kind == MapKind::BtfDefined && m.section_index == index)

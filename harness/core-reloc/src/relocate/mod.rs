@@ -16,7 +16,7 @@ mod refs;
 pub use link::CoreSite;
 
 use crate::btf::Btf;
-use crate::core::{CoreDecision, CoreEngine, CoreError, CoreFailure, Fixup, RelocKind};
+use crate::core::{CoreDecision, CoreEngine, CoreError, CoreFailure, Fixup, PatchError, RelocKind};
 use crate::insn::INSN_SIZE;
 use crate::object::Object;
 use link::Layout;
@@ -144,6 +144,18 @@ fn kind_label(kind: &Option<RelocKind>, raw: &u32) -> String {
 }
 
 impl RelocateError {
+    fn patch(program: &str, fixup: &Fixup, error: PatchError) -> RelocateError {
+        RelocateError::Core {
+            program: program.to_string(),
+            index: fixup.relo_index,
+            kind: Some(fixup.kind),
+            raw_kind: fixup.kind as u32,
+            insn_index: fixup.insn_index,
+            access: fixup.access.clone(),
+            error: CoreError::Patch(error),
+        }
+    }
+
     fn core(program: &str, site: &CoreSite, failure: CoreFailure) -> RelocateError {
         RelocateError::Core {
             program: program.to_string(),
@@ -168,15 +180,7 @@ impl RelocatedProgram {
     pub fn apply_fixup(&mut self, fixup: &Fixup) -> Result<(), RelocateError> {
         let decision = fixup
             .apply(&mut self.insns)
-            .map_err(|e| RelocateError::Core {
-                program: self.name.clone(),
-                index: fixup.relo_index,
-                kind: Some(fixup.kind),
-                raw_kind: fixup.kind as u32,
-                insn_index: fixup.insn_index,
-                access: fixup.access.clone(),
-                error: CoreError::Patch(e),
-            })?;
+            .map_err(|e| RelocateError::patch(&self.name, fixup, e))?;
         self.core.push(decision);
         Ok(())
     }
@@ -273,18 +277,10 @@ pub fn predict_program(
     let mut decisions = Vec::with_capacity(sites.len());
     decide_sites(obj, program, &sites, target, |site, fixup| {
         let (ins, next) = site.original_insns(obj);
-        let ins = ins.ok_or(crate::core::PatchError::OutOfRange);
+        let ins = ins.ok_or(PatchError::OutOfRange);
         let (_, outcome) = ins
             .and_then(|ins| fixup.plan_insn(ins, next))
-            .map_err(|e| RelocateError::Core {
-                program: program.to_string(),
-                index: fixup.relo_index,
-                kind: Some(fixup.kind),
-                raw_kind: site.relo.kind,
-                insn_index: fixup.insn_index,
-                access: fixup.access.clone(),
-                error: CoreError::Patch(e),
-            })?;
+            .map_err(|e| RelocateError::patch(program, &fixup, e))?;
         decisions.push(fixup.decision(outcome));
         Ok(())
     })?;
