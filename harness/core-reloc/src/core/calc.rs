@@ -36,6 +36,24 @@ struct FieldValue {
     validate: bool,
 }
 
+/// The aligned load (byte offset, byte size) that covers a bitfield of `bit_sz` bits at
+/// `bit_off`: its storage type's size, doubled until the bitfield fits, as libbpf does.
+fn bitfield_load(bit_off: u64, bit_sz: u64, storage: u64) -> Result<(u64, u64), CalcError> {
+    if storage == 0 {
+        return Err(CalcError::ZeroSizedBitfield);
+    }
+    let mut byte_sz = storage;
+    let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
+    while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
+        if byte_sz >= 8 {
+            return Err(CalcError::BitfieldTooWide);
+        }
+        byte_sz *= 2;
+        byte_off = bit_off / 8 / byte_sz * byte_sz;
+    }
+    Ok((byte_off, byte_sz))
+}
+
 fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, CalcError> {
     if kind == RelocKind::FieldExists {
         return Ok(Calc::Value(FieldValue {
@@ -80,24 +98,12 @@ fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, CalcErr
     let mut bit_sz = member.bitfield_size as u64;
     let bitfield = bit_sz > 0;
     let (byte_off, byte_sz) = if bitfield {
-        let mut byte_sz = match field_type.body {
+        let storage = match field_type.body {
             TypeBody::Int(i) => i.size as u64,
             TypeBody::Enum { size, .. } => size as u64,
             _ => return Err(CalcError::BitfieldType),
         };
-        if byte_sz == 0 {
-            return Err(CalcError::ZeroSizedBitfield);
-        }
-        let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
-        // Grow the load until it covers the whole bitfield.
-        while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
-            if byte_sz >= 8 {
-                return Err(CalcError::BitfieldTooWide);
-            }
-            byte_sz *= 2;
-            byte_off = bit_off / 8 / byte_sz * byte_sz;
-        }
-        (byte_off, byte_sz)
+        bitfield_load(bit_off, bit_sz, storage)?
     } else {
         let size = btf.resolve_size(field_type_id)? as u64;
         bit_sz = size * 8;

@@ -190,22 +190,7 @@ fn types_match_at(
                     _ => false,
                 });
             }
-            TypeBody::Enum { size, values, .. } => {
-                let TypeBody::Enum {
-                    size: targ_size,
-                    values: targ_values,
-                    ..
-                } = &targ.body
-                else {
-                    return Ok(false);
-                };
-                if size != targ_size || values.len() > targ_values.len() {
-                    return Ok(false);
-                }
-                return Ok(values
-                    .iter()
-                    .all(|v| targ_values.iter().any(|t| names_match(v.name, t.name))));
-            }
+            TypeBody::Enum { .. } => return Ok(enums_match(&local, &targ)),
             TypeBody::Composite { .. } => {
                 if behind_ptr {
                     return Ok(match &targ.body {
@@ -269,6 +254,26 @@ fn types_match_at(
     Err(CompatError::TooDeep(
         "type chain too deep while matching types",
     ))
+}
+
+/// Same size, and every local enumerator (by essential name) in the target.
+fn enums_match(local: &Type<'_>, targ: &Type<'_>) -> bool {
+    let (
+        TypeBody::Enum { size, values, .. },
+        TypeBody::Enum {
+            size: targ_size,
+            values: targ_values,
+            ..
+        },
+    ) = (&local.body, &targ.body)
+    else {
+        return false;
+    };
+    size == targ_size
+        && values.len() <= targ_values.len()
+        && values
+            .iter()
+            .all(|v| targ_values.iter().any(|t| names_match(v.name, t.name)))
 }
 
 fn composites_match(
