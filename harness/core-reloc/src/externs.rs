@@ -219,26 +219,7 @@ pub fn resolve(
             ExternKind::TypedKsym { local_type } => {
                 resolve_typed_ksym(ext, local_type, local, target)?
             }
-            ExternKind::TypelessKsym => match facts.kallsyms.get(&ext.name).map(Vec::as_slice) {
-                None | Some([]) if ext.weak => ExternValue::Unresolved,
-                None | Some([]) => {
-                    return Err(ExternError::NotFound {
-                        name: ext.name.clone(),
-                        what: "ksym",
-                        where_: "symbols (/proc/kallsyms)",
-                    })
-                }
-                Some([first, rest @ ..]) => {
-                    if let Some(other) = rest.iter().find(|a| *a != first) {
-                        return Err(ExternError::Ambiguous {
-                            name: ext.name.clone(),
-                            first: *first,
-                            second: *other,
-                        });
-                    }
-                    ExternValue::Address(*first)
-                }
-            },
+            ExternKind::TypelessKsym => resolve_typeless_ksym(ext, facts)?,
             ExternKind::Kconfig { .. } if ext.name.starts_with("CONFIG_") => {
                 config_wanted = true;
                 ExternValue::Unresolved
@@ -246,23 +227,8 @@ pub fn resolve(
             ExternKind::Kconfig {
                 ty, size, offset, ..
             } => {
-                let value = match ext.name.as_str() {
-                    "LINUX_KERNEL_VERSION" => {
-                        u64::from(kernel_version_code(facts.release).ok_or_else(|| {
-                            ExternError::BadKconfig {
-                                name: ext.name.clone(),
-                                why: format!("no kernel version in release {:?}", facts.release),
-                            }
-                        })?)
-                    }
-                    "LINUX_HAS_BPF_COOKIE" => u64::from(facts.has_bpf_cookie),
-                    "LINUX_HAS_SYSCALL_WRAPPER" => u64::from(facts.has_syscall_wrapper),
-                    _ if ext.name.starts_with("LINUX_") && ext.weak => continue,
-                    _ => {
-                        return Err(ExternError::UnknownVirtual {
-                            name: ext.name.clone(),
-                        })
-                    }
+                let Some(value) = virtual_kconfig_value(ext, facts)? else {
+                    continue;
                 };
                 let slot = kconfig_slot(&mut image, ext, offset, size)?;
                 set_number(ext, ty, slot, value)?;
@@ -302,6 +268,55 @@ pub fn resolve(
         values,
         kconfig_image: image,
     })
+}
+
+/// A `const void` ksym: its address in kallsyms, which must be one.
+fn resolve_typeless_ksym(
+    ext: &Extern,
+    facts: &KernelFacts<'_>,
+) -> Result<ExternValue, ExternError> {
+    match facts.kallsyms.get(&ext.name).map(Vec::as_slice) {
+        None | Some([]) if ext.weak => Ok(ExternValue::Unresolved),
+        None | Some([]) => Err(ExternError::NotFound {
+            name: ext.name.clone(),
+            what: "ksym",
+            where_: "symbols (/proc/kallsyms)",
+        }),
+        Some([first, rest @ ..]) => match rest.iter().find(|a| *a != first) {
+            Some(other) => Err(ExternError::Ambiguous {
+                name: ext.name.clone(),
+                first: *first,
+                second: *other,
+            }),
+            None => Ok(ExternValue::Address(*first)),
+        },
+    }
+}
+
+/// The value of one of libbpf's `LINUX_*` virtual kconfig externs; `None` for an unknown weak
+/// one (left unresolved, reading 0).
+fn virtual_kconfig_value(
+    ext: &Extern,
+    facts: &KernelFacts<'_>,
+) -> Result<Option<u64>, ExternError> {
+    Ok(Some(match ext.name.as_str() {
+        "LINUX_KERNEL_VERSION" => {
+            u64::from(kernel_version_code(facts.release).ok_or_else(|| {
+                ExternError::BadKconfig {
+                    name: ext.name.clone(),
+                    why: format!("no kernel version in release {:?}", facts.release),
+                }
+            })?)
+        }
+        "LINUX_HAS_BPF_COOKIE" => u64::from(facts.has_bpf_cookie),
+        "LINUX_HAS_SYSCALL_WRAPPER" => u64::from(facts.has_syscall_wrapper),
+        _ if ext.name.starts_with("LINUX_") && ext.weak => return Ok(None),
+        _ => {
+            return Err(ExternError::UnknownVirtual {
+                name: ext.name.clone(),
+            })
+        }
+    }))
 }
 
 fn resolve_kfunc(
