@@ -839,25 +839,7 @@ impl<'a> Dumper<'a> {
                         declarator = format!("({declarator})");
                     }
                     let (ret, params) = (*ret, params.clone());
-                    declarator.push('(');
-                    if params.is_empty() || (params.len() == 1 && params[0].ty == 0) {
-                        declarator.push_str("void");
-                    }
-                    for (i, p) in params.iter().enumerate() {
-                        if params.len() == 1 && p.ty == 0 {
-                            break;
-                        }
-                        if i > 0 {
-                            declarator.push_str(", ");
-                        }
-                        if i == params.len() - 1 && p.ty == 0 {
-                            declarator.push_str("...");
-                            break;
-                        }
-                        let param = self.decl(p.ty, &c_identifier(p.name), lvl, depth + 1)?;
-                        declarator.push_str(&param);
-                    }
-                    declarator.push(')');
+                    self.parameter_list(&params, lvl, depth, &mut declarator)?;
                     pointer_first = false;
                     cur = ret;
                 }
@@ -893,6 +875,36 @@ impl<'a> Dumper<'a> {
             text.push_str(&declarator);
         }
         Ok(text)
+    }
+
+    /// `(int a, char *b)`, `(void)` or `(int, ...)` after a function declarator.
+    fn parameter_list(
+        &mut self,
+        params: &[crate::btf::Param<'_>],
+        lvl: usize,
+        depth: usize,
+        out: &mut String,
+    ) -> Result<(), CHeaderError> {
+        out.push('(');
+        if params.is_empty() || (params.len() == 1 && params[0].ty == 0) {
+            out.push_str("void");
+        }
+        for (i, p) in params.iter().enumerate() {
+            if params.len() == 1 && p.ty == 0 {
+                break;
+            }
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if i == params.len() - 1 && p.ty == 0 {
+                out.push_str("...");
+                break;
+            }
+            let param = self.decl(p.ty, &c_identifier(p.name), lvl, depth + 1)?;
+            out.push_str(&param);
+        }
+        out.push(')');
+        Ok(())
     }
 
     fn qualifier(&self, id: u32) -> String {
