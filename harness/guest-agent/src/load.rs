@@ -83,6 +83,7 @@ pub fn load_object(
         target,
         &resolution,
         &entry.data_overrides,
+        &entry.load,
         &mut notes,
     ) {
         Ok(maps) => maps,
@@ -94,7 +95,10 @@ pub fn load_object(
                 entry,
                 target,
                 sha256,
-                format!("the object's maps could not be created: {e}"),
+                format!(
+                    "the object's maps could not be created: {e}{}",
+                    crate::memory::out_of_memory_hint(&e)
+                ),
                 notes,
             ))
         }
@@ -109,6 +113,12 @@ pub fn load_object(
     let mut relocate_us = 0;
     for program in object.programs() {
         let name = program.name.clone();
+        if entry.load.not_autoloaded.contains(&name) {
+            notes.push(format!(
+                "program {name}: not loaded ([programs.{name}] autoload = false in the fixture)"
+            ));
+            continue;
+        }
         sections.insert(name.clone(), program.section.clone());
         let started = Instant::now();
         let relocated = core_reloc::relocate_program(&object, &name, target);
@@ -232,7 +242,7 @@ pub fn load_object(
     ))
 }
 
-/// One decision as the runner's prediction reports it (`runner/src/predict.rs`).
+/// One decision as the runner's prediction reports it (`runner/src/predict/mod.rs`).
 fn relocation_report(program: &str, d: &core_reloc::CoreDecision) -> RelocationReport {
     RelocationReport::new(program, d.insn_index, d.kind, &d.access, &d.outcome)
 }
@@ -257,6 +267,9 @@ fn refused_object(
     let mut programs = Vec::new();
     let mut relocations = Vec::new();
     for p in object.programs() {
+        if entry.load.not_autoloaded.contains(&p.name) {
+            continue;
+        }
         if let Ok(decisions) = core_reloc::predict_program(object, &p.name, target) {
             relocations.extend(decisions.iter().map(|d| relocation_report(&p.name, d)));
         }
@@ -558,6 +571,7 @@ fn create_maps(
     target: &Btf,
     resolution: &ExternResolution,
     overrides: &[guest_protocol::DataOverride],
+    settings: &guest_protocol::LoadSettings,
     notes: &mut Vec<String>,
 ) -> Result<Vec<LoadedMap>, String> {
     if let Some(o) = overrides
@@ -573,6 +587,11 @@ fn create_maps(
             spec.initial_value = resolution.kconfig_image.clone();
         }
         apply_overrides(&mut spec, overrides)?;
+        // As the object's user space would with bpf_map__set_max_entries/_value_size.
+        if let Some(setting) = settings.maps.get(&spec.name) {
+            spec.max_entries = setting.max_entries.unwrap_or(spec.max_entries);
+            spec.value_size = setting.value_size.unwrap_or(spec.value_size);
+        }
         if spec.pinning != 0 {
             notes.push(format!(
                 "map {}: pinning {} ignored: the harness creates a fresh map, it neither pins \

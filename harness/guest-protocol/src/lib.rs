@@ -19,7 +19,8 @@ mod transfer;
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
+    CaseSpec, DataOverride, LoadSettings, Manifest, MapSetting, MapWrite, ObjectEntry, TrafficFlow,
+    UdpFlow, MANIFEST_PATH,
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
