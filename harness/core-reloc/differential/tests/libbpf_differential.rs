@@ -26,7 +26,10 @@
 //! CAP_BPF (root). Without it the test says loudly that it compared nothing
 //! and fails if `CORE_RELOC_REQUIRE_LIBBPF=1`.
 
-use core_reloc::{relocate_program, Btf, CoreError, CoreOutcome, Object, RelocKind, RelocateError};
+use core_reloc::{
+    predict_program, relocate_program, Btf, CoreError, CoreOutcome, Object, RelocKind,
+    RelocateError,
+};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
@@ -308,6 +311,13 @@ fn compare_program(
     counts.programs += 1;
     let here = format!("{} -> {}: {program}", local.label, target.label);
     let ours = relocate_program(obj, program, &target.btf);
+    // The decide step alone (the host's predictions) must name the same decisions.
+    let predicted = predict_program(obj, program, &target.btf);
+    if predicted.as_ref().ok() != ours.as_ref().ok().map(|o| &o.core) {
+        counts.disagreements.push(format!(
+            "{here}: predict_program differs from relocate_program: {predicted:?}"
+        ));
+    }
     let theirs = libbpf_relocate(&local.path, &target.path, program);
     match (ours, theirs) {
         (Ok(ours), LibbpfResult::Insns(theirs)) => {
