@@ -16,6 +16,19 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! The same in its three steps, each callable alone ([`relocate`]): link, decide, patch.
+//! ```no_run
+//! # fn demo(obj: &core_reloc::Object, target: &core_reloc::Btf) -> Result<(), core_reloc::RelocateError> {
+//! use core_reloc::{decide_program, link_program};
+//! let linked = link_program(obj, "prog")?; // instructions, references, CO-RE sites
+//! let fixups = decide_program(obj, "prog", target)?; // values per relocation, nothing written
+//! let mut program = linked.program;
+//! for fixup in &fixups {
+//!     program.apply_fixup(fixup)?; // checks the instruction, writes the value or the poison
+//! }
+//! # Ok(()) }
+//! ```
 
 #![deny(missing_docs)]
 
