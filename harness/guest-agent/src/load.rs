@@ -457,6 +457,25 @@ fn classify_load_error(
             ),
         };
     }
+    // A type the probe reaches (fentry's probe stops at its attach target) may still be refused
+    // per program by a policy: EPERM to a process that loads other programs is that policy, not
+    // a missing privilege, and not the program's fault.
+    if error.errno() == Some(libc::EPERM)
+        && matches!(
+            bpf_loader::probe::program_type_support(
+                bpf_loader::consts::BPF_PROG_TYPE_SOCKET_FILTER
+            ),
+            Ok(bpf_loader::probe::ProgTypeSupport::Supported)
+        )
+    {
+        return ProgramLoadOutcome::Unsupported {
+            reason: format!(
+                "this kernel refuses this {} program to this process although it loads others \
+                 (EPERM: an LSM, lockdown or sandbox policy)",
+                bpf_loader::consts::prog_type_name(program_type)
+            ),
+        };
+    }
     let verifier_log = bounded_log(error.log().unwrap_or_default());
     // The log travels in its own field: the message is the headline only, so a report shows
     // the log once.
