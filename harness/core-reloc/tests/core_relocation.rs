@@ -4,14 +4,15 @@
 //! object against it must produce the same numbers.
 mod common;
 
-use common::{compile, insn};
+use common::{fixture_object, insn};
 use core_reloc::{
-    relocate_program, Btf, CoreDecision, CoreOutcome, Object, RelocKind, RelocateError,
+    decide_program, link_program, predict_program, relocate_program, Btf, CoreDecision, CoreError,
+    CoreOutcome, Object, RelocKind, RelocateError,
 };
 
 fn pair() -> (Object, Object) {
-    let local = Object::parse(&compile("core_layouts", &[])).unwrap();
-    let target = Object::parse(&compile("core_layouts", &["-DTARGET_LAYOUT"])).unwrap();
+    let local = Object::parse(&fixture_object("core_layouts", &[])).unwrap();
+    let target = Object::parse(&fixture_object("core_layouts", &["-DTARGET_LAYOUT"])).unwrap();
     (local, target)
 }
 
@@ -197,7 +198,7 @@ fn ambiguous_candidates_fail_with_context() {
     let RelocateError::Core {
         program,
         access,
-        why,
+        error,
         ..
     } = &err
     else {
@@ -205,7 +206,14 @@ fn ambiguous_candidates_fail_with_context() {
     };
     assert_eq!(program, "ambiguous");
     assert_eq!(access, "struct amb::x");
-    assert!(why.contains("ambiguous"), "{why}");
+    assert!(
+        matches!(
+            error,
+            CoreError::AmbiguousValues { .. } | CoreError::AmbiguousOffsets { .. }
+        ),
+        "{error}"
+    );
+    assert!(err.to_string().contains("ambiguous"), "{err}");
 }
 
 #[test]
@@ -237,45 +245,68 @@ fn host_kernel_btf_if_present() {
     assert_eq!(Btf::parse(&btf.to_bytes()).unwrap(), btf);
 }
 
-/// What a self-relocating kernel is given: the instructions as linked, before CO-RE, and one
-/// `struct bpf_core_relo` per decision at the decision's instruction (in bytes), with the
-/// `.BTF.ext` record's type id and kind; every instruction CO-RE did not touch is unchanged.
+/// The three steps called apart give what `relocate_program` gives: link, then every fixup of
+/// `decide_program` applied, is the relocated program; `predict_program` (decide only, the
+/// original instructions read, none written) names the same decisions.
+#[test]
+fn link_decide_patch_apart_equal_relocate_program() {
+    let (local, target) = pair();
+    let empty = core_reloc::btf::BtfBuilder::new().build().unwrap();
+    let mut compared = 0;
+    for tbtf in [target.btf().unwrap(), local.btf().unwrap(), &empty] {
+        for prog in local.programs() {
+            let whole = relocate_program(&local, &prog.name, tbtf);
+            let predicted = predict_program(&local, &prog.name, tbtf);
+            let Ok(whole) = whole else {
+                assert_eq!(predicted.unwrap_err(), whole.unwrap_err(), "{}", prog.name);
+                continue;
+            };
+            assert_eq!(predicted.as_ref(), Ok(&whole.core), "{}", prog.name);
+            let linked = link_program(&local, &prog.name).unwrap();
+            let fixups = decide_program(&local, &prog.name, tbtf).unwrap();
+            assert_eq!(fixups.len(), linked.core_sites.len());
+            let mut apart = linked.program;
+            for fixup in &fixups {
+                apart.apply_fixup(fixup).unwrap();
+            }
+            assert_eq!(apart, whole, "{}", prog.name);
+            compared += fixups.len();
+        }
+    }
+    assert!(compared > 50, "only {compared} relocations compared");
+}
+
+/// What a self-relocating kernel is given: the program as linked, before CO-RE, and one
+/// `struct bpf_core_relo` per relocation at its linked instruction (in bytes), with the
+/// `.BTF.ext` record's type id and kind; relocating it ourselves changes only those
+/// instructions.
 #[test]
 fn kernel_core_input_is_the_unrelocated_program_and_its_records() {
     let (local, target) = pair();
     let tbtf = target.btf().unwrap();
     for prog in ["fields", "direct", "types", "enums"] {
+        let linked = core_reloc::relocate::link_program(&local, prog).unwrap();
         let r = relocate_program(&local, prog, tbtf).unwrap();
+        let records = linked.kernel_core_relos();
         let size = core_reloc::relocate::KERNEL_CORE_RELO_SIZE as usize;
-        assert_eq!(r.kernel_core_relos.len(), r.core.len() * size, "{prog}");
         assert!(!r.core.is_empty(), "{prog}");
-        assert_eq!(r.insns_before_core.len(), r.insns.len(), "{prog}");
+        assert_eq!(records.len(), r.core.len() * size, "{prog}");
+        let before = &linked.program.insns;
+        assert_eq!(before.len(), r.insns.len(), "{prog}");
         let word =
             |rec: &[u8], i: usize| u32::from_ne_bytes(rec[i * 4..i * 4 + 4].try_into().unwrap());
         let mut touched = std::collections::BTreeSet::new();
-        for (rec, d) in r.kernel_core_relos.chunks(size).zip(&r.core) {
+        for (rec, d) in records.chunks(size).zip(&r.core) {
             assert_eq!(word(rec, 0), d.insn_index * 8, "{prog}: {d:?}");
             assert_eq!(word(rec, 1), d.local_type_id, "{prog}: {d:?}");
             assert_eq!(word(rec, 3), d.kind as u32, "{prog}: {d:?}");
             touched.insert(d.insn_index as usize);
         }
-        for (i, (before, after)) in r
-            .insns_before_core
-            .chunks(8)
-            .zip(r.insns.chunks(8))
-            .enumerate()
-        {
+        for (i, (a, b)) in before.chunks(8).zip(r.insns.chunks(8)).enumerate() {
             if !touched.contains(&i) && !touched.contains(&(i.wrapping_sub(1))) {
-                assert_eq!(
-                    before, after,
-                    "{prog}: insn {i} changed without a relocation"
-                );
+                assert_eq!(a, b, "{prog}: insn {i} changed without a relocation");
             }
         }
-        // What CO-RE changed is a relocated instruction (and the second half of an ld_imm64).
-        assert_ne!(
-            r.insns_before_core, r.insns,
-            "{prog}: the target layout differs"
-        );
+        assert_ne!(before, &r.insns, "{prog}: the target layout differs");
     }
 }

@@ -15,8 +15,10 @@ use guest_protocol::{KernelCoreOutcome, KernelCoreProgram, Xlated};
 pub struct Unsupported(pub String);
 
 /// Compares one program our loader loaded as `ours` from `request`; `relocated` is what our
-/// engine made of it (its map fds and externs are patched again into the unrelocated copy).
+/// engine made of it. The program is linked again from `object`, not relocated, and its map fds
+/// and externs patched as ours were.
 pub fn compare_program(
+    object: &core_reloc::Object,
     relocated: &RelocatedProgram,
     request: &bpf_loader::ProgramLoad,
     ours: &OwnedFd,
@@ -42,8 +44,16 @@ pub fn compare_program(
                 .into(),
         });
     }
-    let mut unrelocated = relocated.clone();
-    unrelocated.insns = relocated.insns_before_core.clone();
+    let linked = match core_reloc::relocate::link_program(object, &relocated.name) {
+        Ok(linked) => linked,
+        Err(e) => {
+            return done(KernelCoreOutcome::NotCompared {
+                reason: format!("the program does not link again: {e}"),
+            })
+        }
+    };
+    let core_relos = linked.kernel_core_relos();
+    let mut unrelocated = linked.program;
     if let Err(e) = unrelocated
         .patch_map_fds(map_fds)
         .and_then(|()| unrelocated.patch_externs(resolution))
@@ -54,7 +64,7 @@ pub fn compare_program(
     }
     let kernel_request = bpf_loader::ProgramLoad {
         insns: &unrelocated.insns,
-        core_relos: &relocated.kernel_core_relos,
+        core_relos: &core_relos,
         core_relo_rec_size: KERNEL_CORE_RELO_SIZE,
         ..request.clone()
     };

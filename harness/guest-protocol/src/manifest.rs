@@ -5,12 +5,16 @@ use serde::{Deserialize, Serialize};
 /// Where the manifest sits inside the initramfs (and inside the bundle directory on the host).
 pub const MANIFEST_PATH: &str = "harness/manifest.json";
 
+/// What the runner asks one guest to do: the objects to load and the cases to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// [`crate::PROTOCOL_VERSION`] of the runner that wrote it.
     pub protocol_version: u32,
     /// Matrix entry name, echoed back so a report can never be attributed to the wrong kernel.
     pub kernel_name: String,
+    /// Objects to relocate and load, in order.
     pub objects: Vec<ObjectEntry>,
+    /// Test runs, in order.
     pub cases: Vec<CaseSpec>,
     /// Say hello and stop: used to find out whether a guest boots at all (acceleration probe).
     #[serde(default)]
@@ -28,6 +32,7 @@ pub struct Manifest {
     pub kernel_core: bool,
 }
 
+/// One object shipped in the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     /// Short name, for example `packet_counter` for `programs/packet_counter.bpf.c`.
@@ -82,8 +87,11 @@ impl LoadSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataOverride {
+    /// The section whose initial value is overwritten.
     pub section: String,
+    /// Byte offset in it.
     pub offset: u32,
+    /// The bytes to write.
     #[serde(with = "crate::hexbytes")]
     pub bytes: Vec<u8>,
 }
@@ -94,11 +102,14 @@ pub struct DataOverride {
 pub struct CaseSpec {
     /// Unique within the manifest: `<object>/<case name>`.
     pub id: String,
+    /// The object (its manifest name) that holds the program.
     pub object: String,
     /// Program (function) name inside the object.
     pub program: String,
+    /// Packet or input data (`data_in`).
     #[serde(with = "crate::hexbytes")]
     pub data_in: Vec<u8>,
+    /// Context given to the program (`ctx_in`), when the program type takes one.
     #[serde(
         default,
         with = "crate::hexbytes::option",
@@ -111,6 +122,7 @@ pub struct CaseSpec {
     /// Size of the buffer offered for ctx_out, when ctx_in is given.
     #[serde(default)]
     pub ctx_size_out: u32,
+    /// How many times the kernel runs the program (`repeat`).
     #[serde(default = "one")]
     pub repeat: u32,
     /// Maps the case's expectation names: the agent fails the case if the object lacks one.
@@ -152,6 +164,7 @@ pub struct CaseSpec {
 pub struct Workload {
     /// Programs attached for the workload: the case's program first, then the others.
     pub attach: Vec<String>,
+    /// What the workload process does, in order.
     pub actions: Vec<WorkloadAction>,
     /// A global variable of the object (in `.bss` or `.data`, 4 or 8 bytes) the agent sets to
     /// the workload process's pid (its thread group id) before the process starts, so the
@@ -167,28 +180,40 @@ pub enum WorkloadAction {
     /// `count` times `openat(AT_FDCWD, path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644)` then
     /// `close` (the first one creates the file if it is missing; its directory is made first).
     Open {
+        /// An absolute path.
         path: String,
+        /// How many times.
         count: u32,
     },
     /// `count` times `execve("/proc/self/exe", ...)`: the process execs the agent's own binary,
     /// which goes on with the remaining actions in the same process (same pid).
     Exec {
+        /// How many times.
         count: u32,
     },
-    /// `count` TCP connections over loopback: listen on `127.0.0.1:port` (`Tcp4`) or
-    /// `[::1]:port` (`Tcp6`), connect, accept, send `payload_len` bytes each way, close.
+    /// `count` TCP connections over loopback: listen on `127.0.0.1:port`, connect, accept,
+    /// send `payload_len` bytes each way, close.
     Tcp4 {
+        /// The listening port.
         port: u16,
+        /// Connections.
         count: u32,
+        /// Bytes sent each way per connection (byte `i` = `i % 251`).
         payload_len: u32,
     },
+    /// The same over `[::1]:port`.
     Tcp6 {
+        /// The listening port.
         port: u16,
+        /// Connections.
         count: u32,
+        /// Bytes sent each way per connection (byte `i` = `i % 251`).
         payload_len: u32,
     },
-    /// UDP datagrams as a traffic flow sends them ([`UdpFlow`]), from the workload process.
+    /// UDP datagrams over IPv4 as a traffic flow sends them ([`UdpFlow`]), from the workload
+    /// process.
     Udp4(UdpFlow),
+    /// The same over IPv6.
     Udp6(UdpFlow),
 }
 
@@ -197,9 +222,12 @@ pub enum WorkloadAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MapWrite {
+    /// The map's name in the object.
     pub map: String,
+    /// The key.
     #[serde(with = "crate::hexbytes")]
     pub key: Vec<u8>,
+    /// The value.
     #[serde(with = "crate::hexbytes")]
     pub value: Vec<u8>,
 }
@@ -219,9 +247,13 @@ pub enum TrafficFlow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UdpFlow {
+    /// Source port.
     pub sport: u16,
+    /// Destination port.
     pub dport: u16,
+    /// Number of datagrams.
     pub count: u32,
+    /// Payload bytes per datagram.
     pub payload_len: u32,
 }
 
