@@ -127,6 +127,8 @@ fn drive(
     match stdout.read(&mut ready) {
         Ok(1) if ready[0] == b'R' => {}
         other => {
+            // It may still run (it wrote something else): stop it before reading its stderr.
+            let _ = child.kill();
             let _ = child.wait();
             return Err(error(format!(
                 "workload process did not start ({other:?}): {}",
