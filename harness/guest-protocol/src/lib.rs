@@ -17,10 +17,11 @@ mod transfer;
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
+    CaseSpec, DataOverride, KernelBtfFile, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow,
+    EXTERNAL_BTF_PATH, MANIFEST_PATH,
 };
 pub use messages::{
-    CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
+    BtfSource, CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
     PacketResult, ProgramLoad, ProgramLoadOutcome, Ready, RelocationReport, RunOutput,
     MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
 };
@@ -32,7 +33,8 @@ pub use transfer::{
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: the manifest's external `kernel_btf`, the hello's `btf`.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The kernel command-line key that tells the agent which serial device carries frames.
 pub const RESULTS_PORT_PARAM: &str = "harness.port";

@@ -15,6 +15,9 @@ pub struct Bundle {
     pub fault: Option<String>,
     /// The static libbpf loader (`--libbpf`), shipped at [`guest_protocol::LIBBPF_LOADER_PATH`].
     pub libbpf_loader: Option<Vec<u8>>,
+    /// The kernel entry's external BTF (`btf = "path"`), shipped at
+    /// [`guest_protocol::EXTERNAL_BTF_PATH`] and used by the agent instead of the kernel's own.
+    pub kernel_btf: Option<Vec<u8>>,
 }
 
 pub const OBJECTS_DIR: &str = "harness/objects";
@@ -44,6 +47,13 @@ impl Bundle {
                 .libbpf_loader
                 .as_ref()
                 .map(|_| guest_protocol::LIBBPF_LOADER_PATH.to_string()),
+            kernel_btf: self
+                .kernel_btf
+                .as_ref()
+                .map(|btf| guest_protocol::KernelBtfFile {
+                    path: guest_protocol::EXTERNAL_BTF_PATH.to_string(),
+                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(btf)),
+                }),
         }
     }
 
@@ -92,6 +102,13 @@ impl Bundle {
                 path: KERNEL_CONFIG_PATH.into(),
                 mode: 0o644,
                 data: config.to_vec(),
+            });
+        }
+        if let Some(btf) = &self.kernel_btf {
+            entries.push(Entry::File {
+                path: guest_protocol::EXTERNAL_BTF_PATH.into(),
+                mode: 0o644,
+                data: btf.clone(),
             });
         }
         let mut out = Vec::new();
@@ -152,6 +169,12 @@ impl Bundle {
                 data: loader.clone(),
             });
         }
+        if let Some(btf) = &self.kernel_btf {
+            files.push(guest_protocol::BundleFile {
+                path: guest_protocol::EXTERNAL_BTF_PATH.into(),
+                data: btf.clone(),
+            });
+        }
         let host_time_unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -194,6 +217,9 @@ impl Bundle {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("making {} executable", path.display()))?;
         }
+        if let Some(btf) = &self.kernel_btf {
+            crate::fsutil::write_atomic(&dir.join(guest_protocol::EXTERNAL_BTF_PATH), btf)?;
+        }
         Ok(())
     }
 }
@@ -235,6 +261,7 @@ mod tests {
             cases: vec![],
             fault: None,
             libbpf_loader: None,
+            kernel_btf: None,
         }
     }
 
@@ -280,6 +307,30 @@ mod tests {
         .into_owned();
         assert!(ready.contains("init\0") && !ready.contains("manifest.json"));
         assert!(ready.contains("harness/kernel-config\0"));
+    }
+
+    #[test]
+    fn an_external_btf_travels_with_its_hash_in_every_form() {
+        let mut b = bundle();
+        b.kernel_btf = Some(b"\x9f\xeb\x01\x00btf".to_vec());
+        let manifest = b.manifest("6.1", false);
+        let file = manifest.kernel_btf.unwrap();
+        assert_eq!(file.path, "harness/kernel.btf");
+        assert_eq!(
+            file.sha256,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"\x9f\xeb\x01\x00btf"))
+        );
+        let initramfs = b.initramfs("6.1", false).unwrap();
+        assert!(String::from_utf8_lossy(&initramfs).contains("harness/kernel.btf\0"));
+        let transfer = b.transfer("6.1", None).unwrap();
+        assert!(transfer.files.iter().any(|f| f.path == "harness/kernel.btf"));
+        let dir = tempfile::tempdir().unwrap();
+        b.write_dir("host", dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("harness/kernel.btf")).unwrap(),
+            b"\x9f\xeb\x01\x00btf"
+        );
+        assert!(bundle().manifest("6.1", false).kernel_btf.is_none());
     }
 
     #[test]

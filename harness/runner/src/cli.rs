@@ -48,9 +48,13 @@ pub struct CommonArgs {
     /// The kernel matrix
     #[arg(long, default_value = "kernels.toml", value_name = "PATH")]
     pub matrix: PathBuf,
-    /// Only these kernels (repeatable); default: every enabled kernel of the matrix
+    /// Only these kernels (repeatable); default: every enabled kernel of the selected groups
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
+    /// The enabled kernels of this group (repeatable; a kernel's `group` in the matrix)
+    /// [default: default]; e.g. `--group default --group nightly` for the nightly set
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
     /// Image cache [default: images/ next to the matrix; env HARNESS_IMAGES]
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,

@@ -24,6 +24,10 @@
 //! debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }
 //! # memory_mib, boot_timeout_s, test_timeout_s, guest_timeout_s, cmdline: per-kernel overrides
 //! # enabled = false         # listed, but run only when named with --kernel
+//! # group = "nightly"       # run only when its group is selected (`--group nightly`); the
+//! #                         # default group is `default`, which a run without --group selects
+//! # btf = "path"            # external raw BTF used instead of the kernel's own, on the host
+//! #                         # (predictions, vmlinux.h) and in the guest (shipped in its bundle)
 //!
 //! [[kernel]]
 //! name = "host"             # the running kernel, no VM
@@ -33,7 +37,7 @@
 //! [[kernel]]
 //! name = "mine"             # a local kernel: vmlinux = "path" (used in place) or
 //! vmlinuz = "build/bzImage" # vmlinuz = "path" (decompressed into the image cache);
-//! # btf = "path"            # optional, with vmlinux/vmlinuz: raw BTF instead of the image's .BTF
+//! # btf = "path"            # optional: raw BTF instead of the image's .BTF (see above)
 //! # config = "path"         # optional, with vmlinux/vmlinuz: the kernel's .config
 //! ```
 //!
@@ -54,6 +58,9 @@ use toml::Spanned;
 
 /// The keyring used to verify Debian archive metadata unless `keyring` says otherwise.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// The group of a kernel without `group = ...`: what a run without `--group` selects.
+pub const DEFAULT_GROUP: &str = "default";
 
 /// Built-in defaults, overridden by `[defaults]`, overridden per kernel.
 pub const DEFAULT_MEMORY_MIB: u32 = 256;
@@ -88,6 +95,12 @@ pub enum ConfigError {
         line: Option<usize>,
         column: Option<usize>,
         message: String,
+    },
+    #[error("unknown kernel group `{group}`; {path} has: {}", known.join(", "), path = path.display())]
+    UnknownGroup {
+        path: PathBuf,
+        group: String,
+        known: Vec<String>,
     },
     #[error("unknown kernel `{name}`; {path} defines: {}", known.join(", "), path = path.display())]
     UnknownKernel {
@@ -258,6 +271,11 @@ pub struct KernelEntry {
     pub cmdline: String,
     /// `false`: run only when named with `--kernel`.
     pub enabled: bool,
+    /// Which selection runs it: [`DEFAULT_GROUP`] unless `group = ...` says otherwise.
+    pub group: String,
+    /// `btf = "path"`: raw BTF used instead of the kernel's own, both for host-side predictions
+    /// and in the guest (for a kernel without BTF, or to test against another BTF).
+    pub btf: Option<PathBuf>,
 }
 
 /// The parsed `kernels.toml`.
@@ -311,6 +329,7 @@ struct RawKernel {
     guest_timeout_s: Option<Spanned<u64>>,
     cmdline: Option<String>,
     enabled: Option<bool>,
+    group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +355,14 @@ fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
             ),
         }
     })
+}
+
+/// A group name: what `--group` takes on a command line and a workflow file.
+fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -509,15 +536,29 @@ impl Matrix {
             let btf = k.btf.as_ref().map(|p| rel(p.get_ref()));
             let config = k.config.as_ref().map(|p| rel(p.get_ref()));
             if k.debian.is_some() || host {
-                if let Some(s) = k.btf.as_ref().or(k.config.as_ref()) {
+                if let Some(s) = k.config.as_ref() {
                     return Err(invalid(
                         Some(s.span()),
-                        format!(
-                            "kernel `{name}`: `btf` and `config` go only with `vmlinux` or `vmlinuz`"
-                        ),
+                        format!("kernel `{name}`: `config` goes only with `vmlinux` or `vmlinuz`"),
                     ));
                 }
             }
+            let group = match &k.group {
+                None => DEFAULT_GROUP.to_string(),
+                Some(g) => {
+                    let v = g.get_ref().trim();
+                    if !valid_group_name(v) {
+                        return Err(invalid(
+                            Some(g.span()),
+                            format!(
+                                "kernel `{name}`: group `{v}` must be non-empty and use only \
+                                 lowercase letters, digits, `-` and `_`"
+                            ),
+                        ));
+                    }
+                    v.to_string()
+                }
+            };
             let source = if let Some(deb) = &k.debian {
                 let span = Some(deb.span());
                 let deb = deb.get_ref();
@@ -566,13 +607,13 @@ impl Matrix {
             } else if let Some(p) = &k.vmlinux {
                 KernelSource::Vmlinux {
                     path: rel(p),
-                    btf,
+                    btf: btf.clone(),
                     config,
                 }
             } else {
                 KernelSource::Vmlinuz {
                     path: rel(k.vmlinuz.as_ref().expect("checked above")),
-                    btf,
+                    btf: btf.clone(),
                     config,
                 }
             };
@@ -594,6 +635,8 @@ impl Matrix {
                 )?,
                 cmdline,
                 enabled: k.enabled.unwrap_or(true),
+                group,
+                btf,
             });
         }
         if kernels.is_empty() {
@@ -619,11 +662,47 @@ impl Matrix {
         self.kernels.iter().find(|k| k.name == name)
     }
 
-    /// The kernels to run: every enabled kernel when `names` is empty, else exactly the named
-    /// ones (disabled ones included), in the order given, without duplicates.
+    /// The kernels to run: every enabled kernel of the default group when `names` is empty,
+    /// else exactly the named ones (disabled ones included), in the order given, without
+    /// duplicates.
     pub fn select(&self, names: &[String]) -> Result<Vec<&KernelEntry>, ConfigError> {
+        self.select_in(names, &[])
+    }
+
+    /// [`Matrix::select`] with groups: without names, every enabled kernel whose group is one
+    /// of `groups` (none given: [`DEFAULT_GROUP`]); named kernels are taken whatever their
+    /// group. A group no kernel has is an error, as an unknown kernel is.
+    pub fn select_in(
+        &self,
+        names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<&KernelEntry>, ConfigError> {
+        for g in groups {
+            if !self.kernels.iter().any(|k| &k.group == g) {
+                let mut known: Vec<String> = self.kernels.iter().map(|k| k.group.clone()).collect();
+                known.sort();
+                known.dedup();
+                return Err(ConfigError::UnknownGroup {
+                    path: self.path.clone(),
+                    group: g.clone(),
+                    known,
+                });
+            }
+        }
         if names.is_empty() {
-            return Ok(self.kernels.iter().filter(|k| k.enabled).collect());
+            let wanted = |k: &&KernelEntry| {
+                if groups.is_empty() {
+                    k.group == DEFAULT_GROUP
+                } else {
+                    groups.contains(&k.group)
+                }
+            };
+            return Ok(self
+                .kernels
+                .iter()
+                .filter(|k| k.enabled)
+                .filter(wanted)
+                .collect());
         }
         let mut out: Vec<&KernelEntry> = Vec::new();
         for n in names {
@@ -823,6 +902,77 @@ enabled = false
         assert!(e.contains("5.10, 7.2, host, local"), "{e}");
     }
 
+    const GROUPS: &str = r#"
+[[kernel]]
+name = "6.1"
+debian = { suite = "bookworm", packages = ["linux-image-6.1.*-amd64-unsigned"] }
+btf = "btf/6.1.btf"
+
+[[kernel]]
+name = "6.1-arm64"
+arch = "aarch64"
+group = "nightly"
+debian = { suite = "bookworm", packages = ["linux-image-6.1.*-arm64-unsigned"] }
+
+[[kernel]]
+name = "7.2-arm64"
+arch = "aarch64"
+group = "nightly"
+enabled = false
+debian = { suite = "sid", packages = ["linux-binary-unsigned-7.2.*+deb14-arm64"] }
+
+[[kernel]]
+name = "host"
+host = true
+group = "dev"
+btf = "/abs/host.btf"
+"#;
+
+    #[test]
+    fn groups_select_kernels_and_names_override_them() {
+        let m = Matrix::parse(GROUPS, Path::new("/repo/kernels.toml")).unwrap();
+        let names = |v: Vec<&KernelEntry>| v.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            // (names, groups, selected)
+            (&[], &[], &["6.1"]),
+            (&[], &["nightly"], &["6.1-arm64"]),
+            (&[], &["default", "nightly"], &["6.1", "6.1-arm64"]),
+            (&[], &["nightly", "dev"], &["6.1-arm64", "host"]),
+            (&["7.2-arm64"], &[], &["7.2-arm64"]),
+            (&["host", "6.1"], &["nightly"], &["host", "6.1"]),
+        ];
+        for (n, g, want) in cases {
+            assert_eq!(
+                names(m.select_in(&groups(n), &groups(g)).unwrap()),
+                *want,
+                "names {n:?} groups {g:?}"
+            );
+        }
+        let e = m.select_in(&[], &groups(&["weekly"])).unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownGroup { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown kernel group `weekly`; /repo/kernels.toml has: default, dev, nightly"),
+            "{e}"
+        );
+        assert_eq!(m.kernels[0].group, DEFAULT_GROUP);
+        assert_eq!(m.kernels[1].arch, Arch::Aarch64);
+    }
+
+    #[test]
+    fn external_btf_is_relative_to_the_matrix_and_goes_with_every_source() {
+        let m = Matrix::parse(GROUPS, Path::new("/repo/kernels.toml")).unwrap();
+        assert_eq!(m.kernels[0].btf, Some(PathBuf::from("/repo/btf/6.1.btf")));
+        assert_eq!(m.kernels[1].btf, None);
+        assert_eq!(m.kernels[3].btf, Some(PathBuf::from("/abs/host.btf")));
+        let local = Matrix::parse(FULL, Path::new("/repo/kernels.toml")).unwrap();
+        assert_eq!(
+            local.kernels[3].btf,
+            Some(PathBuf::from("/abs/vmlinux.btf"))
+        );
+    }
+
     fn err(text: &str) -> String {
         Matrix::parse(text, Path::new("k.toml"))
             .unwrap_err()
@@ -871,8 +1021,16 @@ enabled = false
                 "missing field `packages`",
             ),
             (
-                format!("{k}host = true\nbtf = \"x\"\n"),
-                "k.toml:4:7: kernel `a`: `btf` and `config` go only with",
+                format!("{k}host = true\nconfig = \"x\"\n"),
+                "k.toml:4:10: kernel `a`: `config` goes only with",
+            ),
+            (
+                format!("{k}host = true\ngroup = \"Night ly\"\n"),
+                "k.toml:4:9: kernel `a`: group `Night ly` must be non-empty",
+            ),
+            (
+                format!("{k}host = true\ngroup = \"\"\n"),
+                "k.toml:4:9: kernel `a`: group `` must be non-empty",
             ),
             (
                 format!("{k}host = true\narch = \"riscv\"\n"),

@@ -487,6 +487,7 @@ mod tests {
                 machine: "x86_64".into(),
                 kernel_btf_bytes: None,
                 uptime_ms: 1,
+                btf: None,
             }),
             1,
         );
@@ -574,6 +575,7 @@ mod tests {
                 machine: "x86_64".into(),
                 kernel_btf_bytes: None,
                 uptime_ms: 1,
+                btf: None,
             }),
             1,
         );

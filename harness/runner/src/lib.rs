@@ -13,6 +13,7 @@ pub mod guest;
 pub mod images;
 pub mod initramfs;
 pub mod interrupt;
+pub mod kernel_btf;
 pub mod layout;
 pub mod leftovers;
 pub mod libbpf_loader;

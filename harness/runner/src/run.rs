@@ -149,7 +149,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     crate::interrupt::stop_on_signal();
     let layout = Layout::new(&args.common, args.work_dir.as_deref());
     let matrix = Matrix::load(&layout.matrix)?;
-    let kernels = matrix.select(&args.common.kernels)?;
+    let kernels = matrix.select_in(&args.common.kernels, &args.common.groups)?;
     let kernel_order: Vec<String> = kernels.iter().map(|k| k.name.clone()).collect();
     let kernels = match args.partition {
         Some(partition) => {
@@ -218,7 +218,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             describe_selection(&args),
             names.len(),
             objects.len(),
-            matrix.select(&args.common.kernels).map_or(0, |k| k.len()),
+            matrix.select_in(&args.common.kernels, &args.common.groups).map_or(0, |k| k.len()),
         );
         return Ok(ExitCode::from(EXIT_NOTHING_SELECTED));
     }
@@ -236,10 +236,15 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         .any(|k| !matches!(k.source, KernelSource::Host));
     let build = args.objects.build_options();
     let clang = build.clang();
-    host_tools::ensure(
-        &host_tools::requirements(boots_qemu, plan.has_sources().then_some(clang.as_str())),
-        !args.common.no_install,
-    )?;
+    let mut needs =
+        host_tools::requirements(boots_qemu, plan.has_sources().then_some(clang.as_str()));
+    if kernels
+        .iter()
+        .any(|k| k.arch == crate::config::Arch::Aarch64)
+    {
+        needs.extend(host_tools::aarch64_requirements());
+    }
+    host_tools::ensure(&needs, !args.common.no_install)?;
 
     if plan.has_sources() {
         eprintln!("building BPF sources");
@@ -313,8 +318,19 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
         for kernel in &kernels {
             let kernel = (*kernel).clone();
             let ids = needed.get(&kernel.name).cloned().unwrap_or_default();
+            // The agent of the guest's architecture, and the entry's external BTF if any.
+            let guest_inputs = crate::agent::for_arch(kernel.arch)
+                .and_then(|agent| {
+                    crate::kernel_btf::external_btf(&kernel)
+                        .map(|btf| (agent, btf))
+                        .map_err(|e| e.to_string())
+                });
+            let (kernel_agent, kernel_btf, setup_error) = match guest_inputs {
+                Ok((agent, btf)) => (agent.to_vec(), btf, None),
+                Err(e) => (Vec::new(), None, Some(e)),
+            };
             let mut bundle = Bundle {
-                agent: agent.clone(),
+                agent: kernel_agent,
                 objects: bundle_objects.clone(),
                 cases: case_specs
                     .iter()
@@ -327,8 +343,12 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                     .find(|(k, _)| k == &kernel.name)
                     .map(|(_, f)| f.clone()),
                 libbpf_loader: libbpf_loader.clone(),
+                kernel_btf,
             };
-            let image = provisioned.get(&kernel.name).cloned();
+            let image = match setup_error {
+                Some(e) => Some(Err(e)),
+                None => provisioned.get(&kernel.name).cloned(),
+            };
             let semaphore = semaphore.clone();
             let cancel = cancel_rx.clone();
             let events = events_tx.clone();
@@ -607,11 +627,12 @@ fn predict_all(
     let mut predictions = verdict::Predictions::new();
     for kernel in kernels {
         let btf_path = match (&kernel.source, images.get(&kernel.name)) {
-            (KernelSource::Host, _) => Ok(PathBuf::from("/sys/kernel/btf/vmlinux")),
-            (_, Some(Ok(image))) => image
-                .btf
-                .clone()
-                .ok_or_else(|| "the kernel image has no .BTF section".to_string()),
+            (KernelSource::Host, _) => {
+                crate::kernel_btf::btf_path(kernel, None).map_err(|e| e.to_string())
+            }
+            (_, Some(Ok(image))) => {
+                crate::kernel_btf::btf_path(kernel, Some(image)).map_err(|e| e.to_string())
+            }
             (_, Some(Err(e))) => Err(format!("no image: {e}")),
             (_, None) => Err("no image".to_string()),
         };
@@ -673,8 +694,10 @@ async fn probe_kvm(
     layout: &Layout,
     cancel: watch::Receiver<bool>,
 ) -> Option<(Accel, String)> {
+    // The probe runs the x86_64 agent: a kernel of another architecture never runs under KVM here.
     let (kernel, image) = kernels
         .iter()
+        .filter(|k| k.arch.as_str() == std::env::consts::ARCH)
         .find_map(|k| images.get(&k.name)?.as_ref().ok().map(|i| (*k, i)))?;
     let bundle = Bundle {
         agent: agent.to_vec(),
@@ -682,6 +705,7 @@ async fn probe_kvm(
         cases: vec![],
         fault: None,
         libbpf_loader: None,
+        kernel_btf: None,
     };
     let work = layout.work.join(format!(
         "{}d",

@@ -606,7 +606,7 @@ pub async fn run_kernel(
 pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     use crate::config::{KernelSource, Matrix};
     let matrix = Matrix::load(&common.matrix)?;
-    let kernels = matrix.select(&common.kernels)?;
+    let kernels = matrix.select_in(&common.kernels, &common.groups)?;
     let layout = crate::layout::Layout::new(common, None);
     let images = crate::images::Images::new(&layout.images, &matrix);
     let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
@@ -888,6 +888,7 @@ mod tests {
             machine: "x86_64".into(),
             kernel_btf_bytes: None,
             uptime_ms: 1,
+            btf: None,
         });
         // A panic after hello is the kernel's, under test (or an injected fault): reported.
         assert!(!died_before_hello(&run));

@@ -291,6 +291,7 @@ mod tests {
                     machine: "x86_64".into(),
                     kernel_btf_bytes: None,
                     uptime_ms: 1,
+                    btf: None,
                 });
                 let _ = agent.write_all(frame(&hello).as_bytes()).await;
                 let long = frame(&GuestMessage::Log {
