@@ -67,8 +67,8 @@ fn external_btf(
     file: &guest_protocol::KernelBtfFile,
 ) -> Result<Vec<u8>, String> {
     let path = bundle.join(&file.path);
-    let bytes = std::fs::read(&path)
-        .map_err(|e| format!("external kernel BTF {}: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("external kernel BTF {}: {e}", path.display()))?;
     let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     if actual != file.sha256 {
         return Err(format!(

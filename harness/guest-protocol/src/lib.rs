@@ -21,9 +21,9 @@ pub use manifest::{
     EXTERNAL_BTF_PATH, MANIFEST_PATH,
 };
 pub use messages::{
-    BtfSource, CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
-    PacketResult, ProgramLoad, ProgramLoadOutcome, Ready, RelocationReport, RunOutput,
-    MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
+    BtfSource, CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent,
+    ObjectLoaded, PacketResult, ProgramLoad, ProgramLoadOutcome, Ready, RelocationReport,
+    RunOutput, MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
 };
 
 pub use transfer::{

@@ -318,12 +318,17 @@ mod tests {
         assert_eq!(file.path, "harness/kernel.btf");
         assert_eq!(
             file.sha256,
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"\x9f\xeb\x01\x00btf"))
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                b"\x9f\xeb\x01\x00btf"
+            ))
         );
         let initramfs = b.initramfs("6.1", false).unwrap();
         assert!(String::from_utf8_lossy(&initramfs).contains("harness/kernel.btf\0"));
         let transfer = b.transfer("6.1", None).unwrap();
-        assert!(transfer.files.iter().any(|f| f.path == "harness/kernel.btf"));
+        assert!(transfer
+            .files
+            .iter()
+            .any(|f| f.path == "harness/kernel.btf"));
         let dir = tempfile::tempdir().unwrap();
         b.write_dir("host", dir.path()).unwrap();
         assert_eq!(

@@ -952,8 +952,9 @@ btf = "/abs/host.btf"
         let e = m.select_in(&[], &groups(&["weekly"])).unwrap_err();
         assert!(matches!(e, ConfigError::UnknownGroup { .. }), "{e}");
         assert!(
-            e.to_string()
-                .contains("unknown kernel group `weekly`; /repo/kernels.toml has: default, dev, nightly"),
+            e.to_string().contains(
+                "unknown kernel group `weekly`; /repo/kernels.toml has: default, dev, nightly"
+            ),
             "{e}"
         );
         assert_eq!(m.kernels[0].group, DEFAULT_GROUP);

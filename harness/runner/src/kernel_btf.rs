@@ -134,7 +134,11 @@ mod tests {
             (&own, Some("/c/vmlinux.btf"), Ok("/c/vmlinux.btf")),
             (&ext, Some("/c/vmlinux.btf"), Ok("/m/b/k.btf")),
             (&ext, None, Ok("/m/b/k.btf")),
-            (&own, None, Err("kernel `k` has no BTF: its image has no .BTF section")),
+            (
+                &own,
+                None,
+                Err("kernel `k` has no BTF: its image has no .BTF section"),
+            ),
         ];
         for (m, own_btf, want) in cases {
             let img = image(*own_btf);
@@ -165,7 +169,10 @@ mod tests {
         let e = read_external("k", &elf).unwrap_err().to_string();
         assert!(e.contains("an ELF file, not raw BTF"), "{e}");
         let e = read_external("k", &junk).unwrap_err().to_string();
-        assert!(e.contains("not raw BTF (no 0xeB9F magic; first bytes 68656c6c)"), "{e}");
+        assert!(
+            e.contains("not raw BTF (no 0xeB9F magic; first bytes 68656c6c)"),
+            "{e}"
+        );
         let e = read_external("k", &dir.path().join("missing"))
             .unwrap_err()
             .to_string();

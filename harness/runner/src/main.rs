@@ -11,12 +11,10 @@ fn main() -> ExitCode {
             let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
             let mut needs = host_tools::requirements(true, Some(&clang));
             needs.extend(host_tools::aarch64_requirements());
-            host_tools::ensure(&needs, !no_install).map(
-                |()| {
-                    eprintln!("host tools: all present");
-                    ExitCode::SUCCESS
-                },
-            )
+            host_tools::ensure(&needs, !no_install).map(|()| {
+                eprintln!("host tools: all present");
+                ExitCode::SUCCESS
+            })
         }
         Some(Command::Lock(args)) => {
             harness::lock::lock_command(&args.common, args.update.as_deref())

@@ -319,12 +319,11 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let kernel = (*kernel).clone();
             let ids = needed.get(&kernel.name).cloned().unwrap_or_default();
             // The agent of the guest's architecture, and the entry's external BTF if any.
-            let guest_inputs = crate::agent::for_arch(kernel.arch)
-                .and_then(|agent| {
-                    crate::kernel_btf::external_btf(&kernel)
-                        .map(|btf| (agent, btf))
-                        .map_err(|e| e.to_string())
-                });
+            let guest_inputs = crate::agent::for_arch(kernel.arch).and_then(|agent| {
+                crate::kernel_btf::external_btf(&kernel)
+                    .map(|btf| (agent, btf))
+                    .map_err(|e| e.to_string())
+            });
             let (kernel_agent, kernel_btf, setup_error) = match guest_inputs {
                 Ok((agent, btf)) => (agent.to_vec(), btf, None),
                 Err(e) => (Vec::new(), None, Some(e)),
@@ -345,10 +344,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
                 libbpf_loader: libbpf_loader.clone(),
                 kernel_btf,
             };
-            let image = match setup_error {
-                Some(e) => Some(Err(e)),
-                None => provisioned.get(&kernel.name).cloned(),
-            };
+            let image = provisioned.get(&kernel.name).cloned();
             let semaphore = semaphore.clone();
             let cancel = cancel_rx.clone();
             let events = events_tx.clone();
@@ -363,6 +359,9 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             identities.push((kernel.name.clone(), kernel.arch.as_str().to_string()));
             tasks.push(tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
+                if let Some(e) = setup_error {
+                    return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), e);
+                }
                 if *cancel.borrow() {
                     let mut run =
                         GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());

@@ -279,7 +279,11 @@ mod tests {
         }
         let bad: &[(&str, Vec<u8>, &str)] = &[
             ("empty", vec![], "no `ARM\\x64` magic"),
-            ("gzip of garbage", gzip(&[1u8; 100]), "decompressed kernel has no"),
+            (
+                "gzip of garbage",
+                gzip(&[1u8; 100]),
+                "decompressed kernel has no",
+            ),
             ("cut gzip", gzip(&raw)[..20].to_vec(), "does not decompress"),
             ("zboot cut", zboot_cut, "past the end"),
             ("zboot lz4", zboot_lz4, "unsupported compression (lz4)"),

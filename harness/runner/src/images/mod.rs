@@ -731,12 +731,10 @@ impl Images {
             Arch::Aarch64 => {
                 progress.stage(kernel, "decompressing vmlinuz into the raw arm64 Image");
                 let (image, compression) =
-                    arm64::decompress(input.image).map_err(|source| {
-                        ImageError::BadArm64Image {
-                            kernel: kernel.clone(),
-                            path: input.image_path.to_path_buf(),
-                            source,
-                        }
+                    arm64::decompress(input.image).map_err(|source| ImageError::BadArm64Image {
+                        kernel: kernel.clone(),
+                        path: input.image_path.to_path_buf(),
+                        source,
                     })?;
                 // No ELF, so no section table: the BTF is found by its header in the bytes.
                 let btf = arm64::find_btf(&image).map(<[u8]>::to_vec);

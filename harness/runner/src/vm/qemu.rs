@@ -283,11 +283,17 @@ mod tests {
         let joined = args.join(" ");
         assert!(joined.contains("-machine virt "), "{joined}");
         assert!(joined.contains("-cpu max"), "{joined}");
-        assert!(joined.contains("-device pci-serial,chardev=results"), "{joined}");
+        assert!(
+            joined.contains("-device pci-serial,chardev=results"),
+            "{joined}"
+        );
         assert!(!joined.contains("chardev:results"), "{joined}");
         let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
         assert!(append.starts_with("console=ttyAMA0 "), "{append}");
-        assert!(!append.contains("i8042") && !append.contains("tsc="), "{append}");
+        assert!(
+            !append.contains("i8042") && !append.contains("tsc="),
+            "{append}"
+        );
         assert!(append.ends_with("harness.port=ttyS0 nokaslr"), "{append}");
     }
 
