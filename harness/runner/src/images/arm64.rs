@@ -174,7 +174,7 @@ pub fn find_btf(image: &[u8]) -> Option<&[u8]> {
         }
         if let Ok(btf) = core_reloc::Btf::parse(blob) {
             let types = btf.type_count();
-            if best.map_or(true, |(_, t)| types > t) {
+            if !matches!(best, Some((_, t)) if t >= types) {
                 best = Some((blob, types));
             }
         }
