@@ -623,18 +623,26 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let agent = crate::agent::AGENT;
-    let agent_sha256 = crate::agent::sha256();
     let progress = crate::images::IndicatifProgress::new();
     let mut failed = 0;
     for kernel in kernels
         .iter()
         .filter(|k| !matches!(k.source, KernelSource::Host))
     {
-        let built = images
-            .provision(kernel, &lock, &progress)
-            .map_err(|e| format!("image: {e}"))
-            .and_then(|image| {
+        // The agent of the kernel's architecture, hashed as a run hashes it (`Bundle::agent`).
+        let agent = crate::agent::for_arch(kernel.arch);
+        let agent_sha256 = agent
+            .as_ref()
+            .map(|a| hex::encode(Sha256::digest(a)))
+            .unwrap_or_default();
+        let built = agent
+            .and_then(|agent| {
+                images
+                    .provision(kernel, &lock, &progress)
+                    .map_err(|e| format!("image: {e}"))
+                    .map(|image| (agent, image))
+            })
+            .and_then(|(agent, image)| {
                 let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
                 let initramfs = crate::bundle::Bundle::ready_initramfs(agent, config.as_deref())
                     .map_err(|e| format!("{e:#}"))?;
@@ -658,7 +666,7 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
                     image: &image,
                     cache_root: &layout.images,
                     agent,
-                    agent_sha256,
+                    agent_sha256: &agent_sha256,
                     initramfs: &initramfs,
                 };
                 runtime.block_on(ensure(&target, false))
