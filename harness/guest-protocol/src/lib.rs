@@ -17,8 +17,8 @@ mod transfer;
 pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, KernelBtfFile, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow,
-    EXTERNAL_BTF_PATH, MANIFEST_PATH,
+    CaseSpec, DataOverride, KernelBtfFile, LoadSettings, Manifest, MapSetting, MapWrite,
+    ObjectEntry, TrafficFlow, UdpFlow, EXTERNAL_BTF_PATH, MANIFEST_PATH,
 };
 pub use messages::{
     BtfSource, CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent,

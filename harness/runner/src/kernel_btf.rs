@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{KernelEntry, KernelSource};
 use crate::images::KernelImage;
+use crate::matrix::config::{KernelEntry, KernelSource};
 
 /// The running kernel's BTF.
 pub const HOST_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -103,7 +103,7 @@ pub fn check_raw_btf(bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Matrix;
+    use crate::matrix::config::Matrix;
 
     fn matrix(extra: &str) -> Matrix {
         Matrix::parse(

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::config::{KernelSource, Matrix};
-use harness::lockfile::Lockfile;
+use harness::matrix::config::{KernelSource, Matrix};
+use harness::matrix::lockfile::Lockfile;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -56,12 +56,12 @@ fn repository_matrix_parses() {
     );
     assert!(m.kernels[4..7]
         .iter()
-        .all(|k| k.arch == harness::config::Arch::Aarch64 && k.group == "nightly"));
+        .all(|k| k.arch == harness::matrix::config::Arch::Aarch64 && k.group == "nightly"));
     let workflow =
         std::fs::read_to_string(workspace().join(".github/workflows/nightly.yml")).unwrap();
     assert!(workflow.contains("--group default --group nightly"));
     assert_eq!(m.kernels[0].boot_timeout, Duration::from_secs(60));
-    assert_eq!(m.kernels[0].memory_mib, 256);
+    assert_eq!(m.kernels[0].memory_mib, 1024);
     assert_eq!(m.kernels[7].source, KernelSource::Host);
     assert_eq!(m.mirror, None, "the repository must not name a mirror");
 }

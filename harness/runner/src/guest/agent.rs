@@ -15,15 +15,15 @@ pub static AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-agent"
 pub static AGENT_AARCH64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-agent-aarch64"));
 
 /// The agent for guests of `arch`.
-pub fn for_arch(arch: crate::config::Arch) -> Result<&'static [u8], String> {
+pub fn for_arch(arch: crate::matrix::config::Arch) -> Result<&'static [u8], String> {
     match arch {
-        crate::config::Arch::X86_64 => Ok(AGENT),
-        crate::config::Arch::Aarch64 if AGENT_AARCH64.is_empty() => Err(
+        crate::matrix::config::Arch::X86_64 => Ok(AGENT),
+        crate::matrix::config::Arch::Aarch64 if AGENT_AARCH64.is_empty() => Err(
             "this harness was built without the aarch64 guest agent (HARNESS_AGENT_AARCH64_BIN=none): \
              rebuild it without that setting to run arm64 kernels"
                 .into(),
         ),
-        crate::config::Arch::Aarch64 => Ok(AGENT_AARCH64),
+        crate::matrix::config::Arch::Aarch64 => Ok(AGENT_AARCH64),
     }
 }
 
@@ -74,7 +74,7 @@ mod tests {
         let agent = super::AGENT_AARCH64.to_vec();
         if agent.is_empty() {
             // Built with HARNESS_AGENT_AARCH64_BIN=none: say so instead of passing silently.
-            let e = super::for_arch(crate::config::Arch::Aarch64).unwrap_err();
+            let e = super::for_arch(crate::matrix::config::Arch::Aarch64).unwrap_err();
             assert!(e.contains("without the aarch64 guest agent"), "{e}");
             return;
         }
