@@ -347,6 +347,25 @@ mod tests {
     }
 
     #[test]
+    fn arm64_guests_ask_for_debians_qemu_system_arm() {
+        let needs = aarch64_requirements();
+        assert_eq!(needs.len(), 1);
+        assert_eq!(needs[0].install, Install::Apt("qemu-system-arm"));
+        assert_eq!(needs[0].present, on_path("qemu-system-aarch64"));
+        let missing = Requirement {
+            present: false,
+            ..needs[0].clone()
+        };
+        let error = ensure(&[missing], false).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "qemu-system-aarch64 (boots arm64 kernels): apt-get install qemu-system-arm"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn without_a_compiler_the_libbpf_loader_asks_for_gcc() {
         let needs = libbpf_loader_requirements("no-such-cc-for-sure");
         let compiler = &needs[0];
