@@ -177,7 +177,15 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         // With a second loader, libbpf goes first (see libbpf::run_reference).
         let reference = manifest.libbpf_loader.as_deref().map(|loader| {
             let pins = libbpf_pin_root(bundle);
-            libbpf::run_reference(bundle, loader, &pins, object, &mut progress)
+            let external_btf = manifest.kernel_btf.as_ref().map(|f| bundle.join(&f.path));
+            libbpf::run_reference(
+                bundle,
+                loader,
+                &pins,
+                object,
+                external_btf.as_deref(),
+                &mut progress,
+            )
         });
         let load_started = Instant::now();
         let loaded = load::load_object(bundle, object, &target, &features, &mut progress);

@@ -2,7 +2,9 @@
 //! arm64 kernel (`qemu-system-aarch64 -M virt`, TCG) and the same Debian release on x86_64,
 //! runs the same object bytes of the corpus in both, and every `identical::` trial must pass;
 //! then a Debian kernel runs with `btf = "path"` naming a copy of its own BTF, and the agent must
-//! say it relocated against that file (path and sha256), not /sys/kernel/btf/vmlinux.
+//! say it relocated against that file (path and sha256), not /sys/kernel/btf/vmlinux; given
+//! another kernel's BTF, its relocations follow that BTF; an entry whose file is no BTF is not
+//! run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -164,7 +166,15 @@ fn an_external_btf_is_what_the_guest_relocates_against() {
     // of its own whose entry names it: the guest must use the copy, as the hello says.
     let fetch = Command::new(env!("CARGO_BIN_EXE_harness"))
         .current_dir(workspace())
-        .args(["fetch", "--matrix", "kernels.toml", "--kernel", "6.1"])
+        .args([
+            "fetch",
+            "--matrix",
+            "kernels.toml",
+            "--kernel",
+            "6.1",
+            "--kernel",
+            "6.12",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&fetch.stdout);
@@ -173,18 +183,21 @@ fn an_external_btf_is_what_the_guest_relocates_against() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&fetch.stderr)
     );
-    let vmlinux = stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("6.1 ")
-                .and_then(|l| l.split_whitespace().nth(1))
-        })
-        .unwrap_or_else(|| panic!("no image path in fetch's output:\n{stdout}"));
-    let own_btf = workspace().join(vmlinux).with_file_name("vmlinux.btf");
+    let cached_btf = |kernel: &str| {
+        let vmlinux = stdout
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{kernel} "))
+                    .and_then(|l| l.split_whitespace().nth(1))
+            })
+            .unwrap_or_else(|| panic!("no {kernel} image path in fetch's output:\n{stdout}"));
+        std::fs::read(workspace().join(vmlinux).with_file_name("vmlinux.btf")).unwrap()
+    };
     let dir = tempfile::tempdir().unwrap();
-    let btf = std::fs::read(&own_btf).unwrap();
+    let btf = cached_btf("6.1");
     std::fs::create_dir(dir.path().join("btf")).unwrap();
     std::fs::write(dir.path().join("btf/6.1.btf"), &btf).unwrap();
+    std::fs::write(dir.path().join("btf/6.12.btf"), cached_btf("6.12")).unwrap();
     std::fs::write(dir.path().join("not-btf"), b"\x7fELF not raw BTF").unwrap();
     std::fs::write(
         dir.path().join("kernels.toml"),
@@ -198,6 +211,11 @@ btf = "btf/6.1.btf"
 name = "6.1-bad-btf"
 debian = { suite = "bookworm", packages = ["linux-image-6.1.*-amd64-unsigned"] }
 btf = "not-btf"
+
+[[kernel]]
+name = "6.1-with-6.12-btf"
+debian = { suite = "bookworm", packages = ["linux-image-6.1.*-amd64-unsigned"] }
+btf = "btf/6.12.btf"
 "#,
     )
     .unwrap();
@@ -211,8 +229,9 @@ btf = "not-btf"
     std::fs::write(
         dir.path().join("kernels.lock"),
         format!(
-            "{header}[[kernel]]{pinned}[[kernel]]{}",
-            pinned.replace("name = \"6.1\"\n", "name = \"6.1-bad-btf\"\n")
+            "{header}[[kernel]]{pinned}[[kernel]]{}[[kernel]]{}",
+            pinned.replace("name = \"6.1\"\n", "name = \"6.1-bad-btf\"\n"),
+            pinned.replace("name = \"6.1\"\n", "name = \"6.1-with-6.12-btf\"\n")
         ),
     )
     .unwrap();
@@ -259,6 +278,51 @@ btf = "not-btf"
     assert_eq!(out.report["counts"]["failed"], 0, "{}", out.stdout);
     assert!(passed("") >= 80, "{}", out.stdout);
     assert!(passed("::relocations") >= 6, "{}", out.stdout);
+
+    // Another kernel's BTF really steers the relocation: the 6.1 kernel given 6.12's types
+    // reads task_struct::pid at 6.12's offset (2432; its own is 2416), as the host predicted
+    // from the same file (the relocation trials pass), and the programs then misread the task.
+    let pid_offsets = |k: &serde_json::Value| -> Vec<String> {
+        k["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| o["relocations"].as_array().unwrap())
+            .filter(|r| {
+                r["access"] == "struct task_struct::pid" && r["kind"] == "field_byte_offset"
+            })
+            .map(|r| r["decision"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let own = pid_offsets(kernel(&out.report, "6.1"));
+    assert!(
+        !own.is_empty() && own.iter().all(|d| d == "value 2416"),
+        "{own:?}"
+    );
+    let other = run("6.1-with-6.12-btf");
+    let k = kernel(&other.report, "6.1-with-6.12-btf");
+    assert_eq!(k["outcome"], "COMPLETED", "{k:#}\n{}", other.context());
+    let offsets = pid_offsets(k);
+    assert!(
+        !offsets.is_empty() && offsets.iter().all(|d| d == "value 2432"),
+        "{offsets:?}"
+    );
+    let trials = other.report["trials"].as_array().unwrap();
+    let status = |name: &str| {
+        trials
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no trial {name}"))["outcome"]["status"]
+            .clone()
+    };
+    assert_eq!(
+        status("6.1-with-6.12-btf::task_walk::relocations"),
+        "passed"
+    );
+    assert_eq!(
+        status("6.1-with-6.12-btf::task_walk::current_task_chains"),
+        "failed"
+    );
 
     // An entry whose `btf` is not raw BTF is not run, and says why.
     let bad = run("6.1-bad-btf");
