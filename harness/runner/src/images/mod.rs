@@ -750,9 +750,17 @@ impl Images {
                 message: format!(".BTF section: {m}"),
             })?),
             None => {
+                let hint = if entry.btf.is_some() {
+                    "; the matrix entry's external `btf` is used instead"
+                } else {
+                    "; CO-RE objects cannot be relocated for it unless its matrix entry names \
+                     an external BTF (`btf = \"path\"`)"
+                };
                 progress.stage(
                     kernel,
-                    "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?)",
+                    &format!(
+                        "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?){hint}"
+                    ),
                 );
                 None
             }
