@@ -13,6 +13,7 @@ mod load;
 mod printk;
 mod ready;
 mod run_cases;
+mod shared_region;
 mod system;
 mod traffic;
 

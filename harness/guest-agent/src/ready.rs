@@ -9,9 +9,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use guest_protocol::{
-    BundleTransfer, GuestMessage, Ready, BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, MANIFEST_PATH,
-};
+use guest_protocol::{BundleTransfer, GuestMessage, Ready, BUNDLE_HEADER_BYTES, MANIFEST_PATH};
 
 use crate::channel::Channel;
 
@@ -53,7 +51,10 @@ pub fn receive_bundle(root: &Path, channel: &mut Channel) -> Result<(), String> 
     // none did in 20 runs at the default.
     channel.send(&GuestMessage::Ready(identity()));
     channel.flush();
-    let transfer = read_transfer(BufReader::with_capacity(64 * 1024, port))?;
+    let transfer = read_transfer(
+        BufReader::with_capacity(64 * 1024, port),
+        crate::shared_region::read,
+    )?;
     set_clock(transfer.host_time_unix_ns);
     for file in &transfer.files {
         // Paths were checked by the decoder: relative, plain components.
@@ -75,14 +76,19 @@ pub fn receive_bundle(root: &Path, channel: &mut Channel) -> Result<(), String> 
     Ok(())
 }
 
-fn read_transfer(mut port: impl Read) -> Result<BundleTransfer, String> {
+/// Reads the bundle's header from the port, then its payload from the port or, when the header
+/// says so, from the shared-memory region (`shared(len)` copies it out).
+fn read_transfer(
+    mut port: impl Read,
+    shared: impl FnOnce(usize) -> Result<Vec<u8>, String>,
+) -> Result<BundleTransfer, String> {
     let mut header = [0u8; BUNDLE_HEADER_BYTES];
     // Slide over anything before the magic (a byte at a time from the buffer, not the port).
     let mut skipped = 0usize;
     let mut window = [0u8; 8];
     port.read_exact(&mut window)
         .map_err(|e| format!("reading the bundle: {e}"))?;
-    while &window != BUNDLE_MAGIC {
+    while !guest_protocol::is_header_magic(&window) {
         if skipped >= MAX_NOISE_BYTES {
             return Err(format!(
                 "no bundle after {MAX_NOISE_BYTES} bytes on the results port"
@@ -99,10 +105,15 @@ fn read_transfer(mut port: impl Read) -> Result<BundleTransfer, String> {
     port.read_exact(&mut header[8..])
         .map_err(|e| format!("reading the bundle header: {e}"))?;
     let header = guest_protocol::parse_bundle_header(&header).map_err(|e| e.to_string())?;
-    // Bounded by parse_header.
-    let mut payload = vec![0u8; header.payload_len];
-    port.read_exact(&mut payload)
-        .map_err(|e| format!("reading the bundle's {} bytes: {e}", header.payload_len))?;
+    let payload = if header.in_shared_region {
+        shared(header.payload_len)?
+    } else {
+        // Bounded by parse_header.
+        let mut payload = vec![0u8; header.payload_len];
+        port.read_exact(&mut payload)
+            .map_err(|e| format!("reading the bundle's {} bytes: {e}", header.payload_len))?;
+        payload
+    };
     guest_protocol::decode_bundle_payload(&header, &payload).map_err(|e| e.to_string())
 }
 
@@ -133,7 +144,29 @@ mod tests {
         };
         let mut stream = b"\r\n@@BUN noise".to_vec();
         stream.extend_from_slice(&transfer.encode().unwrap());
-        assert_eq!(read_transfer(&stream[..]).unwrap(), transfer);
-        assert!(read_transfer(&b"no bundle here"[..]).is_err());
+        let no_region = |_| -> Result<Vec<u8>, String> { panic!("not in the region") };
+        assert_eq!(read_transfer(&stream[..], no_region).unwrap(), transfer);
+        assert!(read_transfer(&b"no bundle here"[..], no_region).is_err());
+    }
+
+    #[test]
+    fn a_shared_header_takes_its_payload_from_the_region() {
+        let transfer = BundleTransfer {
+            host_time_unix_ns: 9,
+            files: vec![guest_protocol::BundleFile {
+                path: "harness/objects/a.bpf.o".into(),
+                data: vec![7; 5000],
+            }],
+        };
+        let encoded = transfer.encode().unwrap();
+        let (header, payload) = guest_protocol::split_for_shared_region(&encoded).unwrap();
+        let mut stream = b"noise".to_vec();
+        stream.extend_from_slice(&header);
+        let region = |len: usize| Ok(payload[..len].to_vec());
+        assert_eq!(read_transfer(&stream[..], region).unwrap(), transfer);
+        // A region that holds other bytes fails the checksum, it is never taken as a bundle.
+        let stale = |len: usize| Ok(vec![0u8; len]);
+        let why = read_transfer(&stream[..], stale).unwrap_err();
+        assert!(why.contains("checksum"), "{why}");
     }
 }

@@ -334,7 +334,7 @@ pub fn main_run(args: RunArgs) -> Result<ExitCode> {
             let events = events_tx.clone();
             let work = run_dir.join(&kernel.name);
             let agent_path = agent_path.clone();
-            let snapshot_cache = args.snapshot.then(|| layout.images.clone());
+            let snapshot_cache = args.restores_snapshots().then(|| layout.images.clone());
             let retries = args.retries;
             let once_fault = bundle
                 .fault

@@ -10,7 +10,11 @@
 //! The snapshot key hashes everything that shapes the saved state: the kernel image, the agent,
 //! QEMU's version and every QEMU argument (machine, memory, CPU, kernel command line, the
 //! initramfs path). A restore uses exactly the arguments of the save plus `-incoming`; only the
-//! per-run socket paths differ, which the guest never sees. A snapshot directory is built in a
+//! per-run paths differ (sockets, the shared-memory file), which the guest never sees.
+//!
+//! The bundle reaches a restored guest through a shared-memory region (`ivshmem-plain` backed by
+//! `<work>/bundle.shm`), written while the VM is paused after the state loaded; only its header
+//! crosses the UART, which moves only about 75 KB/s into a guest under TCG. A snapshot directory is built in a
 //! temporary directory under the cache's per-image lock and renamed into place whole.
 //!
 //! A snapshot that does not restore (QEMU changed under the same version string, a damaged file)
@@ -34,7 +38,7 @@ use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supe
 use crate::guest::{GuestRun, GuestStatus};
 
 /// Bumped when the snapshot's layout or the way it is taken changes.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 /// Saving a ready guest takes about 0.5 s (design.md); this is the limit for the whole save.
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
 /// Loading a state file takes about 0.1 s; a restore that is not paused by then has failed.
@@ -86,14 +90,39 @@ pub enum Restored {
     Unavailable(String),
 }
 
-/// Placeholders for the per-run socket paths in the arguments a key is computed from.
-const RESULTS_PLACEHOLDER: &str = "@RESULTS_SOCKET@";
-const QMP_PLACEHOLDER: &str = "@QMP_SOCKET@";
+/// The per-run paths of a snapshot guest's QEMU: what may differ between save and restore.
+pub struct RunPaths<'a> {
+    pub results: &'a Path,
+    pub qmp: &'a Path,
+    /// The file behind the shared-memory region the bundle travels in.
+    pub region: &'a Path,
+}
+
+/// Placeholders for the per-run paths in the arguments a key is computed from.
+fn placeholders() -> RunPaths<'static> {
+    RunPaths {
+        results: Path::new("@RESULTS_SOCKET@"),
+        qmp: Path::new("@QMP_SOCKET@"),
+        region: Path::new("@BUNDLE_REGION@"),
+    }
+}
 
 /// The QEMU arguments of both the save and the restore (the restore adds `-incoming`).
-pub fn snapshot_args(guest: &QemuGuest, results: &Path, qmp: &Path) -> Vec<String> {
-    let mut args = guest.args(results);
-    args.extend(["-qmp".into(), format!("unix:{}", qmp.display())]);
+pub fn snapshot_args(guest: &QemuGuest, paths: &RunPaths<'_>) -> Vec<String> {
+    let mut args = guest.args(paths.results);
+    args.extend(["-qmp".into(), format!("unix:{}", paths.qmp.display())]);
+    // `master=on`: the one ivshmem mode QEMU migrates (its memory is part of the state, so the
+    // host writes the bundle only once the state has loaded).
+    args.extend([
+        "-object".into(),
+        format!(
+            "memory-backend-file,id=bundle,mem-path={},size={},share=on",
+            paths.region.display(),
+            guest_protocol::SHARED_REGION_BYTES
+        ),
+        "-device".into(),
+        "ivshmem-plain,memdev=bundle,master=on".into(),
+    ]);
     args
 }
 
@@ -177,11 +206,7 @@ async fn key_for(target: &SnapshotTarget<'_>, guest: &QemuGuest) -> Result<Strin
     let vmlinux_bytes = std::fs::metadata(&guest.vmlinux)
         .map_err(|e| format!("{}: {e}", guest.vmlinux.display()))?
         .len();
-    let args = snapshot_args(
-        guest,
-        RESULTS_PLACEHOLDER.as_ref(),
-        QMP_PLACEHOLDER.as_ref(),
-    );
+    let args = snapshot_args(guest, &placeholders());
     Ok(snapshot_key(
         &target.image.cache_key,
         vmlinux_bytes,
@@ -408,11 +433,27 @@ fn collect_output(
 /// `state`. Returns what the agent said.
 async fn save(guest: &QemuGuest, state: &Path) -> Result<Ready, String> {
     let sockets = sockets()?;
+    // Beside the state while it is built; never part of the snapshot (it holds no bundle yet).
+    let region = state.with_file_name("bundle.shm");
+    let saved = save_with(guest, state, &sockets, &region).await;
+    let _ = std::fs::remove_file(&region);
+    saved
+}
+
+async fn save_with(
+    guest: &QemuGuest,
+    state: &Path,
+    sockets: &Sockets,
+    region: &Path,
+) -> Result<Ready, String> {
     let mut command = Command::new(guest.binary());
     command.args(snapshot_args(
         guest,
-        &sockets.results_path,
-        &sockets.qmp_path,
+        &RunPaths {
+            results: &sockets.results_path,
+            qmp: &sockets.qmp_path,
+            region,
+        },
     ));
     let (mut child, stdout, stderr, _started) =
         spawn_watched(&mut command).map_err(|e| format!("cannot start {}: {e}", guest.binary()))?;
@@ -690,11 +731,51 @@ async fn restore(
 ) -> Result<GuestRun, String> {
     let guest = snapshot_guest(target);
     let sockets = sockets()?;
+    let region = guest.work_dir.join(BUNDLE_REGION_FILE);
+    let restored = restore_with(
+        target, &guest, snapshot, bundle, &sockets, &region, cancel, events,
+    )
+    .await;
+    // A few MB of sparse file per run: the bundle is in the guest's record already.
+    let _ = std::fs::remove_file(&region);
+    restored
+}
+
+/// The file behind a restored guest's shared-memory region, in its work dir: a per-run file,
+/// so the next run reclaims it if this one is killed (see `leftovers::reclaim_dead_runs`).
+pub const BUNDLE_REGION_FILE: &str = "bundle.shm";
+
+/// Writes the payload at the start of the region file (the VM is paused, its state loaded).
+fn write_region(region: &Path, payload: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(region)
+        .and_then(|file| file.write_all_at(payload, 0))
+        .map_err(|e| format!("writing the bundle into {}: {e}", region.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_with(
+    target: &SnapshotTarget<'_>,
+    guest: &QemuGuest,
+    snapshot: &Snapshot,
+    bundle: &[u8],
+    sockets: &Sockets,
+    region: &Path,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> Result<GuestRun, String> {
+    // QEMU sizes a missing or empty file itself; one of another size it refuses.
+    let _ = std::fs::remove_file(region);
     let mut command = Command::new(guest.binary());
     command.args(snapshot_args(
-        &guest,
-        &sockets.results_path,
-        &sockets.qmp_path,
+        guest,
+        &RunPaths {
+            results: &sockets.results_path,
+            qmp: &sockets.qmp_path,
+            region,
+        },
     ));
     command.args([
         "-incoming".to_string(),
@@ -718,14 +799,22 @@ async fn restore(
             }
         }
         let paused_ms = started.elapsed().as_millis() as u64;
+        // The region's content is part of the state just loaded: the bundle goes in after it.
+        let to_send = match guest_protocol::split_for_shared_region(bundle) {
+            Some((header, payload)) => {
+                write_region(region, payload)?;
+                header.to_vec()
+            }
+            None => bundle.to_vec(),
+        };
         qmp.execute("cont", None).await.map_err(|e| e.to_string())?;
         let (results, _) = tokio::time::timeout(RESTORE_LIMIT, sockets.results.accept())
             .await
             .map_err(|_| "QEMU never connected its results port".to_string())?
             .map_err(|e| format!("results socket: {e}"))?;
-        Ok::<_, String>((qmp, results, paused_ms))
+        Ok::<_, String>((qmp, results, paused_ms, to_send))
     };
-    let (qmp, results, paused_ms) = tokio::select! {
+    let (qmp, results, paused_ms, to_send) = tokio::select! {
         resumed = resumed => match resumed {
             Ok(r) => r,
             Err(why) => {
@@ -741,10 +830,10 @@ async fn restore(
     };
     let (read, mut write) = results.into_split();
     let bundle_len = bundle.len();
-    let bundle = bundle.to_vec();
+    let over_port = to_send.len();
     // The write half stays open until the guest ends: closing it would make QEMU drop the port.
     let sender = tokio::spawn(async move {
-        let sent = write.write_all(&bundle).await;
+        let sent = write.write_all(&to_send).await;
         (write, sent)
     });
     let console = Box::new(stdout.chain(stderr));
@@ -790,7 +879,7 @@ async fn restore(
     }
     run.logs.push(format!(
         "restored from ready snapshot {} (saved at guest uptime {} ms): state loaded {paused_ms} ms \
-         after QEMU start; bundle {bundle_len} bytes",
+         after QEMU start; bundle {bundle_len} bytes, {over_port} of them over the results port",
         snapshot.dir.display(),
         snapshot.meta.ready.uptime_ms,
     ));
@@ -808,12 +897,14 @@ async fn restore(
     Ok(run)
 }
 
-/// The guest ended (not by the runner's stop) before its agent said hello: nothing ran.
+/// The guest ended (not by the runner's stop, nor by a signal from outside) before its agent
+/// said hello: nothing ran. A QEMU killed from outside is reported as such (VM_KILLED), as it
+/// would be after a fresh boot, not retried.
 fn died_before_hello(run: &GuestRun) -> bool {
     run.hello.is_none()
         && !matches!(
             run.status,
-            GuestStatus::Completed | GuestStatus::Interrupted
+            GuestStatus::Completed | GuestStatus::Interrupted | GuestStatus::VmKilled(_)
         )
 }
 
@@ -879,6 +970,8 @@ mod tests {
         assert!(died_before_hello(&run));
         run.status = GuestStatus::Interrupted;
         assert!(!died_before_hello(&run));
+        run.status = GuestStatus::VmKilled("signal 9 (SIGKILL)".into());
+        assert!(!died_before_hello(&run));
         run.status = GuestStatus::Panic;
         run.hello = Some(guest_protocol::Hello {
             protocol_version: guest_protocol::PROTOCOL_VERSION,
@@ -941,11 +1034,19 @@ mod tests {
             },
             work_dir: "/w".into(),
         };
-        let a = snapshot_args(&guest, "/s1/r".as_ref(), "/s1/q".as_ref());
-        let b = snapshot_args(&guest, "/s2/r".as_ref(), "/s2/q".as_ref());
+        let paths = |run: &'static str| RunPaths {
+            results: Path::new(run).join("r").leak(),
+            qmp: Path::new(run).join("q").leak(),
+            region: Path::new(run).join("m").leak(),
+        };
+        let a = snapshot_args(&guest, &paths("/s1"));
+        let b = snapshot_args(&guest, &paths("/s2"));
         assert_eq!(a.len(), b.len());
         let differing: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
-        assert_eq!(differing.len(), 2, "{differing:?}");
+        assert_eq!(differing.len(), 3, "{differing:?}");
+        assert!(a
+            .join(" ")
+            .contains("ivshmem-plain,memdev=bundle,master=on"));
         assert!(differing.iter().all(|(x, _)| x.contains("/s1/")));
         assert!(a.join(" ").contains("-initrd /img/ready/initramfs-x.cpio"));
     }
