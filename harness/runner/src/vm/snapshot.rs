@@ -814,18 +814,38 @@ async fn restore_with(
             .map_err(|e| format!("results socket: {e}"))?;
         Ok::<_, String>((qmp, results, paused_ms, to_send))
     };
-    let (qmp, results, paused_ms, to_send) = tokio::select! {
+    let ended = tokio::select! {
         resumed = resumed => match resumed {
-            Ok(r) => r,
-            Err(why) => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                return Err(with_output(why, &mut stdout, &mut stderr).await);
-            }
+            Ok(r) => Ok(r),
+            // QEMU's death (its QMP socket closing) may be seen before its exit status.
+            Err(why) => match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
+                Ok(Ok(status)) => Err((why, Some(status))),
+                _ => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    Err((why, None))
+                }
+            },
         },
         status = child.wait() => {
-            let why = format!("QEMU exited while loading the snapshot ({})", status.map_or("unknown status".into(), |s| s.to_string()));
-            return Err(with_output(why, &mut stdout, &mut stderr).await);
+            let why = format!("QEMU exited while loading the snapshot ({})", status.as_ref().map_or("unknown status".into(), |s| s.to_string()));
+            Err((why, status.ok()))
+        }
+    };
+    let (qmp, results, paused_ms, to_send) = match ended {
+        Ok(r) => r,
+        Err((why, status)) => {
+            let why = with_output(why, &mut stdout, &mut stderr).await;
+            // Killed by someone else while loading: that is what happened to this kernel's VM,
+            // reported as after a fresh boot; the snapshot is not to blame.
+            if let Some(killed) = status.and_then(killed_from_outside) {
+                let mut run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
+                run.status = GuestStatus::VmKilled(killed);
+                run.console_tail = why;
+                run.timings.exit_ms = started.elapsed().as_millis() as u64;
+                return Ok(run);
+            }
+            return Err(why);
         }
     };
     let (read, mut write) = results.into_split();
@@ -895,6 +915,17 @@ async fn restore_with(
         }
     }
     Ok(run)
+}
+
+/// Why QEMU ended, when a signal that only comes from outside (a user, the OOM killer, a
+/// supervisor) ended it; a crash of QEMU itself on a bad state (SIGSEGV, SIGABRT) is not that.
+fn killed_from_outside(status: std::process::ExitStatus) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.signal()?;
+    [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGHUP]
+        .contains(&signal)
+        .then(|| crate::guest::vm_killed_by(Some(status), &crate::guest::TailBuffer::new(0)))
+        .flatten()
 }
 
 /// The guest ended (not by the runner's stop, nor by a signal from outside) before its agent
@@ -984,6 +1015,17 @@ mod tests {
         });
         // A panic after hello is the kernel's, under test (or an injected fault): reported.
         assert!(!died_before_hello(&run));
+    }
+
+    #[test]
+    fn only_signals_from_outside_count_as_a_killed_vm() {
+        use std::os::unix::process::ExitStatusExt;
+        let killed = killed_from_outside(std::process::ExitStatus::from_raw(libc::SIGKILL));
+        assert!(killed.is_some_and(|k| k.contains("SIGKILL")));
+        assert!(killed_from_outside(std::process::ExitStatus::from_raw(libc::SIGTERM)).is_some());
+        assert!(killed_from_outside(std::process::ExitStatus::from_raw(libc::SIGSEGV)).is_none());
+        // Exit status 1 (a refused state file), not a signal.
+        assert!(killed_from_outside(std::process::ExitStatus::from_raw(1 << 8)).is_none());
     }
 
     #[test]
