@@ -854,7 +854,7 @@ fn array_batches_read_and_write_every_entry_in_order() {
     map_update_batch(
         &percpu,
         &[1u32.to_ne_bytes().to_vec()],
-        &[value.clone()],
+        std::slice::from_ref(&value),
         BPF_ANY,
     )
     .unwrap();
