@@ -814,13 +814,16 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
 /// Entries of a batch call, bounded: what one call reads of an array.
 const ARRAY_BATCH_ENTRIES: usize = 1024;
 
+/// A map entry: key bytes, value bytes.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Every entry of an array (ARRAY, PERCPU_ARRAY), in key order, by `BPF_MAP_LOOKUP_BATCH`;
 /// `None` when the kernel cannot batch this map (the caller walks it key by key), an error past
 /// `max_entries` entries.
 pub fn array_entries_batched(
     map: &LoadedMap,
     max_entries: usize,
-) -> Option<Result<Vec<(Vec<u8>, Vec<u8>)>, String>> {
+) -> Option<Result<Vec<KeyValue>, String>> {
     let fd = map.fd.as_raw_fd();
     let spec = &map.spec;
     let key_size = spec.key_size as usize;
