@@ -125,6 +125,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     });
     let features = engine_features(bpf_loader::probe::btf_features());
 
+    // Where a guest's time goes, for the runner's log (and scripts/bench-critical-path.sh).
+    let mut loads_us = 0u128;
+    let mut cases_us = 0u128;
     for object in &manifest.objects {
         let cases: Vec<_> = manifest
             .cases
@@ -138,6 +141,7 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         let load_started = Instant::now();
         let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
         let ours_us = load_started.elapsed().as_micros() as u64;
+        loads_us += u128::from(ours_us);
         if let Some(loader) = manifest.libbpf_loader.as_deref() {
             // Our load first (its report is unchanged), then libbpf's beside it in this guest.
             if let Ok((_, report)) = &loaded {
@@ -164,7 +168,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
                     });
                 }
                 for case in cases {
+                    let case_started = Instant::now();
                     let result = run_cases::run_case(&loaded, case);
+                    cases_us += case_started.elapsed().as_micros();
                     channel.send(&GuestMessage::CaseResult(result));
                     // Test-only faults strike mid-test, after a first result: what was reported
                     // before must survive in the runner's record.
@@ -189,6 +195,13 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             }
         }
     }
+    channel.send(&GuestMessage::Log {
+        message: format!(
+            "agent time: objects loaded in {} ms, cases run in {} ms (results sent in between)",
+            loads_us / 1000,
+            cases_us / 1000
+        ),
+    });
     Ok(())
 }
 

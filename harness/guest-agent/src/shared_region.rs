@@ -1,8 +1,12 @@
 //! The shared-memory region of a restored guest: QEMU's `ivshmem-plain` device, whose memory BAR
 //! the agent maps through sysfs (`/sys/bus/pci/devices/*/resource2`). No driver binds it and no
 //! kernel module is needed: PCI and sysfs are built into every kernel of the matrix.
+//!
+//! The device is found and mapped once, before the guest is snapshotted (when the agent says
+//! Ready), so a restored guest reads at once: finding it through sysfs took ~70 ms under TCG.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use guest_protocol::{SHARED_REGION_BAR, SHARED_REGION_PCI_IDS};
 
@@ -26,43 +30,43 @@ fn find_region(devices: &Path, (vendor, device): (&str, &str)) -> Option<PathBuf
         .map(|dir| dir.join(format!("resource{SHARED_REGION_BAR}")))
 }
 
-/// The first `len` bytes of the shared region, copied out.
-pub fn read(len: usize) -> Result<Vec<u8>, String> {
-    let resource = find_region(Path::new(PCI_DEVICES), SHARED_REGION_PCI_IDS).ok_or_else(|| {
-        format!("the bundle is in shared memory, but no ivshmem device is in {PCI_DEVICES}")
-    })?;
-    read_mapped(&resource, len)
+/// A read-only mapping of a whole file, kept for the life of the process.
+struct Mapping {
+    base: *const u8,
+    size: usize,
+    path: PathBuf,
 }
 
-/// Maps `path` (a sysfs resource file, or any file in tests) and copies its first `len` bytes.
-fn read_mapped(path: &Path, len: usize) -> Result<Vec<u8>, String> {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // A sysfs resource file is as long as its BAR: the bound on what may be read.
-    let size = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len();
-    if len as u64 > size {
-        return Err(format!(
-            "the bundle claims {len} bytes, the shared region {} holds {size}",
-            path.display()
-        ));
-    }
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    // SAFETY: a read-only shared mapping of `len` bytes of a file we hold open, within its size;
-    // it is copied out at once and unmapped before returning.
-    unsafe {
-        let base = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        );
+// SAFETY: the mapping is read-only and never unmapped; reading it from any thread is sound.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `path` (a sysfs resource file, or any file in tests) whole.
+    fn open(path: &Path) -> Result<Mapping, String> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // A sysfs resource file is as long as its BAR.
+        let size = file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s > 0)
+            .ok_or_else(|| format!("{} has no usable size ({size})", path.display()))?;
+        // SAFETY: a read-only shared mapping of a file we hold open, within its size. The
+        // mapping outlives the descriptor, as mmap allows.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
         if base == libc::MAP_FAILED {
             return Err(format!(
                 "cannot map {}: {}",
@@ -70,9 +74,48 @@ fn read_mapped(path: &Path, len: usize) -> Result<Vec<u8>, String> {
                 std::io::Error::last_os_error()
             ));
         }
-        let bytes = std::slice::from_raw_parts(base as *const u8, len).to_vec();
-        libc::munmap(base, len);
-        Ok(bytes)
+        Ok(Mapping {
+            base: base as *const u8,
+            size,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The first `len` bytes, copied out; bounded by the mapping's size.
+    fn read(&self, len: usize) -> Result<Vec<u8>, String> {
+        if len > self.size {
+            return Err(format!(
+                "the bundle claims {len} bytes, the shared region {} holds {}",
+                self.path.display(),
+                self.size
+            ));
+        }
+        // SAFETY: `len` bytes within a live read-only mapping of `size` bytes.
+        Ok(unsafe { std::slice::from_raw_parts(self.base, len) }.to_vec())
+    }
+}
+
+static REGION: OnceLock<Result<Mapping, String>> = OnceLock::new();
+
+fn region() -> &'static Result<Mapping, String> {
+    REGION.get_or_init(|| {
+        let resource = find_region(Path::new(PCI_DEVICES), SHARED_REGION_PCI_IDS)
+            .ok_or_else(|| format!("no ivshmem device (shared-memory region) in {PCI_DEVICES}"))?;
+        Mapping::open(&resource)
+    })
+}
+
+/// Whether this guest has the region (a guest restored from a snapshot does, unless its kernel
+/// lacks PCI); finds and maps it on first use.
+pub fn present() -> bool {
+    region().is_ok()
+}
+
+/// The first `len` bytes of the shared region, copied out.
+pub fn read(len: usize) -> Result<Vec<u8>, String> {
+    match region() {
+        Ok(mapping) => mapping.read(len),
+        Err(why) => Err(format!("the bundle is in shared memory, but {why}")),
     }
 }
 
@@ -97,8 +140,11 @@ mod tests {
         }
         let found = find_region(&dir, SHARED_REGION_PCI_IDS).unwrap();
         assert!(found.ends_with("0000:00:03.0/resource2"), "{found:?}");
-        assert_eq!(read_mapped(&found, 7).unwrap(), b"payload");
-        assert!(read_mapped(&found, 1000).unwrap_err().contains("holds 20"));
+        let mapping = Mapping::open(&found).unwrap();
+        assert_eq!(mapping.read(7).unwrap(), b"payload");
+        assert!(mapping.read(1000).unwrap_err().contains("holds 20"));
+        std::fs::write(dir.join("empty"), b"").unwrap();
+        assert!(Mapping::open(&dir.join("empty")).is_err());
         assert!(find_region(&dir, ("0x1af4", "0x1000")).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }

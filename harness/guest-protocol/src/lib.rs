@@ -27,10 +27,9 @@ pub use messages::{
 
 pub use transfer::{
     decode as decode_bundle, decode_payload as decode_bundle_payload, is_header_magic,
-    parse_header as parse_bundle_header, split_for_shared_region, BundleFile, BundleHeader,
-    BundleTransfer, TransferError, BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, BUNDLE_SHARED_MAGIC,
-    MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES, SHARED_REGION_BAR, SHARED_REGION_BYTES,
-    SHARED_REGION_PCI_IDS,
+    parse_header as parse_bundle_header, BundleFile, BundleHeader, BundleTransfer, TransferError,
+    BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, BUNDLE_SHARED_MAGIC, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+    SHARED_REGION_BAR, SHARED_REGION_BYTES, SHARED_REGION_PCI_IDS,
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.

@@ -566,9 +566,16 @@ pub async fn run(
     events: mpsc::UnboundedSender<GuestEvent>,
 ) -> Restored {
     let kernel = &target.guest.kernel;
-    let bytes = match bundle.encode() {
-        Ok(bytes) => bytes,
-        Err(e) => return Restored::Unavailable(format!("the bundle cannot be sent: {e}")),
+    let encode = |shared_region: bool| {
+        let shared = if shared_region {
+            bundle.encode_for_shared_region()?
+        } else {
+            None
+        };
+        match shared {
+            Some((header, payload)) => Ok(EncodedBundle::Shared { header, payload }),
+            None => bundle.encode().map(EncodedBundle::Port),
+        }
     };
     if let Err(e) = std::fs::create_dir_all(&target.guest.work_dir) {
         return Restored::Unavailable(format!(
@@ -581,6 +588,12 @@ pub async fn run(
         let snapshot = match ensure(target, rebuild).await {
             Ok(snapshot) => snapshot,
             Err(why) => return Restored::Unavailable(format!("no ready snapshot: {why}")),
+        };
+        // Through shared memory when the saved agent saw the region (a kernel without PCI
+        // would not), else over the port.
+        let bytes = match encode(snapshot.meta.ready.shared_region) {
+            Ok(bytes) => bytes,
+            Err(e) => return Restored::Unavailable(format!("the bundle cannot be sent: {e}")),
         };
         match restore(target, &snapshot, &bytes, cancel.clone(), events.clone()).await {
             Ok(run) => return Restored::Ran(Box::new(run)),
@@ -721,11 +734,30 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A bundle ready to go: through the shared-memory region with its header over the port, or
+/// (too big for the region) all over the port.
+enum EncodedBundle {
+    Shared {
+        header: [u8; guest_protocol::BUNDLE_HEADER_BYTES],
+        payload: Vec<u8>,
+    },
+    Port(Vec<u8>),
+}
+
+impl EncodedBundle {
+    fn len(&self) -> usize {
+        match self {
+            EncodedBundle::Shared { header, payload } => header.len() + payload.len(),
+            EncodedBundle::Port(bytes) => bytes.len(),
+        }
+    }
+}
+
 /// Err: the snapshot did not restore (nothing ran). Ok: the guest ran from it.
 async fn restore(
     target: &SnapshotTarget<'_>,
     snapshot: &Snapshot,
-    bundle: &[u8],
+    bundle: &EncodedBundle,
     cancel: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<GuestEvent>,
 ) -> Result<GuestRun, String> {
@@ -760,7 +792,7 @@ async fn restore_with(
     target: &SnapshotTarget<'_>,
     guest: &QemuGuest,
     snapshot: &Snapshot,
-    bundle: &[u8],
+    bundle: &EncodedBundle,
     sockets: &Sockets,
     region: &Path,
     cancel: watch::Receiver<bool>,
@@ -800,12 +832,12 @@ async fn restore_with(
         }
         let paused_ms = started.elapsed().as_millis() as u64;
         // The region's content is part of the state just loaded: the bundle goes in after it.
-        let to_send = match guest_protocol::split_for_shared_region(bundle) {
-            Some((header, payload)) => {
+        let to_send = match bundle {
+            EncodedBundle::Shared { header, payload } => {
                 write_region(region, payload)?;
                 header.to_vec()
             }
-            None => bundle.to_vec(),
+            EncodedBundle::Port(bytes) => bytes.clone(),
         };
         qmp.execute("cont", None).await.map_err(|e| e.to_string())?;
         let (results, _) = tokio::time::timeout(RESTORE_LIMIT, sockets.results.accept())
@@ -971,6 +1003,7 @@ mod tests {
             boot_id: boot_id.into(),
             uptime_ms: 2000,
             clock_unix_ms: 1,
+            shared_region: true,
         }
     }
 
