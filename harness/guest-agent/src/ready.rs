@@ -76,6 +76,10 @@ pub fn receive_bundle(root: &Path, channel: &mut Channel) -> Result<(), String> 
         }
     }
     channel.send(&GuestMessage::Ready(identity()));
+    if received.from_shared_region {
+        // The host reads what the region holds when the port announces it.
+        channel.use_region();
+    }
     channel.send(&GuestMessage::Log {
         message: format!(
             "bundle: {} compressed bytes from {}, read and decoded in {} us, unpacked in {} us",

@@ -4,11 +4,15 @@
 //!
 //! The device is found and mapped once, before the guest is snapshotted (when the agent says
 //! Ready), so a restored guest reads at once: finding it through sysfs took ~70 ms under TCG.
+//! The host writes the bundle at the start; the agent appends its result frames to the results'
+//! area ([`ResultsLog`]), which the host reads when the port announces them.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use guest_protocol::{SHARED_REGION_BAR, SHARED_REGION_PCI_IDS};
+use guest_protocol::{
+    SHARED_REGION_BAR, SHARED_REGION_PCI_IDS, SHARED_RESULTS_BYTES, SHARED_RESULTS_OFFSET,
+};
 
 const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 
@@ -30,22 +34,28 @@ fn find_region(devices: &Path, (vendor, device): (&str, &str)) -> Option<PathBuf
         .map(|dir| dir.join(format!("resource{SHARED_REGION_BAR}")))
 }
 
-/// A read-only mapping of a whole file, kept for the life of the process.
+/// A shared mapping of a whole file, kept for the life of the process. Only [`ResultsLog`]
+/// writes to it, in the results' area; reads are of the bundle's area.
 struct Mapping {
-    base: *const u8,
+    base: *mut u8,
     size: usize,
     path: PathBuf,
 }
 
-// SAFETY: the mapping is read-only and never unmapped; reading it from any thread is sound.
+// SAFETY: the mapping is never unmapped; the agent is single-threaded, and the one writer
+// (`ResultsLog`, behind the Channel) never touches the bytes `read` returns.
 unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Maps `path` (a sysfs resource file, or any file in tests) whole.
+    /// Maps `path` (a sysfs resource file, or any file in tests) whole, for reading and writing.
     fn open(path: &Path) -> Result<Mapping, String> {
         use std::os::fd::AsRawFd;
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         // A sysfs resource file is as long as its BAR.
         let size = file
             .metadata()
@@ -55,13 +65,13 @@ impl Mapping {
             .ok()
             .filter(|&s| s > 0)
             .ok_or_else(|| format!("{} has no usable size ({size})", path.display()))?;
-        // SAFETY: a read-only shared mapping of a file we hold open, within its size. The
-        // mapping outlives the descriptor, as mmap allows.
+        // SAFETY: a shared mapping of a file we hold open, within its size. The mapping outlives
+        // the descriptor, as mmap allows.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 size,
-                libc::PROT_READ,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 file.as_raw_fd(),
                 0,
@@ -75,7 +85,7 @@ impl Mapping {
             ));
         }
         Ok(Mapping {
-            base: base as *const u8,
+            base: base as *mut u8,
             size,
             path: path.to_path_buf(),
         })
@@ -90,8 +100,52 @@ impl Mapping {
                 self.size
             ));
         }
-        // SAFETY: `len` bytes within a live read-only mapping of `size` bytes.
+        // SAFETY: `len` bytes within a live mapping of `size` bytes.
         Ok(unsafe { std::slice::from_raw_parts(self.base, len) }.to_vec())
+    }
+
+    /// Writes `bytes` at `offset`; false (nothing written) when they do not fit.
+    fn write(&self, offset: usize, bytes: &[u8]) -> bool {
+        if offset
+            .checked_add(bytes.len())
+            .is_none_or(|end| end > self.size)
+        {
+            return false;
+        }
+        // SAFETY: within the live mapping, checked above; nothing else holds these bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len());
+        }
+        true
+    }
+}
+
+/// The results' area of the region, appended to frame by frame.
+pub struct ResultsLog {
+    mapping: &'static Mapping,
+    /// Bytes written so far, from the start of the area.
+    end: usize,
+}
+
+impl ResultsLog {
+    /// The log over this guest's region, when it has one.
+    pub fn open() -> Option<ResultsLog> {
+        region()
+            .as_ref()
+            .ok()
+            .map(|mapping| ResultsLog { mapping, end: 0 })
+    }
+
+    /// Appends `bytes`; the new end (to announce) or None when the area is full.
+    pub fn append(&mut self, bytes: &[u8]) -> Option<usize> {
+        let room =
+            SHARED_RESULTS_BYTES.min(self.mapping.size.saturating_sub(SHARED_RESULTS_OFFSET));
+        let end = self.end.checked_add(bytes.len()).filter(|&e| e <= room)?;
+        if !self.mapping.write(SHARED_RESULTS_OFFSET + self.end, bytes) {
+            return None;
+        }
+        self.end = end;
+        Some(end)
     }
 }
 
@@ -143,6 +197,9 @@ mod tests {
         let mapping = Mapping::open(&found).unwrap();
         assert_eq!(mapping.read(7).unwrap(), b"payload");
         assert!(mapping.read(1000).unwrap_err().contains("holds 20"));
+        assert!(mapping.write(8, b"AND"));
+        assert!(!mapping.write(18, b"xyz"));
+        assert_eq!(mapping.read(20).unwrap(), b"payload AND the rest");
         std::fs::write(dir.join("empty"), b"").unwrap();
         assert!(Mapping::open(&dir.join("empty")).is_err());
         assert!(find_region(&dir, ("0x1af4", "0x1000")).is_none());

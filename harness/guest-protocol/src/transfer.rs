@@ -30,8 +30,13 @@ pub const BUNDLE_MAGIC: &[u8; 8] = b"@@BUNDLE";
 /// Marks a header whose payload waits in the shared-memory region instead of following it.
 pub const BUNDLE_SHARED_MAGIC: &[u8; 8] = b"@@BUNSHM";
 /// The size of the shared-memory region of a restored guest (part of its QEMU arguments, so of
-/// its snapshot's key). A bigger payload goes over the port.
-pub const SHARED_REGION_BYTES: usize = 16 << 20;
+/// its snapshot's key): the bundle's area, then the results' (see `framing`).
+pub const SHARED_REGION_BYTES: usize = 32 << 20;
+/// The bundle's area, at the start of the region: a bigger payload goes over the port.
+pub const SHARED_BUNDLE_BYTES: usize = 16 << 20;
+/// The results' area: frames the agent appends, announced over the port (`region_notice`).
+pub const SHARED_RESULTS_OFFSET: usize = SHARED_BUNDLE_BYTES;
+pub const SHARED_RESULTS_BYTES: usize = SHARED_REGION_BYTES - SHARED_RESULTS_OFFSET;
 /// QEMU's ivshmem PCI vendor and device ids, as sysfs prints them.
 pub const SHARED_REGION_PCI_IDS: (&str, &str) = ("0x1af4", "0x1110");
 /// The ivshmem BAR that maps the shared memory (BAR 0 holds registers, BAR 1 MSI-X).
@@ -135,7 +140,7 @@ impl BundleTransfer {
     /// under TCG cost about 40 ms). None when it does not fit in the region.
     pub fn encode_for_shared_region(&self) -> Result<Option<SharedRegionBundle>, TransferError> {
         let payload = self.plain_payload()?;
-        if payload.len() > SHARED_REGION_BYTES {
+        if payload.len() > SHARED_BUNDLE_BYTES {
             return Ok(None);
         }
         let mut header = [0u8; BUNDLE_HEADER_BYTES];
@@ -238,7 +243,7 @@ pub fn parse_header(header: &[u8; BUNDLE_HEADER_BYTES]) -> Result<BundleHeader, 
     if payload_len > MAX_BUNDLE_BYTES {
         return Err(TransferError::TooLarge { bytes: payload_len });
     }
-    if in_shared_region && payload_len > SHARED_REGION_BYTES {
+    if in_shared_region && payload_len > SHARED_BUNDLE_BYTES {
         return Err(TransferError::TooLarge { bytes: payload_len });
     }
     let crc32 = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
@@ -406,13 +411,13 @@ mod tests {
             host_time_unix_ns: 1,
             files: vec![BundleFile {
                 path: "big".into(),
-                data: vec![0; SHARED_REGION_BYTES],
+                data: vec![0; SHARED_BUNDLE_BYTES],
             }],
         };
         assert!(big.encode_for_shared_region().unwrap().is_none());
         let mut header = [0u8; BUNDLE_HEADER_BYTES];
         header[..8].copy_from_slice(BUNDLE_SHARED_MAGIC);
-        header[8..12].copy_from_slice(&(SHARED_REGION_BYTES as u32 + 1).to_le_bytes());
+        header[8..12].copy_from_slice(&(SHARED_BUNDLE_BYTES as u32 + 1).to_le_bytes());
         assert!(matches!(
             parse_header(&header),
             Err(TransferError::TooLarge { .. })

@@ -891,10 +891,18 @@ async fn restore_with(
     let console = Box::new(stdout.chain(stderr));
     let console_log = guest.work_dir.join("console.log");
     let cancel_after = cancel.clone();
+    // A guest whose bundle came through the region sends its frames back the same way.
+    let results: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match bundle {
+        EncodedBundle::Shared { .. } => match std::fs::File::open(region) {
+            Ok(file) => Box::new(super::results_region::RelayedResults::new(read, file)),
+            Err(e) => return Err(format!("cannot open {}: {e}", region.display())),
+        },
+        EncodedBundle::Port(_) => Box::new(read),
+    };
     let mut run = supervise(Supervised {
         run: GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name()),
         child,
-        results: ResultsSource::Stream(Box::new(read)),
+        results: ResultsSource::Stream(results),
         console,
         console_log: &console_log,
         limits: guest.limits,
