@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build the BPF program corpus the way the harness does (harness/runner/src/bpf_build.rs).
+# Build the BPF program corpus the way the harness does (harness/runner/src/corpus/build.rs).
 #
 #   scripts/build-programs.sh [OUT_DIR]    build programs/*.bpf.c into OUT_DIR (default target/bpf)
 #   scripts/build-programs.sh --check      build twice, from two checkouts at different paths,
@@ -9,7 +9,7 @@
 set -eu
 
 CLANG="${HARNESS_CLANG:-clang-19}"
-# Keep in sync with CLANG_FLAGS in harness/runner/src/bpf_build.rs (a test checks).
+# Keep in sync with CLANG_FLAGS in harness/runner/src/corpus/build.rs (a test checks).
 FLAGS="-g -O2 -target bpf -mcpu=v2 -D__TARGET_ARCH_x86 -fno-ident -Wall -Wno-unused-function"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd -P)"

@@ -183,45 +183,7 @@ pub const BPF_PROG_TYPE_NETFILTER: u32 = 32;
 
 /// The kernel name of a program type number (without the `BPF_PROG_TYPE_` prefix).
 pub fn prog_type_name(program_type: u32) -> &'static str {
-    const NAMES: [&str; 33] = [
-        "UNSPEC",
-        "SOCKET_FILTER",
-        "KPROBE",
-        "SCHED_CLS",
-        "SCHED_ACT",
-        "TRACEPOINT",
-        "XDP",
-        "PERF_EVENT",
-        "CGROUP_SKB",
-        "CGROUP_SOCK",
-        "LWT_IN",
-        "LWT_OUT",
-        "LWT_XMIT",
-        "SOCK_OPS",
-        "SK_SKB",
-        "CGROUP_DEVICE",
-        "SK_MSG",
-        "RAW_TRACEPOINT",
-        "CGROUP_SOCK_ADDR",
-        "LWT_SEG6LOCAL",
-        "LIRC_MODE2",
-        "SK_REUSEPORT",
-        "FLOW_DISSECTOR",
-        "CGROUP_SYSCTL",
-        "RAW_TRACEPOINT_WRITABLE",
-        "CGROUP_SOCKOPT",
-        "TRACING",
-        "STRUCT_OPS",
-        "EXT",
-        "LSM",
-        "SK_LOOKUP",
-        "SYSCALL",
-        "NETFILTER",
-    ];
-    NAMES
-        .get(program_type as usize)
-        .copied()
-        .unwrap_or("<unknown>")
+    crate::prog_types::program_type(program_type).name
 }
 
 // ---- enum bpf_attach_type -------------------------------------------------------------------

@@ -20,6 +20,7 @@ mod link;
 mod map;
 pub mod probe;
 mod prog;
+pub mod prog_types;
 mod ringbuf;
 mod sys;
 

@@ -146,25 +146,10 @@ pub fn btf_features() -> BtfFeatures {
     })
 }
 
-/// What a program type needs at load time, as [`program_type_supported`] fills it in for
-/// `r0 = 0; exit`.
-///
-/// | type | needs at load |
-/// |---|---|
-/// | `CGROUP_SOCK_ADDR` | `expected_attach_type` (probe: `BPF_CGROUP_INET4_CONNECT`) |
-/// | `CGROUP_SOCKOPT` | `expected_attach_type` (probe: `BPF_CGROUP_GETSOCKOPT`) |
-/// | `SK_LOOKUP` | `expected_attach_type = BPF_SK_LOOKUP` |
-/// | `NETFILTER` | `expected_attach_type = BPF_NETFILTER` |
-/// | `SYSCALL` | `prog_flags = BPF_F_SLEEPABLE` |
-/// | `TRACING` | `attach_btf_id` of a kernel function/tracepoint + `BPF_TRACE_FENTRY`, `BPF_TRACE_RAW_TP`... (probe: `BPF_TRACE_RAW_TP`) |
-/// | `LSM` | `attach_btf_id` of an LSM hook + `BPF_LSM_MAC` |
-/// | `EXT` | `attach_prog_fd` + `attach_btf_id` of the replaced function |
-/// | `STRUCT_OPS` | `attach_btf_id` of the `struct_ops` type |
-///
-/// Other types load with none of these (`CGROUP_SKB`, `CGROUP_SOCK`, `SK_REUSEPORT` accept an
-/// optional expected attach type). For the four types with a BTF target the probe gives
-/// `attach_btf_id = 1`, which no kernel accepts as a target: reaching the verifier's complaint
-/// about it proves the type exists.
+/// What a minimal program of a type needs at load time, as [`program_type_supported`] fills it
+/// in for `r0 = 0; exit` (the rows of [`crate::prog_types::PROGRAM_TYPES`]). For the types
+/// with a BTF target the probe gives `attach_btf_id = 1`, which no kernel accepts as a target:
+/// reaching the verifier's complaint about it proves the type exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadRequirements {
     pub expected_attach_type: Option<u32>,
@@ -172,23 +157,13 @@ pub struct LoadRequirements {
     pub prog_flags: u32,
 }
 
-/// See [`LoadRequirements`].
+/// See [`LoadRequirements`]; read from [`crate::prog_types`].
 pub fn load_requirements(program_type: u32) -> LoadRequirements {
-    let (expected_attach_type, needs_btf_target, prog_flags) = match program_type {
-        BPF_PROG_TYPE_CGROUP_SOCK_ADDR => (Some(BPF_CGROUP_INET4_CONNECT), false, 0),
-        BPF_PROG_TYPE_CGROUP_SOCKOPT => (Some(BPF_CGROUP_GETSOCKOPT), false, 0),
-        BPF_PROG_TYPE_SK_LOOKUP => (Some(BPF_SK_LOOKUP), false, 0),
-        BPF_PROG_TYPE_NETFILTER => (Some(BPF_NETFILTER), false, 0),
-        BPF_PROG_TYPE_SYSCALL => (None, false, BPF_F_SLEEPABLE),
-        BPF_PROG_TYPE_TRACING => (Some(BPF_TRACE_RAW_TP), true, 0),
-        BPF_PROG_TYPE_LSM => (Some(BPF_LSM_MAC), true, 0),
-        BPF_PROG_TYPE_EXT | BPF_PROG_TYPE_STRUCT_OPS => (None, true, 0),
-        _ => (None, false, 0),
-    };
+    let t = crate::prog_types::program_type(program_type);
     LoadRequirements {
-        expected_attach_type,
-        needs_btf_target,
-        prog_flags,
+        expected_attach_type: t.probe_attach_type,
+        needs_btf_target: t.needs_btf_target,
+        prog_flags: t.probe_flags,
     }
 }
 
@@ -278,20 +253,8 @@ pub fn helper_supported(program_type: u32, helper: i32) -> bool {
 
 /// Program types whose test run takes a packet in `data_in`.
 fn takes_packet(program_type: u32) -> bool {
-    matches!(
-        program_type,
-        BPF_PROG_TYPE_SOCKET_FILTER
-            | BPF_PROG_TYPE_SCHED_CLS
-            | BPF_PROG_TYPE_SCHED_ACT
-            | BPF_PROG_TYPE_CGROUP_SKB
-            | BPF_PROG_TYPE_XDP
-            | BPF_PROG_TYPE_FLOW_DISSECTOR
-            | BPF_PROG_TYPE_LWT_IN
-            | BPF_PROG_TYPE_LWT_OUT
-            | BPF_PROG_TYPE_LWT_XMIT
-            | BPF_PROG_TYPE_LWT_SEG6LOCAL
-            | BPF_PROG_TYPE_SK_SKB
-    )
+    crate::prog_types::program_type(program_type).test_run
+        == crate::prog_types::TestRunShape::Packet
 }
 
 /// A 64-byte Ethernet + IPv4 + UDP frame, for probes.

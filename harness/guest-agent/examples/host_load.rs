@@ -148,6 +148,7 @@ fn load_one(options: &Options, bundle: &Path, path: &Path) -> Result<Vec<String>
         kernel_name: "host".into(),
         objects: vec![ObjectEntry {
             data_overrides: Default::default(),
+            load: Default::default(),
             name: name.clone(),
             path: format!("harness/objects/{file}"),
             sha256: hex::encode(Sha256::digest(&bytes)),

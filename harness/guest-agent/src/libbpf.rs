@@ -22,16 +22,47 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Most output read from the loader: hex of every program's translated instructions.
 const MAX_OUTPUT: u64 = 64 << 20;
 
-/// Runs `loader` over the object and gathers both sides. `ours` is None when the harness could
-/// not load the object at all.
-pub fn compare(
+/// What libbpf made of one object, in a process that has ended by the time this returns.
+pub struct Reference {
+    ran: Result<String, String>,
+    libbpf_us: u64,
+}
+
+/// Runs `loader` over the object before the harness loads it, so the two never hold the
+/// object's maps at once (a guest's memory is small: a preallocated hash map of 80 MB fits
+/// once, not twice), and waits until the kernel has given back what libbpf's maps held.
+pub fn run_reference(
     bundle: &Path,
     loader: &str,
     pin_root: &Path,
     entry: &ObjectEntry,
+    progress: &mut dyn FnMut(String),
+) -> Reference {
+    place_kernel_config(bundle);
+    let available_before = crate::memory::available_kib();
+    let started = Instant::now();
+    let ran = run_loader(
+        &bundle.join(loader),
+        pin_root,
+        &bundle.join(&entry.path),
+        &entry.name,
+        &settings_args(&entry.load),
+        progress,
+    );
+    let libbpf_us = started.elapsed().as_micros() as u64;
+    if let Some(before) = available_before {
+        crate::memory::wait_until_given_back(before);
+    }
+    Reference { ran, libbpf_us }
+}
+
+/// Gathers both sides: libbpf's [`Reference`] and the harness's own load. `ours` is None when
+/// the harness could not load the object at all.
+pub fn compare(
+    reference: Reference,
+    entry: &ObjectEntry,
     ours: Option<&LoadedObject>,
     ours_us: u64,
-    progress: &mut dyn FnMut(String),
 ) -> LibbpfObject {
     let mut ours_raw: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -43,16 +74,7 @@ pub fn compare(
             Err(e) => notes.push(format!("program {name}: our translated instructions: {e}")),
         }
     }
-    place_kernel_config(bundle);
-    let started = Instant::now();
-    let ran = run_loader(
-        &bundle.join(loader),
-        pin_root,
-        &bundle.join(&entry.path),
-        &entry.name,
-        progress,
-    );
-    let libbpf_us = started.elapsed().as_micros() as u64;
+    let Reference { ran, libbpf_us } = reference;
     let mut result = LibbpfObject {
         object: entry.name.clone(),
         libbpf_version: String::new(),
@@ -161,12 +183,34 @@ fn place_kernel_config(bundle: &Path) {
     }
 }
 
+/// The loader's `-m MAP=N`, `-v MAP=N` and `-n PROGRAM` options: the same settings our own
+/// load applies.
+fn settings_args(settings: &guest_protocol::LoadSettings) -> Vec<String> {
+    let mut args = Vec::new();
+    for (map, setting) in &settings.maps {
+        if let Some(entries) = setting.max_entries {
+            args.push("-m".to_string());
+            args.push(format!("{map}={entries}"));
+        }
+        if let Some(size) = setting.value_size {
+            args.push("-v".to_string());
+            args.push(format!("{map}={size}"));
+        }
+    }
+    for program in &settings.not_autoloaded {
+        args.push("-n".to_string());
+        args.push(program.clone());
+    }
+    args
+}
+
 /// The loader's standard output, or why there is none: it did not start, was killed, timed out.
 fn run_loader(
     loader: &Path,
     pin_root: &Path,
     object: &Path,
     name: &str,
+    settings: &[String],
     progress: &mut dyn FnMut(String),
 ) -> Result<String, String> {
     // A fresh pin directory per object: libbpf reuses maps pinned by name, and another object's
@@ -182,6 +226,7 @@ fn run_loader(
         .arg(pin_root)
         // The config is where libbpf looks for it (see place_kernel_config).
         .arg("-")
+        .args(settings)
         .arg(object)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -257,6 +302,31 @@ mod tests {
 
     const A: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     const B: [u8; 16] = [0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn settings_become_loader_options() {
+        let mut settings = guest_protocol::LoadSettings::default();
+        settings.maps.insert(
+            "stackmap".into(),
+            guest_protocol::MapSetting {
+                max_entries: Some(1024),
+                value_size: Some(1016),
+            },
+        );
+        settings.not_autoloaded.push("on_fentry".into());
+        assert_eq!(
+            settings_args(&settings),
+            [
+                "-m",
+                "stackmap=1024",
+                "-v",
+                "stackmap=1016",
+                "-n",
+                "on_fentry"
+            ]
+        );
+        assert!(settings_args(&Default::default()).is_empty());
+    }
 
     fn line(program: &str, xlated: &[u8]) -> LoaderLine {
         LoaderLine {

@@ -83,6 +83,7 @@ pub fn load_object(
         target,
         &resolution,
         &entry.data_overrides,
+        &entry.load,
         &mut notes,
     ) {
         Ok(maps) => maps,
@@ -94,7 +95,10 @@ pub fn load_object(
                 entry,
                 target,
                 sha256,
-                format!("the object's maps could not be created: {e}"),
+                format!(
+                    "the object's maps could not be created: {e}{}",
+                    crate::memory::out_of_memory_hint(&e)
+                ),
                 notes,
             ))
         }
@@ -109,6 +113,12 @@ pub fn load_object(
     let mut relocate_us = 0;
     for program in object.programs() {
         let name = program.name.clone();
+        if entry.load.not_autoloaded.contains(&name) {
+            notes.push(format!(
+                "program {name}: not loaded ([programs.{name}] autoload = false in the fixture)"
+            ));
+            continue;
+        }
         sections.insert(name.clone(), program.section.clone());
         let started = Instant::now();
         let relocated = core_reloc::relocate_program(&object, &name, target);
@@ -257,6 +267,9 @@ fn refused_object(
     let mut programs = Vec::new();
     let mut relocations = Vec::new();
     for p in object.programs() {
+        if entry.load.not_autoloaded.contains(&p.name) {
+            continue;
+        }
         if let Ok(relocated) = core_reloc::relocate_program(object, &p.name, target) {
             relocations.extend(
                 relocated
@@ -563,6 +576,7 @@ fn create_maps(
     target: &Btf,
     resolution: &ExternResolution,
     overrides: &[guest_protocol::DataOverride],
+    settings: &guest_protocol::LoadSettings,
     notes: &mut Vec<String>,
 ) -> Result<Vec<LoadedMap>, String> {
     if let Some(o) = overrides
@@ -578,6 +592,11 @@ fn create_maps(
             spec.initial_value = resolution.kconfig_image.clone();
         }
         apply_overrides(&mut spec, overrides)?;
+        // As the object's user space would with bpf_map__set_max_entries/_value_size.
+        if let Some(setting) = settings.maps.get(&spec.name) {
+            spec.max_entries = setting.max_entries.unwrap_or(spec.max_entries);
+            spec.value_size = setting.value_size.unwrap_or(spec.value_size);
+        }
         if spec.pinning != 0 {
             notes.push(format!(
                 "map {}: pinning {} ignored: the harness creates a fresh map, it neither pins \

@@ -10,6 +10,7 @@ mod channel;
 mod kernel_facts;
 mod libbpf;
 mod load;
+mod memory;
 mod printk;
 mod ready;
 mod run_cases;
@@ -128,7 +129,12 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     // Where a guest's time goes, for the runner's log (and scripts/bench-critical-path.sh).
     let mut loads_us = 0u128;
     let mut cases_us = 0u128;
+    let available_at_start = memory::available_kib();
     for object in &manifest.objects {
+        // What the previous object's maps held comes back first (see memory.rs).
+        if let Some(start) = available_at_start {
+            memory::wait_until_given_back(start);
+        }
         let cases: Vec<_> = manifest
             .cases
             .iter()
@@ -138,23 +144,22 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             channel.send(&GuestMessage::Log { message });
             channel.flush();
         };
+        // With a second loader, libbpf goes first (see libbpf::run_reference).
+        let reference = manifest.libbpf_loader.as_deref().map(|loader| {
+            let pins = libbpf_pin_root(bundle);
+            libbpf::run_reference(bundle, loader, &pins, object, &mut progress)
+        });
         let load_started = Instant::now();
         let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
         let ours_us = load_started.elapsed().as_micros() as u64;
         loads_us += u128::from(ours_us);
-        if let Some(loader) = manifest.libbpf_loader.as_deref() {
-            // Our load first (its report is unchanged), then libbpf's beside it in this guest.
+        if let Some(reference) = reference {
+            // Our load's report first, unchanged, then the comparison beside it.
             if let Ok((_, report)) = &loaded {
                 channel.send(&GuestMessage::ObjectLoaded(report.clone()));
             }
             let ours = loaded.as_ref().ok().map(|(l, _)| l);
-            let pins = libbpf_pin_root(bundle);
-            let mut progress = |message: String| {
-                channel.send(&GuestMessage::Log { message });
-                channel.flush();
-            };
-            let compared =
-                libbpf::compare(bundle, loader, &pins, object, ours, ours_us, &mut progress);
+            let compared = libbpf::compare(reference, object, ours, ours_us);
             channel.send(&GuestMessage::LibbpfLoaded(compared));
         }
         match loaded {

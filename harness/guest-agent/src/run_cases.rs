@@ -161,35 +161,35 @@ fn run_sequence(
     })
 }
 
-/// The test-run attributes a program type accepts. Tracing-style types (raw tracepoint,
-/// syscall) take a context in and nothing else: the kernel refuses data, repeat and ctx_out.
+/// The test-run attributes a program type accepts, by its row of
+/// [`bpf_loader::prog_types::PROGRAM_TYPES`].
 fn test_run_request(case: &CaseSpec, program_type: u32) -> bpf_loader::TestRun<'_> {
-    if matches!(
-        program_type,
-        BPF_PROG_TYPE_RAW_TRACEPOINT | BPF_PROG_TYPE_SYSCALL
-    ) {
-        return bpf_loader::TestRun {
-            data_in: &[],
-            data_size_out: 0,
-            ctx_in: case.ctx_in.as_deref(),
-            ctx_size_out: 0,
-            repeat: 0,
-            flags: 0,
-        };
-    }
-    if program_type == BPF_PROG_TYPE_SK_LOOKUP {
-        // A socket lookup runs on its context alone: data in or out is refused.
-        return bpf_loader::TestRun {
-            data_in: &[],
-            data_size_out: 0,
-            ctx_in: case.ctx_in.as_deref(),
-            ctx_size_out: case
-                .ctx_in
-                .as_ref()
-                .map_or(0, |c| case.ctx_size_out.max(c.len() as u32)),
-            repeat: case.repeat.max(1),
-            flags: 0,
-        };
+    use bpf_loader::prog_types::TestRunShape;
+    match bpf_loader::prog_types::program_type(program_type).test_run {
+        TestRunShape::ContextOnly => {
+            return bpf_loader::TestRun {
+                data_in: &[],
+                data_size_out: 0,
+                ctx_in: case.ctx_in.as_deref(),
+                ctx_size_out: 0,
+                repeat: 0,
+                flags: 0,
+            }
+        }
+        TestRunShape::ContextRepeat => {
+            return bpf_loader::TestRun {
+                data_in: &[],
+                data_size_out: 0,
+                ctx_in: case.ctx_in.as_deref(),
+                ctx_size_out: case
+                    .ctx_in
+                    .as_ref()
+                    .map_or(0, |c| case.ctx_size_out.max(c.len() as u32)),
+                repeat: case.repeat.max(1),
+                flags: 0,
+            }
+        }
+        TestRunShape::Packet | TestRunShape::AsGiven => {}
     }
     let data_size_out = if case.data_size_out > 0 {
         case.data_size_out

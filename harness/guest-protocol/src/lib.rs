@@ -20,7 +20,8 @@ pub use framing::{
 };
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, Manifest, MapWrite, ObjectEntry, TrafficFlow, UdpFlow, MANIFEST_PATH,
+    CaseSpec, DataOverride, LoadSettings, Manifest, MapSetting, MapWrite, ObjectEntry, TrafficFlow,
+    UdpFlow, MANIFEST_PATH,
 };
 pub use messages::{
     CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,

@@ -36,6 +36,42 @@ pub struct ObjectEntry {
     /// the maps are created (and `.rodata` frozen), as a loader sets `const volatile` knobs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_overrides: Vec<DataOverride>,
+    /// What the object's own user space sets between open and load.
+    #[serde(default, skip_serializing_if = "LoadSettings::is_empty")]
+    pub load: LoadSettings,
+}
+
+/// What an object's user space sets between open and load, as libbpf's
+/// `bpf_map__set_max_entries`, `bpf_map__set_value_size` and
+/// `bpf_program__set_autoload(prog, false)` do: both loaders in a guest apply the same settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSettings {
+    /// Map name → what it is created with instead of the object's own definition.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub maps: std::collections::BTreeMap<String, MapSetting>,
+    /// Programs that are not loaded (nor relocated) at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_autoloaded: Vec<String>,
+}
+
+/// A map's size as user space sets it before load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSetting {
+    /// `bpf_map__set_max_entries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u32>,
+    /// `bpf_map__set_value_size` (a stack trace map's depth, for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_size: Option<u32>,
+}
+
+impl LoadSettings {
+    /// Nothing is set: the object loads as it is.
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty() && self.not_autoloaded.is_empty()
+    }
 }
 
 /// `bytes` at `offset` of global data section `section` (`.rodata`, `.data`, ...).

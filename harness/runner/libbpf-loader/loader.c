@@ -9,11 +9,14 @@
 // dumps them (map ids): the agent normalises them, as it does its own programs'. A line
 // `# libbpf <version>` comes first; an object that does not open gives one line with program `-`.
 //
-// usage: loader PIN_ROOT KCONFIG OBJECT...
+// usage: loader PIN_ROOT KCONFIG [-m MAP=N | -v MAP=N | -n PROGRAM]... OBJECT...
 //   PIN_ROOT  a bpffs directory for maps that ask to be pinned
 //   KCONFIG   the kernel's .config for `.kconfig` externs (a guest has no /boot, and Debian kernels
 //             no /proc/config.gz: the agent passes the one the runner shipped), or - for libbpf's
 //             own search
+//   -m MAP=N  bpf_map__set_max_entries(MAP, N) before load, as the object's user space would
+//   -v MAP=N  bpf_map__set_value_size(MAP, N) likewise
+//   -n PROG   bpf_program__set_autoload(PROG, false): PROG is neither loaded nor printed
 //
 // Built on the host by the runner (harness/runner/src/libbpf_loader.rs), linked statically
 // against the host's libbpf, shipped in the initramfs and run by the agent with a timeout.
@@ -95,6 +98,39 @@ static char *read_file(const char *path) {
 	return text;
 }
 
+// What the object's user space sets between open and load (-m, -n).
+enum { MAX_SETTINGS = 256 };
+static const char *sized_maps[MAX_SETTINGS];
+static unsigned int sized_values[MAX_SETTINGS];
+static char sized_what[MAX_SETTINGS]; // 'm': max_entries, 'v': value_size
+static int n_sized;
+static const char *not_autoloaded[MAX_SETTINGS];
+static int n_not_autoloaded;
+
+static int is_not_autoloaded(const char *program) {
+	for (int i = 0; i < n_not_autoloaded; i++)
+		if (strcmp(not_autoloaded[i], program) == 0)
+			return 1;
+	return 0;
+}
+
+// Applies -m and -n to a freshly opened object; a name the object lacks is ignored (the runner
+// checked the names against the object before anything booted).
+static void apply_settings(struct bpf_object *obj) {
+	for (int i = 0; i < n_sized; i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(obj, sized_maps[i]);
+		if (map && sized_what[i] == 'm')
+			bpf_map__set_max_entries(map, sized_values[i]);
+		else if (map && sized_what[i] == 'v')
+			bpf_map__set_value_size(map, sized_values[i]);
+	}
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, obj) {
+		if (is_not_autoloaded(bpf_program__name(prog)))
+			bpf_program__set_autoload(prog, false);
+	}
+}
+
 static struct bpf_object *open_object(const char *path, const char *pin_root) {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root, .kconfig = kconfig);
 	first_warning[0] = last_log_line[0] = '\0';
@@ -154,6 +190,7 @@ static void load_one(const char *path, const char *pin_root, int index) {
 		printf("\t-\n");
 		return;
 	}
+	apply_settings(obj);
 	struct bpf_program *prog, *target = NULL;
 	int j = 0;
 	bpf_object__for_each_program(prog, obj) {
@@ -188,8 +225,10 @@ static void load_object(const char *path, const char *pin_root) {
 		printf("\t-\n");
 		return;
 	}
+	apply_settings(obj);
 	enum { MAX_PROGRAMS = 4096 };
 	static char loaded_whole[MAX_PROGRAMS];
+	static char skipped[MAX_PROGRAMS];
 	int count = 0;
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, obj) count++;
@@ -199,6 +238,9 @@ static void load_object(const char *path, const char *pin_root) {
 		return;
 	}
 	memset(loaded_whole, 0, sizeof(loaded_whole));
+	memset(skipped, 0, sizeof(skipped));
+	int k = 0;
+	bpf_object__for_each_program(prog, obj) skipped[k++] = is_not_autoloaded(bpf_program__name(prog));
 	if (count > 0 && bpf_object__load(obj) == 0) {
 		int i = 0;
 		bpf_object__for_each_program(prog, obj) {
@@ -211,7 +253,7 @@ static void load_object(const char *path, const char *pin_root) {
 	}
 	bpf_object__close(obj);
 	for (int i = 0; i < count; i++)
-		if (!loaded_whole[i])
+		if (!loaded_whole[i] && !skipped[i])
 			load_one(path, pin_root, i);
 	fflush(stdout);
 }
@@ -219,8 +261,32 @@ static void load_object(const char *path, const char *pin_root) {
 int main(int argc, char **argv) {
 	libbpf_set_print(capture);
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s PIN_ROOT KCONFIG|- OBJECT...\n", argv[0]);
+		fprintf(stderr, "usage: %s PIN_ROOT KCONFIG|- [-m MAP=N | -v MAP=N | -n PROGRAM]... OBJECT...\n",
+			argv[0]);
 		return 2;
+	}
+	int first_object = 3;
+	while (first_object + 1 < argc && argv[first_object][0] == '-' &&
+	       argv[first_object][1] && !argv[first_object][2]) {
+		char flag = argv[first_object][1];
+		char *value = argv[first_object + 1];
+		if ((flag == 'm' || flag == 'v') && n_sized < MAX_SETTINGS) {
+			char *eq = strrchr(value, '=');
+			if (!eq) {
+				fprintf(stderr, "-%c %s: expected MAP=N\n", flag, value);
+				return 2;
+			}
+			*eq = '\0';
+			sized_maps[n_sized] = value;
+			sized_what[n_sized] = flag;
+			sized_values[n_sized++] = (unsigned int)strtoul(eq + 1, NULL, 10);
+		} else if (flag == 'n' && n_not_autoloaded < MAX_SETTINGS) {
+			not_autoloaded[n_not_autoloaded++] = value;
+		} else {
+			fprintf(stderr, "%s: unknown option or too many settings\n", argv[first_object]);
+			return 2;
+		}
+		first_object += 2;
 	}
 	if (strcmp(argv[2], "-") != 0 && !(kconfig = read_file(argv[2]))) {
 		fprintf(stderr, "cannot read the kernel config %s: %s\n", argv[2], strerror(errno));
@@ -230,7 +296,7 @@ int main(int argc, char **argv) {
 	struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
 	setrlimit(RLIMIT_MEMLOCK, &unlimited);
 	printf("# libbpf %s\n", libbpf_version_string());
-	for (int i = 3; i < argc; i++)
+	for (int i = first_object; i < argc; i++)
 		load_object(argv[i], argv[1]);
 	fflush(stdout);
 	return 0;

@@ -35,12 +35,12 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Relocate the objects against every kernel's BTF on the host, without booting, and print
     /// each decision per kernel
-    Reloc(crate::reloc_table::RelocArgs),
+    Reloc(crate::predict::reloc_table::RelocArgs),
     /// Judge the JSON reports of `--partition` runs as one run: per-kernel trials as judged,
     /// every `identical::` trial again over all their kernels
-    Merge(crate::merge::MergeArgs),
+    Merge(crate::report::merge::MergeArgs),
     /// Write vmlinux.h (C types of a kernel's BTF) for a libbpf-style program, without bpftool
-    VmlinuxH(crate::vmlinux_h::VmlinuxHArgs),
+    VmlinuxH(crate::images::vmlinux_h::VmlinuxHArgs),
 }
 
 #[derive(Debug, Args, Clone)]

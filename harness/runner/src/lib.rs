@@ -1,32 +1,20 @@
-//! The runner: matrix configuration, image provisioning, guests, verdicts and reports.
+//! The runner, in the order a run flows: the matrix (`matrix/`) and the objects (`corpus/`,
+//! `fixtures/`) are planned, kernels are provisioned (`images/`) and predicted (`predict/`),
+//! guests get their bundle (`guest/`) and are booted (`vm/`), what they said is judged
+//! (`verdict/`) and reported (`report/`). `run/` drives those steps for the main command.
 
-pub mod agent;
-pub mod bless;
-pub mod btf_values;
-pub mod bundle;
 pub mod cli;
-pub mod config;
 pub mod corpus;
 pub mod fixtures;
 pub mod fsutil;
 pub mod guest;
 pub mod images;
-pub mod initramfs;
 pub mod interrupt;
 pub mod layout;
 pub mod leftovers;
-pub mod libbpf_loader;
-pub mod libbpf_verdict;
-pub mod lock;
-pub mod lockfile;
 pub mod matrix;
-pub mod merge;
 pub mod predict;
-pub mod progress;
-pub mod readable;
-pub mod reloc_table;
 pub mod report;
 pub mod run;
 pub mod verdict;
 pub mod vm;
-pub mod vmlinux_h;

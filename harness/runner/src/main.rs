@@ -17,17 +17,17 @@ fn main() -> ExitCode {
             )
         }
         Some(Command::Lock(args)) => {
-            harness::lock::lock_command(&args.common, args.update.as_deref())
+            harness::matrix::pinning::lock_command(&args.common, args.update.as_deref())
                 .map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Reloc(args)) => {
-            harness::reloc_table::reloc_command(&args).map(|()| ExitCode::SUCCESS)
+            harness::predict::reloc_table::reloc_command(&args).map(|()| ExitCode::SUCCESS)
         }
-        Some(Command::Merge(args)) => harness::merge::merge_command(&args),
+        Some(Command::Merge(args)) => harness::report::merge::merge_command(&args),
         Some(Command::VmlinuxH(args)) => {
-            harness::vmlinux_h::vmlinux_h_command(&args).map(|()| ExitCode::SUCCESS)
+            harness::images::vmlinux_h::vmlinux_h_command(&args).map(|()| ExitCode::SUCCESS)
         }
-        Some(Command::Fetch(args)) => harness::lock::fetch_command(&args.common)
+        Some(Command::Fetch(args)) => harness::matrix::pinning::fetch_command(&args.common)
             .and_then(|()| {
                 if args.snapshot {
                     harness::vm::snapshot::fetch_snapshots(&args.common)

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::config::{KernelSource, Matrix};
-use harness::lockfile::Lockfile;
+use harness::matrix::config::{KernelSource, Matrix};
+use harness::matrix::lockfile::Lockfile;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -24,7 +24,7 @@ fn repository_matrix_parses() {
         .collect();
     assert_eq!(default, ["5.10", "6.1", "6.12", "7.2"]);
     assert_eq!(m.kernels[0].boot_timeout, Duration::from_secs(60));
-    assert_eq!(m.kernels[0].memory_mib, 256);
+    assert_eq!(m.kernels[0].memory_mib, 1024);
     assert_eq!(m.kernels[4].source, KernelSource::Host);
     assert_eq!(m.mirror, None, "the repository must not name a mirror");
 }

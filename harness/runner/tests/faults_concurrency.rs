@@ -4,7 +4,7 @@
 mod faults_support;
 
 use faults_support::*;
-use harness::lockfile::Lockfile;
+use harness::matrix::lockfile::Lockfile;
 
 #[test]
 fn two_runs_sharing_a_cold_image_cache_both_succeed() {

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use harness::config::Matrix;
 use harness::images::{elf, ImageError, Images, NoProgress};
-use harness::lockfile::Lockfile;
+use harness::matrix::config::Matrix;
+use harness::matrix::lockfile::Lockfile;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -194,13 +194,13 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
     // The agent as a plain process (the "host" entry's way), with an object of garbage bytes
     // whose sha256 is right: it must report an error result for the case, and finish.
     let agent_dir = tempfile::tempdir().unwrap();
-    let agent = harness::agent::install_in(agent_dir.path()).unwrap();
+    let agent = harness::guest::agent::install_in(agent_dir.path()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let garbage = b"\x7fELF\x02\x01\x01garbage that is no BPF object".to_vec();
-    let bundle = harness::bundle::Bundle {
+    let bundle = harness::guest::bundle::Bundle {
         agent: vec![],
         objects: vec![(
-            harness::bundle::Bundle::object_entry("garbage", &garbage),
+            harness::guest::bundle::Bundle::object_entry("garbage", &garbage),
             garbage,
         )],
         // From JSON, so that fields added to the protocol later take their defaults.

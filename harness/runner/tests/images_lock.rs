@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use harness::config::{KernelSource, Matrix};
 use harness::images::{Images, NoProgress};
-use harness::lockfile::Lockfile;
+use harness::matrix::config::{KernelSource, Matrix};
+use harness::matrix::lockfile::Lockfile;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use harness::images::{AptError, ImageError, Images, NoProgress};
-use harness::lockfile::Lockfile;
+use harness::matrix::lockfile::Lockfile;
 
 const MATRIX: &str = r#"
 mirror = "http://127.0.0.1:9/debian"
@@ -20,7 +20,7 @@ fn lock() -> Lockfile {
 
 #[test]
 fn unreachable_mirror_is_a_clear_error() {
-    let m = harness::config::Matrix::parse(MATRIX, Path::new("/x/kernels.toml")).unwrap();
+    let m = harness::matrix::config::Matrix::parse(MATRIX, Path::new("/x/kernels.toml")).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let images = Images::new(cache.path(), &m);
 

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use harness::config::{KernelEntry, KernelSource, Matrix};
 use harness::images::{elf, ImageError, Images, KernelImage, NoProgress, Progress};
-use harness::lockfile::Lockfile;
+use harness::matrix::config::{KernelEntry, KernelSource, Matrix};
+use harness::matrix::lockfile::Lockfile;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -152,7 +152,7 @@ fn relocate_probe(kernel: &str, dir: &Path, btf: &Btf) -> usize {
 
 fn read_btf(path: &Path) -> Btf {
     let bytes = std::fs::read(path).unwrap();
-    let raw = harness::vmlinux_h::raw_btf(bytes).unwrap();
+    let raw = harness::images::vmlinux_h::raw_btf(bytes).unwrap();
     Btf::parse_owned(raw).unwrap()
 }
 
@@ -420,9 +420,9 @@ fn check_kernel(kernel: &str) {
 #[test]
 fn host_kernel_header_compiles_and_matches_layout() {
     assert!(
-        Path::new(harness::vmlinux_h::HOST_BTF).exists(),
+        Path::new(harness::images::vmlinux_h::HOST_BTF).exists(),
         "this host kernel publishes no BTF at {}",
-        harness::vmlinux_h::HOST_BTF
+        harness::images::vmlinux_h::HOST_BTF
     );
     check_kernel("host");
 }

@@ -136,6 +136,8 @@ struct Sym {
     /// Undefined, global or weak, named: a candidate extern.
     undefined_global: bool,
     weak: bool,
+    /// ELF visibility `STV_HIDDEN` (`__hidden`).
+    hidden: bool,
 }
 
 fn data_section_kind(name: &str) -> Option<MapKind> {
@@ -247,11 +249,18 @@ impl Object {
                     && !matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
                     && !sym.name().unwrap_or("").is_empty(),
                 weak: sym.is_weak(),
+                hidden: matches!(
+                    sym.flags(),
+                    object::SymbolFlags::Elf { st_other, .. } if st_other & 0x3 == object::elf::STV_HIDDEN
+                ),
             });
         }
 
         if let Some(btf) = btf.as_mut() {
             fix_datasecs(btf, &section_sizes, &symbols)?;
+            if let Some(&(text, _)) = section_sizes.get(".text") {
+                mark_hidden_subprograms_static(btf, text, &symbols)?;
+            }
         }
         let undefined: Vec<externs::UndefinedSymbol<'_>> = symbols
             .iter()
@@ -713,6 +722,33 @@ fn btf_maps(
 
 /// Fills DATASEC sizes and variable offsets from ELF sections and symbols
 /// (clang leaves them 0), and sorts variables by offset as the kernel requires.
+/// A `__hidden` function in `.text` (a subprogram no other object may link against, as
+/// `usdt.bpf.h`'s `bpf_usdt_arg`) is static to the kernel, as libbpf makes it: the verifier
+/// checks a global function alone against its BTF prototype (its pointer arguments may be
+/// NULL), a static one in the context of each call.
+fn mark_hidden_subprograms_static(
+    btf: &mut Btf,
+    text_section: usize,
+    symbols: &[Sym],
+) -> Result<(), ObjectError> {
+    let hidden: std::collections::HashSet<&str> = symbols
+        .iter()
+        .filter(|s| s.hidden && s.kind == SymbolKind::Text && s.section == Some(text_section))
+        .map(|s| s.name.as_str())
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    for id in 1..btf.type_count() {
+        if btf.kind_of(id)? != Kind::Func || !hidden.contains(btf.name_of(id)?) {
+            continue;
+        }
+        const BTF_FUNC_STATIC: u32 = 0;
+        btf.set_info(id, Kind::Func, false, BTF_FUNC_STATIC);
+    }
+    Ok(())
+}
+
 fn fix_datasecs(
     btf: &mut Btf,
     sections: &HashMap<String, (usize, u64)>,

@@ -124,7 +124,34 @@ fn check_names(input: &ObjectInput, bytes: &[u8], fixtures: &FixtureFile) -> Res
     };
     let programs: Vec<&str> = object.programs().iter().map(|p| p.name.as_str()).collect();
     let maps: Vec<&str> = object.maps().iter().map(|m| m.name.as_str()).collect();
+    let at = fixtures.path.display();
+    for map in fixtures.load.maps.keys() {
+        if !maps.contains(&map.as_str()) {
+            bail!(
+                "{at}: [maps.{map}]: object {} has no map `{map}`; its maps: {}",
+                input.name,
+                list(&maps)
+            );
+        }
+    }
+    for program in &fixtures.load.not_autoloaded {
+        if !programs.contains(&program.as_str()) {
+            bail!(
+                "{at}: [programs.{program}]: object {} has no program `{program}`; its programs: {}",
+                input.name,
+                list(&programs)
+            );
+        }
+    }
     for case in &fixtures.cases {
+        if fixtures.load.not_autoloaded.contains(&case.program) {
+            bail!(
+                "{at}: case `{}` runs program `{}`, which [programs.{}] says is not loaded",
+                case.name,
+                case.program,
+                case.program
+            );
+        }
         let at = || format!("{}: case `{}`", fixtures.path.display(), case.name);
         if !programs.contains(&case.program.as_str()) {
             bail!(

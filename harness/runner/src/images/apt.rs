@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::lockfile::Candidate;
+use crate::matrix::lockfile::Candidate;
 
 /// Where apt's helper lives on Debian-family systems.
 pub const APT_HELPER: &str = "/usr/lib/apt/apt-helper";

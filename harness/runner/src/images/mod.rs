@@ -11,6 +11,8 @@
 //! The `host` kernel needs no image: `provision` refuses it with [`ImageError::HostKernel`];
 //! use [`host_kernel`] for its release, BTF and config.
 
+pub mod vmlinux_h;
+
 pub mod apt;
 pub mod bzimage;
 pub mod cache;
@@ -23,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Arch, DebianSource, KernelEntry, KernelSource, Matrix};
-use crate::lockfile::{self, LockedKernel, LockedPackage, Lockfile, ResolveError};
+use crate::matrix::config::{Arch, DebianSource, KernelEntry, KernelSource, Matrix};
+use crate::matrix::lockfile::{self, LockedKernel, LockedPackage, Lockfile, ResolveError};
 
 pub use apt::AptError;
 pub use cache::{default_cache_dir, Cache, IMAGES_ENV};

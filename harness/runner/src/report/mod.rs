@@ -1,5 +1,8 @@
 //! Reports of a finished (or interrupted) run: terminal table, JSON, JUnit XML.
 
+pub mod merge;
+pub mod terminal;
+
 pub mod json;
 pub mod junit;
 pub mod markdown;

@@ -35,7 +35,7 @@ pub struct QemuGuest {
 impl QemuGuest {
     /// A guest for a matrix kernel with its provisioned image.
     pub fn for_kernel(
-        kernel: &crate::config::KernelEntry,
+        kernel: &crate::matrix::config::KernelEntry,
         image: &crate::images::KernelImage,
         initramfs: PathBuf,
         accel: Accel,

@@ -613,9 +613,9 @@ pub async fn run(
 /// [`run`] for one matrix kernel with its provisioned image, as `run::run_kernel` calls it.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_kernel(
-    kernel: &crate::config::KernelEntry,
+    kernel: &crate::matrix::config::KernelEntry,
     image: &crate::images::KernelImage,
-    bundle: &crate::bundle::Bundle,
+    bundle: &crate::guest::bundle::Bundle,
     kernel_config: Option<&[u8]>,
     cache_root: &Path,
     accel: super::accel::Accel,
@@ -639,10 +639,11 @@ pub async fn run_kernel(
         work.to_path_buf(),
     );
     let agent_sha256 = hex::encode(Sha256::digest(&bundle.agent));
-    let initramfs = match crate::bundle::Bundle::ready_initramfs(&bundle.agent, kernel_config) {
-        Ok(bytes) => bytes,
-        Err(e) => return Restored::Unavailable(format!("building the ready initramfs: {e:#}")),
-    };
+    let initramfs =
+        match crate::guest::bundle::Bundle::ready_initramfs(&bundle.agent, kernel_config) {
+            Ok(bytes) => bytes,
+            Err(e) => return Restored::Unavailable(format!("building the ready initramfs: {e:#}")),
+        };
     let target = SnapshotTarget {
         initramfs: &initramfs,
         guest: &guest,
@@ -658,12 +659,12 @@ pub async fn run_kernel(
 /// now, so the first `--snapshot` run restores at once. Only when KVM is ruled out: otherwise
 /// the acceleration (part of the key) is decided by a probe boot in the first run.
 pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
-    use crate::config::{KernelSource, Matrix};
+    use crate::matrix::config::{KernelSource, Matrix};
     let matrix = Matrix::load(&common.matrix)?;
     let kernels = matrix.select(&common.kernels)?;
     let layout = crate::layout::Layout::new(common, None);
     let images = crate::images::Images::new(&layout.images, &matrix);
-    let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
+    let lock = crate::matrix::pinning::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let Some(why_tcg) =
         super::accel::kvm_ruled_out(Path::new("/dev/kvm"), Path::new("/sys/module"))
     else {
@@ -677,8 +678,8 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let agent = crate::agent::AGENT;
-    let agent_sha256 = crate::agent::sha256();
+    let agent = crate::guest::agent::AGENT;
+    let agent_sha256 = crate::guest::agent::sha256();
     let progress = crate::images::IndicatifProgress::new();
     let mut failed = 0;
     for kernel in kernels
@@ -690,8 +691,9 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
             .map_err(|e| format!("image: {e}"))
             .and_then(|image| {
                 let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
-                let initramfs = crate::bundle::Bundle::ready_initramfs(agent, config.as_deref())
-                    .map_err(|e| format!("{e:#}"))?;
+                let initramfs =
+                    crate::guest::bundle::Bundle::ready_initramfs(agent, config.as_deref())
+                        .map_err(|e| format!("{e:#}"))?;
                 let limits = super::GuestLimits {
                     boot: kernel.boot_timeout,
                     test: kernel.test_timeout,

@@ -225,7 +225,7 @@ fn next_deadline(
     // The config bounds the limits; an instant past the clock's range still must not panic.
     let after = |from: Instant, limit: Duration| {
         from.checked_add(limit)
-            .unwrap_or_else(|| from + Duration::from_secs(crate::config::MAX_TIMEOUT_S))
+            .unwrap_or_else(|| from + Duration::from_secs(crate::matrix::config::MAX_TIMEOUT_S))
     };
     let whole = (after(started, limits.guest), GuestStatus::GuestTimeout);
     let phase = if done {

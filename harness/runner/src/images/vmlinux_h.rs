@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::CommonArgs;
-use crate::config::{KernelSource, Matrix};
 use crate::images::{Images, IndicatifProgress};
+use crate::matrix::config::{KernelSource, Matrix};
 
 /// Where the running kernel publishes its BTF.
 pub const HOST_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -118,7 +118,8 @@ fn kernel_btf_path(args: &VmlinuxHArgs, name: &str) -> Result<PathBuf> {
     }
     let layout = crate::layout::Layout::new(&args.common, None);
     let images = Images::new(&layout.images, &matrix);
-    let lock = crate::lock::ensure_locked(&images, &matrix, &[kernel], &layout.lockfile)?;
+    let lock =
+        crate::matrix::pinning::ensure_locked(&images, &matrix, &[kernel], &layout.lockfile)?;
     let image = images
         .provision(kernel, &lock, &IndicatifProgress::new())
         .with_context(|| format!("kernel {name}"))?;

@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::CommonArgs;
-use crate::config::{KernelEntry, KernelSource, Matrix};
 use crate::images::{Images, IndicatifProgress};
-use crate::lockfile::Lockfile;
+use crate::matrix::config::{KernelEntry, KernelSource, Matrix};
+use crate::matrix::lockfile::Lockfile;
 
 /// The lockfile with every selected Debian kernel pinned, resolving (and saving) what is not.
 pub fn ensure_locked(

@@ -2,6 +2,8 @@
 //! on the host from the cached BTF, without booting. The run checks that every guest's engine
 //! decided exactly this; `harness reloc` prints it as a table across the matrix.
 
+pub mod reloc_table;
+
 use std::collections::BTreeMap;
 
 use core_reloc::{Btf, Object};

@@ -213,8 +213,8 @@ fn check_same_objects(
 }
 
 /// Judges the `identical::` trials again over every kernel of the merge.
-pub fn judge(merged: &Merged, vocabulary: &crate::btf_values::Vocabulary) -> Vec<Trial> {
-    let none = crate::btf_values::ObjectTypes::default();
+pub fn judge(merged: &Merged, vocabulary: &crate::verdict::btf_values::Vocabulary) -> Vec<Trial> {
+    let none = crate::verdict::btf_values::ObjectTypes::default();
     let mut trials = merged.kernel_trials.clone();
     for planned in &merged.identical {
         let Some(case) = merged
@@ -275,9 +275,9 @@ pub fn merge_command(args: &MergeArgs) -> Result<ExitCode> {
         test_threads: Some(1),
         ..Default::default()
     };
-    let conclusion = libtest_mimic::run(&arguments, crate::run::mimic_trials(&trials));
+    let conclusion = libtest_mimic::run(&arguments, crate::report::terminal::mimic_trials(&trials));
     println!("\n{}", crate::report::summary::render(&record));
-    crate::run::print_unsupported(&trials);
+    crate::report::terminal::print_unsupported(&trials);
     print!("{}", crate::report::objects::render(&record));
     for error in &report_errors {
         eprintln!("error: {error:#}");
@@ -304,8 +304,11 @@ pub fn merge_command(args: &MergeArgs) -> Result<ExitCode> {
 
 /// Object types for readable messages, from the objects named on the command line (each must
 /// be the object the reports tested).
-fn vocabulary(args: &MergeArgs, objects: &[ObjectRecord]) -> Result<crate::btf_values::Vocabulary> {
-    let mut vocabulary = crate::btf_values::Vocabulary::new();
+fn vocabulary(
+    args: &MergeArgs,
+    objects: &[ObjectRecord],
+) -> Result<crate::verdict::btf_values::Vocabulary> {
+    let mut vocabulary = crate::verdict::btf_values::Vocabulary::new();
     if args.objects.programs.is_empty() && args.objects.objects.is_empty() {
         return Ok(vocabulary);
     }
@@ -326,7 +329,7 @@ fn vocabulary(args: &MergeArgs, objects: &[ObjectRecord]) -> Result<crate::btf_v
         }
         vocabulary.insert(
             object.name().to_string(),
-            crate::btf_values::ObjectTypes::from_object(&object.bytes),
+            crate::verdict::btf_values::ObjectTypes::from_object(&object.bytes),
         );
     }
     Ok(vocabulary)

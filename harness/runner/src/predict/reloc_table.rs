@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::CommonArgs;
-use crate::config::{KernelSource, Matrix};
 use crate::images::{Images, IndicatifProgress};
+use crate::matrix::config::{KernelSource, Matrix};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelocArgs {
@@ -99,7 +99,7 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
     }
     let corpus = plan.materialize(&args.objects.build_options(), &layout.object_cache())?;
     let images = Images::new(&layout.images, &matrix);
-    let lock = crate::lock::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
+    let lock = crate::matrix::pinning::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
     let progress = IndicatifProgress::new();
 
     let mut targets = Vec::new();

@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-pub static SOURCE: &str = include_str!("../libbpf-loader/loader.c");
+pub static SOURCE: &str = include_str!("../../libbpf-loader/loader.c");
 
 /// The compiler: `$CC`, else gcc.
 fn compiler() -> String {

@@ -11,7 +11,7 @@
 //! # keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"   # optional (this is the default)
 //!
 //! [defaults]                # all optional; the values shown are the built-in defaults
-//! memory_mib = 256          # guest memory
+//! memory_mib = 1024         # guest memory
 //! boot_timeout_s = 60       # QEMU start -> agent hello
 //! test_timeout_s = 30       # per object: the longest the agent may stay silent
 //! guest_timeout_s = 180     # the whole guest
@@ -56,7 +56,9 @@ use toml::Spanned;
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// Built-in defaults, overridden by `[defaults]`, overridden per kernel.
-pub const DEFAULT_MEMORY_MIB: u32 = 256;
+/// Guest RAM: bcc-style tools preallocate maps of tens of MiB, which 256 MiB guests refused with
+/// ENOMEM after a few objects (under TCG only the pages a guest touches cost host memory).
+pub const DEFAULT_MEMORY_MIB: u32 = 1024;
 pub const DEFAULT_BOOT_TIMEOUT_S: u64 = 60;
 pub const DEFAULT_TEST_TIMEOUT_S: u64 = 30;
 pub const DEFAULT_GUEST_TIMEOUT_S: u64 = 180;

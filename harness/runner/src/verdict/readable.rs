@@ -170,9 +170,22 @@ pub fn truncate_lines(text: &str, max_lines: usize) -> String {
     out.join("\n")
 }
 
+/// The last `n` lines of `text` (all of it when it has fewer).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end() {
+        assert_eq!(last_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(last_lines("a", 5), "a");
+        assert_eq!(last_lines("", 3), "");
+    }
 
     #[test]
     fn return_values_are_named_per_program_type() {

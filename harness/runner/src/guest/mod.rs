@@ -1,6 +1,11 @@
 //! What one kernel's run produced, as the runner saw it: the agent's messages, timings and how
 //! the guest ended. Filled by a backend (QEMU or the host process), read by the verdict.
 
+pub mod agent;
+pub mod bundle;
+pub mod initramfs;
+pub mod libbpf_loader;
+
 use std::collections::BTreeMap;
 
 use guest_protocol::{CaseOutcome, GuestMessage, Hello, ObjectLoaded, Ready};
@@ -323,9 +328,7 @@ impl TailBuffer {
 
     /// The last `lines` lines.
     pub fn last_lines(&self, lines: usize) -> String {
-        let text = self.text();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::verdict::readable::last_lines(&self.text(), lines)
     }
 }
 

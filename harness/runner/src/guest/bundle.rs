@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use guest_protocol::{CaseSpec, Manifest, ObjectEntry, MANIFEST_PATH, PROTOCOL_VERSION};
 
-use crate::initramfs::{write_newc, Entry};
+use crate::guest::initramfs::{write_newc, Entry};
 
 pub struct Bundle {
     pub agent: Vec<u8>,
@@ -29,6 +29,7 @@ impl Bundle {
             path: format!("{OBJECTS_DIR}/{name}.bpf.o"),
             sha256: hex::encode(sha2::Sha256::digest(bytes)),
             data_overrides: Vec::new(),
+            load: Default::default(),
         }
     }
 

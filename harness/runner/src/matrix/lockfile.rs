@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{DebianSource, KernelEntry, KernelSource, PackagePattern};
+use crate::matrix::config::{DebianSource, KernelEntry, KernelSource, PackagePattern};
 
 /// Format version written into the lock.
 pub const LOCK_VERSION: u32 = 1;
@@ -172,7 +172,7 @@ impl Lockfile {
         let lock: Lockfile = toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
-                .map(|s| crate::config::line_col(text, s.start))
+                .map(|s| crate::matrix::config::line_col(text, s.start))
                 .unwrap_or((1, 1));
             LockError::Parse {
                 path: path.to_path_buf(),
