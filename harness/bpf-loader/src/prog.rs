@@ -135,12 +135,9 @@ pub fn load_program_with_log(
     load_program_inner(req, log_level, None, &mut |_, _| {})
 }
 
-fn load_program_inner(
-    req: &ProgramLoad,
-    log_level: u32,
-    log_budget: Option<std::time::Duration>,
-    before_log_reload: &mut dyn FnMut(std::time::Duration, i32),
-) -> Result<(OwnedFd, String), BpfError> {
+/// The `BPF_PROG_LOAD` attribute for `req`, after checking what the kernel would refuse
+/// without saying why (a partial instruction, a record size that does not divide its section).
+fn prog_load_attr(req: &ProgramLoad, license: &CString) -> Result<ProgLoadAttr, BpfError> {
     let context = || format!("BPF_PROG_LOAD of program {:?}", req.name);
     if req.insns.is_empty() || req.insns.len() % INSN_SIZE != 0 {
         return Err(BpfError::invalid(
@@ -151,8 +148,6 @@ fn load_program_inner(
             ),
         ));
     }
-    let license = CString::new(req.license)
-        .map_err(|_| BpfError::invalid(context(), "license contains a NUL byte"))?;
     if req.attach_btf_obj_fd.is_some() && req.attach_prog_fd.is_some() {
         return Err(BpfError::invalid(
             context(),
@@ -199,7 +194,23 @@ fn load_program_inner(
         attr.core_relos = ptr_u64(req.core_relos.as_ptr());
         attr.core_relo_cnt = core_relo_cnt;
     }
+    Ok(attr)
+}
 
+fn load_program_inner(
+    req: &ProgramLoad,
+    log_level: u32,
+    log_budget: Option<std::time::Duration>,
+    before_log_reload: &mut dyn FnMut(std::time::Duration, i32),
+) -> Result<(OwnedFd, String), BpfError> {
+    // The license's C string must outlive every attempt: the attribute points into it.
+    let license = CString::new(req.license).map_err(|_| {
+        BpfError::invalid(
+            format!("BPF_PROG_LOAD of program {:?}", req.name),
+            "license contains a NUL byte",
+        )
+    })?;
+    let mut attr = prog_load_attr(req, &license)?;
     let first_errno = if log_level == 0 {
         let started = std::time::Instant::now();
         match prog_load_retrying(&mut attr) {

@@ -7,17 +7,24 @@ const FUNC_INFO_MIN: u32 = 8;
 const LINE_INFO_MIN: u32 = 16;
 const CORE_RELO_MIN: u32 = 16;
 
+/// Why a `.BTF.ext` section is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum BtfExtError {
+    /// Fewer bytes than a header.
     #[error(".BTF.ext too short ({0} bytes)")]
     TooShort(usize),
+    /// Not `.BTF.ext`.
     #[error("bad .BTF.ext magic {0:#06x}")]
     BadMagic(u16),
+    /// A version other than 1.
     #[error("unsupported .BTF.ext version {0}")]
     BadVersion(u8),
+    /// A header or sub-section that does not fit.
     #[error(".BTF.ext {what}: {why}")]
     Malformed {
+        /// Which part.
         what: &'static str,
+        /// What is wrong with it.
         why: &'static str,
     },
 }
@@ -27,7 +34,9 @@ pub enum BtfExtError {
 pub struct ExtSection {
     /// Offset of the ELF section name in the object's `.BTF` strings.
     pub sec_name_off: u32,
+    /// Number of records.
     pub count: u32,
+    /// The records, back to back.
     pub records: Vec<u8>,
 }
 
@@ -44,23 +53,33 @@ impl ExtSection {
 pub struct CoreRelo {
     /// Byte offset of the instruction within its ELF section.
     pub insn_off: u32,
+    /// Local root type id in the object's BTF.
     pub type_id: u32,
+    /// Offset of the access string ("0:1:2") in the object's BTF strings.
     pub access_str_off: u32,
+    /// `bpf_core_relo_kind`, raw (see [`crate::RelocKind`]).
     pub kind: u32,
 }
 
 /// Parsed `.BTF.ext`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BtfExt {
+    /// Size of one `bpf_func_info` record.
     pub func_info_rec_size: u32,
+    /// `bpf_func_info` records, per ELF section.
     pub func_info: Vec<ExtSection>,
+    /// Size of one `bpf_line_info` record.
     pub line_info_rec_size: u32,
+    /// `bpf_line_info` records, per ELF section.
     pub line_info: Vec<ExtSection>,
+    /// Size of one `bpf_core_relo` record.
     pub core_relo_rec_size: u32,
+    /// `bpf_core_relo` records, per ELF section.
     pub core_relos: Vec<ExtSection>,
 }
 
 impl BtfExt {
+    /// Parses a `.BTF.ext` section (little endian), bounding every count by the section.
     pub fn parse(raw: &[u8]) -> Result<BtfExt, BtfExtError> {
         if raw.len() < MIN_HEADER_LEN {
             return Err(BtfExtError::TooShort(raw.len()));

@@ -41,6 +41,7 @@ pub enum ExternValue {
     Kconfig,
 }
 
+/// What every extern of an object resolved to against one kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternResolution {
     /// Parallel to `Object::externs()`.
@@ -49,34 +50,67 @@ pub struct ExternResolution {
     pub kconfig_image: Option<Vec<u8>>,
 }
 
+/// Why an object's externs cannot be resolved (libbpf fails the load the same way).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExternError {
+    /// A strong extern the kernel does not have.
     #[error("extern {name} ({what}, strong): not found in the kernel {where_}")]
     NotFound {
+        /// The extern.
         name: String,
+        /// What kind of extern.
         what: &'static str,
+        /// Where it was looked for.
         where_: &'static str,
     },
+    /// The kernel has it with an incompatible type.
     #[error("extern {name} ({what}): the kernel's type is incompatible: {why}")]
     Incompatible {
+        /// The extern.
         name: String,
+        /// What kind of extern.
         what: &'static str,
+        /// How the types differ.
         why: String,
     },
+    /// A kconfig value that cannot be stored as the extern's type.
     #[error("extern {name} (kconfig): {why}")]
-    BadKconfig { name: String, why: String },
+    BadKconfig {
+        /// The extern.
+        name: String,
+        /// What is wrong with the value.
+        why: String,
+    },
+    /// A kconfig extern, and no kernel config to read it from.
     #[error("extern {name} (kconfig): the kernel's config is not available (no /boot/config-<release>, /proc/config.gz or shipped config)")]
-    NoKconfig { name: String },
+    NoKconfig {
+        /// The extern.
+        name: String,
+    },
+    /// A `LINUX_*` virtual extern libbpf does not define.
     #[error("extern {name} (kconfig): unrecognized virtual extern (libbpf knows LINUX_KERNEL_VERSION, LINUX_HAS_BPF_COOKIE, LINUX_HAS_SYSCALL_WRAPPER)")]
-    UnknownVirtual { name: String },
+    UnknownVirtual {
+        /// The extern.
+        name: String,
+    },
+    /// Two kernel symbols of that name at different addresses.
     #[error("extern {name} (ksym): resolution is ambiguous: {first:#x} or {second:#x}")]
     Ambiguous {
+        /// The extern.
         name: String,
+        /// One address.
         first: u64,
+        /// Another.
         second: u64,
     },
+    /// The object's or the kernel's BTF could not be read for the extern.
     #[error("extern {name}: {why}")]
-    Btf { name: String, why: String },
+    Btf {
+        /// The extern.
+        name: String,
+        /// The BTF error.
+        why: String,
+    },
 }
 
 /// Names of the typeless ksyms, to look up in kallsyms.
@@ -185,26 +219,7 @@ pub fn resolve(
             ExternKind::TypedKsym { local_type } => {
                 resolve_typed_ksym(ext, local_type, local, target)?
             }
-            ExternKind::TypelessKsym => match facts.kallsyms.get(&ext.name).map(Vec::as_slice) {
-                None | Some([]) if ext.weak => ExternValue::Unresolved,
-                None | Some([]) => {
-                    return Err(ExternError::NotFound {
-                        name: ext.name.clone(),
-                        what: "ksym",
-                        where_: "symbols (/proc/kallsyms)",
-                    })
-                }
-                Some([first, rest @ ..]) => {
-                    if let Some(other) = rest.iter().find(|a| *a != first) {
-                        return Err(ExternError::Ambiguous {
-                            name: ext.name.clone(),
-                            first: *first,
-                            second: *other,
-                        });
-                    }
-                    ExternValue::Address(*first)
-                }
-            },
+            ExternKind::TypelessKsym => resolve_typeless_ksym(ext, facts)?,
             ExternKind::Kconfig { .. } if ext.name.starts_with("CONFIG_") => {
                 config_wanted = true;
                 ExternValue::Unresolved
@@ -212,23 +227,8 @@ pub fn resolve(
             ExternKind::Kconfig {
                 ty, size, offset, ..
             } => {
-                let value = match ext.name.as_str() {
-                    "LINUX_KERNEL_VERSION" => {
-                        u64::from(kernel_version_code(facts.release).ok_or_else(|| {
-                            ExternError::BadKconfig {
-                                name: ext.name.clone(),
-                                why: format!("no kernel version in release {:?}", facts.release),
-                            }
-                        })?)
-                    }
-                    "LINUX_HAS_BPF_COOKIE" => u64::from(facts.has_bpf_cookie),
-                    "LINUX_HAS_SYSCALL_WRAPPER" => u64::from(facts.has_syscall_wrapper),
-                    _ if ext.name.starts_with("LINUX_") && ext.weak => continue,
-                    _ => {
-                        return Err(ExternError::UnknownVirtual {
-                            name: ext.name.clone(),
-                        })
-                    }
+                let Some(value) = virtual_kconfig_value(ext, facts)? else {
+                    continue;
                 };
                 let slot = kconfig_slot(&mut image, ext, offset, size)?;
                 set_number(ext, ty, slot, value)?;
@@ -270,6 +270,55 @@ pub fn resolve(
     })
 }
 
+/// A `const void` ksym: its address in kallsyms, which must be one.
+fn resolve_typeless_ksym(
+    ext: &Extern,
+    facts: &KernelFacts<'_>,
+) -> Result<ExternValue, ExternError> {
+    match facts.kallsyms.get(&ext.name).map(Vec::as_slice) {
+        None | Some([]) if ext.weak => Ok(ExternValue::Unresolved),
+        None | Some([]) => Err(ExternError::NotFound {
+            name: ext.name.clone(),
+            what: "ksym",
+            where_: "symbols (/proc/kallsyms)",
+        }),
+        Some([first, rest @ ..]) => match rest.iter().find(|a| *a != first) {
+            Some(other) => Err(ExternError::Ambiguous {
+                name: ext.name.clone(),
+                first: *first,
+                second: *other,
+            }),
+            None => Ok(ExternValue::Address(*first)),
+        },
+    }
+}
+
+/// The value of one of libbpf's `LINUX_*` virtual kconfig externs; `None` for an unknown weak
+/// one (left unresolved, reading 0).
+fn virtual_kconfig_value(
+    ext: &Extern,
+    facts: &KernelFacts<'_>,
+) -> Result<Option<u64>, ExternError> {
+    Ok(Some(match ext.name.as_str() {
+        "LINUX_KERNEL_VERSION" => {
+            u64::from(kernel_version_code(facts.release).ok_or_else(|| {
+                ExternError::BadKconfig {
+                    name: ext.name.clone(),
+                    why: format!("no kernel version in release {:?}", facts.release),
+                }
+            })?)
+        }
+        "LINUX_HAS_BPF_COOKIE" => u64::from(facts.has_bpf_cookie),
+        "LINUX_HAS_SYSCALL_WRAPPER" => u64::from(facts.has_syscall_wrapper),
+        _ if ext.name.starts_with("LINUX_") && ext.weak => return Ok(None),
+        _ => {
+            return Err(ExternError::UnknownVirtual {
+                name: ext.name.clone(),
+            })
+        }
+    }))
+}
+
 fn resolve_kfunc(
     ext: &Extern,
     proto: u32,
@@ -302,7 +351,7 @@ fn resolve_kfunc(
         ExternError::Incompatible {
             name: ext.name.clone(),
             what: "kfunc",
-            why,
+            why: why.to_string(),
         }
     })?;
     match (compat, ext.weak) {
@@ -345,7 +394,7 @@ fn resolve_typed_ksym(
         ExternError::Incompatible {
             name: ext.name.clone(),
             what: "typed ksym",
-            why,
+            why: why.to_string(),
         }
     })?;
     if !compat {

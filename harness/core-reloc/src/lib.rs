@@ -16,6 +16,21 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! The same in its three steps, each callable alone ([`relocate`]): link, decide, patch.
+//! ```no_run
+//! # fn demo(obj: &core_reloc::Object, target: &core_reloc::Btf) -> Result<(), core_reloc::RelocateError> {
+//! use core_reloc::{decide_program, link_program};
+//! let linked = link_program(obj, "prog")?; // instructions, references, CO-RE sites
+//! let fixups = decide_program(obj, "prog", target)?; // values per relocation, nothing written
+//! let mut program = linked.program;
+//! for fixup in &fixups {
+//!     program.apply_fixup(fixup)?; // checks the instruction, writes the value or the poison
+//! }
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod btf;
 pub mod btf_ext;
@@ -29,10 +44,14 @@ pub mod sanitize;
 
 pub use btf::{render_c_header, Btf, BtfError, CHeaderError, Kind, Type, TypeBody};
 pub use btf_ext::{BtfExt, BtfExtError, CoreRelo};
-pub use core::{CoreDecision, CoreOutcome, RelocKind};
+pub use core::{
+    CoreDecision, CoreEngine, CoreError, CoreFailure, CoreOutcome, Fixup, PoisonReason, RelocKind,
+    RelocSite,
+};
 pub use externs::{ExternError, ExternResolution, ExternValue, KernelFacts};
 pub use object::{MapKind, MapSpec, Object, ObjectError, Program};
 pub use relocate::{
-    relocate_program, ExternRef, MapRef, MapRefKind, RelocateError, RelocatedProgram,
+    decide_program, link_program, predict_program, relocate_program, CoreSite, ExternRef,
+    LinkedProgram, MapRef, MapRefKind, RelocateError, RelocatedProgram,
 };
 pub use sanitize::{sanitize_btf, BtfFeatures};

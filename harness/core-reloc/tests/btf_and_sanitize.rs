@@ -134,7 +134,7 @@ fn kinds(btf: &Btf) -> Vec<Kind> {
 
 #[test]
 fn sanitize_replaces_unsupported_kinds_keeping_ids() {
-    let obj = Object::parse(&common::compile("maps_and_calls", &[])).unwrap();
+    let obj = Object::parse(&common::fixture_object("maps_and_calls", &[])).unwrap();
     let btf = obj.btf().unwrap();
     assert_eq!(sanitize_btf(btf, &BtfFeatures::all()), btf.to_bytes());
     let old = Btf::parse(&sanitize_btf(btf, &BtfFeatures::none())).unwrap();
@@ -188,7 +188,7 @@ fn sanitize_replaces_unsupported_kinds_keeping_ids() {
 
 #[test]
 fn global_funcs_become_static_without_func_global() {
-    let obj = Object::parse(&common::compile("maps_and_calls", &[])).unwrap();
+    let obj = Object::parse(&common::fixture_object("maps_and_calls", &[])).unwrap();
     let btf = obj.btf().unwrap();
     let s = Btf::parse(&sanitize_btf(
         btf,
@@ -235,7 +235,7 @@ fn btf_ext_errors() {
 
 #[test]
 fn object_parse_rejects_garbage() {
-    let obj = common::compile("maps_and_calls", &[]);
+    let obj = common::fixture_object("maps_and_calls", &[]);
     for len in [0, 4, 64, obj.len() / 2] {
         let _ = Object::parse(&obj[..len]); // must not panic
     }

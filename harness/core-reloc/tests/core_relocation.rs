@@ -4,14 +4,15 @@
 //! object against it must produce the same numbers.
 mod common;
 
-use common::{compile, insn};
+use common::{fixture_object, insn};
 use core_reloc::{
-    relocate_program, Btf, CoreDecision, CoreOutcome, Object, RelocKind, RelocateError,
+    decide_program, link_program, predict_program, relocate_program, Btf, CoreDecision, CoreError,
+    CoreOutcome, Object, RelocKind, RelocateError,
 };
 
 fn pair() -> (Object, Object) {
-    let local = Object::parse(&compile("core_layouts", &[])).unwrap();
-    let target = Object::parse(&compile("core_layouts", &["-DTARGET_LAYOUT"])).unwrap();
+    let local = Object::parse(&fixture_object("core_layouts", &[])).unwrap();
+    let target = Object::parse(&fixture_object("core_layouts", &["-DTARGET_LAYOUT"])).unwrap();
     (local, target)
 }
 
@@ -197,7 +198,7 @@ fn ambiguous_candidates_fail_with_context() {
     let RelocateError::Core {
         program,
         access,
-        why,
+        error,
         ..
     } = &err
     else {
@@ -205,7 +206,14 @@ fn ambiguous_candidates_fail_with_context() {
     };
     assert_eq!(program, "ambiguous");
     assert_eq!(access, "struct amb::x");
-    assert!(why.contains("ambiguous"), "{why}");
+    assert!(
+        matches!(
+            error,
+            CoreError::AmbiguousValues { .. } | CoreError::AmbiguousOffsets { .. }
+        ),
+        "{error}"
+    );
+    assert!(err.to_string().contains("ambiguous"), "{err}");
 }
 
 #[test]
@@ -235,4 +243,35 @@ fn host_kernel_btf_if_present() {
     assert_eq!(ids.len(), 1);
     assert_eq!(btf.to_bytes().len(), raw.len());
     assert_eq!(Btf::parse(&btf.to_bytes()).unwrap(), btf);
+}
+
+/// The three steps called apart give what `relocate_program` gives: link, then every fixup of
+/// `decide_program` applied, is the relocated program; `predict_program` (decide only, the
+/// original instructions read, none written) names the same decisions.
+#[test]
+fn link_decide_patch_apart_equal_relocate_program() {
+    let (local, target) = pair();
+    let empty = core_reloc::btf::BtfBuilder::new().build().unwrap();
+    let mut compared = 0;
+    for tbtf in [target.btf().unwrap(), local.btf().unwrap(), &empty] {
+        for prog in local.programs() {
+            let whole = relocate_program(&local, &prog.name, tbtf);
+            let predicted = predict_program(&local, &prog.name, tbtf);
+            let Ok(whole) = whole else {
+                assert_eq!(predicted.unwrap_err(), whole.unwrap_err(), "{}", prog.name);
+                continue;
+            };
+            assert_eq!(predicted.as_ref(), Ok(&whole.core), "{}", prog.name);
+            let linked = link_program(&local, &prog.name).unwrap();
+            let fixups = decide_program(&local, &prog.name, tbtf).unwrap();
+            assert_eq!(fixups.len(), linked.core_sites.len());
+            let mut apart = linked.program;
+            for fixup in &fixups {
+                apart.apply_fixup(fixup).unwrap();
+            }
+            assert_eq!(apart, whole, "{}", prog.name);
+            compared += fixups.len();
+        }
+    }
+    assert!(compared > 50, "only {compared} relocations compared");
 }

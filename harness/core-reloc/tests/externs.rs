@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{compile, insn};
+use common::{fixture_object, insn};
 use core_reloc::btf::BtfBuilder;
 use core_reloc::externs::{
     kernel_version_code, parse_config_number, resolve, scan_kallsyms, ExternError, ExternValue,
@@ -14,7 +14,7 @@ use core_reloc::object::{ExternKind, KconfigType};
 use core_reloc::{relocate_program, Btf, Kind, MapKind, Object, TypeBody};
 
 fn object() -> Object {
-    Object::parse(&compile("externs", &[])).expect("fixture parses")
+    Object::parse(&fixture_object("externs", &[])).expect("fixture parses")
 }
 
 /// A kernel BTF with the two kfuncs, `bpf_prog_active` and `struct task_struct`.

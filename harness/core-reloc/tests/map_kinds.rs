@@ -2,13 +2,13 @@
 //! map_extra.
 mod common;
 
-use common::compile;
+use common::fixture_object;
 use core_reloc::object::{AttachTarget, MAP_TYPE_STRUCT_OPS};
 use core_reloc::Object;
 
 #[test]
 fn map_in_map_prog_array_and_extras() {
-    let obj = Object::parse(&compile("map_kinds", &[])).expect("fixture parses");
+    let obj = Object::parse(&fixture_object("map_kinds", &[])).expect("fixture parses");
     let map = |n: &str| obj.maps().iter().find(|m| m.name == n).unwrap();
     let outer = map("outer");
     assert_eq!(
@@ -49,7 +49,7 @@ fn map_in_map_prog_array_and_extras() {
 
 #[test]
 fn struct_ops_variables_bind_members_to_programs() {
-    let obj = Object::parse(&compile("map_kinds", &[])).expect("fixture parses");
+    let obj = Object::parse(&fixture_object("map_kinds", &[])).expect("fixture parses");
     let ops = obj.maps().iter().find(|m| m.name == "ops").unwrap();
     assert_eq!(ops.map_type, MAP_TYPE_STRUCT_OPS);
     let spec = ops.struct_ops.as_ref().unwrap();

@@ -1,11 +1,11 @@
 //! Object parsing and program linking on real clang-19 objects.
 mod common;
 
-use common::{compile, insn};
+use common::{fixture_object, insn};
 use core_reloc::{relocate_program, Btf, MapKind, MapRefKind, Object};
 
 fn object() -> Object {
-    Object::parse(&compile("maps_and_calls", &[])).expect("fixture parses")
+    Object::parse(&fixture_object("maps_and_calls", &[])).expect("fixture parses")
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn second_program_links_its_own_copy() {
 /// order their first call is met (calls -> sub_mid -> sub_leaf, then sub_other).
 #[test]
 fn subprograms_are_appended_depth_first_like_libbpf() {
-    let obj = Object::parse(&common::compile("differential", &["-DV=0"])).unwrap();
+    let obj = Object::parse(&common::fixture_object("differential", &["-DV=0"])).unwrap();
     let p = core_reloc::relocate_program(&obj, "calls", obj.btf().unwrap()).unwrap();
     let btf = obj.btf().unwrap();
     let rec = p.func_info_rec_size as usize;

@@ -129,12 +129,7 @@ pub fn load_object(
                 verifier_log: String::new(),
             },
             Ok(mut relocated) => {
-                relocations.extend(
-                    relocated
-                        .core
-                        .iter()
-                        .map(|d| RelocationReport::from_decision(&name, d)),
-                );
+                relocations.extend(relocated.core.iter().map(|d| relocation_report(&name, d)));
                 let (attach_btf_id, expected_attach_type) =
                     match attach_btf_id(&object, program, target) {
                         Ok((id, expected)) => (id, expected.or(relocated.expected_attach_type)),
@@ -247,6 +242,11 @@ pub fn load_object(
     ))
 }
 
+/// One decision as the runner's prediction reports it (`runner/src/predict/mod.rs`).
+fn relocation_report(program: &str, d: &core_reloc::CoreDecision) -> RelocationReport {
+    RelocationReport::new(program, d.insn_index, d.kind, &d.access, &d.outcome)
+}
+
 /// Every program refused for one object-level reason (an extern libbpf cannot resolve either).
 /// An object refused before anything is created still reports its CO-RE decisions: they do
 /// not depend on externs, and the relocations trial compares them with the host's prediction.
@@ -270,13 +270,8 @@ fn refused_object(
         if entry.load.not_autoloaded.contains(&p.name) {
             continue;
         }
-        if let Ok(relocated) = core_reloc::relocate_program(object, &p.name, target) {
-            relocations.extend(
-                relocated
-                    .core
-                    .iter()
-                    .map(|d| RelocationReport::from_decision(&p.name, d)),
-            );
+        if let Ok(decisions) = core_reloc::predict_program(object, &p.name, target) {
+            relocations.extend(decisions.iter().map(|d| relocation_report(&p.name, d)));
         }
         not_loaded.insert(p.name.clone(), outcome.clone());
         sections.insert(p.name.clone(), p.section.clone());
@@ -458,6 +453,25 @@ fn classify_load_error(
             reason: format!(
                 "this kernel knows program type {} but refuses it to this process (EPERM while \
                  other programs load: an LSM or sandbox policy)",
+                bpf_loader::consts::prog_type_name(program_type)
+            ),
+        };
+    }
+    // A type the probe reaches (fentry's probe stops at its attach target) may still be refused
+    // per program by a policy: EPERM to a process that loads other programs is that policy, not
+    // a missing privilege, and not the program's fault.
+    if error.errno() == Some(libc::EPERM)
+        && matches!(
+            bpf_loader::probe::program_type_support(
+                bpf_loader::consts::BPF_PROG_TYPE_SOCKET_FILTER
+            ),
+            Ok(bpf_loader::probe::ProgTypeSupport::Supported)
+        )
+    {
+        return ProgramLoadOutcome::Unsupported {
+            reason: format!(
+                "this kernel refuses this {} program to this process although it loads others \
+                 (EPERM: an LSM, lockdown or sandbox policy)",
                 bpf_loader::consts::prog_type_name(program_type)
             ),
         };

@@ -6,6 +6,7 @@
 
 use crate::GuestMessage;
 
+/// What starts every frame, after a newline.
 pub const FRAME_MAGIC: &str = "@@HARNESS ";
 
 /// A guest restored from a snapshot appends its frames to the results' area of the shared-memory
@@ -44,17 +45,24 @@ pub fn frame(message: &GuestMessage) -> String {
 /// 50,000-entry map is about 3 MB.
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
 
+/// A line that carried the frame magic but is no message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
+    /// The checksum does not match the JSON.
     Checksum {
+        /// The line (cut).
         line: String,
     },
+    /// The checksum matches but the JSON is no message of this protocol version.
     Json {
+        /// The line (cut).
         line: String,
+        /// What serde said.
         error: String,
     },
     /// A line longer than [`MAX_FRAME_BYTES`]; only its length is kept.
     TooLong {
+        /// Its length in bytes.
         bytes: usize,
     },
 }
@@ -88,6 +96,7 @@ fn excerpt(line: &str) -> String {
 }
 
 impl FrameScanner {
+    /// A scanner with nothing pending.
     pub fn new() -> Self {
         Self::default()
     }

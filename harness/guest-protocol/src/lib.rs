@@ -7,6 +7,8 @@
 //! messages, noise, a frame cut by a crash) are skipped by [`FrameScanner`], so the channel
 //! survives anything else that reaches the port.
 
+#![deny(missing_docs)]
+
 mod framing;
 mod hexbytes;
 pub mod libbpf;

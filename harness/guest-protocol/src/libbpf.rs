@@ -12,6 +12,7 @@ pub const LIBBPF_LOADER_PATH: &str = "harness/libbpf-loader";
 /// One object as libbpf loaded it in the same guest, right after the harness's own load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibbpfObject {
+    /// The object's name, as in the manifest.
     pub object: String,
     /// `libbpf_version_string()` of the loader, for example `v1.1`.
     #[serde(default)]
@@ -34,14 +35,19 @@ pub struct LibbpfObject {
     pub refused_object: Option<String>,
 }
 
+/// libbpf's verdict on one program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibbpfProgram {
+    /// The program (function) name.
     pub program: String,
+    /// Its ELF section.
     pub section: String,
+    /// libbpf loaded it.
     pub loaded: bool,
     /// Why libbpf refused it: its first warning and the verifier's last line.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Its translated instructions, when it loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xlated: Option<Xlated>,
 }
@@ -49,6 +55,7 @@ pub struct LibbpfProgram {
 /// A loaded program's translated instructions, normalised by [`normalise`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xlated {
+    /// Number of translated instructions.
     pub insns: u32,
     /// SHA-256 of the normalised instructions, lower-case hex.
     pub sha256: String,
@@ -192,9 +199,13 @@ pub fn describe_difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
 /// `program \t section \t loaded|refused \t reason \t xlated-hex-or-dash`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoaderLine {
+    /// The program (function) name.
     pub program: String,
+    /// Its ELF section.
     pub section: String,
+    /// libbpf loaded it.
     pub loaded: bool,
+    /// Why not, when it did not.
     pub reason: String,
     /// Raw translated instructions, for loaded programs the kernel described.
     pub xlated: Option<Vec<u8>>,

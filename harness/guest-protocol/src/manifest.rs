@@ -5,12 +5,16 @@ use serde::{Deserialize, Serialize};
 /// Where the manifest sits inside the initramfs (and inside the bundle directory on the host).
 pub const MANIFEST_PATH: &str = "harness/manifest.json";
 
+/// What the runner asks one guest to do: the objects to load and the cases to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// [`crate::PROTOCOL_VERSION`] of the runner that wrote it.
     pub protocol_version: u32,
     /// Matrix entry name, echoed back so a report can never be attributed to the wrong kernel.
     pub kernel_name: String,
+    /// Objects to relocate and load, in order.
     pub objects: Vec<ObjectEntry>,
+    /// Test runs, in order.
     pub cases: Vec<CaseSpec>,
     /// Say hello and stop: used to find out whether a guest boots at all (acceleration probe).
     #[serde(default)]
@@ -24,6 +28,7 @@ pub struct Manifest {
     pub libbpf_loader: Option<String>,
 }
 
+/// One object shipped in the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     /// Short name, for example `packet_counter` for `programs/packet_counter.bpf.c`.
@@ -78,8 +83,11 @@ impl LoadSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataOverride {
+    /// The section whose initial value is overwritten.
     pub section: String,
+    /// Byte offset in it.
     pub offset: u32,
+    /// The bytes to write.
     #[serde(with = "crate::hexbytes")]
     pub bytes: Vec<u8>,
 }
@@ -90,11 +98,14 @@ pub struct DataOverride {
 pub struct CaseSpec {
     /// Unique within the manifest: `<object>/<case name>`.
     pub id: String,
+    /// The object (its manifest name) that holds the program.
     pub object: String,
     /// Program (function) name inside the object.
     pub program: String,
+    /// Packet or input data (`data_in`).
     #[serde(with = "crate::hexbytes")]
     pub data_in: Vec<u8>,
+    /// Context given to the program (`ctx_in`), when the program type takes one.
     #[serde(
         default,
         with = "crate::hexbytes::option",
@@ -107,6 +118,7 @@ pub struct CaseSpec {
     /// Size of the buffer offered for ctx_out, when ctx_in is given.
     #[serde(default)]
     pub ctx_size_out: u32,
+    /// How many times the kernel runs the program (`repeat`).
     #[serde(default = "one")]
     pub repeat: u32,
     /// Maps the case's expectation names: the agent fails the case if the object lacks one.
@@ -141,9 +153,12 @@ pub struct CaseSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MapWrite {
+    /// The map's name in the object.
     pub map: String,
+    /// The key.
     #[serde(with = "crate::hexbytes")]
     pub key: Vec<u8>,
+    /// The value.
     #[serde(with = "crate::hexbytes")]
     pub value: Vec<u8>,
 }
@@ -163,9 +178,13 @@ pub enum TrafficFlow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UdpFlow {
+    /// Source port.
     pub sport: u16,
+    /// Destination port.
     pub dport: u16,
+    /// Number of datagrams.
     pub count: u32,
+    /// Payload bytes per datagram.
     pub payload_len: u32,
 }
 

@@ -51,31 +51,67 @@ pub const MAX_BUNDLE_FILES: usize = 4096;
 /// The longest path accepted.
 pub const MAX_BUNDLE_PATH_BYTES: usize = 255;
 
+/// One file of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleFile {
     /// Relative to the bundle root, `/`-separated (for example `harness/manifest.json`).
     pub path: String,
+    /// Its contents.
     pub data: Vec<u8>,
 }
 
+/// Everything a restored guest needs, sent over the results port in one transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleTransfer {
     /// The host's clock when the bundle was sent: a restored guest's clock resumes where the
     /// snapshot was taken, and the agent sets it from this.
     pub host_time_unix_ns: u64,
+    /// The files, written under the bundle root.
     pub files: Vec<BundleFile>,
 }
 
+/// Why a bundle transfer is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferError {
+    /// Not a bundle.
     BadMagic,
-    TooLarge { bytes: usize },
-    Checksum { expected: u32, actual: u32 },
-    Compression { error: String },
-    Truncated { at: usize },
-    TooManyFiles { count: usize },
-    BadPath { path: String },
-    TrailingBytes { bytes: usize },
+    /// Larger than [`MAX_BUNDLE_BYTES`].
+    TooLarge {
+        /// The size announced or reached.
+        bytes: usize,
+    },
+    /// The payload does not match its checksum.
+    Checksum {
+        /// From the header.
+        expected: u32,
+        /// Of the bytes received.
+        actual: u32,
+    },
+    /// The payload does not decompress.
+    Compression {
+        /// What the decoder said.
+        error: String,
+    },
+    /// The payload ends inside a record.
+    Truncated {
+        /// Byte offset where it ended.
+        at: usize,
+    },
+    /// More than [`MAX_BUNDLE_FILES`] files.
+    TooManyFiles {
+        /// The count announced.
+        count: usize,
+    },
+    /// A path that is absolute, climbs with `..`, or is too long.
+    BadPath {
+        /// The path.
+        path: String,
+    },
+    /// Bytes after the last file.
+    TrailingBytes {
+        /// How many.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for TransferError {
@@ -223,7 +259,9 @@ fn decompress(compressed: &[u8]) -> Result<Vec<u8>, TransferError> {
 /// What the header says: the payload's length (already bounded), checksum and whereabouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BundleHeader {
+    /// Compressed payload length in bytes.
     pub payload_len: usize,
+    /// CRC-32 of the payload.
     pub crc32: u32,
     /// The payload is in the shared-memory region, not after the header on the port.
     pub in_shared_region: bool,
@@ -234,6 +272,7 @@ pub fn is_header_magic(bytes: &[u8; 8]) -> bool {
     bytes == BUNDLE_MAGIC || bytes == BUNDLE_SHARED_MAGIC
 }
 
+/// Reads a bundle header: magic, bounded payload length, checksum.
 pub fn parse_header(header: &[u8; BUNDLE_HEADER_BYTES]) -> Result<BundleHeader, TransferError> {
     let in_shared_region = &header[..8] == BUNDLE_SHARED_MAGIC;
     if &header[..8] != BUNDLE_MAGIC && !in_shared_region {

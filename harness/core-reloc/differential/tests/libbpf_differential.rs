@@ -26,7 +26,10 @@
 //! CAP_BPF (root). Without it the test says loudly that it compared nothing
 //! and fails if `CORE_RELOC_REQUIRE_LIBBPF=1`.
 
-use core_reloc::{relocate_program, Btf, CoreOutcome, Object, RelocKind, RelocateError};
+use core_reloc::{
+    predict_program, relocate_program, Btf, CoreError, CoreOutcome, Object, RelocKind,
+    RelocateError,
+};
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt::Write as _;
@@ -308,6 +311,13 @@ fn compare_program(
     counts.programs += 1;
     let here = format!("{} -> {}: {program}", local.label, target.label);
     let ours = relocate_program(obj, program, &target.btf);
+    // The decide step alone (the host's predictions) must name the same decisions.
+    let predicted = predict_program(obj, program, &target.btf);
+    if predicted.as_ref().ok() != ours.as_ref().ok().map(|o| &o.core) {
+        counts.disagreements.push(format!(
+            "{here}: predict_program differs from relocate_program: {predicted:?}"
+        ));
+    }
     let theirs = libbpf_relocate(&local.path, &target.path, program);
     match (ours, theirs) {
         (Ok(ours), LibbpfResult::Insns(theirs)) => {
@@ -369,15 +379,20 @@ fn compare_program(
         }
         (
             Err(RelocateError::Core {
-                kind, why, access, ..
+                kind,
+                raw_kind,
+                error: why,
+                access,
+                ..
             }),
             LibbpfResult::Failed(log),
         ) if is_core_failure(&log) => {
             // The same relocation kind must be the one refused on both sides.
+            let kind = kind.map_or_else(|| format!("kind {raw_kind}"), |k| k.to_string());
             match libbpf_failed_kind(&log) {
                 Some(theirs)
                     if libbpf_kind_name(&kind) == Some(theirs.as_str())
-                        || (theirs == LOCAL_SPEC && access.contains("(access string")) =>
+                        || (theirs == LOCAL_SPEC && matches!(why, CoreError::LocalSpec(_))) =>
                 {
                     counts.refusals.push(format!("{here}: {kind} {access}: {why}"));
                     *counts.failed_both.entry(kind).or_default() += 1;

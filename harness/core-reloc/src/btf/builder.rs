@@ -17,6 +17,7 @@ impl Default for BtfBuilder {
 }
 
 impl BtfBuilder {
+    /// An empty BTF (type 0 is void).
     pub fn new() -> BtfBuilder {
         BtfBuilder {
             types: Vec::new(),
@@ -61,15 +62,18 @@ impl BtfBuilder {
         id
     }
 
+    /// An integer of `size` bytes.
     pub fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
         let enc = if signed { 1u32 << 24 } else { 0 };
         self.raw(name, Kind::Int, false, 0, size, &[enc | (size * 8)])
     }
 
+    /// A pointer to `target`.
     pub fn ptr(&mut self, target: u32) -> u32 {
         self.raw("", Kind::Ptr, false, 0, target, &[])
     }
 
+    /// An array of `len` elements of `elem`, indexed by `index`.
     pub fn array(&mut self, elem: u32, index: u32, len: u32) -> u32 {
         self.raw("", Kind::Array, false, 0, 0, &[elem, index, len])
     }
@@ -95,10 +99,12 @@ impl BtfBuilder {
         self.raw(name, kind, kind_flag, members.len() as u32, size, &extra)
     }
 
+    /// A struct; `members` as for [`BtfBuilder::composite`].
     pub fn struct_(&mut self, name: &str, size: u32, members: &[(&str, u32, u32, u32)]) -> u32 {
         self.composite(Kind::Struct, name, size, members)
     }
 
+    /// A 32-bit-valued enum of `size` bytes (`signed`: the kind flag).
     pub fn enum32(&mut self, name: &str, size: u32, signed: bool, values: &[(&str, i64)]) -> u32 {
         let mut extra = Vec::new();
         for &(vname, v) in values {
@@ -107,6 +113,7 @@ impl BtfBuilder {
         self.raw(name, Kind::Enum, signed, values.len() as u32, size, &extra)
     }
 
+    /// A 64-bit-valued enum of `size` bytes (`signed`: the kind flag).
     pub fn enum64(&mut self, name: &str, size: u32, signed: bool, values: &[(&str, u64)]) -> u32 {
         let mut extra = Vec::new();
         for &(vname, v) in values {
@@ -122,12 +129,58 @@ impl BtfBuilder {
         )
     }
 
+    /// `typedef target name`.
     pub fn typedef(&mut self, name: &str, target: u32) -> u32 {
         self.raw(name, Kind::Typedef, false, 0, target, &[])
     }
 
+    /// A forward declaration of a struct (or a union).
     pub fn fwd(&mut self, name: &str, is_union: bool) -> u32 {
         self.raw(name, Kind::Fwd, is_union, 0, 0, &[])
+    }
+
+    /// A modifier (`const`, `volatile`, `restrict`) of `target`.
+    pub fn modifier(&mut self, kind: Kind, target: u32) -> u32 {
+        self.raw("", kind, false, 0, target, &[])
+    }
+
+    /// `const target`.
+    pub fn const_(&mut self, target: u32) -> u32 {
+        self.modifier(Kind::Const, target)
+    }
+
+    /// A type tag (`attribute`: the kind flag, `__attribute__((...))` rather than a tag).
+    pub fn type_tag(&mut self, name: &str, target: u32, attribute: bool) -> u32 {
+        self.raw(name, Kind::TypeTag, attribute, 0, target, &[])
+    }
+
+    /// A function prototype: `params` are (name, type).
+    pub fn func_proto(&mut self, ret: u32, params: &[(&str, u32)]) -> u32 {
+        let mut extra = Vec::new();
+        for &(name, ty) in params {
+            extra.extend_from_slice(&[self.string(name), ty]);
+        }
+        self.raw("", Kind::FuncProto, false, params.len() as u32, ret, &extra)
+    }
+
+    /// A global function of prototype `proto`.
+    pub fn func(&mut self, name: &str, proto: u32) -> u32 {
+        self.raw(name, Kind::Func, false, 1, proto, &[])
+    }
+
+    /// A declaration tag on `target` (`component`: member or parameter index, -1 for the type).
+    pub fn decl_tag(&mut self, name: &str, target: u32, component: i32) -> u32 {
+        self.raw(name, Kind::DeclTag, false, 0, target, &[component as u32])
+    }
+
+    /// A floating point type of `size` bytes.
+    pub fn float(&mut self, name: &str, size: u32) -> u32 {
+        self.raw(name, Kind::Float, false, 0, size, &[])
+    }
+
+    /// A union; `members` as for [`BtfBuilder::composite`].
+    pub fn union_(&mut self, name: &str, size: u32, members: &[(&str, u32, u32, u32)]) -> u32 {
+        self.composite(Kind::Union, name, size, members)
     }
 
     /// Encodes the blob.
@@ -149,6 +202,7 @@ impl BtfBuilder {
         out
     }
 
+    /// Encodes and parses the blob.
     pub fn build(&self) -> Result<Btf, BtfError> {
         Btf::parse(&self.to_bytes())
     }

@@ -35,24 +35,52 @@ pub const VA_LIST_FLAVOR: &str = "__builtin_va_list___btf";
 /// Pointer size of the BPF target, in bytes.
 const PTR_SIZE: u32 = 8;
 
+/// Why a BTF cannot be rendered as a C header.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum CHeaderError {
+    /// The BTF itself is unreadable.
     #[error(transparent)]
     Btf(#[from] BtfError),
+    /// A type refers to a type id past the last one.
     #[error("type #{id} refers to type #{target}, past the last type #{last}")]
-    BadReference { id: u32, target: u32, last: u32 },
+    BadReference {
+        /// The referring type.
+        id: u32,
+        /// The id it refers to.
+        target: u32,
+        /// The last type id.
+        last: u32,
+    },
+    /// A type contains itself by value.
     #[error("type #{id}: a type cycle C cannot express (a type contains itself by value)")]
-    Cycle { id: u32 },
+    Cycle {
+        /// A type on the cycle.
+        id: u32,
+    },
+    /// A kind where a declaration cannot have it (a FUNC as a member type...).
     #[error("type #{id}: a {kind} cannot appear in a declaration ({context})")]
     Unexpected {
+        /// The type.
         id: u32,
+        /// Its kind.
         kind: Kind,
+        /// Where it appeared.
         context: &'static str,
     },
+    /// Declarations nest deeper than the renderer follows.
     #[error("type #{id}: declarations nest deeper than {MAX_NESTING} levels")]
-    TooDeep { id: u32 },
+    TooDeep {
+        /// The type where it gave up.
+        id: u32,
+    },
+    /// Members whose offsets leave a gap no padding can express.
     #[error("type #{id}: a gap of {bits} bits between members is too large to pad")]
-    GapTooLarge { id: u32, bits: i64 },
+    GapTooLarge {
+        /// The struct.
+        id: u32,
+        /// The gap, in bits.
+        bits: i64,
+    },
 }
 
 /// Renders the whole BTF as a C header: every named struct, union, enum and typedef (and the
@@ -811,25 +839,7 @@ impl<'a> Dumper<'a> {
                         declarator = format!("({declarator})");
                     }
                     let (ret, params) = (*ret, params.clone());
-                    declarator.push('(');
-                    if params.is_empty() || (params.len() == 1 && params[0].ty == 0) {
-                        declarator.push_str("void");
-                    }
-                    for (i, p) in params.iter().enumerate() {
-                        if params.len() == 1 && p.ty == 0 {
-                            break;
-                        }
-                        if i > 0 {
-                            declarator.push_str(", ");
-                        }
-                        if i == params.len() - 1 && p.ty == 0 {
-                            declarator.push_str("...");
-                            break;
-                        }
-                        let param = self.decl(p.ty, &c_identifier(p.name), lvl, depth + 1)?;
-                        declarator.push_str(&param);
-                    }
-                    declarator.push(')');
+                    self.parameter_list(&params, lvl, depth, &mut declarator)?;
                     pointer_first = false;
                     cur = ret;
                 }
@@ -865,6 +875,36 @@ impl<'a> Dumper<'a> {
             text.push_str(&declarator);
         }
         Ok(text)
+    }
+
+    /// `(int a, char *b)`, `(void)` or `(int, ...)` after a function declarator.
+    fn parameter_list(
+        &mut self,
+        params: &[crate::btf::Param<'_>],
+        lvl: usize,
+        depth: usize,
+        out: &mut String,
+    ) -> Result<(), CHeaderError> {
+        out.push('(');
+        if params.is_empty() || (params.len() == 1 && params[0].ty == 0) {
+            out.push_str("void");
+        }
+        for (i, p) in params.iter().enumerate() {
+            if params.len() == 1 && p.ty == 0 {
+                break;
+            }
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if i == params.len() - 1 && p.ty == 0 {
+                out.push_str("...");
+                break;
+            }
+            let param = self.decl(p.ty, &c_identifier(p.name), lvl, depth + 1)?;
+            out.push_str(&param);
+        }
+        out.push(')');
+        Ok(())
     }
 
     fn qualifier(&self, id: u32) -> String {

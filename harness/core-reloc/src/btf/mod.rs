@@ -14,7 +14,7 @@ mod types;
 
 pub use builder::BtfBuilder;
 pub use c_header::{render_c_header, CHeaderError};
-pub use resolve::essential_name_len;
+pub use resolve::{essential_name, essential_name_len};
 pub use types::*;
 
 use crate::bytes::{cstr_at, put_u32, u16_at, u32_at};
@@ -38,36 +38,65 @@ impl Clone for LookupCount {
     }
 }
 
+/// The first two bytes of a BTF blob, little endian.
 pub const BTF_MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;
 const COMMON_LEN: usize = 12;
 
+/// Why a BTF blob is refused or a lookup in it failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum BtfError {
+    /// Fewer bytes than a header.
     #[error("BTF blob too short for its header ({0} bytes)")]
     TooShort(usize),
+    /// Not BTF.
     #[error("bad BTF magic {0:#06x}")]
     BadMagic(u16),
+    /// BTF of a big-endian machine.
     #[error("big-endian BTF is not supported")]
     BigEndian,
+    /// A version other than 1.
     #[error("unsupported BTF version {0}")]
     BadVersion(u8),
+    /// A header whose lengths or offsets do not fit the blob.
     #[error("BTF header: {0}")]
     BadHeader(&'static str),
+    /// A type record cut by the end of the type section.
     #[error("type #{id} at offset {offset}: record runs past the type section")]
-    TruncatedType { id: u32, offset: usize },
+    TruncatedType {
+        /// The type being read.
+        id: u32,
+        /// Its byte offset in the type section.
+        offset: usize,
+    },
+    /// A kind number this parser does not know.
     #[error("type #{id}: unknown kind {kind}")]
-    UnknownKind { id: u32, kind: u32 },
+    UnknownKind {
+        /// The type.
+        id: u32,
+        /// Its kind number.
+        kind: u32,
+    },
+    /// More types than a type id can number.
     #[error("too many types")]
     TooManyTypes,
+    /// A type id past the last type.
     #[error("type id {0} out of range")]
     BadTypeId(u32),
+    /// A name offset outside the strings, or a name that is not UTF-8.
     #[error("string offset {0} out of range or not valid UTF-8")]
     BadString(u32),
+    /// A chain of modifiers, typedefs or arrays that loops or is too long.
     #[error("type #{0}: chain of modifiers/typedefs/arrays too deep or looping")]
     TooDeep(u32),
+    /// A record that breaks a rule of its kind.
     #[error("type #{id}: {what}")]
-    Invalid { id: u32, what: &'static str },
+    Invalid {
+        /// The type.
+        id: u32,
+        /// The rule.
+        what: &'static str,
+    },
 }
 
 /// Parsed BTF. Owns one buffer holding its type and string sections: the
@@ -460,7 +489,7 @@ impl Btf {
     /// equals the essential name of `name`, optionally restricted to the
     /// given kinds; ascending id order.
     pub fn ids_by_essential_name(&self, kinds: Option<&[Kind]>, name: &str) -> Vec<u32> {
-        let essential = &name[..essential_name_len(name)];
+        let essential = essential_name(name);
         let wants = |class| kinds.is_none_or(|ks| ks.iter().any(|&k| KindClass::of(k) == class));
         let mut out = Vec::new();
         for (slot, class) in [(0, KindClass::Core), (1, KindClass::Other)] {

@@ -12,6 +12,11 @@ pub fn essential_name_len(name: &str) -> usize {
     essential_len_bytes(name.as_bytes())
 }
 
+/// `name` without its `___flavor` suffix: `task_struct___v2` is `task_struct`.
+pub fn essential_name(name: &str) -> &str {
+    &name[..essential_name_len(name)]
+}
+
 pub(crate) fn essential_len_bytes(name: &[u8]) -> usize {
     let n = name.len();
     if n < 5 {

@@ -1,9 +1,11 @@
-//! Relocation values from matched specs, and instruction patching.
+//! Relocation values from matched specs (libbpf's `bpf_core_calc_relo`): what the compiler
+//! wrote for the local layout and what the target layout needs.
 
+use super::error::CalcError;
 use super::kind::RelocKind;
 use super::spec::Spec;
+use super::PoisonReason;
 use crate::btf::{Kind, TypeBody, INT_SIGNED};
-use crate::insn::{self, Insn};
 
 /// The decision for one relocation against one candidate (or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,7 +13,7 @@ pub(crate) struct RelocResult {
     pub orig_val: u64,
     pub new_val: u64,
     /// `Some(reason)`: the instruction must be poisoned.
-    pub poison: Option<String>,
+    pub poison: Option<PoisonReason>,
     /// Check the instruction holds `orig_val` before patching.
     pub validate: bool,
     /// Memory access size change that cannot be done safely.
@@ -23,7 +25,7 @@ pub(crate) struct RelocResult {
 /// Outcome of computing one side of a relocation.
 enum Calc {
     Value(FieldValue),
-    Poison(String),
+    Poison(PoisonReason),
 }
 
 #[derive(Default)]
@@ -34,7 +36,25 @@ struct FieldValue {
     validate: bool,
 }
 
-fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, String> {
+/// The aligned load (byte offset, byte size) that covers a bitfield of `bit_sz` bits at
+/// `bit_off`: its storage type's size, doubled until the bitfield fits, as libbpf does.
+fn bitfield_load(bit_off: u64, bit_sz: u64, storage: u64) -> Result<(u64, u64), CalcError> {
+    if storage == 0 {
+        return Err(CalcError::ZeroSizedBitfield);
+    }
+    let mut byte_sz = storage;
+    let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
+    while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
+        if byte_sz >= 8 {
+            return Err(CalcError::BitfieldTooWide);
+        }
+        byte_sz *= 2;
+        byte_off = bit_off / 8 / byte_sz * byte_sz;
+    }
+    Ok((byte_off, byte_sz))
+}
+
+fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, CalcError> {
     if kind == RelocKind::FieldExists {
         return Ok(Calc::Value(FieldValue {
             val: spec.is_some() as u64,
@@ -43,15 +63,14 @@ fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, String>
         }));
     }
     let Some(spec) = spec else {
-        return Ok(Calc::Poison("field not found in target".into()));
+        return Ok(Calc::Poison(PoisonReason::FieldMissing));
     };
     let btf = spec.btf;
-    let acc = spec.last().ok_or("empty field spec")?;
-    let e = |err: crate::btf::BtfError| err.to_string();
+    let acc = spec.last().ok_or(CalcError::EmptySpec("field"))?;
 
     if acc.name.is_none() {
         // The access ends at an array element (or the root itself).
-        let size = btf.resolve_size(acc.type_id).map_err(e)?;
+        let size = btf.resolve_size(acc.type_id)?;
         let mut out = FieldValue {
             validate: true,
             ..Default::default()
@@ -63,42 +82,30 @@ fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, String>
                 out.type_id = acc.type_id;
             }
             RelocKind::FieldByteSize => out.val = size as u64,
-            _ => return Err(format!("{kind} cannot be applied to an array element")),
+            _ => return Err(CalcError::NotForArrayElement(kind)),
         }
         return Ok(Calc::Value(out));
     }
 
-    let parent = btf.type_by_id(acc.type_id).map_err(e)?;
+    let parent = btf.type_by_id(acc.type_id)?;
     let member = *parent
         .members()
         .get(acc.idx as usize)
-        .ok_or("member index out of range")?;
-    let field_type_id = btf.skip_mods_and_typedefs(member.ty).map_err(e)?;
-    let field_type = btf.type_by_id(field_type_id).map_err(e)?;
+        .ok_or(CalcError::MemberOutOfRange)?;
+    let field_type_id = btf.skip_mods_and_typedefs(member.ty)?;
+    let field_type = btf.type_by_id(field_type_id)?;
     let bit_off = spec.bit_offset;
     let mut bit_sz = member.bitfield_size as u64;
     let bitfield = bit_sz > 0;
     let (byte_off, byte_sz) = if bitfield {
-        let mut byte_sz = match field_type.body {
+        let storage = match field_type.body {
             TypeBody::Int(i) => i.size as u64,
             TypeBody::Enum { size, .. } => size as u64,
-            _ => return Err("bitfield of a type that is neither int nor enum".into()),
+            _ => return Err(CalcError::BitfieldType),
         };
-        if byte_sz == 0 {
-            return Err("bitfield of a zero-sized type".into());
-        }
-        let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
-        // Grow the load until it covers the whole bitfield.
-        while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
-            if byte_sz >= 8 {
-                return Err("bitfield cannot be read with a 64-bit load".into());
-            }
-            byte_sz *= 2;
-            byte_off = bit_off / 8 / byte_sz * byte_sz;
-        }
-        (byte_off, byte_sz)
+        bitfield_load(bit_off, bit_sz, storage)?
     } else {
-        let size = btf.resolve_size(field_type_id).map_err(e)? as u64;
+        let size = btf.resolve_size(field_type_id)? as u64;
         bit_sz = size * 8;
         (bit_off / 8, size)
     };
@@ -126,20 +133,23 @@ fn field_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, String>
         }
         RelocKind::FieldLshiftU64 => {
             let shift = bit_off + bit_sz - byte_off * 8;
-            out.val = 64u64.checked_sub(shift).ok_or("field wider than 64 bits")?;
+            out.val = 64u64.checked_sub(shift).ok_or(CalcError::FieldTooWide)?;
         }
         RelocKind::FieldRshiftU64 => {
-            out.val = 64u64
-                .checked_sub(bit_sz)
-                .ok_or("field wider than 64 bits")?;
+            out.val = 64u64.checked_sub(bit_sz).ok_or(CalcError::FieldTooWide)?;
             out.validate = true;
         }
-        _ => return Err(format!("{kind} is not a field relocation")),
+        _ => {
+            return Err(CalcError::WrongFamily {
+                kind,
+                family: "a field",
+            })
+        }
     }
     Ok(Calc::Value(out))
 }
 
-fn type_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<(u64, bool), String> {
+fn type_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<(u64, bool), CalcError> {
     let Some(spec) = spec else {
         // Type-based relocations resolve to 0 when the type is missing.
         return Ok((0, true));
@@ -148,16 +158,15 @@ fn type_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<(u64, bool), S
         // Type ids shift during linking; checking the old one is pointless.
         RelocKind::TypeIdTarget => Ok((spec.root_type_id as u64, false)),
         RelocKind::TypeExists | RelocKind::TypeMatches => Ok((1, true)),
-        RelocKind::TypeSize => spec
-            .btf
-            .resolve_size(spec.root_type_id)
-            .map(|s| (s as u64, true))
-            .map_err(|e| e.to_string()),
-        _ => Err(format!("{kind} is not a type relocation")),
+        RelocKind::TypeSize => Ok((spec.btf.resolve_size(spec.root_type_id)? as u64, true)),
+        _ => Err(CalcError::WrongFamily {
+            kind,
+            family: "a type",
+        }),
     }
 }
 
-fn enumval_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, String> {
+fn enumval_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, CalcError> {
     let value = |val| {
         Calc::Value(FieldValue {
             val,
@@ -169,20 +178,20 @@ fn enumval_value(kind: RelocKind, spec: Option<&Spec<'_>>) -> Result<Calc, Strin
         RelocKind::EnumvalExists => Ok(value(spec.is_some() as u64)),
         RelocKind::EnumvalValue => {
             let Some(spec) = spec else {
-                return Ok(Calc::Poison("enumerator not found in target".into()));
+                return Ok(Calc::Poison(PoisonReason::EnumeratorMissing));
             };
-            let acc = spec.accessors.first().ok_or("empty enum spec")?;
-            let t = spec
-                .btf
-                .type_by_id(acc.type_id)
-                .map_err(|e| e.to_string())?;
+            let acc = spec.accessors.first().ok_or(CalcError::EmptySpec("enum"))?;
+            let t = spec.btf.type_by_id(acc.type_id)?;
             let v = t
                 .enum_values()
                 .get(acc.idx as usize)
-                .ok_or("enumerator index out of range")?;
+                .ok_or(CalcError::EnumeratorOutOfRange)?;
             Ok(value(v.value))
         }
-        _ => Err(format!("{kind} is not an enum value relocation")),
+        _ => Err(CalcError::WrongFamily {
+            kind,
+            family: "an enum value",
+        }),
     }
 }
 
@@ -191,7 +200,7 @@ pub(crate) fn calc_relo(
     kind: RelocKind,
     local: &Spec<'_>,
     targ: Option<&Spec<'_>>,
-) -> Result<RelocResult, String> {
+) -> Result<RelocResult, CalcError> {
     let mut res = RelocResult {
         orig_val: 0,
         new_val: 0,
@@ -225,13 +234,8 @@ pub(crate) fn calc_relo(
             let (Some(targ), local_btf) = (targ, local.btf) else {
                 return Ok(res);
             };
-            let orig_t = local_btf
-                .type_by_id(orig.type_id)
-                .map_err(|e| e.to_string())?;
-            let new_t = targ
-                .btf
-                .type_by_id(new.type_id)
-                .map_err(|e| e.to_string())?;
+            let orig_t = local_btf.type_by_id(orig.type_id)?;
+            let new_t = targ.btf.type_by_id(new.type_id)?;
             let unsigned_int = |t: &crate::btf::Type<'_>| matches!(t.body, TypeBody::Int(i) if i.encoding != INT_SIGNED);
             let safe = (orig_t.kind == Kind::Ptr && new_t.kind == Kind::Ptr)
                 || (unsigned_int(&orig_t) && unsigned_int(&new_t));
@@ -242,7 +246,8 @@ pub(crate) fn calc_relo(
         res.orig_val = orig;
         res.validate = validate;
         res.new_val = type_value(kind, targ)?.0;
-    } else if kind.is_enumval_based() {
+    } else {
+        // Every other kind is an enumerator relocation (enumval_value refuses anything else).
         match enumval_value(kind, Some(local))? {
             Calc::Value(v) => res.orig_val = v.val,
             Calc::Poison(why) => res.poison = Some(why),
@@ -251,124 +256,6 @@ pub(crate) fn calc_relo(
             Calc::Value(v) => res.new_val = v.val,
             Calc::Poison(why) => res.poison = Some(why),
         }
-    } else {
-        return Err(format!("unsupported relocation kind {kind}"));
     }
     Ok(res)
-}
-
-/// Patches the instruction at `index` per `res`. Returns the poison reason
-/// when the instruction was poisoned instead of patched.
-pub(crate) fn patch_insn(
-    insns: &mut [u8],
-    index: usize,
-    res: &RelocResult,
-) -> Result<Option<String>, String> {
-    let ins = insn::read(insns, index).ok_or("instruction index out of range")?;
-    if let Some(why) = &res.poison {
-        poison(insns, index, ins)?;
-        return Ok(Some(why.clone()));
-    }
-    let class = ins.class();
-    let mut patched = ins;
-    match class {
-        insn::CLASS_ALU | insn::CLASS_ALU64 => {
-            if ins.code & 0x08 != insn::SRC_K {
-                return Err("ALU instruction does not use an immediate operand".into());
-            }
-            if res.validate && ins.imm as i64 as u64 != res.orig_val {
-                return Err(format!(
-                    "instruction #{index} (ALU) has immediate {}, expected {}",
-                    ins.imm, res.orig_val
-                ));
-            }
-            patched.imm = res.new_val as i32;
-        }
-        insn::CLASS_LDX | insn::CLASS_ST | insn::CLASS_STX => {
-            if res.validate && ins.off as i64 as u64 != res.orig_val {
-                return Err(format!(
-                    "instruction #{index} (LDX/ST/STX) has offset {}, expected {}",
-                    ins.off, res.orig_val
-                ));
-            }
-            if res.new_val > i16::MAX as u64 {
-                return Err(format!(
-                    "instruction #{index} (LDX/ST/STX): offset {} too large",
-                    res.new_val
-                ));
-            }
-            if res.fail_memsz_adjust {
-                poison(insns, index, ins)?;
-                return Ok(Some(format!(
-                    "field size changes from {} to {} bytes and is not a pointer or unsigned integer",
-                    res.orig_sz, res.new_sz
-                )));
-            }
-            patched.off = res.new_val as i16;
-            if res.new_sz != res.orig_sz {
-                let current = ins.mem_size_bytes().ok_or("bad memory access size")?;
-                if current != res.orig_sz {
-                    return Err(format!(
-                        "instruction #{index} accesses {current} bytes, expected {}",
-                        res.orig_sz
-                    ));
-                }
-                let size = insn::size_code_for_bytes(res.new_sz).ok_or_else(|| {
-                    format!(
-                        "instruction #{index}: cannot access a {}-byte field",
-                        res.new_sz
-                    )
-                })?;
-                patched.code = (ins.code & !0x18) | size;
-            }
-        }
-        insn::CLASS_LD => {
-            let next = insn::read(insns, index + 1).ok_or("ld_imm64 without second half")?;
-            if !ins.is_ld_imm64()
-                || ins.src_reg != 0
-                || ins.off != 0
-                || next.code != 0
-                || next.dst_reg != 0
-                || next.src_reg != 0
-                || next.off != 0
-            {
-                return Err(format!(
-                    "instruction #{index} (ld_imm64) has unexpected form"
-                ));
-            }
-            let imm = ins.imm as u32 as u64 | (next.imm as u32 as u64) << 32;
-            if res.validate && imm != res.orig_val {
-                return Err(format!(
-                    "instruction #{index} (ld_imm64) has value {imm}, expected {}",
-                    res.orig_val
-                ));
-            }
-            patched.imm = res.new_val as u32 as i32;
-            let high = Insn {
-                imm: (res.new_val >> 32) as u32 as i32,
-                ..next
-            };
-            insn::write(insns, index + 1, high);
-        }
-        _ => {
-            return Err(format!(
-                "instruction #{index} (opcode {:#04x}) cannot carry a CO-RE relocation",
-                ins.code
-            ))
-        }
-    }
-    insn::write(insns, index, patched);
-    Ok(None)
-}
-
-fn poison(insns: &mut [u8], index: usize, ins: Insn) -> Result<(), String> {
-    if ins.is_ld_imm64() {
-        // Poison both halves so the verifier reports the bad call, not an unknown opcode.
-        insn::write(insns, index + 1, Insn::poison());
-    }
-    if insn::write(insns, index, Insn::poison()) {
-        Ok(())
-    } else {
-        Err("instruction index out of range".into())
-    }
 }

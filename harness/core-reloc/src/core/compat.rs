@@ -5,24 +5,21 @@
 //!
 //! All walks are depth-bounded so looping BTF yields an error, not a hang.
 
-use crate::btf::{essential_name_len, Btf, BtfError, Kind, Type, TypeBody};
+use super::error::CompatError;
+use crate::btf::{essential_name, Btf, Kind, Type, TypeBody};
 
 const MAX_DEPTH: i32 = 32;
 
-type CompatResult = Result<bool, String>;
-
-fn s(e: BtfError) -> String {
-    e.to_string()
-}
+type CompatResult = Result<bool, CompatError>;
 
 /// Same kind, or both any-enum (enum and enum64 are interchangeable).
 pub(crate) fn kinds_core_compat(a: Kind, b: Kind) -> bool {
     a == b || (a.is_any_enum() && b.is_any_enum())
 }
 
-fn resolved<'a>(btf: &'a Btf, id: u32) -> Result<Type<'a>, String> {
-    let id = btf.skip_mods_and_typedefs(id).map_err(s)?;
-    btf.type_by_id(id).map_err(s)
+fn resolved<'a>(btf: &'a Btf, id: u32) -> Result<Type<'a>, CompatError> {
+    let id = btf.skip_mods_and_typedefs(id)?;
+    Ok(btf.type_by_id(id)?)
 }
 
 fn int_bit_offset(t: &Type<'_>) -> u8 {
@@ -30,10 +27,6 @@ fn int_bit_offset(t: &Type<'_>) -> u8 {
         TypeBody::Int(i) => i.bit_offset,
         _ => 0,
     }
-}
-
-fn essential(name: &str) -> &str {
-    &name[..essential_name_len(name)]
 }
 
 pub(crate) fn fields_are_compat(
@@ -55,7 +48,7 @@ pub(crate) fn fields_are_compat(
         match (&local.body, &targ.body) {
             (TypeBody::Ptr { .. }, _) | (TypeBody::Float { .. }, _) => return Ok(true),
             (TypeBody::Fwd { .. }, _) | (TypeBody::Enum { .. }, _) => {
-                let (l, t) = (essential(local.name), essential(targ.name));
+                let (l, t) = (essential_name(local.name), essential_name(targ.name));
                 return Ok(l.is_empty() || t.is_empty() || l == t);
             }
             (TypeBody::Int(_), _) => {
@@ -68,7 +61,9 @@ pub(crate) fn fields_are_compat(
             _ => return Ok(false),
         }
     }
-    Err("type chain too deep while checking field compatibility".into())
+    Err(CompatError::TooDeep(
+        "type chain too deep while checking field compatibility",
+    ))
 }
 
 pub(crate) fn types_are_compat(
@@ -88,10 +83,7 @@ fn types_are_compat_at(
     level: i32,
 ) -> CompatResult {
     // The unresolved kinds must agree too (a typedef matches only a typedef).
-    if !kinds_core_compat(
-        local_btf.kind_of(local_id).map_err(s)?,
-        targ_btf.kind_of(targ_id).map_err(s)?,
-    ) {
+    if !kinds_core_compat(local_btf.kind_of(local_id)?, targ_btf.kind_of(targ_id)?) {
         return Ok(false);
     }
     let (mut local_id, mut targ_id) = (local_id, targ_id);
@@ -132,21 +124,23 @@ fn types_are_compat_at(
                 }
                 for (lp, tp) in local_params.iter().zip(targ_params) {
                     if level <= 0 {
-                        return Err("function prototype nesting too deep".into());
+                        return Err(CompatError::TooDeep("function prototype nesting too deep"));
                     }
-                    let l = local_btf.skip_mods_and_typedefs(lp.ty).map_err(s)?;
-                    let t = targ_btf.skip_mods_and_typedefs(tp.ty).map_err(s)?;
+                    let l = local_btf.skip_mods_and_typedefs(lp.ty)?;
+                    let t = targ_btf.skip_mods_and_typedefs(tp.ty)?;
                     if !types_are_compat_at(local_btf, l, targ_btf, t, level - 1)? {
                         return Ok(false);
                     }
                 }
-                local_id = local_btf.skip_mods_and_typedefs(*local_ret).map_err(s)?;
-                targ_id = targ_btf.skip_mods_and_typedefs(*targ_ret).map_err(s)?;
+                local_id = local_btf.skip_mods_and_typedefs(*local_ret)?;
+                targ_id = targ_btf.skip_mods_and_typedefs(*targ_ret)?;
             }
             _ => return Ok(false),
         }
     }
-    Err("type chain too deep while checking type compatibility".into())
+    Err(CompatError::TooDeep(
+        "type chain too deep while checking type compatibility",
+    ))
 }
 
 /// Name equality modulo flavors; an anonymous target only matches an anonymous local.
@@ -154,7 +148,7 @@ fn names_match(local: &str, targ: &str) -> bool {
     if targ.is_empty() {
         return local.is_empty();
     }
-    essential(local) == essential(targ)
+    essential_name(local) == essential_name(targ)
 }
 
 pub(crate) fn types_match(
@@ -175,7 +169,9 @@ fn types_match_at(
     level: i32,
 ) -> CompatResult {
     if level <= 0 {
-        return Err("type nesting too deep while matching types".into());
+        return Err(CompatError::TooDeep(
+            "type nesting too deep while matching types",
+        ));
     }
     let (mut local_id, mut targ_id) = (local_id, targ_id);
     for _ in 0..MAX_DEPTH {
@@ -194,22 +190,7 @@ fn types_match_at(
                     _ => false,
                 });
             }
-            TypeBody::Enum { size, values, .. } => {
-                let TypeBody::Enum {
-                    size: targ_size,
-                    values: targ_values,
-                    ..
-                } = &targ.body
-                else {
-                    return Ok(false);
-                };
-                if size != targ_size || values.len() > targ_values.len() {
-                    return Ok(false);
-                }
-                return Ok(values
-                    .iter()
-                    .all(|v| targ_values.iter().any(|t| names_match(v.name, t.name))));
-            }
+            TypeBody::Enum { .. } => return Ok(enums_match(&local, &targ)),
             TypeBody::Composite { .. } => {
                 if behind_ptr {
                     return Ok(match &targ.body {
@@ -270,7 +251,29 @@ fn types_match_at(
             _ => return Ok(false),
         }
     }
-    Err("type chain too deep while matching types".into())
+    Err(CompatError::TooDeep(
+        "type chain too deep while matching types",
+    ))
+}
+
+/// Same size, and every local enumerator (by essential name) in the target.
+fn enums_match(local: &Type<'_>, targ: &Type<'_>) -> bool {
+    let (
+        TypeBody::Enum { size, values, .. },
+        TypeBody::Enum {
+            size: targ_size,
+            values: targ_values,
+            ..
+        },
+    ) = (&local.body, &targ.body)
+    else {
+        return false;
+    };
+    size == targ_size
+        && values.len() <= targ_values.len()
+        && values
+            .iter()
+            .all(|v| targ_values.iter().any(|t| names_match(v.name, t.name)))
 }
 
 fn composites_match(

@@ -8,8 +8,9 @@
 //! array indices.
 
 use super::compat::{fields_are_compat, types_are_compat, types_match};
+use super::error::SpecError;
 use super::kind::RelocKind;
-use crate::btf::{essential_name_len, Btf, Kind, TypeBody};
+use crate::btf::{essential_name, Btf, Kind, TypeBody};
 
 /// Longest access path accepted, as libbpf.
 pub(crate) const MAX_SPEC_LEN: usize = 64;
@@ -33,26 +34,22 @@ pub(crate) struct Spec<'a> {
     pub bit_offset: u64,
 }
 
-type SpecResult<T> = Result<T, String>;
-
-fn err<T>(what: impl std::fmt::Display) -> SpecResult<T> {
-    Err(what.to_string())
-}
+type SpecResult<T> = Result<T, SpecError>;
 
 pub(crate) fn parse_access_string(access: &str) -> SpecResult<Vec<u32>> {
     if access.is_empty() || access.starts_with(':') {
-        return err(format!("malformed access string {access:?}"));
+        return Err(SpecError::Malformed(access.to_string()));
     }
     let mut raw = Vec::new();
     for part in access.split(':') {
         if raw.len() == MAX_SPEC_LEN {
-            return err("access string too long");
+            return Err(SpecError::TooLong);
         }
         let idx: u32 = part
             .parse()
-            .map_err(|_| format!("malformed access string {access:?}"))?;
+            .map_err(|_| SpecError::Malformed(access.to_string()))?;
         if idx > i32::MAX as u32 {
-            return err("access index out of range");
+            return Err(SpecError::IndexOutOfRange);
         }
         raw.push(idx);
     }
@@ -72,8 +69,10 @@ fn add_bits(bit_offset: &mut u64, idx: u32, size: u32) -> SpecResult<()> {
     let add = (idx as u64)
         .checked_mul(size as u64)
         .and_then(|v| v.checked_mul(8))
-        .ok_or("offset overflow")?;
-    *bit_offset = bit_offset.checked_add(add).ok_or("offset overflow")?;
+        .ok_or(SpecError::OffsetOverflow)?;
+    *bit_offset = bit_offset
+        .checked_add(add)
+        .ok_or(SpecError::OffsetOverflow)?;
     Ok(())
 }
 
@@ -93,26 +92,22 @@ pub(crate) fn parse_spec<'a>(
         bit_offset: 0,
     };
     if access.is_empty() || access.starts_with(':') {
-        return err(format!("malformed access string {access:?}"));
+        return Err(SpecError::Malformed(access.to_string()));
     }
     if kind.is_type_based() {
         if access != "0" {
-            return err(format!(
-                "type-based relocation needs access string \"0\", got {access:?}"
-            ));
+            return Err(SpecError::NotTypeAccess(access.to_string()));
         }
         return Ok(spec);
     }
     spec.raw = parse_access_string(access)?;
     let first = spec.raw[0];
-    let mut id = btf
-        .skip_mods_and_typedefs(root_type_id)
-        .map_err(|e| e.to_string())?;
-    let root = btf.type_by_id(id).map_err(|e| e.to_string())?;
+    let mut id = btf.skip_mods_and_typedefs(root_type_id)?;
+    let root = btf.type_by_id(id)?;
 
     if kind.is_enumval_based() {
         if !root.kind.is_any_enum() || spec.raw.len() > 1 || first as usize >= root.vlen() {
-            return err("enum value relocation must index an enumerator of an enum");
+            return Err(SpecError::NotEnumerator);
         }
         let name = root.enum_values()[first as usize].name;
         spec.accessors.push(Accessor {
@@ -123,24 +118,24 @@ pub(crate) fn parse_spec<'a>(
         return Ok(spec);
     }
     if !kind.is_field_based() {
-        return err("unknown relocation kind");
+        return Err(SpecError::UnknownKind);
     }
     spec.accessors.push(Accessor {
         type_id: id,
         idx: first,
         name: None,
     });
-    let size = btf.resolve_size(id).map_err(|e| e.to_string())?;
+    let size = btf.resolve_size(id)?;
     add_bits(&mut spec.bit_offset, first, size)?;
 
     for (step, &idx) in spec.raw.clone().iter().enumerate().skip(1) {
-        id = btf.skip_mods_and_typedefs(id).map_err(|e| e.to_string())?;
-        let t = btf.type_by_id(id).map_err(|e| e.to_string())?;
+        id = btf.skip_mods_and_typedefs(id)?;
+        let t = btf.type_by_id(id)?;
         match &t.body {
             TypeBody::Composite { members, .. } => {
                 let member = members
                     .get(idx as usize)
-                    .ok_or_else(|| format!("member index {idx} out of range at step {step}"))?;
+                    .ok_or(SpecError::MemberOutOfRange { idx, step })?;
                 spec.bit_offset += member.bit_offset as u64;
                 if !member.name.is_empty() {
                     spec.accessors.push(Accessor {
@@ -152,35 +147,30 @@ pub(crate) fn parse_spec<'a>(
                 id = member.ty;
             }
             TypeBody::Array(array) => {
-                let elem = btf
-                    .skip_mods_and_typedefs(array.elem)
-                    .map_err(|e| e.to_string())?;
+                let elem = btf.skip_mods_and_typedefs(array.elem)?;
                 let flex = is_flex_array(btf, spec.accessors.last(), array.len);
                 if !flex && idx >= array.len {
-                    return err(format!("array index {idx} out of range at step {step}"));
+                    return Err(SpecError::ArrayIndexOutOfRange { idx, step });
                 }
                 spec.accessors.push(Accessor {
                     type_id: elem,
                     idx,
                     name: None,
                 });
-                let size = btf.resolve_size(elem).map_err(|e| e.to_string())?;
+                let size = btf.resolve_size(elem)?;
                 add_bits(&mut spec.bit_offset, idx, size)?;
                 id = elem;
             }
             _ => {
-                return err(format!(
-                "access step {step} reaches type #{id} of kind {}, not a struct, union or array",
-                t.kind
-            ))
+                return Err(SpecError::NotComposite {
+                    step,
+                    id,
+                    kind: t.kind,
+                })
             }
         }
     }
     Ok(spec)
-}
-
-fn essential(name: &str) -> &str {
-    &name[..essential_name_len(name)]
 }
 
 /// Tries to match `local` against candidate `targ_id` in `targ_btf`.
@@ -207,20 +197,18 @@ pub(crate) fn spec_match<'a>(
         return Ok(matched.then_some(targ));
     }
     let Some(local_first) = local.accessors.first() else {
-        return err("empty local spec");
+        return Err(SpecError::Empty);
     };
 
     if local.kind.is_enumval_based() {
-        let id = targ_btf
-            .skip_mods_and_typedefs(targ_id)
-            .map_err(|e| e.to_string())?;
-        let t = targ_btf.type_by_id(id).map_err(|e| e.to_string())?;
+        let id = targ_btf.skip_mods_and_typedefs(targ_id)?;
+        let t = targ_btf.type_by_id(id)?;
         if !t.kind.is_any_enum() {
             return Ok(None);
         }
-        let wanted = essential(local_first.name.unwrap_or(""));
+        let wanted = essential_name(local_first.name.unwrap_or(""));
         for (i, value) in t.enum_values().iter().enumerate() {
-            if essential(value.name) == wanted {
+            if essential_name(value.name) == wanted {
                 targ.accessors.push(Accessor {
                     type_id: id,
                     idx: i as u32,
@@ -235,9 +223,7 @@ pub(crate) fn spec_match<'a>(
 
     let mut targ_id = targ_id;
     for (i, local_acc) in local.accessors.iter().enumerate() {
-        targ_id = targ_btf
-            .skip_mods_and_typedefs(targ_id)
-            .map_err(|e| e.to_string())?;
+        targ_id = targ_btf.skip_mods_and_typedefs(targ_id)?;
         if local_acc.name.is_some() {
             let mut next = targ_id;
             if !match_member(
@@ -248,7 +234,7 @@ pub(crate) fn spec_match<'a>(
             targ_id = next;
         } else {
             if i > 0 {
-                let t = targ_btf.type_by_id(targ_id).map_err(|e| e.to_string())?;
+                let t = targ_btf.type_by_id(targ_id)?;
                 let TypeBody::Array(array) = t.body else {
                     return Ok(None);
                 };
@@ -256,12 +242,10 @@ pub(crate) fn spec_match<'a>(
                 if !flex && local_acc.idx >= array.len {
                     return Ok(None);
                 }
-                targ_id = targ_btf
-                    .skip_mods_and_typedefs(array.elem)
-                    .map_err(|e| e.to_string())?;
+                targ_id = targ_btf.skip_mods_and_typedefs(array.elem)?;
             }
             if targ.raw.len() == MAX_SPEC_LEN {
-                return err("struct/union/array nesting too deep");
+                return Err(SpecError::TooDeep);
             }
             targ.accessors.push(Accessor {
                 type_id: targ_id,
@@ -269,7 +253,7 @@ pub(crate) fn spec_match<'a>(
                 name: None,
             });
             targ.raw.push(local_acc.idx);
-            let size = targ_btf.resolve_size(targ_id).map_err(|e| e.to_string())?;
+            let size = targ_btf.resolve_size(targ_id)?;
             add_bits(&mut targ.bit_offset, local_acc.idx, size)?;
         }
     }
@@ -286,24 +270,20 @@ fn match_member<'a>(
     spec: &mut Spec<'a>,
     next_targ_id: &mut u32,
 ) -> SpecResult<bool> {
-    let targ_id = targ_btf
-        .skip_mods_and_typedefs(targ_id)
-        .map_err(|e| e.to_string())?;
-    let targ_type = targ_btf.type_by_id(targ_id).map_err(|e| e.to_string())?;
+    let targ_id = targ_btf.skip_mods_and_typedefs(targ_id)?;
+    let targ_type = targ_btf.type_by_id(targ_id)?;
     if !targ_type.kind.is_composite() {
         return Ok(false);
     }
-    let local_type = local_btf
-        .type_by_id(local_acc.type_id)
-        .map_err(|e| e.to_string())?;
+    let local_type = local_btf.type_by_id(local_acc.type_id)?;
     let local_member = *local_type
         .members()
         .get(local_acc.idx as usize)
-        .ok_or("local member index out of range")?;
+        .ok_or(SpecError::LocalMemberOutOfRange)?;
 
     for (i, member) in targ_type.members().iter().enumerate() {
         if spec.raw.len() == MAX_SPEC_LEN {
-            return err("struct/union/array nesting too deep");
+            return Err(SpecError::TooDeep);
         }
         spec.bit_offset += member.bit_offset as u64;
         spec.raw.push(i as u32);

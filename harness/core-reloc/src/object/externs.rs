@@ -6,7 +6,9 @@
 use super::ObjectError;
 use crate::btf::{Btf, Kind, TypeBody, INT_BOOL, INT_SIGNED};
 
+/// The section of kconfig externs.
 pub const KCONFIG_SECTION: &str = ".kconfig";
+/// The section of ksym and kfunc externs.
 pub const KSYMS_SECTION: &str = ".ksyms";
 
 /// How a `.kconfig` extern's bytes are typed, as libbpf tells them apart.
@@ -19,7 +21,10 @@ pub enum KconfigType {
     /// `enum libbpf_tristate`: n=0, y=1, m=2.
     Tristate,
     /// 2-, 4- or 8-byte int.
-    Int { signed: bool },
+    Int {
+        /// Signed.
+        signed: bool,
+    },
     /// `char[N]`: a quoted string, NUL-terminated, cut to N-1 bytes.
     CharArray,
 }
@@ -29,22 +34,35 @@ pub enum KconfigType {
 pub enum ExternKind {
     /// A value read from the `.kconfig` map at `offset`.
     Kconfig {
+        /// How the value is written.
         ty: KconfigType,
+        /// Size in bytes.
         size: u32,
+        /// Alignment in bytes.
         align: u32,
+        /// Byte offset in the `.kconfig` map.
         offset: u32,
     },
     /// A `__ksym` variable with a type: the kernel's BTF VAR of that name.
-    TypedKsym { local_type: u32 },
+    TypedKsym {
+        /// Its type in the object's BTF.
+        local_type: u32,
+    },
     /// A `__ksym` declared `const void`: the kernel symbol's address (from kallsyms).
     TypelessKsym,
     /// A kernel function called from BPF (`BPF_PSEUDO_KFUNC_CALL`).
-    Kfunc { proto: u32 },
+    Kfunc {
+        /// Its FUNC_PROTO in the object's BTF.
+        proto: u32,
+    },
 }
 
+/// An `extern` variable or function the object declares, for the loader to resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extern {
+    /// Its name (a `___flavor` suffix allowed).
     pub name: String,
+    /// What it is.
     pub kind: ExternKind,
     /// `__weak`: may stay unresolved (then it reads as 0, or a call is poisoned).
     pub weak: bool,
@@ -55,7 +73,7 @@ pub struct Extern {
 impl Extern {
     /// The name without a `___flavor` suffix: what is looked up in the kernel.
     pub fn essential_name(&self) -> &str {
-        &self.name[..crate::btf::essential_name_len(&self.name)]
+        crate::btf::essential_name(&self.name)
     }
 }
 

@@ -5,6 +5,7 @@ use super::ObjectError;
 use crate::btf::{Btf, Kind, TypeBody};
 use crate::bytes::u32_at;
 
+/// `BPF_MAP_TYPE_ARRAY`.
 pub const MAP_TYPE_ARRAY: u32 = 2;
 /// `BPF_F_RDONLY_PROG`: programs may only read the map (used for `.rodata`).
 pub const MAP_F_RDONLY_PROG: u32 = 1 << 7;
@@ -14,34 +15,51 @@ pub const MAP_F_MMAPABLE: u32 = 1 << 10;
 /// Largest global data section accepted; bounds `.bss` allocations.
 pub const MAX_DATA_SECTION: u64 = 64 << 20;
 
+/// Where a map comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapKind {
+    /// A BTF-defined map in `.maps`.
     BtfDefined,
+    /// A legacy `struct bpf_map_def` in `maps`.
     Legacy,
+    /// `.data`: initialised globals.
     Data,
+    /// `.rodata`: constants, frozen.
     Rodata,
+    /// `.bss`: zeroed globals.
     Bss,
     /// `.kconfig`: the values of the object's kconfig externs, filled by the loader, frozen.
     Kconfig,
 }
 
+/// A map to create, as the object describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapSpec {
     /// Symbol name for `.maps`/`maps` maps, section name for data maps.
     pub name: String,
+    /// Where it comes from.
     pub kind: MapKind,
+    /// `BPF_MAP_TYPE_*`.
     pub map_type: u32,
+    /// Key size in bytes.
     pub key_size: u32,
+    /// Value size in bytes.
     pub value_size: u32,
+    /// Capacity.
     pub max_entries: u32,
+    /// `BPF_F_*` creation flags.
     pub map_flags: u32,
+    /// NUMA node (with `BPF_F_NUMA_NODE`).
     pub numa_node: u32,
+    /// Map-type specific extra (bloom filter hashes...).
     pub map_extra: u64,
     /// Initial contents of the single value of a data map.
     pub initial_value: Option<Vec<u8>>,
     /// Freeze after initialising (`.rodata`).
     pub freeze: bool,
+    /// Key type in the object's BTF (0: none).
     pub btf_key_type_id: u32,
+    /// Value type in the object's BTF (0: none).
     pub btf_value_type_id: u32,
     /// `__uint(pinning, ...)`: 0 none, 1 `LIBBPF_PIN_BY_NAME`.
     pub pinning: u32,
@@ -77,6 +95,43 @@ impl MapSpec {
             .collect()
     }
 
+    /// A map with nothing set yet but where it comes from.
+    fn new(name: String, kind: MapKind, section_index: usize, offset: u64) -> MapSpec {
+        MapSpec {
+            name,
+            kind,
+            map_type: 0,
+            key_size: 0,
+            value_size: 0,
+            max_entries: 0,
+            map_flags: 0,
+            numa_node: 0,
+            map_extra: 0,
+            initial_value: None,
+            freeze: false,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            values_offset: None,
+            struct_ops: None,
+            section_index,
+            offset,
+        }
+    }
+
+    /// An array of one value of `value_size` bytes (key 0).
+    fn single_value(self, value_size: u32) -> MapSpec {
+        MapSpec {
+            map_type: MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size,
+            max_entries: 1,
+            ..self
+        }
+    }
+
     pub(crate) fn data(
         name: &str,
         kind: MapKind,
@@ -99,30 +154,15 @@ impl MapSpec {
             .and_then(|ids| ids.first().copied())
             .unwrap_or(0);
         Ok(MapSpec {
-            name: name.to_string(),
-            kind,
-            map_type: MAP_TYPE_ARRAY,
-            key_size: 4,
-            value_size: size as u32,
-            max_entries: 1,
             map_flags: if kind == MapKind::Rodata {
                 MAP_F_RDONLY_PROG
             } else {
                 0
             },
-            numa_node: 0,
-            map_extra: 0,
             initial_value: Some(initial),
             freeze: kind == MapKind::Rodata,
-            btf_key_type_id: 0,
             btf_value_type_id: value_type,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index,
-            offset: 0,
+            ..MapSpec::new(name.to_string(), kind, section_index, 0).single_value(size as u32)
         })
     }
 
@@ -133,27 +173,13 @@ impl MapSpec {
             .map(|b| b.ids_by_name(Kind::DataSec, super::KCONFIG_SECTION))
             .and_then(|ids| ids.first().copied())
             .unwrap_or(0);
+        let name = super::KCONFIG_SECTION.to_string();
         MapSpec {
-            name: super::KCONFIG_SECTION.to_string(),
-            kind: MapKind::Kconfig,
-            map_type: MAP_TYPE_ARRAY,
-            key_size: 4,
-            value_size: size,
-            max_entries: 1,
             map_flags: MAP_F_RDONLY_PROG,
-            numa_node: 0,
-            map_extra: 0,
             initial_value: Some(vec![0; size as usize]),
             freeze: true,
-            btf_key_type_id: 0,
             btf_value_type_id: value_type,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index: usize::MAX,
-            offset: 0,
+            ..MapSpec::new(name, MapKind::Kconfig, usize::MAX, 0).single_value(size)
         }
     }
 
@@ -173,26 +199,12 @@ impl MapSpec {
             )));
         };
         Ok(MapSpec {
-            name: name.to_string(),
-            kind: MapKind::Legacy,
             map_type,
             key_size,
             value_size,
             max_entries,
             map_flags: field(4).unwrap_or(0),
-            numa_node: 0,
-            map_extra: 0,
-            initial_value: None,
-            freeze: false,
-            btf_key_type_id: 0,
-            btf_value_type_id: 0,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index,
-            offset,
+            ..MapSpec::new(name.to_string(), MapKind::Legacy, section_index, offset)
         })
     }
 
@@ -229,28 +241,7 @@ impl MapSpec {
         if def.kind != Kind::Struct {
             return Err(bad("definition is not a struct"));
         }
-        let mut spec = MapSpec {
-            name: name.clone(),
-            kind: MapKind::BtfDefined,
-            map_type: 0,
-            key_size: 0,
-            value_size: 0,
-            max_entries: 0,
-            map_flags: 0,
-            numa_node: 0,
-            map_extra: 0,
-            initial_value: None,
-            freeze: false,
-            btf_key_type_id: 0,
-            btf_value_type_id: 0,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
-            struct_ops: None,
-            section_index,
-            offset,
-        };
+        let mut spec = MapSpec::new(name.clone(), MapKind::BtfDefined, section_index, offset);
         for member in def.members() {
             match member.name {
                 "type" => spec.map_type = uint_member(btf, member.ty).map_err(&bad)?,
@@ -377,29 +368,14 @@ impl MapSpec {
             )));
         };
         Ok(MapSpec {
-            name,
-            kind: MapKind::BtfDefined,
             map_type: MAP_TYPE_STRUCT_OPS,
-            key_size: 4,
-            value_size: size,
-            max_entries: 1,
             map_flags: if link { MAP_F_LINK } else { 0 },
-            numa_node: 0,
-            map_extra: 0,
-            initial_value: None,
-            freeze: false,
-            btf_key_type_id: 0,
             btf_value_type_id: struct_id,
-            pinning: 0,
-            inner: None,
-            init_slots: Vec::new(),
-            values_offset: None,
             struct_ops: Some(StructOps {
                 type_name: st.name.to_string(),
                 members: Vec::new(),
             }),
-            section_index,
-            offset,
+            ..MapSpec::new(name, MapKind::BtfDefined, section_index, offset).single_value(size)
         })
     }
 }

@@ -27,16 +27,22 @@ use std::collections::{BTreeMap, HashMap};
 const EM_BPF: u16 = 247;
 const SHF_EXECINSTR: u64 = 0x4;
 
+/// Why an ELF file is not a usable BPF object.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum ObjectError {
+    /// Not a readable ELF file.
     #[error("ELF: {0}")]
     Elf(String),
+    /// An ELF file, but not for BPF.
     #[error("not a BPF object: {0}")]
     NotBpf(&'static str),
+    /// Its `.BTF` is unreadable.
     #[error(".BTF: {0}")]
     Btf(#[from] BtfError),
+    /// Its `.BTF.ext` is unreadable.
     #[error(".BTF.ext: {0}")]
     BtfExt(#[from] BtfExtError),
+    /// Sections, symbols or relocations that contradict each other.
     #[error("{0}")]
     Malformed(String),
 }
@@ -56,6 +62,7 @@ pub struct Program {
     pub section: String,
     /// `enum bpf_prog_type`; 0 when the section name follows no convention.
     pub program_type: u32,
+    /// `enum bpf_attach_type` the section name implies, if any.
     pub expected_attach_type: Option<u32>,
     /// Attach target for tp_btf/, fentry/, raw_tp/ ... sections.
     pub attach_to: Option<String>,
@@ -154,6 +161,7 @@ fn data_section_kind(name: &str) -> Option<MapKind> {
 }
 
 impl Object {
+    /// Parses a BPF ELF object: programs, maps, externs, BTF and `.BTF.ext`, relocations.
     pub fn parse(elf: &[u8]) -> Result<Object, ObjectError> {
         let file = ElfFile64::<Endianness>::parse(elf)?;
         if !file.is_little_endian() {
@@ -162,103 +170,11 @@ impl Object {
         if file.elf_header().e_machine.get(file.endian()) != EM_BPF {
             return Err(ObjectError::NotBpf("e_machine is not EM_BPF"));
         }
-
-        let mut license = String::new();
-        let mut kernel_version = 0;
-        let mut btf = None;
-        let mut btf_ext_raw = None;
-        let mut code: Vec<CodeSection> = Vec::new();
-        let mut code_by_elf: HashMap<usize, usize> = HashMap::new();
-        // (elf index, name, size, bytes or None for NOBITS, kind)
-        let mut data_sections = Vec::new();
-        let mut section_sizes: HashMap<String, (usize, u64)> = HashMap::new();
-        let mut maps_section = None;
-        let mut legacy_maps_section = None;
-        let mut struct_ops_sections = Vec::new();
-
-        for section in file.sections() {
-            let index = section.index().0;
-            let Ok(name) = section.name() else { continue };
-            let flags = match section.flags() {
-                SectionFlags::Elf { sh_flags } => sh_flags,
-                _ => 0,
-            };
-            section_sizes.insert(name.to_string(), (index, section.size()));
-            match name {
-                "license" => {
-                    let data = section.data()?;
-                    license = cstr_at(data, 0)
-                        .or_else(|| std::str::from_utf8(data).ok())
-                        .unwrap_or("")
-                        .to_string();
-                }
-                "version" => kernel_version = u32_at(section.data()?, 0).unwrap_or(0),
-                ".BTF" => btf = Some(Btf::parse(section.data()?)?),
-                ".BTF.ext" => btf_ext_raw = Some(section.data()?),
-                ".maps" => maps_section = Some(index),
-                ".struct_ops" | ".struct_ops.link" => {
-                    struct_ops_sections.push((index, name.to_string()))
-                }
-                "maps" => legacy_maps_section = Some(index),
-                _ if flags & SHF_EXECINSTR != 0 => {
-                    let data = section.data()?;
-                    if data.is_empty() {
-                        continue;
-                    }
-                    if data.len() % INSN_SIZE != 0 {
-                        return Err(ObjectError::Malformed(format!(
-                            "code section {name} is {} bytes, not a multiple of 8",
-                            data.len()
-                        )));
-                    }
-                    code_by_elf.insert(index, code.len());
-                    code.push(CodeSection {
-                        name: name.to_string(),
-                        insns: data.to_vec(),
-                        relocs: BTreeMap::new(),
-                    });
-                }
-                _ => {
-                    if let Some(kind) = data_section_kind(name) {
-                        if section.size() == 0 {
-                            continue;
-                        }
-                        let bytes = if kind == MapKind::Bss {
-                            None
-                        } else {
-                            Some(section.data()?)
-                        };
-                        data_sections.push((index, name.to_string(), section.size(), bytes, kind));
-                    }
-                }
-            }
-        }
-
-        let mut symbols = Vec::new();
-        let mut symbol_slot: HashMap<usize, usize> = HashMap::new();
-        for sym in file.symbols() {
-            symbol_slot.insert(sym.index().0, symbols.len());
-            symbols.push(Sym {
-                name: sym.name().unwrap_or("").to_string(),
-                section: sym.section_index().map(|s| s.0),
-                value: sym.address(),
-                size: sym.size(),
-                kind: sym.kind(),
-                undefined_global: sym.is_undefined()
-                    && (sym.is_global() || sym.is_weak())
-                    && !matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
-                    && !sym.name().unwrap_or("").is_empty(),
-                weak: sym.is_weak(),
-                hidden: matches!(
-                    sym.flags(),
-                    object::SymbolFlags::Elf { st_other, .. } if st_other & 0x3 == object::elf::STV_HIDDEN
-                ),
-            });
-        }
-
-        if let Some(btf) = btf.as_mut() {
-            fix_datasecs(btf, &section_sizes, &symbols)?;
-            if let Some(&(text, _)) = section_sizes.get(".text") {
+        let mut sections = Sections::scan(&file)?;
+        let (symbols, symbol_slot) = read_symbols(&file);
+        if let Some(btf) = sections.btf.as_mut() {
+            fix_datasecs(btf, &sections.sizes, &symbols)?;
+            if let Some(&(text, _)) = sections.sizes.get(".text") {
                 mark_hidden_subprograms_static(btf, text, &symbols)?;
             }
         }
@@ -270,121 +186,25 @@ impl Object {
                 weak: s.weak,
             })
             .collect();
-        let (externs, kconfig_size) = externs::collect(btf.as_mut(), &undefined)?;
-
-        let mut maps = Vec::new();
-        if let Some(index) = legacy_maps_section {
-            legacy_maps(&file, index, &symbols, &mut maps)?;
-        }
-        if let Some(index) = maps_section {
-            let btf = btf
-                .as_ref()
-                .ok_or_else(|| ObjectError::Malformed(".maps section without .BTF".into()))?;
-            btf_maps(btf, index, &symbols, &mut maps)?;
-        }
-        if let Some(index) = maps_section {
-            collect_map_init_slots(&file, index, &symbols, &symbol_slot, &mut maps)?;
-        }
-        for (index, name) in &struct_ops_sections {
-            let btf = btf
-                .as_ref()
-                .ok_or_else(|| ObjectError::Malformed(format!("{name} section without .BTF")))?;
-            struct_ops_maps(&file, btf, *index, name, &symbols, &symbol_slot, &mut maps)?;
-        }
-        for (index, name, size, bytes, kind) in &data_sections {
-            maps.push(MapSpec::data(
-                name,
-                *kind,
-                *index,
-                *size,
-                *bytes,
-                btf.as_ref(),
-            )?);
-        }
-        if kconfig_size > 0 {
-            maps.push(MapSpec::kconfig(kconfig_size, btf.as_ref()));
-        }
-
-        let mut functions = Vec::new();
-        let mut programs = Vec::new();
-        for sym in &symbols {
-            if sym.kind != SymbolKind::Text || sym.size == 0 {
-                continue;
-            }
-            let Some(&code_index) = sym.section.and_then(|s| code_by_elf.get(&s)) else {
-                continue;
-            };
-            let section = &code[code_index];
-            if sym.value % INSN_SIZE as u64 != 0 || sym.size % INSN_SIZE as u64 != 0 {
-                return Err(ObjectError::Malformed(format!(
-                    "function {} is not instruction aligned",
-                    sym.name
-                )));
-            }
-            let start = (sym.value / INSN_SIZE as u64) as usize;
-            let len = (sym.size / INSN_SIZE as u64) as usize;
-            if start
-                .checked_add(len)
-                .is_none_or(|end| end > section.insn_count())
-            {
-                return Err(ObjectError::Malformed(format!(
-                    "function {} runs past its section {}",
-                    sym.name, section.name
-                )));
-            }
-            if section.name != ".text" {
-                let kind = section_type(&section.name);
-                programs.push(Program {
-                    name: sym.name.clone(),
-                    section: section.name.clone(),
-                    program_type: kind.as_ref().map_or(prog_type::UNSPEC, |k| k.program_type),
-                    expected_attach_type: kind.as_ref().and_then(|k| k.expected_attach_type),
-                    attach_to: kind.as_ref().and_then(|k| k.attach_to.clone()),
-                    prog_flags: kind.as_ref().map_or(0, |k| k.prog_flags),
-                    attach_target: kind
-                        .as_ref()
-                        .map_or(AttachTarget::None, |k| k.attach_target),
-                    kernel_btf_target: kind.as_ref().and_then(|k| k.kernel_btf_target()),
-                    test_run: kind.as_ref().is_some_and(|k| k.test_run),
-                    function: functions.len(),
-                });
-            }
-            functions.push(Function {
-                name: sym.name.clone(),
-                code: code_index,
-                start,
-                len,
-            });
-        }
-        functions.sort_by_key(|f| (f.code, f.start));
-        // Keep program -> function links valid after sorting.
-        for program in &mut programs {
-            program.function = functions
-                .iter()
-                .position(|f| f.name == program.name && code[f.code].name == program.section)
-                .unwrap_or(usize::MAX);
-        }
-        programs.sort_by_key(|p| p.function);
-
+        let (externs, kconfig_size) = externs::collect(sections.btf.as_mut(), &undefined)?;
+        let maps = sections.maps(&file, &symbols, &symbol_slot, kconfig_size)?;
+        let (functions, programs) = functions_and_programs(&symbols, &sections)?;
+        let mut code = std::mem::take(&mut sections.code);
         for section in file.sections() {
-            let Some(&code_index) = code_by_elf.get(&section.index().0) else {
+            let Some(&code_index) = sections.code_by_elf.get(&section.index().0) else {
                 continue;
             };
             for (offset, reloc) in section.relocations() {
-                let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+                let Some(sym) = reloc_symbol(&reloc, &symbols, &symbol_slot, "relocation")? else {
                     continue;
                 };
-                let sym = symbol_slot
-                    .get(&sym_index.0)
-                    .and_then(|&slot| symbols.get(slot))
-                    .ok_or_else(|| ObjectError::Malformed("relocation symbol missing".into()))?;
                 let decoded = classify_reloc(
                     &code[code_index],
                     offset,
                     sym,
-                    &code_by_elf,
+                    &sections.code_by_elf,
                     &maps,
-                    &data_sections,
+                    &sections.data,
                     &externs,
                 )?;
                 if let Some((insn_index, reloc)) = decoded {
@@ -392,16 +212,14 @@ impl Object {
                 }
             }
         }
-
-        let btf_ext = match btf_ext_raw {
+        let btf_ext = match sections.btf_ext_raw {
             Some(raw) => Some(BtfExt::parse(raw)?),
             None => None,
         };
-
         Ok(Object {
-            license,
-            kernel_version,
-            btf,
+            license: sections.license,
+            kernel_version: sections.kernel_version,
+            btf: sections.btf,
             btf_ext,
             programs,
             maps,
@@ -416,6 +234,7 @@ impl Object {
         &self.programs
     }
 
+    /// The entry program named `name`.
     pub fn program(&self, name: &str) -> Option<&Program> {
         self.programs.iter().find(|p| p.name == name)
     }
@@ -425,10 +244,12 @@ impl Object {
         &self.maps
     }
 
+    /// The `license` section's string.
     pub fn license(&self) -> &str {
         &self.license
     }
 
+    /// The legacy `version` section's value (0 when absent).
     pub fn kernel_version(&self) -> u32 {
         self.kernel_version
     }
@@ -438,6 +259,7 @@ impl Object {
         self.btf.as_ref()
     }
 
+    /// The object's `.BTF.ext`, if any.
     pub fn btf_ext(&self) -> Option<&BtfExt> {
         self.btf_ext.as_ref()
     }
@@ -551,6 +373,243 @@ fn classify_reloc(
     ))
 }
 
+/// What the section headers of an object say, read in one pass.
+#[derive(Default)]
+struct Sections<'data> {
+    license: String,
+    kernel_version: u32,
+    btf: Option<Btf>,
+    btf_ext_raw: Option<&'data [u8]>,
+    code: Vec<CodeSection>,
+    /// ELF section index -> index in `code`.
+    code_by_elf: HashMap<usize, usize>,
+    data: Vec<DataSection<'data>>,
+    /// Section name -> (ELF index, size), for DATASEC sizes.
+    sizes: HashMap<String, (usize, u64)>,
+    maps_section: Option<usize>,
+    legacy_maps_section: Option<usize>,
+    struct_ops: Vec<(usize, String)>,
+}
+
+impl<'data> Sections<'data> {
+    fn scan(file: &ElfFile64<'data, Endianness>) -> Result<Sections<'data>, ObjectError> {
+        let mut out = Sections::default();
+        for section in file.sections() {
+            let index = section.index().0;
+            let Ok(name) = section.name() else { continue };
+            let flags = match section.flags() {
+                SectionFlags::Elf { sh_flags } => sh_flags,
+                _ => 0,
+            };
+            out.sizes.insert(name.to_string(), (index, section.size()));
+            match name {
+                "license" => {
+                    let data = section.data()?;
+                    out.license = cstr_at(data, 0)
+                        .or_else(|| std::str::from_utf8(data).ok())
+                        .unwrap_or("")
+                        .to_string();
+                }
+                "version" => out.kernel_version = u32_at(section.data()?, 0).unwrap_or(0),
+                ".BTF" => out.btf = Some(Btf::parse(section.data()?)?),
+                ".BTF.ext" => out.btf_ext_raw = Some(section.data()?),
+                ".maps" => out.maps_section = Some(index),
+                ".struct_ops" | ".struct_ops.link" => {
+                    out.struct_ops.push((index, name.to_string()))
+                }
+                "maps" => out.legacy_maps_section = Some(index),
+                _ if flags & SHF_EXECINSTR != 0 => {
+                    let data = section.data()?;
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if data.len() % INSN_SIZE != 0 {
+                        return Err(ObjectError::Malformed(format!(
+                            "code section {name} is {} bytes, not a multiple of 8",
+                            data.len()
+                        )));
+                    }
+                    out.code_by_elf.insert(index, out.code.len());
+                    out.code.push(CodeSection {
+                        name: name.to_string(),
+                        insns: data.to_vec(),
+                        relocs: BTreeMap::new(),
+                    });
+                }
+                _ => {
+                    let Some(kind) = data_section_kind(name) else {
+                        continue;
+                    };
+                    if section.size() == 0 {
+                        continue;
+                    }
+                    let bytes = if kind == MapKind::Bss {
+                        None
+                    } else {
+                        Some(section.data()?)
+                    };
+                    out.data
+                        .push((index, name.to_string(), section.size(), bytes, kind));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every map: legacy, then BTF-defined (with their `.values` slots), struct_ops, global
+    /// data, and the `.kconfig` map when externs need one.
+    fn maps(
+        &self,
+        file: &ElfFile64<'data, Endianness>,
+        symbols: &[Sym],
+        symbol_slot: &HashMap<usize, usize>,
+        kconfig_size: u32,
+    ) -> Result<Vec<MapSpec>, ObjectError> {
+        let btf = self.btf.as_ref();
+        let mut maps = Vec::new();
+        if let Some(index) = self.legacy_maps_section {
+            legacy_maps(file, index, symbols, &mut maps)?;
+        }
+        if let Some(index) = self.maps_section {
+            let btf =
+                btf.ok_or_else(|| ObjectError::Malformed(".maps section without .BTF".into()))?;
+            btf_maps(btf, index, symbols, &mut maps)?;
+            collect_map_init_slots(file, index, symbols, symbol_slot, &mut maps)?;
+        }
+        for (index, name) in &self.struct_ops {
+            let btf =
+                btf.ok_or_else(|| ObjectError::Malformed(format!("{name} section without .BTF")))?;
+            struct_ops_maps(file, btf, *index, name, symbols, symbol_slot, &mut maps)?;
+        }
+        for (index, name, size, bytes, kind) in &self.data {
+            maps.push(MapSpec::data(name, *kind, *index, *size, *bytes, btf)?);
+        }
+        if kconfig_size > 0 {
+            maps.push(MapSpec::kconfig(kconfig_size, btf));
+        }
+        Ok(maps)
+    }
+}
+
+/// The symbol table, and ELF symbol index -> position in it.
+fn read_symbols(file: &ElfFile64<Endianness>) -> (Vec<Sym>, HashMap<usize, usize>) {
+    let mut symbols = Vec::new();
+    let mut symbol_slot: HashMap<usize, usize> = HashMap::new();
+    for sym in file.symbols() {
+        symbol_slot.insert(sym.index().0, symbols.len());
+        symbols.push(Sym {
+            name: sym.name().unwrap_or("").to_string(),
+            section: sym.section_index().map(|s| s.0),
+            value: sym.address(),
+            size: sym.size(),
+            kind: sym.kind(),
+            undefined_global: sym.is_undefined()
+                && (sym.is_global() || sym.is_weak())
+                && !matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
+                && !sym.name().unwrap_or("").is_empty(),
+            weak: sym.is_weak(),
+            hidden: matches!(
+                sym.flags(),
+                object::SymbolFlags::Elf { st_other, .. } if st_other & 0x3 == object::elf::STV_HIDDEN
+            ),
+        });
+    }
+    (symbols, symbol_slot)
+}
+
+/// Every function symbol of a code section, sorted by place; those outside `.text` are also
+/// entry programs (what their section name says about them included).
+fn functions_and_programs(
+    symbols: &[Sym],
+    sections: &Sections<'_>,
+) -> Result<(Vec<Function>, Vec<Program>), ObjectError> {
+    let (code, code_by_elf) = (&sections.code, &sections.code_by_elf);
+    let mut functions = Vec::new();
+    let mut programs = Vec::new();
+    for sym in symbols {
+        if sym.kind != SymbolKind::Text || sym.size == 0 {
+            continue;
+        }
+        let Some(&code_index) = sym.section.and_then(|s| code_by_elf.get(&s)) else {
+            continue;
+        };
+        let section = &code[code_index];
+        if sym.value % INSN_SIZE as u64 != 0 || sym.size % INSN_SIZE as u64 != 0 {
+            return Err(ObjectError::Malformed(format!(
+                "function {} is not instruction aligned",
+                sym.name
+            )));
+        }
+        let start = (sym.value / INSN_SIZE as u64) as usize;
+        let len = (sym.size / INSN_SIZE as u64) as usize;
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > section.insn_count())
+        {
+            return Err(ObjectError::Malformed(format!(
+                "function {} runs past its section {}",
+                sym.name, section.name
+            )));
+        }
+        if section.name != ".text" {
+            programs.push(program_of(sym, &section.name, functions.len()));
+        }
+        functions.push(Function {
+            name: sym.name.clone(),
+            code: code_index,
+            start,
+            len,
+        });
+    }
+    functions.sort_by_key(|f| (f.code, f.start));
+    // Keep program -> function links valid after sorting.
+    for program in &mut programs {
+        program.function = functions
+            .iter()
+            .position(|f| f.name == program.name && code[f.code].name == program.section)
+            .unwrap_or(usize::MAX);
+    }
+    programs.sort_by_key(|p| p.function);
+    Ok((functions, programs))
+}
+
+/// The entry program of function symbol `sym` in section `section`.
+fn program_of(sym: &Sym, section: &str, function: usize) -> Program {
+    let kind = section_type(section);
+    Program {
+        name: sym.name.clone(),
+        section: section.to_string(),
+        program_type: kind.as_ref().map_or(prog_type::UNSPEC, |k| k.program_type),
+        expected_attach_type: kind.as_ref().and_then(|k| k.expected_attach_type),
+        attach_to: kind.as_ref().and_then(|k| k.attach_to.clone()),
+        prog_flags: kind.as_ref().map_or(0, |k| k.prog_flags),
+        attach_target: kind
+            .as_ref()
+            .map_or(AttachTarget::None, |k| k.attach_target),
+        kernel_btf_target: kind.as_ref().and_then(|k| k.kernel_btf_target()),
+        test_run: kind.as_ref().is_some_and(|k| k.test_run),
+        function,
+    }
+}
+
+/// The symbol an ELF relocation targets (`None`: it targets no symbol); `what` names the
+/// relocation in the error when the symbol is not in the table.
+fn reloc_symbol<'s>(
+    reloc: &object::Relocation,
+    symbols: &'s [Sym],
+    symbol_slot: &HashMap<usize, usize>,
+    what: &str,
+) -> Result<Option<&'s Sym>, ObjectError> {
+    let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+        return Ok(None);
+    };
+    symbol_slot
+        .get(&sym_index.0)
+        .and_then(|&slot| symbols.get(slot))
+        .map(Some)
+        .ok_or_else(|| ObjectError::Malformed(format!("{what} symbol missing")))
+}
+
 /// `.values = { [i] = &x }` of map-in-map and prog_array definitions: ELF relocations in `.maps`
 /// at `values[i]` against the inner map's or the program's symbol.
 fn collect_map_init_slots(
@@ -562,13 +621,9 @@ fn collect_map_init_slots(
 ) -> Result<(), ObjectError> {
     let section = file.section_by_index(object::SectionIndex(index))?;
     for (offset, reloc) in section.relocations() {
-        let object::RelocationTarget::Symbol(sym_index) = reloc.target() else {
+        let Some(sym) = reloc_symbol(&reloc, symbols, symbol_slot, ".maps relocation")? else {
             continue;
         };
-        let sym = symbol_slot
-            .get(&sym_index.0)
-            .and_then(|&slot| symbols.get(slot))
-            .ok_or_else(|| ObjectError::Malformed(".maps relocation symbol missing".into()))?;
         let owner = maps
             .iter_mut()
             .filter(|m| m.kind == MapKind::BtfDefined && m.section_index == index)

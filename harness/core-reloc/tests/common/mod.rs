@@ -1,32 +1,35 @@
-//! Compiles C fixtures with clang-19 into the test target's temporary directory.
+//! The committed ELF fixtures: `tests/fixtures/obj/*.o`, built from the C sources beside them by
+//! `scripts/build-engine-fixtures.sh` (which `.ci/run` checks rebuild byte for byte), so these
+//! tests need no compiler.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// Compiles `tests/fixtures/{name}.c` with extra `defines`, returning the object bytes.
-pub fn compile(name: &str, defines: &[&str]) -> Vec<u8> {
-    // Installs clang-19 as the harness would, or fails saying what to run.
-    host_tools::ensure_bpf_toolchain_for_tests();
-    let src = fixtures_dir().join(format!("{name}.c"));
-    let tag = defines.join("").replace(['-', '='], "_");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}{tag}.bpf.o"));
-    let status = Command::new("clang-19")
-        .args(["-g", "-O2", "-target", "bpf", "-c"])
-        .arg("-I")
-        .arg(fixtures_dir())
-        .args(defines)
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run clang-19 (needed to build BPF fixtures): {e}"));
-    assert!(status.success(), "clang-19 failed on {}", src.display());
-    std::fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()))
+/// The object built from `tests/fixtures/{name}.c` with `defines` (at most one `-DNAME[=V]`,
+/// named as the build script names it: `core_layouts` + `-DTARGET_LAYOUT` is
+/// `obj/core_layouts-TARGET_LAYOUT.o`).
+pub fn fixture_object(name: &str, defines: &[&str]) -> Vec<u8> {
+    let tag: String = defines
+        .iter()
+        .map(|d| d.trim_start_matches("-D").replace('=', ""))
+        .collect::<Vec<_>>()
+        .join("-");
+    let file = if tag.is_empty() {
+        format!("{name}.o")
+    } else {
+        format!("{name}-{tag}.o")
+    };
+    let path = fixtures_dir().join("obj").join(file);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e} (add the variant to scripts/build-engine-fixtures.sh and run it)",
+            path.display()
+        )
+    })
 }
 
 /// Decodes instruction `i` of a raw stream as (code, dst, src, off, imm).

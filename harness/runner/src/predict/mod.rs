@@ -6,26 +6,26 @@ pub mod reloc_table;
 
 use std::collections::BTreeMap;
 
-use core_reloc::{Btf, Object};
+use core_reloc::{Btf, CoreDecision, Object};
 use guest_protocol::RelocationReport;
 
 /// Per program: its decisions, or why relocation failed as a whole.
 pub type ObjectPrediction = BTreeMap<String, Result<Vec<RelocationReport>, String>>;
 
-/// Relocates every program of `object` against `target`.
+/// The report of one decision, as the guest agent writes it (`load.rs`).
+pub fn report(program: &str, d: &CoreDecision) -> RelocationReport {
+    RelocationReport::new(program, d.insn_index, d.kind, &d.access, &d.outcome)
+}
+
+/// Decides every program of `object` against `target` (the engine's decide step: nothing is
+/// linked or patched).
 pub fn predict(object: &Object, target: &Btf) -> ObjectPrediction {
     object
         .programs()
         .iter()
         .map(|program| {
-            let decisions = core_reloc::relocate_program(object, &program.name, target)
-                .map(|relocated| {
-                    relocated
-                        .core
-                        .iter()
-                        .map(|d| RelocationReport::from_decision(&program.name, d))
-                        .collect()
-                })
+            let decisions = core_reloc::predict_program(object, &program.name, target)
+                .map(|decisions| decisions.iter().map(|d| report(&program.name, d)).collect())
                 .map_err(|e| e.to_string());
             (program.name.clone(), decisions)
         })

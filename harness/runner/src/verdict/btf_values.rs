@@ -135,29 +135,7 @@ fn render_type(btf: &Btf, id: u32, bytes: &[u8], depth: usize, out: &mut String)
             size,
             signed,
             values,
-        } => {
-            let raw = bytes.get(..*size as usize).ok_or(())?;
-            let unsigned = le_u64(raw).ok_or(())?;
-            let value = if *signed {
-                sign_extend(unsigned, raw.len()) as u64
-            } else {
-                unsigned
-            };
-            let width_mask = if raw.len() >= 8 {
-                u64::MAX
-            } else {
-                (1u64 << (raw.len() * 8)) - 1
-            };
-            match values.iter().find(|v| v.value & width_mask == unsigned) {
-                Some(v) => out.push_str(v.name),
-                None if *signed => {
-                    let _ = write!(out, "{}", value as i64);
-                }
-                None => {
-                    let _ = write!(out, "{value}");
-                }
-            }
-        }
+        } => render_enum(*size, *signed, values, bytes, out)?,
         TypeBody::Ptr { .. } => {
             let raw = bytes.get(..8).ok_or(())?;
             let _ = write!(out, "0x{:x}", le_u64(raw).ok_or(())?);
@@ -173,82 +151,147 @@ fn render_type(btf: &Btf, id: u32, bytes: &[u8], depth: usize, out: &mut String)
             }
             _ => return Err(()),
         },
-        TypeBody::Array(array) => {
-            let elem_size = btf.resolve_size(array.elem).map_err(|_| ())? as usize;
-            let len = array.len as usize;
-            if elem_size == 0 || bytes.len() < elem_size.checked_mul(len).ok_or(())? {
-                return Err(());
-            }
-            if elem_size == 1 && is_char(btf, array.elem) {
-                let text = &bytes[..len];
-                let end = text.iter().position(|&b| b == 0).unwrap_or(len);
-                let _ = write!(out, "{:?}", String::from_utf8_lossy(&text[..end]));
-                return Ok(());
-            }
-            out.push('[');
-            for i in 0..len.min(MAX_ELEMENTS) {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                render_type(btf, array.elem, &bytes[i * elem_size..], depth + 1, out)?;
-            }
-            if len > MAX_ELEMENTS {
-                let _ = write!(out, ", ... ({} more)", len - MAX_ELEMENTS);
-            }
-            out.push(']');
-        }
+        TypeBody::Array(array) => render_array(btf, array, bytes, depth, out)?,
         TypeBody::Composite { size, members } if ty.kind == Kind::Struct => {
-            let size = *size as usize;
-            if bytes.len() < size {
-                return Err(());
-            }
-            out.push_str("{ ");
-            for (i, member) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                let name = if member.name.is_empty() {
-                    "(anon)"
-                } else {
-                    member.name
-                };
-                let _ = write!(out, "{name}: ");
-                if member.bitfield_size > 0 {
-                    let bits = bitfield(bytes, member.bit_offset, member.bitfield_size).ok_or(())?;
-                    let _ = write!(out, "{bits}");
-                } else {
-                    let start = (member.bit_offset / 8) as usize;
-                    render_type(
-                        btf,
-                        member.ty,
-                        bytes.get(start..).ok_or(())?,
-                        depth + 1,
-                        out,
-                    )?;
-                }
-            }
-            out.push_str(" }");
+            render_struct(btf, *size, members, bytes, depth, out)?
         }
-        TypeBody::DataSec { vars, .. } => {
-            out.push_str("{ ");
-            for (i, var) in vars.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                let var_type = btf.type_by_id(var.ty).map_err(|_| ())?;
-                let TypeBody::Var { ty, .. } = var_type.body else {
-                    return Err(());
-                };
-                let start = var.offset as usize;
-                let end = start.checked_add(var.size as usize).ok_or(())?;
-                let _ = write!(out, "{}: ", var_type.name);
-                render_type(btf, ty, bytes.get(start..end).ok_or(())?, depth + 1, out)?;
-            }
-            out.push_str(" }");
-        }
+        TypeBody::DataSec { vars, .. } => render_datasec(btf, vars, bytes, depth, out)?,
         // Unions, forward declarations, functions: no single reading.
         _ => return Err(()),
     }
+    Ok(())
+}
+
+/// An enum's value as its enumerator's name, or the number where none matches.
+fn render_enum(
+    size: u32,
+    signed: bool,
+    values: &[core_reloc::btf::EnumValue<'_>],
+    bytes: &[u8],
+    out: &mut String,
+) -> Result<(), ()> {
+    let raw = bytes.get(..size as usize).ok_or(())?;
+    let unsigned = le_u64(raw).ok_or(())?;
+    let value = if signed {
+        sign_extend(unsigned, raw.len()) as u64
+    } else {
+        unsigned
+    };
+    let width_mask = if raw.len() >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (raw.len() * 8)) - 1
+    };
+    match values.iter().find(|v| v.value & width_mask == unsigned) {
+        Some(v) => out.push_str(v.name),
+        None if signed => {
+            let _ = write!(out, "{}", value as i64);
+        }
+        None => {
+            let _ = write!(out, "{value}");
+        }
+    }
+    Ok(())
+}
+
+/// An array: `char` arrays as text, others element by element (the first few).
+fn render_array(
+    btf: &Btf,
+    array: &core_reloc::btf::ArrayType,
+    bytes: &[u8],
+    depth: usize,
+    out: &mut String,
+) -> Result<(), ()> {
+    let elem_size = btf.resolve_size(array.elem).map_err(|_| ())? as usize;
+    let len = array.len as usize;
+    if elem_size == 0 || bytes.len() < elem_size.checked_mul(len).ok_or(())? {
+        return Err(());
+    }
+    if elem_size == 1 && is_char(btf, array.elem) {
+        let text = &bytes[..len];
+        let end = text.iter().position(|&b| b == 0).unwrap_or(len);
+        let _ = write!(out, "{:?}", String::from_utf8_lossy(&text[..end]));
+        return Ok(());
+    }
+    out.push('[');
+    for i in 0..len.min(MAX_ELEMENTS) {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        render_type(btf, array.elem, &bytes[i * elem_size..], depth + 1, out)?;
+    }
+    if len > MAX_ELEMENTS {
+        let _ = write!(out, ", ... ({} more)", len - MAX_ELEMENTS);
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// A struct, member by member (bitfields as their numbers).
+fn render_struct(
+    btf: &Btf,
+    size: u32,
+    members: &[core_reloc::btf::Member<'_>],
+    bytes: &[u8],
+    depth: usize,
+    out: &mut String,
+) -> Result<(), ()> {
+    let size = size as usize;
+    if bytes.len() < size {
+        return Err(());
+    }
+    out.push_str("{ ");
+    for (i, member) in members.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let name = if member.name.is_empty() {
+            "(anon)"
+        } else {
+            member.name
+        };
+        let _ = write!(out, "{name}: ");
+        if member.bitfield_size > 0 {
+            let bits = bitfield(bytes, member.bit_offset, member.bitfield_size).ok_or(())?;
+            let _ = write!(out, "{bits}");
+        } else {
+            let start = (member.bit_offset / 8) as usize;
+            render_type(
+                btf,
+                member.ty,
+                bytes.get(start..).ok_or(())?,
+                depth + 1,
+                out,
+            )?;
+        }
+    }
+    out.push_str(" }");
+    Ok(())
+}
+
+/// A data section (`.bss`, `.data`, `.rodata`), variable by variable.
+fn render_datasec(
+    btf: &Btf,
+    vars: &[core_reloc::btf::VarSecInfo],
+    bytes: &[u8],
+    depth: usize,
+    out: &mut String,
+) -> Result<(), ()> {
+    out.push_str("{ ");
+    for (i, var) in vars.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let var_type = btf.type_by_id(var.ty).map_err(|_| ())?;
+        let TypeBody::Var { ty, .. } = var_type.body else {
+            return Err(());
+        };
+        let start = var.offset as usize;
+        let end = start.checked_add(var.size as usize).ok_or(())?;
+        let _ = write!(out, "{}: ", var_type.name);
+        render_type(btf, ty, bytes.get(start..end).ok_or(())?, depth + 1, out)?;
+    }
+    out.push_str(" }");
     Ok(())
 }
 

@@ -32,6 +32,22 @@ pub fn compare_with_expectation(
 ) -> Result<(), String> {
     let program_type = types.program_types.get(program).copied();
     let mut problems = Vec::new();
+    check_results(output, expect, program_type, &mut problems);
+    check_maps(output, expect, types, &mut problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// The return value and the output packet (or each packet's of a sequence).
+fn check_results(
+    output: &RunOutput,
+    expect: &Expectation,
+    program_type: Option<u32>,
+    problems: &mut Vec<String>,
+) {
     if let Some(retval) = expect.retval {
         if output.per_packet.is_empty() && output.retval != retval {
             problems.push(format!(
@@ -78,6 +94,15 @@ pub fn compare_with_expectation(
             ));
         }
     }
+}
+
+/// The entries `maps` names, and with `maps_exact` no other entry.
+fn check_maps(
+    output: &RunOutput,
+    expect: &Expectation,
+    types: &ObjectTypes,
+    problems: &mut Vec<String>,
+) {
     for wanted in &expect.maps {
         let Some(dump) = output.maps.iter().find(|d| d.name == wanted.map) else {
             problems.push(format!("map {}: not dumped by the agent", wanted.map));
@@ -125,11 +150,6 @@ pub fn compare_with_expectation(
                 ));
             }
         }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
     }
 }
 

@@ -171,29 +171,86 @@ pub fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectType
 /// kernels side together, then each difference with every group's value.
 fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &str) -> String {
     let program_type = types.program_types.get(program).copied();
-    let mut what = Vec::new();
-    let mut body = String::new();
-    let first = &groups[0];
     let width = groups.iter().map(|g| g.label().len()).max().unwrap_or(0);
-    if groups.iter().any(|g| g.key.retval != first.key.retval) {
-        what.push("return value".to_string());
-        body.push_str("\nreturn value:");
-        for g in groups {
-            let _ = write!(
-                body,
-                "\n  {:<width$}  {}",
-                g.label(),
-                readable::retval(program_type, g.key.retval)
-            );
+    let mut found = Differences::default();
+    return_values(groups, program_type, width, &mut found);
+    outputs(groups, &mut found);
+    sequence(groups, program_type, width, &mut found);
+    let names: std::collections::BTreeSet<&String> =
+        groups.iter().flat_map(|g| g.key.maps.keys()).collect();
+    for name in names {
+        let states: Vec<Option<&ComparableMap>> =
+            groups.iter().map(|g| g.key.maps.get(name)).collect();
+        if states.iter().all(|s| *s == states[0]) {
+            continue;
+        }
+        found.what(format!("map {name}"));
+        found
+            .body
+            .push_str(&map_disagreement(name, groups, types, width));
+    }
+    let sides: Vec<String> = groups.iter().map(Group::label).collect();
+    for g in groups {
+        found.body.push_str(&printk_section(&g.label(), g.output));
+    }
+    // Notes (unsupported, refused, ignored maps) go last, one per line.
+    for note in notes.split("; ").filter(|n| !n.is_empty()) {
+        let _ = write!(found.body, "\n{note}");
+    }
+    format!(
+        "kernels disagree on {}: {}{}",
+        found.what.join(", "),
+        sides.join(" | "),
+        found.body
+    )
+}
+
+/// What differs (for the headline) and how (the body), as the sections below find it.
+#[derive(Default)]
+struct Differences {
+    what: Vec<String>,
+    body: String,
+}
+
+impl Differences {
+    fn what(&mut self, item: String) {
+        if !self.what.contains(&item) {
+            self.what.push(item);
         }
     }
+}
+
+fn return_values(
+    groups: &[Group],
+    program_type: Option<u32>,
+    width: usize,
+    found: &mut Differences,
+) {
+    let first = &groups[0];
+    if groups.iter().all(|g| g.key.retval == first.key.retval) {
+        return;
+    }
+    found.what("return value".to_string());
+    found.body.push_str("\nreturn value:");
+    for g in groups {
+        let _ = write!(
+            found.body,
+            "\n  {:<width$}  {}",
+            g.label(),
+            readable::retval(program_type, g.key.retval)
+        );
+    }
+}
+
+/// The output packet and context of each kernel against the first one's.
+fn outputs(groups: &[Group], found: &mut Differences) {
+    let first = &groups[0];
+    let empty = Vec::new();
     for g in &groups[1..] {
         if g.key.data_out != first.key.data_out {
-            if !what.iter().any(|w| w == "output packet") {
-                what.push("output packet".to_string());
-            }
+            found.what("output packet".to_string());
             let _ = write!(
-                body,
+                found.body,
                 "\noutput packet, {} vs {}:\n{}",
                 first.label(),
                 g.label(),
@@ -206,12 +263,9 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
             );
         }
         if g.key.ctx_out != first.key.ctx_out {
-            if !what.iter().any(|w| w == "ctx_out") {
-                what.push("ctx_out".to_string());
-            }
-            let empty = Vec::new();
+            found.what("ctx_out".to_string());
             let _ = write!(
-                body,
+                found.body,
                 "\nctx_out, {} vs {}:\n{}",
                 first.label(),
                 g.label(),
@@ -224,6 +278,10 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
             );
         }
     }
+}
+
+/// Each packet of a `packets` sequence whose result differs between kernels.
+fn sequence(groups: &[Group], program_type: Option<u32>, width: usize, found: &mut Differences) {
     let packets = groups
         .iter()
         .map(|g| g.key.per_packet.len())
@@ -235,8 +293,8 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
         if results.iter().all(|r| *r == results[0]) {
             continue;
         }
-        what.push(format!("packet {}", i + 1));
-        let _ = write!(body, "\npacket {} of the sequence:", i + 1);
+        found.what(format!("packet {}", i + 1));
+        let _ = write!(found.body, "\npacket {} of the sequence:", i + 1);
         for (g, r) in groups.iter().zip(&results) {
             let shown = match r {
                 Some(r) => format!(
@@ -246,49 +304,26 @@ fn disagreement(groups: &[Group], types: &ObjectTypes, program: &str, notes: &st
                 ),
                 None => "no result".to_string(),
             };
-            let _ = write!(body, "\n  {:<width$}  {shown}", g.label());
+            let _ = write!(found.body, "\n  {:<width$}  {shown}", g.label());
         }
-        if let Some(Some(first_result)) = results.first() {
-            for (g, r) in groups.iter().zip(&results).skip(1) {
-                if let Some(r) = r.filter(|r| r.data_out != first_result.data_out) {
-                    let _ = write!(
-                        body,
-                        "\n{}",
-                        readable::hex_diff(
-                            &groups[0].label(),
-                            &first_result.data_out,
-                            &g.label(),
-                            &r.data_out
-                        )
-                    );
-                }
+        let Some(Some(first_result)) = results.first() else {
+            continue;
+        };
+        for (g, r) in groups.iter().zip(&results).skip(1) {
+            if let Some(r) = r.filter(|r| r.data_out != first_result.data_out) {
+                let _ = write!(
+                    found.body,
+                    "\n{}",
+                    readable::hex_diff(
+                        &groups[0].label(),
+                        &first_result.data_out,
+                        &g.label(),
+                        &r.data_out
+                    )
+                );
             }
         }
     }
-    let names: std::collections::BTreeSet<&String> =
-        groups.iter().flat_map(|g| g.key.maps.keys()).collect();
-    for name in names {
-        let states: Vec<Option<&ComparableMap>> =
-            groups.iter().map(|g| g.key.maps.get(name)).collect();
-        if states.iter().all(|s| *s == states[0]) {
-            continue;
-        }
-        what.push(format!("map {name}"));
-        body.push_str(&map_disagreement(name, groups, types, width));
-    }
-    let sides: Vec<String> = groups.iter().map(Group::label).collect();
-    for g in groups {
-        body.push_str(&printk_section(&g.label(), g.output));
-    }
-    // Notes (unsupported, refused, ignored maps) go last, one per line.
-    for note in notes.split("; ").filter(|n| !n.is_empty()) {
-        let _ = write!(body, "\n{note}");
-    }
-    format!(
-        "kernels disagree on {}: {}{body}",
-        what.join(", "),
-        sides.join(" | ")
-    )
 }
 
 /// Every key whose value is not the same in all groups, with each group's value (decoded);
