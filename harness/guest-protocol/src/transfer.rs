@@ -36,6 +36,7 @@ pub const SHARED_REGION_BYTES: usize = 32 << 20;
 pub const SHARED_BUNDLE_BYTES: usize = 16 << 20;
 /// The results' area: frames the agent appends, announced over the port (`region_notice`).
 pub const SHARED_RESULTS_OFFSET: usize = SHARED_BUNDLE_BYTES;
+/// The results' area's size: the rest of the region (frames beyond it go over the port).
 pub const SHARED_RESULTS_BYTES: usize = SHARED_REGION_BYTES - SHARED_RESULTS_OFFSET;
 /// QEMU's ivshmem PCI vendor and device ids, as sysfs prints them.
 pub const SHARED_REGION_PCI_IDS: (&str, &str) = ("0x1af4", "0x1110");
