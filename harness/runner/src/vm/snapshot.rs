@@ -75,6 +75,9 @@ pub struct SnapshotTarget<'a> {
 pub struct Snapshot {
     pub dir: PathBuf,
     pub meta: SnapshotMeta,
+    /// The state file's CRC-32 was checked; when not, the restore checks it while QEMU loads
+    /// the file (both from the page cache), before the guest runs.
+    pub state_verified: bool,
 }
 
 impl Snapshot {
@@ -234,8 +237,23 @@ fn crc32_file(path: &Path) -> std::io::Result<(u64, u32)> {
     Ok((total, hasher.finalize()))
 }
 
-/// The snapshot when it is complete and whole: meta readable, of this key, state matching it.
-fn load_existing(dir: &Path, key: &str) -> Result<Option<Snapshot>, String> {
+/// What a damaged state file's error says (the caller tells a damaged snapshot by it).
+const DAMAGED: &str = "is damaged:";
+
+fn damaged(state: &Path, (bytes, crc): (u64, u32), meta: &SnapshotMeta) -> Option<String> {
+    (bytes != meta.state_bytes || crc != meta.state_crc32).then(|| {
+        format!(
+            "{} {DAMAGED} {bytes} bytes with CRC-32 {crc:08x}, saved as {} bytes with {:08x}",
+            state.display(),
+            meta.state_bytes,
+            meta.state_crc32
+        )
+    })
+}
+
+/// The snapshot when it is complete and whole: meta readable, of this key, state matching it
+/// (its size always; its CRC-32 when `verify`).
+fn load_existing(dir: &Path, key: &str, verify: bool) -> Result<Option<Snapshot>, String> {
     let meta_path = dir.join("meta.json");
     let text = match std::fs::read_to_string(&meta_path) {
         Ok(text) => text,
@@ -248,18 +266,23 @@ fn load_existing(dir: &Path, key: &str) -> Result<Option<Snapshot>, String> {
         return Err(format!("{} is of another key", meta_path.display()));
     }
     let state = dir.join("state");
-    let (bytes, crc) = crc32_file(&state).map_err(|e| format!("{}: {e}", state.display()))?;
-    if bytes != meta.state_bytes || crc != meta.state_crc32 {
-        return Err(format!(
-            "{} is damaged: {bytes} bytes with CRC-32 {crc:08x}, saved as {} bytes with {:08x}",
-            state.display(),
-            meta.state_bytes,
-            meta.state_crc32
-        ));
+    if verify {
+        let sum = crc32_file(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+        if let Some(why) = damaged(&state, sum, &meta) {
+            return Err(why);
+        }
+    } else {
+        let bytes = std::fs::metadata(&state)
+            .map_err(|e| format!("{}: {e}", state.display()))?
+            .len();
+        if let Some(why) = damaged(&state, (bytes, meta.state_crc32), &meta) {
+            return Err(why);
+        }
     }
     Ok(Some(Snapshot {
         dir: dir.to_path_buf(),
         meta,
+        state_verified: verify,
     }))
 }
 
@@ -311,12 +334,21 @@ fn discard(dir: &Path) {
 /// The kernel's ready snapshot: the cached one when it is whole, else a new one (a damaged
 /// one is discarded with a note first). Built under the image's cache lock.
 pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapshot, String> {
+    ensure_with(target, rebuild, true).await
+}
+
+/// [`ensure`]; an existing snapshot's CRC-32 is left to the restore unless `verify`.
+async fn ensure_with(
+    target: &SnapshotTarget<'_>,
+    rebuild: bool,
+    verify: bool,
+) -> Result<Snapshot, String> {
     let guest = snapshot_guest(target);
     let key = key_for(target, &guest).await?;
     let dir = ready_dir(target).join(&key);
     let kernel = &guest.kernel;
     if !rebuild {
-        match load_existing(&dir, &key) {
+        match load_existing(&dir, &key, verify) {
             Ok(Some(snapshot)) => return Ok(snapshot),
             Ok(None) => {}
             Err(why) => {
@@ -336,7 +368,7 @@ pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapsh
     .map_err(|e| format!("cannot lock the cache entry {cache_key}: {e}"))?;
     // Another run may have built it while this one waited.
     if !rebuild {
-        if let Ok(Some(snapshot)) = load_existing(&dir, &key) {
+        if let Ok(Some(snapshot)) = load_existing(&dir, &key, verify) {
             return Ok(snapshot);
         }
     }
@@ -379,7 +411,11 @@ pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapsh
         meta.state_bytes >> 20,
         meta.save_ms
     );
-    Ok(Snapshot { dir, meta })
+    Ok(Snapshot {
+        dir,
+        meta,
+        state_verified: true,
+    })
 }
 
 /// Per-run sockets, in a short directory of their own (see `qemu::run`).
@@ -585,7 +621,8 @@ pub async fn run(
     }
     let mut rebuild = false;
     for _ in 0..2 {
-        let snapshot = match ensure(target, rebuild).await {
+        // The state's checksum is checked while QEMU loads it (see `restore_with`).
+        let snapshot = match ensure_with(target, rebuild, false).await {
             Ok(snapshot) => snapshot,
             Err(why) => return Restored::Unavailable(format!("no ready snapshot: {why}")),
         };
@@ -597,6 +634,11 @@ pub async fn run(
         };
         match restore(target, &snapshot, &bytes, cancel.clone(), events.clone()).await {
             Ok(run) => return Restored::Ran(Box::new(run)),
+            Err(why) if why.contains(DAMAGED) => {
+                eprintln!("note: [{kernel}] ready snapshot discarded and rebuilt: {why}");
+                discard(&snapshot.dir);
+                rebuild = true;
+            }
             Err(why) => {
                 eprintln!(
                     "note: [{kernel}] ready snapshot {} did not restore ({why}): discarded, rebuilding",
@@ -802,6 +844,13 @@ async fn restore_with(
 ) -> Result<GuestRun, String> {
     // QEMU sizes a missing or empty file itself; one of another size it refuses.
     let _ = std::fs::remove_file(region);
+    // Taken by whoever awaits it first: the resumed VM before it runs, or a failed load that
+    // may have failed for the damage the checksum tells.
+    let checksum = std::sync::Mutex::new((!snapshot.state_verified).then(|| {
+        let state = snapshot.state();
+        tokio::task::spawn_blocking(move || crc32_file(&state))
+    }));
+    let damage = |sum: (u64, u32)| damaged(&snapshot.state(), sum, &snapshot.meta);
     let mut command = Command::new(guest.binary());
     command.args(snapshot_args(
         guest,
@@ -833,6 +882,17 @@ async fn restore_with(
             }
         }
         let paused_ms = started.elapsed().as_millis() as u64;
+        let pending = checksum.lock().ok().and_then(|mut c| c.take());
+        if let Some(pending) = pending {
+            let state = snapshot.state();
+            let sum = pending
+                .await
+                .map_err(|e| format!("checking {}: {e}", state.display()))?
+                .map_err(|e| format!("{}: {e}", state.display()))?;
+            if let Some(why) = damage(sum) {
+                return Err(why);
+            }
+        }
         // The region's content is part of the state just loaded: the bundle goes in after it.
         let to_send = match bundle {
             EncodedBundle::Shared { header, payload } => {
@@ -869,6 +929,15 @@ async fn restore_with(
     let (qmp, results, paused_ms, to_send) = match ended {
         Ok(r) => r,
         Err((why, status)) => {
+            // QEMU may have refused the state for the damage the checksum finds: say that.
+            let pending = checksum.lock().ok().and_then(|mut c| c.take());
+            if let Some(pending) = pending {
+                if let Ok(Ok(sum)) = pending.await {
+                    if let Some(damaged) = damage(sum) {
+                        return Err(damaged);
+                    }
+                }
+            }
             let why = with_output(why, &mut stdout, &mut stderr).await;
             // Killed by someone else while loading: that is what happened to this kernel's VM,
             // reported as after a fresh boot; the snapshot is not to blame.
@@ -1155,12 +1224,17 @@ mod tests {
             serde_json::to_vec(&meta).unwrap(),
         )
         .unwrap();
-        assert!(load_existing(dir.path(), "k").unwrap().is_some());
-        assert!(load_existing(dir.path(), "other").is_err());
+        assert!(load_existing(dir.path(), "k", true).unwrap().is_some());
+        assert!(load_existing(dir.path(), "other", true).is_err());
         std::fs::write(dir.path().join("state"), b"state bytez").unwrap();
-        let why = load_existing(dir.path(), "k").err().unwrap();
+        // Same size: only the checksum tells, when asked for.
+        assert!(load_existing(dir.path(), "k", false).unwrap().is_some());
+        let why = load_existing(dir.path(), "k", true).err().unwrap();
         assert!(why.contains("damaged"), "{why}");
-        assert!(load_existing(&dir.path().join("none"), "k")
+        std::fs::write(dir.path().join("state"), b"short").unwrap();
+        let why = load_existing(dir.path(), "k", false).err().unwrap();
+        assert!(why.contains(DAMAGED), "{why}");
+        assert!(load_existing(&dir.path().join("none"), "k", true)
             .unwrap()
             .is_none());
     }
