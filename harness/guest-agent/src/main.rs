@@ -14,6 +14,7 @@ mod memory;
 mod printk;
 mod ready;
 mod run_cases;
+mod shared_region;
 mod system;
 mod traffic;
 
@@ -159,6 +160,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     });
     let features = engine_features(bpf_loader::probe::btf_features());
 
+    // Where a guest's time goes, for the runner's log (and scripts/bench-critical-path.sh).
+    let mut loads_us = 0u128;
+    let mut cases_us = 0u128;
     let available_at_start = memory::available_kib();
     for object in &manifest.objects {
         // What the previous object's maps held comes back first (see memory.rs).
@@ -190,6 +194,7 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         let load_started = Instant::now();
         let loaded = load::load_object(bundle, object, &target, &features, &mut progress);
         let ours_us = load_started.elapsed().as_micros() as u64;
+        loads_us += u128::from(ours_us);
         if let Some(reference) = reference {
             // Our load's report first, unchanged, then the comparison beside it.
             if let Ok((_, report)) = &loaded {
@@ -210,7 +215,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
                     });
                 }
                 for case in cases {
+                    let case_started = Instant::now();
                     let result = run_cases::run_case(&loaded, case);
+                    cases_us += case_started.elapsed().as_micros();
                     channel.send(&GuestMessage::CaseResult(result));
                     // Test-only faults strike mid-test, after a first result: what was reported
                     // before must survive in the runner's record.
@@ -235,6 +242,13 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             }
         }
     }
+    channel.send(&GuestMessage::Log {
+        message: format!(
+            "agent time: objects loaded in {} ms, cases run in {} ms (results sent in between)",
+            loads_us / 1000,
+            cases_us / 1000
+        ),
+    });
     Ok(())
 }
 

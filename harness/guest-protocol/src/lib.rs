@@ -16,7 +16,10 @@ mod manifest;
 mod messages;
 mod transfer;
 
-pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
+pub use framing::{
+    frame, parse_region_notice, region_notice, FrameError, FrameScanner, FRAME_MAGIC,
+    REGION_NOTICE_MAGIC,
+};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
     CaseSpec, DataOverride, KernelBtfFile, LoadSettings, Manifest, MapSetting, MapWrite,
@@ -29,9 +32,11 @@ pub use messages::{
 };
 
 pub use transfer::{
-    decode as decode_bundle, decode_payload as decode_bundle_payload,
+    decode as decode_bundle, decode_payload as decode_bundle_payload, is_header_magic,
     parse_header as parse_bundle_header, BundleFile, BundleHeader, BundleTransfer, TransferError,
-    BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+    BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, BUNDLE_SHARED_MAGIC, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+    SHARED_BUNDLE_BYTES, SHARED_REGION_BAR, SHARED_REGION_BYTES, SHARED_REGION_PCI_IDS,
+    SHARED_RESULTS_BYTES, SHARED_RESULTS_OFFSET,
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.

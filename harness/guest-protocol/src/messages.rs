@@ -82,6 +82,10 @@ pub struct Ready {
     pub uptime_ms: u64,
     /// The guest's realtime clock, in ms since the epoch.
     pub clock_unix_ms: u64,
+    /// The agent sees the shared-memory region a bundle can travel in (an ivshmem PCI device):
+    /// the host sends through it only then, else over the port.
+    #[serde(default)]
+    pub shared_region: bool,
 }
 
 /// Outcome of relocating and loading one object.

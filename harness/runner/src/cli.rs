@@ -116,7 +116,8 @@ impl ObjectArgs {
 pub struct FetchArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Also build each kernel's ready snapshot (see `--snapshot` of a run)
+    /// Also build each kernel's ready snapshot, which runs start their guests from (unless
+    /// `--fresh-boot`)
     #[arg(long)]
     pub snapshot: bool,
 }
@@ -174,11 +175,12 @@ pub struct RunArgs {
     /// that the kernel translated what both loaded identically (up to map ids)
     #[arg(long)]
     pub libbpf: bool,
-    /// Start each guest from its kernel's ready snapshot (saved in the image cache on first
-    /// use: boot to the agent's ready point, QEMU migration to a file) instead of booting it
-    #[arg(long, conflicts_with = "fresh_boot")]
+    /// Accepted for compatibility: guests start from their kernel's ready snapshot by default
+    #[arg(long, hide = true, conflicts_with = "fresh_boot")]
     pub snapshot: bool,
-    /// Boot every guest from scratch with a per-run initramfs (today's default)
+    /// Boot every guest from scratch with a per-run initramfs, instead of restoring it from its
+    /// kernel's ready snapshot (the default: saved in the image cache on first use, by booting
+    /// to the agent's ready point and migrating QEMU to a file)
     #[arg(long)]
     pub fresh_boot: bool,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
@@ -253,6 +255,11 @@ pub enum ColorChoice {
 }
 
 impl RunArgs {
+    /// Whether guests start from ready snapshots: the default; `--snapshot` is the old opt-in.
+    pub fn restores_snapshots(&self) -> bool {
+        !self.fresh_boot
+    }
+
     /// libtest-mimic's arguments for reporting trials we have already judged.
     pub fn mimic_arguments(&self) -> libtest_mimic::Arguments {
         libtest_mimic::Arguments {
@@ -313,9 +320,9 @@ mod tests {
 
     #[test]
     fn snapshot_and_fresh_boot_exclude_each_other() {
-        assert!(!parse(&[]).run.snapshot);
-        assert!(parse(&["--snapshot"]).run.snapshot);
-        assert!(parse(&["--fresh-boot"]).run.fresh_boot);
+        assert!(parse(&[]).run.restores_snapshots());
+        assert!(parse(&["--snapshot"]).run.restores_snapshots());
+        assert!(!parse(&["--fresh-boot"]).run.restores_snapshots());
         let e = Cli::try_parse_from(["harness", "--snapshot", "--fresh-boot"]).unwrap_err();
         assert!(e.to_string().contains("cannot be used with"), "{e}");
         match parse(&["fetch", "--snapshot", "--kernel", "6.1"]).command {

@@ -165,7 +165,7 @@ fn guest_job(
         bundle,
         agent_path: prepared.agent_path.clone(),
         work: run_dir.join(&kernel.name),
-        snapshot_cache: args.snapshot.then(|| layout.images.clone()),
+        snapshot_cache: args.restores_snapshots().then(|| layout.images.clone()),
         retries: args.retries,
         setup_error,
     }
