@@ -341,6 +341,272 @@ struct RawDebian {
     packages: Vec<String>,
 }
 
+/// Validation of one matrix file: every error names the file, and the line and column of the
+/// value at fault; relative paths are resolved against the file's directory.
+struct Checker<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base: PathBuf,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn rel(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn mirror(&self, raw: Option<&Spanned<String>>) -> Result<Option<String>, ConfigError> {
+        let Some(m) = raw else {
+            return Ok(None);
+        };
+        let v = m.get_ref().trim().trim_end_matches('/').to_string();
+        if !(v.starts_with("http://") || v.starts_with("https://") || v.starts_with("file:/")) {
+            return Err(self.invalid(
+                Some(m.span()),
+                format!("`mirror` must be an http://, https:// or file:/ URL, found `{v}`"),
+            ));
+        }
+        Ok(Some(v))
+    }
+
+    fn secs(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() == 0 => Err(self.invalid(
+                Some(s.span()),
+                format!("`{key}` must be at least 1 (seconds)"),
+            )),
+            Some(s) if *s.get_ref() > MAX_TIMEOUT_S => Err(self.invalid(
+                Some(s.span()),
+                format!(
+                    "`{key}` must be at most {MAX_TIMEOUT_S} (seconds, one day), found {}",
+                    s.get_ref()
+                ),
+            )),
+            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+        }
+    }
+
+    fn mem(&self, v: &Option<Spanned<u32>>, default: u32) -> Result<u32, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() < 32 => Err(self.invalid(
+                Some(s.span()),
+                format!("`memory_mib` must be at least 32, found {}", s.get_ref()),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+        }
+    }
+
+    fn defaults(&self, d: &RawDefaults) -> Result<Defaults, ConfigError> {
+        let built_in = Defaults::default();
+        Ok(Defaults {
+            memory_mib: self.mem(&d.memory_mib, built_in.memory_mib)?,
+            boot_timeout: self.secs(&d.boot_timeout_s, "boot_timeout_s", built_in.boot_timeout)?,
+            test_timeout: self.secs(&d.test_timeout_s, "test_timeout_s", built_in.test_timeout)?,
+            guest_timeout: self.secs(
+                &d.guest_timeout_s,
+                "guest_timeout_s",
+                built_in.guest_timeout,
+            )?,
+            cmdline: d.cmdline.clone().unwrap_or_default(),
+        })
+    }
+
+    /// One `[[kernel]]` table, with `defaults` for what it leaves out.
+    fn kernel(&self, k: &RawKernel, defaults: &Defaults) -> Result<KernelEntry, ConfigError> {
+        let name = self.kernel_name(&k.name)?;
+        let source = self.source(&name, k)?;
+        Ok(KernelEntry {
+            arch: k.arch.unwrap_or(Arch::X86_64),
+            source,
+            memory_mib: self.mem(&k.memory_mib, defaults.memory_mib)?,
+            boot_timeout: self.secs(&k.boot_timeout_s, "boot_timeout_s", defaults.boot_timeout)?,
+            test_timeout: self.secs(&k.test_timeout_s, "test_timeout_s", defaults.test_timeout)?,
+            guest_timeout: self.secs(
+                &k.guest_timeout_s,
+                "guest_timeout_s",
+                defaults.guest_timeout,
+            )?,
+            cmdline: k
+                .cmdline
+                .clone()
+                .unwrap_or_else(|| defaults.cmdline.clone()),
+            enabled: k.enabled.unwrap_or(true),
+            group: self.group(&name, k.group.as_ref())?,
+            btf: k.btf.as_ref().map(|p| self.rel(p.get_ref())),
+            name,
+        })
+    }
+
+    fn kernel_name(&self, raw: &Spanned<String>) -> Result<String, ConfigError> {
+        let name = raw.get_ref().trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        {
+            return Err(self.invalid(
+                Some(raw.span()),
+                format!(
+                    "kernel name `{name}` must be non-empty and use only letters, digits, \
+                     `.`, `-`, `_` and `+`"
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
+    fn group(&self, name: &str, raw: Option<&Spanned<String>>) -> Result<String, ConfigError> {
+        let Some(g) = raw else {
+            return Ok(DEFAULT_GROUP.to_string());
+        };
+        let v = g.get_ref().trim();
+        if !valid_group_name(v) {
+            return Err(self.invalid(
+                Some(g.span()),
+                format!(
+                    "kernel `{name}`: group `{v}` must be non-empty and use only lowercase \
+                     letters, digits, `-` and `_`"
+                ),
+            ));
+        }
+        Ok(v.to_string())
+    }
+
+    /// Where the kernel comes from: exactly one of `debian`, `host`, `vmlinux`, `vmlinuz`.
+    fn source(&self, name: &str, k: &RawKernel) -> Result<KernelSource, ConfigError> {
+        let name_span = Some(k.name.span());
+        let host = k.host.as_ref().map(|h| *h.get_ref()).unwrap_or(false);
+        if let Some(h) = &k.host {
+            if !h.get_ref() {
+                return Err(self.invalid(
+                    Some(h.span()),
+                    format!("kernel `{name}`: `host = false` means nothing; remove it"),
+                ));
+            }
+        }
+        let given: Vec<&str> = [
+            ("debian", k.debian.is_some()),
+            ("host", host),
+            ("vmlinux", k.vmlinux.is_some()),
+            ("vmlinuz", k.vmlinuz.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| *n)
+        .collect();
+        if given.len() != 1 {
+            let found = if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(" and ")
+            };
+            return Err(self.invalid(
+                name_span,
+                format!(
+                    "kernel `{name}` needs exactly one source: `debian = {{ suite, packages }}`, \
+                     `host = true`, `vmlinux = \"path\"` or `vmlinuz = \"path\"`; found {found}"
+                ),
+            ));
+        }
+        let btf = k.btf.as_ref().map(|p| self.rel(p.get_ref()));
+        let config = k.config.as_ref().map(|p| self.rel(p.get_ref()));
+        if k.debian.is_some() || host {
+            if let Some(s) = k.config.as_ref() {
+                return Err(self.invalid(
+                    Some(s.span()),
+                    format!("kernel `{name}`: `config` goes only with `vmlinux` or `vmlinuz`"),
+                ));
+            }
+        }
+        Ok(if let Some(deb) = &k.debian {
+            self.debian(name, deb)?
+        } else if host {
+            KernelSource::Host
+        } else if let Some(p) = &k.vmlinux {
+            KernelSource::Vmlinux {
+                path: self.rel(p),
+                btf,
+                config,
+            }
+        } else if let Some(p) = &k.vmlinuz {
+            KernelSource::Vmlinuz {
+                path: self.rel(p),
+                btf,
+                config,
+            }
+        } else {
+            unreachable!("exactly one source was checked above")
+        })
+    }
+
+    fn debian(&self, name: &str, deb: &Spanned<RawDebian>) -> Result<KernelSource, ConfigError> {
+        let span = Some(deb.span());
+        let deb = deb.get_ref();
+        if deb.suite.trim().is_empty() {
+            return Err(self.invalid(span, format!("kernel `{name}`: `debian.suite` is empty")));
+        }
+        if deb.packages.is_empty() {
+            return Err(self.invalid(
+                span,
+                format!(
+                    "kernel `{name}`: `debian.packages` is empty; list the package patterns \
+                     holding the kernel image and its config"
+                ),
+            ));
+        }
+        let mut packages = Vec::new();
+        for p in &deb.packages {
+            let ok = !p.is_empty()
+                && p.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '.' | '-' | '+' | '*')
+                })
+                && !p.contains("**");
+            if !ok {
+                return Err(self.invalid(
+                    span,
+                    format!(
+                        "kernel `{name}`: package pattern `{p}` is not a Debian package name \
+                         (lowercase letters, digits, `.`, `-`, `+`) with `*` for a version number"
+                    ),
+                ));
+            }
+            packages.push(PackagePattern(p.clone()));
+        }
+        Ok(KernelSource::Debian(DebianSource {
+            suite: deb.suite.trim().to_string(),
+            packages,
+        }))
+    }
+}
+
 /// The file as text, or where its first byte that is not UTF-8 is.
 fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
     std::str::from_utf8(bytes).map_err(|e| {
@@ -400,249 +666,29 @@ impl Matrix {
                 message: e.message().trim_end().to_string(),
             }
         })?;
-        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
-            let (line, column) = match span {
-                Some(s) => {
-                    let (l, c) = line_col(text, s.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
+        let check = Checker {
+            text,
+            path,
+            base: path.parent().unwrap_or(Path::new("")).to_path_buf(),
         };
-        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let rel = |p: &Path| -> PathBuf {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
-
-        let mirror = match raw.mirror {
-            None => None,
-            Some(m) => {
-                let v = m.get_ref().trim().trim_end_matches('/').to_string();
-                if !(v.starts_with("http://")
-                    || v.starts_with("https://")
-                    || v.starts_with("file:/"))
-                {
-                    return Err(invalid(
-                        Some(m.span()),
-                        format!("`mirror` must be an http://, https:// or file:/ URL, found `{v}`"),
-                    ));
-                }
-                Some(v)
-            }
-        };
-
-        let secs = |v: &Option<Spanned<u64>>, key: &str, default: Duration| match v {
-            None => Ok(default),
-            Some(s) if *s.get_ref() == 0 => Err(invalid(
-                Some(s.span()),
-                format!("`{key}` must be at least 1 (seconds)"),
-            )),
-            Some(s) if *s.get_ref() > MAX_TIMEOUT_S => Err(invalid(
-                Some(s.span()),
-                format!(
-                    "`{key}` must be at most {MAX_TIMEOUT_S} (seconds, one day), found {}",
-                    s.get_ref()
-                ),
-            )),
-            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
-        };
-        let mem = |v: &Option<Spanned<u32>>, default: u32| match v {
-            None => Ok(default),
-            Some(s) if *s.get_ref() < 32 => Err(invalid(
-                Some(s.span()),
-                format!("`memory_mib` must be at least 32, found {}", s.get_ref()),
-            )),
-            Some(s) => Ok(*s.get_ref()),
-        };
-
-        let built_in = Defaults::default();
-        let d = &raw.defaults;
-        let defaults = Defaults {
-            memory_mib: mem(&d.memory_mib, built_in.memory_mib)?,
-            boot_timeout: secs(&d.boot_timeout_s, "boot_timeout_s", built_in.boot_timeout)?,
-            test_timeout: secs(&d.test_timeout_s, "test_timeout_s", built_in.test_timeout)?,
-            guest_timeout: secs(
-                &d.guest_timeout_s,
-                "guest_timeout_s",
-                built_in.guest_timeout,
-            )?,
-            cmdline: d.cmdline.clone().unwrap_or_default(),
-        };
-
+        let mirror = check.mirror(raw.mirror.as_ref())?;
+        let defaults = check.defaults(&raw.defaults)?;
         let mut kernels: Vec<KernelEntry> = Vec::new();
-        for k in raw.kernels {
-            let name = k.name.get_ref().trim().to_string();
-            let name_span = Some(k.name.span());
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
-            {
-                return Err(invalid(
-                    name_span,
+        for k in &raw.kernels {
+            let entry = check.kernel(k, &defaults)?;
+            if kernels.iter().any(|e| e.name == entry.name) {
+                return Err(check.invalid(
+                    Some(k.name.span()),
                     format!(
-                        "kernel name `{name}` must be non-empty and use only letters, digits, \
-                         `.`, `-`, `_` and `+`"
+                        "kernel `{}` is defined twice; names must be unique",
+                        entry.name
                     ),
                 ));
             }
-            if kernels.iter().any(|e| e.name == name) {
-                return Err(invalid(
-                    name_span,
-                    format!("kernel `{name}` is defined twice; names must be unique"),
-                ));
-            }
-            let host = k.host.as_ref().map(|h| *h.get_ref()).unwrap_or(false);
-            if let Some(h) = &k.host {
-                if !h.get_ref() {
-                    return Err(invalid(
-                        Some(h.span()),
-                        format!("kernel `{name}`: `host = false` means nothing; remove it"),
-                    ));
-                }
-            }
-            let given: Vec<&str> = [
-                ("debian", k.debian.is_some()),
-                ("host", host),
-                ("vmlinux", k.vmlinux.is_some()),
-                ("vmlinuz", k.vmlinuz.is_some()),
-            ]
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(n, _)| *n)
-            .collect();
-            if given.len() != 1 {
-                let found = if given.is_empty() {
-                    "none".to_string()
-                } else {
-                    given.join(" and ")
-                };
-                return Err(invalid(
-                    name_span,
-                    format!(
-                        "kernel `{name}` needs exactly one source: `debian = {{ suite, packages }}`, \
-                         `host = true`, `vmlinux = \"path\"` or `vmlinuz = \"path\"`; found {found}"
-                    ),
-                ));
-            }
-            let btf = k.btf.as_ref().map(|p| rel(p.get_ref()));
-            let config = k.config.as_ref().map(|p| rel(p.get_ref()));
-            if k.debian.is_some() || host {
-                if let Some(s) = k.config.as_ref() {
-                    return Err(invalid(
-                        Some(s.span()),
-                        format!("kernel `{name}`: `config` goes only with `vmlinux` or `vmlinuz`"),
-                    ));
-                }
-            }
-            let group = match &k.group {
-                None => DEFAULT_GROUP.to_string(),
-                Some(g) => {
-                    let v = g.get_ref().trim();
-                    if !valid_group_name(v) {
-                        return Err(invalid(
-                            Some(g.span()),
-                            format!(
-                                "kernel `{name}`: group `{v}` must be non-empty and use only \
-                                 lowercase letters, digits, `-` and `_`"
-                            ),
-                        ));
-                    }
-                    v.to_string()
-                }
-            };
-            let source = if let Some(deb) = &k.debian {
-                let span = Some(deb.span());
-                let deb = deb.get_ref();
-                if deb.suite.trim().is_empty() {
-                    return Err(invalid(
-                        span,
-                        format!("kernel `{name}`: `debian.suite` is empty"),
-                    ));
-                }
-                if deb.packages.is_empty() {
-                    return Err(invalid(
-                        span,
-                        format!(
-                            "kernel `{name}`: `debian.packages` is empty; list the package \
-                             patterns holding the kernel image and its config"
-                        ),
-                    ));
-                }
-                let mut packages = Vec::new();
-                for p in &deb.packages {
-                    let ok = !p.is_empty()
-                        && p.chars().all(|c| {
-                            c.is_ascii_lowercase()
-                                || c.is_ascii_digit()
-                                || matches!(c, '.' | '-' | '+' | '*')
-                        })
-                        && !p.contains("**");
-                    if !ok {
-                        return Err(invalid(
-                            span,
-                            format!(
-                                "kernel `{name}`: package pattern `{p}` is not a Debian package \
-                                 name (lowercase letters, digits, `.`, `-`, `+`) with `*` for a \
-                                 version number"
-                            ),
-                        ));
-                    }
-                    packages.push(PackagePattern(p.clone()));
-                }
-                KernelSource::Debian(DebianSource {
-                    suite: deb.suite.trim().to_string(),
-                    packages,
-                })
-            } else if host {
-                KernelSource::Host
-            } else if let Some(p) = &k.vmlinux {
-                KernelSource::Vmlinux {
-                    path: rel(p),
-                    btf: btf.clone(),
-                    config,
-                }
-            } else {
-                KernelSource::Vmlinuz {
-                    path: rel(k.vmlinuz.as_ref().expect("checked above")),
-                    btf: btf.clone(),
-                    config,
-                }
-            };
-            let cmdline = match k.cmdline {
-                Some(c) => c,
-                None => defaults.cmdline.clone(),
-            };
-            kernels.push(KernelEntry {
-                name,
-                arch: k.arch.unwrap_or(Arch::X86_64),
-                source,
-                memory_mib: mem(&k.memory_mib, defaults.memory_mib)?,
-                boot_timeout: secs(&k.boot_timeout_s, "boot_timeout_s", defaults.boot_timeout)?,
-                test_timeout: secs(&k.test_timeout_s, "test_timeout_s", defaults.test_timeout)?,
-                guest_timeout: secs(
-                    &k.guest_timeout_s,
-                    "guest_timeout_s",
-                    defaults.guest_timeout,
-                )?,
-                cmdline,
-                enabled: k.enabled.unwrap_or(true),
-                group,
-                btf,
-            });
+            kernels.push(entry);
         }
         if kernels.is_empty() {
-            return Err(invalid(
+            return Err(check.invalid(
                 None,
                 "no kernels: add at least one `[[kernel]]` table".to_string(),
             ));
@@ -652,7 +698,7 @@ impl Matrix {
             mirror,
             keyring: raw
                 .keyring
-                .map(|k| rel(&k))
+                .map(|k| check.rel(&k))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING)),
             defaults,
             kernels,
