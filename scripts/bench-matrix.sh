@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Times the matrix with a warm image cache, guests restored from ready snapshots (`--snapshot`)
+# Times the matrix with a warm image cache, guests restored from ready snapshots (the default)
 # and booted fresh (`--fresh-boot`), so the two and their growth with matrix size compare:
 #
 #  1. the default matrix, RUNS runs per mode: whole wall and CPU time (the harness and every
-#     QEMU it ran), and per kernel the median seconds from QEMU start to the agent's ready point
-#     (snapshot: the restored agent's Ready after its bundle arrived; fresh: its hello), to
-#     hello, to the last result, and to exit (from the JSON report);
+#     QEMU it ran), and per kernel the median seconds from QEMU start to the snapshot's state
+#     loaded (snapshot only), to the agent's ready point (snapshot: the restored agent's Ready
+#     after its bundle arrived; fresh: its hello), to hello, to the last result, and to exit
+#     (from the JSON report);
 #  2. matrices of 1, 2, 4 and 8 guests (the matrix's Debian kernels repeated, each copy pinned
 #     to the same packages, so the same images and snapshots), SCALE_RUNS runs per size and
 #     mode: whole wall and CPU time.
@@ -27,7 +28,9 @@ python3 - "$out" "$runs" "$scale_runs" "$@" <<'PY'
 import json, os, resource, statistics, subprocess, sys, time
 out, runs, scale_runs, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 bin = "target/debug/harness"
+# The default restores from snapshots; `--snapshot` names it (a no-op kept for compatibility).
 modes = ["--snapshot", "--fresh-boot"]
+import re
 
 def run(matrix, mode, report, env=None):
     """One harness process: (wall s, CPU s of it and its children, the JSON report)."""
@@ -55,15 +58,20 @@ for mode in modes:
         for r in report["replay"]["runs"]:
             t = r["timings"]
             ready = t.get("ready_ms") if mode == "--snapshot" else t.get("hello_ms")
-            per.setdefault(r["kernel"], []).append((ready, t.get("hello_ms"), t.get("results_ms"), t.get("exit_ms")))
+            loaded = next((int(m.group(1)) for l in r["logs"]
+                           for m in [re.search(r"state loaded (\d+) ms after QEMU start", l)] if m), None)
+            per.setdefault(r["kernel"], []).append((loaded, ready, t.get("hello_ms"), t.get("results_ms"), t.get("exit_ms")))
         c = report["counts"]
         print(f"{mode:13} run {i + 1}: wall {wall:5.2f} s, CPU {cpu:5.2f} s, {c['passed']} passed, {c['failed']} failed")
     print(f"{mode:13} whole matrix: wall median {med(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f}), "
           f"CPU median {med(cpus):.2f} s")
-    print(f"{'':13} {'kernel':7} {'ready':>6} {'hello':>6} {'results':>8} {'exit':>6}   (median s from QEMU start)")
+    print(f"{'':13} {'kernel':7} {'loaded':>6} {'ready':>6} {'hello':>6} {'results':>8} {'exit':>6}   (median s from QEMU start)")
     for name, rows in per.items():
         col = lambda j: med([row[j] / 1000 for row in rows if row[j] is not None])
-        print(f"{'':13} {name:7} {col(0):6.2f} {col(1):6.2f} {col(2):8.2f} {col(3):6.2f}")
+        span = lambda j: (min(row[j] for row in rows if row[j] is not None) / 1000,
+                          max(row[j] for row in rows if row[j] is not None) / 1000)
+        print(f"{'':13} {name:7} {col(0):6.2f} {col(1):6.2f} {col(2):6.2f} {col(3):8.2f} {col(4):6.2f}"
+              f"   (results {span(3)[0]:.2f}-{span(3)[1]:.2f})")
 
 # Scaling: the matrix's Debian kernels repeated to N guests, each copy pinned to the same
 # packages (so the same cached image and the same snapshot as the original).

@@ -130,7 +130,9 @@ if [ -n "$KERNEL" ] && [ "$KERNEL" != host ]; then
     kdir=""
     for r in "$IMAGES"/kernels/*/release; do
         [ -f "$r" ] || continue
-        case "$(cat "$r")" in "$KERNEL".*) kdir="$(dirname "$r")"; break ;; esac
+        # x86_64 guests only (qemu-system-x86_64 below): the cache also holds arm64 kernels of the
+        # same releases.
+        case "$(cat "$r")" in *-arm64) ;; "$KERNEL".*) kdir="$(dirname "$r")"; break ;; esac
     done
     [ -n "$kdir" ] && [ -f "$kdir/vmlinux" ] ||
         die "no kernel $KERNEL in $IMAGES/kernels (cargo run -p harness -- fetch --kernel $KERNEL)"

@@ -40,6 +40,22 @@ pub struct MapElemAttr {
     pub flags: u64,
 }
 
+/// `BPF_MAP_LOOKUP_BATCH`, `BPF_MAP_UPDATE_BATCH` (5.6).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MapBatchAttr {
+    /// Where to resume (the previous call's `out_batch`), or 0 to start at the first key.
+    pub in_batch: u64,
+    pub out_batch: u64,
+    pub keys: u64,
+    pub values: u64,
+    /// In: room for this many entries; out: how many were read or written.
+    pub count: u32,
+    pub map_fd: u32,
+    pub elem_flags: u64,
+    pub flags: u64,
+}
+
 /// `BPF_PROG_LOAD`.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]

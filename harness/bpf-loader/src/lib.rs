@@ -30,8 +30,9 @@ pub use error::{errno_name, BpfError, Errno};
 pub use link::raw_tracepoint_open;
 pub use map::{
     create_map, create_map_with, map_delete, map_freeze, map_info, map_keys, map_lookup,
-    map_lookup_flags, map_next_key, map_update, parse_cpu_list, percpu_value_size, possible_cpus,
-    MapCreate, MapCreateExtra, MapInfo,
+    map_lookup_batch, map_lookup_flags, map_next_key, map_update, map_update_batch, parse_cpu_list,
+    percpu_value_size, possible_cpus, MapBatch, MapCreate, MapCreateExtra, MapInfo,
+    MAX_BATCH_BYTES,
 };
 pub use perf::{attach_kprobe, attach_tracepoint};
 pub use prog::{

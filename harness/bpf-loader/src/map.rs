@@ -2,7 +2,7 @@
 
 use std::os::fd::{OwnedFd, RawFd};
 
-use crate::attr::{InfoAttr, MapCreateAttr, MapElemAttr, MapInfoRaw};
+use crate::attr::{InfoAttr, MapBatchAttr, MapCreateAttr, MapElemAttr, MapInfoRaw};
 use crate::consts::*;
 use crate::error::BpfError;
 use crate::sys::{bpf, bpf_fd, name_from_bytes, obj_name_bytes, ptr_u64, AsBpfFd};
@@ -286,6 +286,140 @@ pub fn map_keys(fd: impl AsBpfFd, key_size: usize) -> Result<Vec<Vec<u8>>, BpfEr
         }
     }
     Ok(keys)
+}
+
+/// Entries read by one [`map_lookup_batch`] call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapBatch {
+    pub keys: Vec<Vec<u8>>,
+    pub values: Vec<Vec<u8>>,
+    /// Where the next call resumes; `None` when the map has no more entries.
+    pub next: Option<Vec<u8>>,
+}
+
+/// The most key and value bytes one batch call carries: the buffers are allocated up front.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// `BPF_MAP_LOOKUP_BATCH` (5.6) for maps whose batch position is a key (arrays; hash maps use a
+/// bucket index instead and may refuse a bucket bigger than the batch): up to `count` entries
+/// after `start` (from the first key for `None`), in one syscall. `count` is lowered so that the
+/// buffers stay within [`MAX_BATCH_BYTES`]. `value_size` as for [`map_lookup`]. A kernel or map
+/// without batch operations gives an error ([`BpfError::is_invalid_argument`] or
+/// [`BpfError::is_not_supported`]): fall back to [`map_next_key`] and [`map_lookup`].
+pub fn map_lookup_batch(
+    fd: impl AsBpfFd,
+    start: Option<&[u8]>,
+    key_size: usize,
+    value_size: usize,
+    count: usize,
+) -> Result<MapBatch, BpfError> {
+    let fd = fd.as_bpf_fd();
+    let shape = map_shape(fd);
+    check_sizes(
+        BPF_MAP_LOOKUP_BATCH,
+        fd,
+        &shape,
+        Some(key_size),
+        Some(value_size),
+    )?;
+    if let Some(k) = start {
+        check_sizes(BPF_MAP_LOOKUP_BATCH, fd, &shape, Some(k.len()), None)?;
+    }
+    let per_entry = (key_size + value_size).max(1);
+    let count = count
+        .min(MAX_BATCH_BYTES / per_entry)
+        .clamp(1, u32::MAX as usize);
+    let mut keys = vec![0u8; count * key_size];
+    let mut values = vec![0u8; count * value_size];
+    let mut position = vec![0u8; key_size.max(8)];
+    let mut attr = MapBatchAttr {
+        in_batch: start.map_or(0, |k| ptr_u64(k.as_ptr())),
+        out_batch: ptr_u64(position.as_mut_ptr()),
+        keys: ptr_u64(keys.as_mut_ptr()),
+        values: ptr_u64(values.as_mut_ptr()),
+        count: count as u32,
+        map_fd: fd as u32,
+        ..Default::default()
+    };
+    let ended = match bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) {
+        Ok(_) => false,
+        // The end of the map; `count` says how many entries came before it.
+        Err(libc::ENOENT) => true,
+        Err(e) => return Err(elem_err(BPF_MAP_LOOKUP_BATCH, fd, &shape, e)),
+    };
+    // The kernel never reports more than it was given room for; bounded again all the same.
+    let filled = (attr.count as usize).min(count);
+    position.truncate(key_size);
+    Ok(MapBatch {
+        keys: keys
+            .chunks(key_size.max(1))
+            .take(filled)
+            .map(<[u8]>::to_vec)
+            .collect(),
+        values: values
+            .chunks(value_size.max(1))
+            .take(filled)
+            .map(<[u8]>::to_vec)
+            .collect(),
+        next: (!ended && filled > 0).then_some(position),
+    })
+}
+
+/// `BPF_MAP_UPDATE_BATCH` (5.6): writes `values[i]` at `keys[i]` with `elem_flags` in one
+/// syscall; every key and value must have the map's sizes (`value_size` as for
+/// [`map_update`]). Errors as for [`map_lookup_batch`].
+pub fn map_update_batch(
+    fd: impl AsBpfFd,
+    keys: &[Vec<u8>],
+    values: &[Vec<u8>],
+    elem_flags: u64,
+) -> Result<(), BpfError> {
+    let fd = fd.as_bpf_fd();
+    let shape = map_shape(fd);
+    let context = || {
+        format!(
+            "{} on {}",
+            cmd_name(BPF_MAP_UPDATE_BATCH),
+            label(fd, &shape)
+        )
+    };
+    if keys.len() != values.len() || keys.len() > u32::MAX as usize {
+        return Err(BpfError::invalid(
+            context(),
+            format!("{} keys for {} values", keys.len(), values.len()),
+        ));
+    }
+    let (Some(key_size), Some(value_size)) =
+        (keys.first().map(Vec::len), values.first().map(Vec::len))
+    else {
+        return Ok(());
+    };
+    if keys.iter().any(|k| k.len() != key_size) || values.iter().any(|v| v.len() != value_size) {
+        return Err(BpfError::invalid(
+            context(),
+            "keys (or values) of different sizes in one batch".to_string(),
+        ));
+    }
+    check_sizes(
+        BPF_MAP_UPDATE_BATCH,
+        fd,
+        &shape,
+        Some(key_size),
+        Some(value_size),
+    )?;
+    let flat_keys = keys.concat();
+    let flat_values = values.concat();
+    let mut attr = MapBatchAttr {
+        keys: ptr_u64(flat_keys.as_ptr()),
+        values: ptr_u64(flat_values.as_ptr()),
+        count: keys.len() as u32,
+        map_fd: fd as u32,
+        elem_flags,
+        ..Default::default()
+    };
+    bpf(BPF_MAP_UPDATE_BATCH, &mut attr)
+        .map(|_| ())
+        .map_err(|e| elem_err(BPF_MAP_UPDATE_BATCH, fd, &shape, e))
 }
 
 /// `BPF_MAP_FREEZE` (5.2): no more writes from user space (with [`BPF_F_RDONLY_PROG`]: a

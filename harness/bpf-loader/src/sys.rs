@@ -17,6 +17,7 @@ macro_rules! attr_impl {
 attr_impl!(
     crate::attr::MapCreateAttr,
     crate::attr::MapElemAttr,
+    crate::attr::MapBatchAttr,
     crate::attr::ProgLoadAttr,
     crate::attr::ObjAttr,
     crate::attr::TestRunAttr,

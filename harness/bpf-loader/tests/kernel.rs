@@ -804,3 +804,65 @@ fn translated_instructions_name_maps_by_id() {
     // The tail is as we wrote it.
     assert_eq!(&xlated[xlated.len() - 16..], &insns[insns.len() - 16..]);
 }
+
+#[test]
+fn array_batches_read_and_write_every_entry_in_order() {
+    require_bpf();
+    let fd = array_map("test_batch", BPF_MAP_TYPE_ARRAY, 8, 10);
+    let keys: Vec<Vec<u8>> = [2u32, 7].iter().map(|k| k.to_ne_bytes().to_vec()).collect();
+    let values: Vec<Vec<u8>> = [20u64, 70]
+        .iter()
+        .map(|v| v.to_ne_bytes().to_vec())
+        .collect();
+    map_update_batch(&fd, &keys, &values, BPF_ANY).unwrap();
+    // Read in pieces of 4: 4 + 4 + 2, resuming where each ended.
+    let mut all = Vec::new();
+    let mut start = None;
+    let mut calls = 0;
+    loop {
+        let batch = map_lookup_batch(&fd, start.as_deref(), 4, 8, 4).unwrap();
+        calls += 1;
+        assert!(batch.keys.len() <= 4 && batch.keys.len() == batch.values.len());
+        all.extend(batch.keys.into_iter().zip(batch.values));
+        match batch.next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    assert!(calls <= 4, "{calls} calls");
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..10u32)
+        .map(|k| {
+            let v: u64 = match k {
+                2 => 20,
+                7 => 70,
+                _ => 0,
+            };
+            (k.to_ne_bytes().to_vec(), v.to_ne_bytes().to_vec())
+        })
+        .collect();
+    assert_eq!(all, expected);
+    // A short value buffer is refused before the kernel could write past it.
+    let e = map_lookup_batch(&fd, None, 4, 4, 10).unwrap_err();
+    assert!(e.to_string().contains("value of 4 bytes"), "{e}");
+    let e = map_update_batch(&fd, &keys, &values[..1], BPF_ANY).unwrap_err();
+    assert!(e.to_string().contains("2 keys for 1 values"), "{e}");
+
+    // Per-CPU: one 8-byte slot per possible CPU, as for map_lookup.
+    let size = percpu_value_size(4).unwrap();
+    let percpu = array_map("test_batch_pc", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 3);
+    let value: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    map_update_batch(
+        &percpu,
+        &[1u32.to_ne_bytes().to_vec()],
+        std::slice::from_ref(&value),
+        BPF_ANY,
+    )
+    .unwrap();
+    let batch = map_lookup_batch(&percpu, None, 4, size, 100).unwrap();
+    assert_eq!(batch.keys.len(), 3);
+    assert!(batch.next.is_none());
+    assert_eq!(
+        map_lookup(&percpu, &u32k(1), size).unwrap(),
+        Some(batch.values[1].clone())
+    );
+}

@@ -158,6 +158,7 @@ fn load_one(options: &Options, bundle: &Path, path: &Path) -> Result<Vec<String>
         fault: None,
         libbpf_loader: None,
         kernel_core: false,
+        kernel_btf: None,
     };
     let json = serde_json::to_string(&manifest).map_err(|e| e.to_string())?;
     std::fs::write(bundle.join(guest_protocol::MANIFEST_PATH), json)

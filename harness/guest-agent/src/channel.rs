@@ -3,12 +3,17 @@
 use std::fs::File;
 use std::io::Write;
 
-use guest_protocol::{frame, GuestMessage, RESULTS_PORT_PARAM};
+use guest_protocol::{frame, region_notice, GuestMessage, RESULTS_PORT_PARAM};
+
+use crate::shared_region::ResultsLog;
 
 pub struct Channel {
     sink: Box<dyn Write>,
     /// The serial port, kept to wait for its transmit queue to drain before power-off.
     port: Option<File>,
+    /// A restored guest's frames go to the shared-memory region, a notice of each on the port;
+    /// None once the region is full (later frames go over the port, after every notice).
+    region: Option<ResultsLog>,
 }
 
 /// `/dev/<port>` named by `harness.port=` on the kernel command line (default ttyS1).
@@ -31,6 +36,7 @@ impl Channel {
         Channel {
             sink: Box::new(std::io::stdout()),
             port: None,
+            region: None,
         }
     }
 
@@ -45,6 +51,7 @@ impl Channel {
                 Channel {
                     sink: Box::new(file),
                     port,
+                    region: None,
                 }
             }
             Err(e) => {
@@ -53,6 +60,7 @@ impl Channel {
                     Ok(console) => Channel {
                         sink: Box::new(console),
                         port: None,
+                        region: None,
                     },
                     Err(_) => Channel::stdout(),
                 }
@@ -60,9 +68,24 @@ impl Channel {
         }
     }
 
+    /// From now on, frames go through the shared-memory region (the host reads it: its bundle
+    /// came that way), when this guest has one.
+    pub fn use_region(&mut self) {
+        self.region = ResultsLog::open();
+    }
+
     pub fn send(&mut self, message: &GuestMessage) {
+        let framed = frame(message);
         // A write error here has nowhere to be reported; the runner sees the missing frames.
-        let _ = self.sink.write_all(frame(message).as_bytes());
+        let written = match self.region.as_mut().map(|r| r.append(framed.as_bytes())) {
+            Some(Some(end)) => self.sink.write_all(region_notice(end).as_bytes()),
+            Some(None) => {
+                self.region = None;
+                self.sink.write_all(framed.as_bytes())
+            }
+            None => self.sink.write_all(framed.as_bytes()),
+        };
+        let _ = written;
         let _ = self.sink.flush();
     }
 

@@ -31,22 +31,30 @@ pub struct Reference {
 /// Runs `loader` over the object before the harness loads it, so the two never hold the
 /// object's maps at once (a guest's memory is small: a preallocated hash map of 80 MB fits
 /// once, not twice), and waits until the kernel has given back what libbpf's maps held.
+/// `kernel_btf`: the external BTF the harness relocates against, which libbpf then uses too
+/// (`btf_custom_path`), so both loaders relocate against the same types.
 pub fn run_reference(
     bundle: &Path,
     loader: &str,
     pin_root: &Path,
     entry: &ObjectEntry,
+    kernel_btf: Option<&Path>,
     progress: &mut dyn FnMut(String),
 ) -> Reference {
     place_kernel_config(bundle);
     let available_before = crate::memory::available_kib();
     let started = Instant::now();
+    let mut args = settings_args(&entry.load);
+    if let Some(btf) = kernel_btf {
+        args.push("-b".to_string());
+        args.push(btf.display().to_string());
+    }
     let ran = run_loader(
         &bundle.join(loader),
         pin_root,
         &bundle.join(&entry.path),
         &entry.name,
-        &settings_args(&entry.load),
+        &args,
         progress,
     );
     let libbpf_us = started.elapsed().as_micros() as u64;

@@ -938,6 +938,20 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
         bpf_loader::consts::BPF_MAP_TYPE_ARRAY | bpf_loader::consts::BPF_MAP_TYPE_PERCPU_ARRAY => {
             let value_size = value_size_of(spec);
             let zeros = vec![0u8; value_size];
+            // A few batch syscalls instead of three per index: a 256-entry counter array cost
+            // about 5 ms per case under TCG, twice (reset and dump).
+            if let Some(entries) = array_entries_batched(map, usize::MAX) {
+                let (keys, _): (Vec<Vec<u8>>, Vec<Vec<u8>>) = entries?
+                    .into_iter()
+                    .filter(|(_, v)| v.iter().any(|&b| b != 0))
+                    .unzip();
+                let written = keys.is_empty()
+                    || bpf_loader::map_update_batch(fd, &keys, &vec![zeros.clone(); keys.len()], 0)
+                        .is_ok();
+                if written {
+                    return Ok(());
+                }
+            }
             for key in bpf_loader::map_keys(fd, spec.key_size as usize)
                 .map_err(|e| format!("map {}: {e}", spec.name))?
             {
@@ -958,6 +972,54 @@ pub fn reset_map(map: &LoadedMap) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Entries of a batch call, bounded: what one call reads of an array.
+const ARRAY_BATCH_ENTRIES: usize = 1024;
+
+/// A map entry: key bytes, value bytes.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Every entry of an array (ARRAY, PERCPU_ARRAY), in key order, by `BPF_MAP_LOOKUP_BATCH`;
+/// `None` when the kernel cannot batch this map (the caller walks it key by key), an error past
+/// `max_entries` entries.
+pub fn array_entries_batched(
+    map: &LoadedMap,
+    max_entries: usize,
+) -> Option<Result<Vec<KeyValue>, String>> {
+    let fd = map.fd.as_raw_fd();
+    let spec = &map.spec;
+    let key_size = spec.key_size as usize;
+    let value_size = value_size_of(spec);
+    let mut entries = Vec::new();
+    let mut start: Option<Vec<u8>> = None;
+    loop {
+        let batch = match bpf_loader::map_lookup_batch(
+            fd,
+            start.as_deref(),
+            key_size,
+            value_size,
+            ARRAY_BATCH_ENTRIES,
+        ) {
+            Ok(batch) => batch,
+            // Refused at the first call: this kernel or map has no batch; walk it instead.
+            Err(e) if start.is_none() && (e.is_invalid_argument() || e.is_not_supported()) => {
+                return None
+            }
+            Err(e) => return Some(Err(format!("map {}: {e}", spec.name))),
+        };
+        entries.extend(batch.keys.into_iter().zip(batch.values));
+        if entries.len() > max_entries {
+            return Some(Err(format!(
+                "map {}: more than {max_entries} keys to scan; the dump is bounded",
+                spec.name
+            )));
+        }
+        match batch.next {
+            Some(next) => start = Some(next),
+            None => return Some(Ok(entries)),
+        }
+    }
 }
 
 /// Map types whose entries can be walked and zeroed or deleted between cases.

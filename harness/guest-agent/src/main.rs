@@ -16,6 +16,7 @@ mod memory;
 mod printk;
 mod ready;
 mod run_cases;
+mod shared_region;
 mod system;
 mod traffic;
 mod workload;
@@ -70,6 +71,25 @@ fn main() {
     }
 }
 
+/// The bytes of the external BTF the manifest names, checked against its sha256.
+fn external_btf(
+    bundle: &std::path::Path,
+    file: &guest_protocol::KernelBtfFile,
+) -> Result<Vec<u8>, String> {
+    let path = bundle.join(&file.path);
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("external kernel BTF {}: {e}", path.display()))?;
+    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    if actual != file.sha256 {
+        return Err(format!(
+            "external kernel BTF {} has sha256 {actual}, the manifest says {}",
+            path.display(),
+            file.sha256
+        ));
+    }
+    Ok(bytes)
+}
+
 fn parse_host_args() -> Result<std::path::PathBuf, String> {
     let mut args = std::env::args().skip(1);
     match (args.next().as_deref(), args.next()) {
@@ -88,15 +108,39 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     let manifest: Manifest = serde_json::from_str(&manifest_text)
         .map_err(|e| format!("manifest {} is not valid: {e}", manifest_path.display()))?;
 
-    let kernel_btf = std::fs::read(system::KERNEL_BTF_PATH).ok();
+    let own_btf = std::fs::read(system::KERNEL_BTF_PATH).ok();
+    let own_btf_bytes = own_btf.as_ref().map(|b| b.len() as u64);
+    // The matrix entry's external BTF replaces the kernel's own; a bad one is fatal, never a
+    // silent fallback to /sys (the report would then describe another BTF than asked for).
+    let btf = match &manifest.kernel_btf {
+        Some(file) => external_btf(bundle, file).map(|bytes| (file.path.clone(), true, bytes)),
+        None => own_btf
+            .ok_or_else(|| {
+                format!(
+                    "{} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF, and the \
+                     matrix gives no external BTF (`btf = \"path\"`): CO-RE cannot work",
+                    system::KERNEL_BTF_PATH
+                )
+            })
+            .map(|bytes| (system::KERNEL_BTF_PATH.to_string(), false, bytes)),
+    };
     channel.send(&GuestMessage::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         kernel_name: manifest.kernel_name.clone(),
         kernel_release: system::uname_release(),
         machine: system::uname_machine(),
-        kernel_btf_bytes: kernel_btf.as_ref().map(|b| b.len() as u64),
+        kernel_btf_bytes: own_btf_bytes,
         uptime_ms: system::uptime_ms().unwrap_or(0),
+        btf: btf
+            .as_ref()
+            .ok()
+            .map(|(path, external, bytes)| guest_protocol::BtfSource {
+                path: path.clone(),
+                external: *external,
+                bytes: bytes.len() as u64,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
+            }),
     }));
     if manifest.protocol_version != PROTOCOL_VERSION {
         return Err(format!(
@@ -107,25 +151,16 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     if manifest.probe_only {
         return Ok(());
     }
-    let kernel_btf = kernel_btf.ok_or_else(|| {
-        format!(
-            "{} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF, CO-RE cannot work",
-            system::KERNEL_BTF_PATH
-        )
-    })?;
+    let (btf_path, _, kernel_btf) = btf?;
     let parse_started = Instant::now();
     let kernel_btf_len = kernel_btf.len();
     // Owned: no 5 MB copy, which costs most in a guest under TCG.
-    let target = core_reloc::Btf::parse_owned(kernel_btf).map_err(|e| {
-        format!(
-            "kernel BTF at {} does not parse: {e}",
-            system::KERNEL_BTF_PATH
-        )
-    })?;
+    let target = core_reloc::Btf::parse_owned(kernel_btf)
+        .map_err(|e| format!("kernel BTF at {btf_path} does not parse: {e}"))?;
     let target_parse_us = parse_started.elapsed().as_micros() as u64;
     channel.send(&GuestMessage::Log {
         message: format!(
-            "kernel BTF: {} bytes, {} types, parsed in {target_parse_us} us; agent up {} ms",
+            "kernel BTF ({btf_path}): {} bytes, {} types, parsed in {target_parse_us} us; agent up {} ms",
             kernel_btf_len,
             target.type_count(),
             started.elapsed().as_millis()
@@ -133,6 +168,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
     });
     let features = engine_features(bpf_loader::probe::btf_features());
 
+    // Where a guest's time goes, for the runner's log (and scripts/bench-critical-path.sh).
+    let mut loads_us = 0u128;
+    let mut cases_us = 0u128;
     let available_at_start = memory::available_kib();
     for object in &manifest.objects {
         // What the previous object's maps held comes back first (see memory.rs).
@@ -151,7 +189,15 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         // With a second loader, libbpf goes first (see libbpf::run_reference).
         let reference = manifest.libbpf_loader.as_deref().map(|loader| {
             let pins = libbpf_pin_root(bundle);
-            libbpf::run_reference(bundle, loader, &pins, object, &mut progress)
+            let external_btf = manifest.kernel_btf.as_ref().map(|f| bundle.join(&f.path));
+            libbpf::run_reference(
+                bundle,
+                loader,
+                &pins,
+                object,
+                external_btf.as_deref(),
+                &mut progress,
+            )
         });
         let load_started = Instant::now();
         let loaded = load::load_object(
@@ -165,6 +211,7 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         // The kernel's own relocations (`--kernel-core`) are not our load's time.
         let ours_us = (load_started.elapsed().as_micros() as u64)
             .saturating_sub(loaded.as_ref().map_or(0, |(l, _)| l.kernel_core_us));
+        loads_us += u128::from(ours_us);
         if let Some(reference) = reference {
             // Our load's report first, unchanged, then the comparison beside it.
             if let Ok((_, report)) = &loaded {
@@ -209,7 +256,9 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
                     });
                 }
                 for case in cases {
+                    let case_started = Instant::now();
                     let result = run_cases::run_case(&loaded, case);
+                    cases_us += case_started.elapsed().as_micros();
                     channel.send(&GuestMessage::CaseResult(result));
                     // Test-only faults strike mid-test, after a first result: what was reported
                     // before must survive in the runner's record.
@@ -234,6 +283,13 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             }
         }
     }
+    channel.send(&GuestMessage::Log {
+        message: format!(
+            "agent time: objects loaded in {} ms, cases run in {} ms (results sent in between)",
+            loads_us / 1000,
+            cases_us / 1000
+        ),
+    });
     Ok(())
 }
 

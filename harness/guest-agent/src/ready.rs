@@ -9,9 +9,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use guest_protocol::{
-    BundleTransfer, GuestMessage, Ready, BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, MANIFEST_PATH,
-};
+use guest_protocol::{BundleTransfer, GuestMessage, Ready, BUNDLE_HEADER_BYTES, MANIFEST_PATH};
 
 use crate::channel::Channel;
 
@@ -35,6 +33,7 @@ pub fn identity() -> Ready {
             .unwrap_or_default(),
         uptime_ms: crate::system::uptime_ms().unwrap_or(0),
         clock_unix_ms,
+        shared_region: crate::shared_region::present(),
     }
 }
 
@@ -53,7 +52,12 @@ pub fn receive_bundle(root: &Path, channel: &mut Channel) -> Result<(), String> 
     // none did in 20 runs at the default.
     channel.send(&GuestMessage::Ready(identity()));
     channel.flush();
-    let transfer = read_transfer(BufReader::with_capacity(64 * 1024, port))?;
+    let received = read_transfer(
+        BufReader::with_capacity(64 * 1024, port),
+        crate::shared_region::read,
+    )?;
+    let unpack_started = std::time::Instant::now();
+    let transfer = received.transfer;
     set_clock(transfer.host_time_unix_ns);
     for file in &transfer.files {
         // Paths were checked by the decoder: relative, plain components.
@@ -72,17 +76,47 @@ pub fn receive_bundle(root: &Path, channel: &mut Channel) -> Result<(), String> 
         }
     }
     channel.send(&GuestMessage::Ready(identity()));
+    if received.from_shared_region {
+        // The host reads what the region holds when the port announces it.
+        channel.use_region();
+    }
+    channel.send(&GuestMessage::Log {
+        message: format!(
+            "bundle: {} compressed bytes from {}, read and decoded in {} us, unpacked in {} us",
+            received.payload_bytes,
+            if received.from_shared_region {
+                "shared memory"
+            } else {
+                "the results port"
+            },
+            received.read_us,
+            unpack_started.elapsed().as_micros()
+        ),
+    });
     Ok(())
 }
 
-fn read_transfer(mut port: impl Read) -> Result<BundleTransfer, String> {
+/// A bundle as it arrived: where from, and how long its payload took once the header was in.
+struct Received {
+    transfer: BundleTransfer,
+    from_shared_region: bool,
+    payload_bytes: usize,
+    read_us: u128,
+}
+
+/// Reads the bundle's header from the port, then its payload from the port or, when the header
+/// says so, from the shared-memory region (`shared(len)` copies it out).
+fn read_transfer(
+    mut port: impl Read,
+    shared: impl FnOnce(usize) -> Result<Vec<u8>, String>,
+) -> Result<Received, String> {
     let mut header = [0u8; BUNDLE_HEADER_BYTES];
     // Slide over anything before the magic (a byte at a time from the buffer, not the port).
     let mut skipped = 0usize;
     let mut window = [0u8; 8];
     port.read_exact(&mut window)
         .map_err(|e| format!("reading the bundle: {e}"))?;
-    while &window != BUNDLE_MAGIC {
+    while !guest_protocol::is_header_magic(&window) {
         if skipped >= MAX_NOISE_BYTES {
             return Err(format!(
                 "no bundle after {MAX_NOISE_BYTES} bytes on the results port"
@@ -99,11 +133,24 @@ fn read_transfer(mut port: impl Read) -> Result<BundleTransfer, String> {
     port.read_exact(&mut header[8..])
         .map_err(|e| format!("reading the bundle header: {e}"))?;
     let header = guest_protocol::parse_bundle_header(&header).map_err(|e| e.to_string())?;
-    // Bounded by parse_header.
-    let mut payload = vec![0u8; header.payload_len];
-    port.read_exact(&mut payload)
-        .map_err(|e| format!("reading the bundle's {} bytes: {e}", header.payload_len))?;
-    guest_protocol::decode_bundle_payload(&header, &payload).map_err(|e| e.to_string())
+    let started = std::time::Instant::now();
+    let payload = if header.in_shared_region {
+        shared(header.payload_len)?
+    } else {
+        // Bounded by parse_header.
+        let mut payload = vec![0u8; header.payload_len];
+        port.read_exact(&mut payload)
+            .map_err(|e| format!("reading the bundle's {} bytes: {e}", header.payload_len))?;
+        payload
+    };
+    let transfer =
+        guest_protocol::decode_bundle_payload(&header, &payload).map_err(|e| e.to_string())?;
+    Ok(Received {
+        transfer,
+        from_shared_region: header.in_shared_region,
+        payload_bytes: header.payload_len,
+        read_us: started.elapsed().as_micros(),
+    })
 }
 
 /// A restored guest's clock resumes where the snapshot was taken: set it to the host's.
@@ -133,7 +180,33 @@ mod tests {
         };
         let mut stream = b"\r\n@@BUN noise".to_vec();
         stream.extend_from_slice(&transfer.encode().unwrap());
-        assert_eq!(read_transfer(&stream[..]).unwrap(), transfer);
-        assert!(read_transfer(&b"no bundle here"[..]).is_err());
+        let no_region = |_| -> Result<Vec<u8>, String> { panic!("not in the region") };
+        let received = read_transfer(&stream[..], no_region).unwrap();
+        assert_eq!(received.transfer, transfer);
+        assert!(!received.from_shared_region);
+        assert!(read_transfer(&b"no bundle here"[..], no_region).is_err());
+    }
+
+    #[test]
+    fn a_shared_header_takes_its_payload_from_the_region() {
+        let transfer = BundleTransfer {
+            host_time_unix_ns: 9,
+            files: vec![guest_protocol::BundleFile {
+                path: "harness/objects/a.bpf.o".into(),
+                data: vec![7; 5000],
+            }],
+        };
+        let (header, payload) = transfer.encode_for_shared_region().unwrap().unwrap();
+        let mut stream = b"noise".to_vec();
+        stream.extend_from_slice(&header);
+        let region = |len: usize| Ok(payload[..len].to_vec());
+        let received = read_transfer(&stream[..], region).unwrap();
+        assert_eq!(received.transfer, transfer);
+        assert!(received.from_shared_region);
+        assert_eq!(received.payload_bytes, payload.len());
+        // A region that holds other bytes fails the checksum, it is never taken as a bundle.
+        let stale = |len: usize| Ok(vec![0u8; len]);
+        let why = read_transfer(&stream[..], stale).err().unwrap();
+        assert!(why.contains("checksum"), "{why}");
     }
 }

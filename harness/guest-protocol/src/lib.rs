@@ -17,27 +17,35 @@ mod manifest;
 mod messages;
 mod transfer;
 
-pub use framing::{frame, FrameError, FrameScanner, FRAME_MAGIC};
+pub use framing::{
+    frame, parse_region_notice, region_notice, FrameError, FrameScanner, FRAME_MAGIC,
+    REGION_NOTICE_MAGIC,
+};
 pub use kernel_core::{KernelCoreObject, KernelCoreOutcome, KernelCoreProgram};
 pub use libbpf::{LibbpfObject, LibbpfProgram, Xlated, LIBBPF_LOADER_PATH};
 pub use manifest::{
-    CaseSpec, DataOverride, LoadSettings, Manifest, MapSetting, MapWrite, ObjectEntry, TrafficFlow,
-    UdpFlow, Workload, WorkloadAction, MANIFEST_PATH,
+    CaseSpec, DataOverride, KernelBtfFile, LoadSettings, Manifest, MapSetting, MapWrite,
+    ObjectEntry, TrafficFlow, UdpFlow, Workload, WorkloadAction, EXTERNAL_BTF_PATH, MANIFEST_PATH,
 };
 pub use messages::{
-    CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent, ObjectLoaded,
-    PacketResult, ProgramLoad, ProgramLoadOutcome, Ready, RelocationReport, RunOutput,
-    MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
+    BtfSource, CaseOutcome, CaseResult, GuestMessage, Hello, MapDump, MapEntry, MapEvent,
+    ObjectLoaded, PacketResult, ProgramLoad, ProgramLoadOutcome, Ready, RelocationReport,
+    RunOutput, MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
 };
 
 pub use transfer::{
-    decode as decode_bundle, decode_payload as decode_bundle_payload,
+    decode as decode_bundle, decode_payload as decode_bundle_payload, is_header_magic,
     parse_header as parse_bundle_header, BundleFile, BundleHeader, BundleTransfer, TransferError,
-    BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+    BUNDLE_HEADER_BYTES, BUNDLE_MAGIC, BUNDLE_SHARED_MAGIC, MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES,
+    SHARED_BUNDLE_BYTES, SHARED_REGION_BAR, SHARED_REGION_BYTES, SHARED_REGION_PCI_IDS,
+    SHARED_RESULTS_BYTES, SHARED_RESULTS_OFFSET,
 };
 
 /// Bumped whenever a message or the manifest changes shape; the runner refuses a mismatch.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// 4: the manifest's external `kernel_btf`, the hello's `btf`.
+/// 5: workload cases (`CaseSpec::workload`), `--kernel-core` (`Manifest::kernel_core`,
+/// `GuestMessage::KernelCoreCompared`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The kernel command-line key that tells the agent which serial device carries frames.
 pub const RESULTS_PORT_PARAM: &str = "harness.port";

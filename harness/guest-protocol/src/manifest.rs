@@ -5,6 +5,19 @@ use serde::{Deserialize, Serialize};
 /// Where the manifest sits inside the initramfs (and inside the bundle directory on the host).
 pub const MANIFEST_PATH: &str = "harness/manifest.json";
 
+/// Where an external kernel BTF (`btf = "path"` of a matrix entry) sits in the bundle.
+pub const EXTERNAL_BTF_PATH: &str = "harness/kernel.btf";
+
+/// The kernel BTF the agent relocates against when it is not the running kernel's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelBtfFile {
+    /// Path relative to the bundle root ([`EXTERNAL_BTF_PATH`]).
+    pub path: String,
+    /// Lowercase hex sha256: the agent refuses a file whose bytes differ.
+    pub sha256: String,
+}
+
 /// What the runner asks one guest to do: the objects to load and the cases to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -30,6 +43,10 @@ pub struct Manifest {
     /// its translation compares with ours (`harness --kernel-core`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kernel_core: bool,
+    /// An external kernel BTF used instead of /sys/kernel/btf/vmlinux (a kernel without BTF,
+    /// or a matrix entry's `btf = "path"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_btf: Option<KernelBtfFile>,
 }
 
 /// One object shipped in the bundle.

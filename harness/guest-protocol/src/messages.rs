@@ -54,6 +54,23 @@ pub struct Hello {
     pub kernel_btf_bytes: Option<u64>,
     /// The kernel's own uptime when the agent started, from /proc/uptime.
     pub uptime_ms: u64,
+    /// The BTF the agent relocates against: where it was read and its sha256. Absent when the
+    /// agent found none (it then reports a fatal error), and from agents before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btf: Option<BtfSource>,
+}
+
+/// Which kernel BTF a guest used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtfSource {
+    /// `/sys/kernel/btf/vmlinux`, or the bundle path of an external BTF.
+    pub path: String,
+    /// Whether it is the matrix entry's external BTF rather than the running kernel's own.
+    pub external: bool,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Lowercase hex sha256 of the bytes.
+    pub sha256: String,
 }
 
 /// A guest waiting for its bundle, or proving after it that it is the guest that was saved.
@@ -67,6 +84,10 @@ pub struct Ready {
     pub uptime_ms: u64,
     /// The guest's realtime clock, in ms since the epoch.
     pub clock_unix_ms: u64,
+    /// The agent sees the shared-memory region a bundle can travel in (an ivshmem PCI device):
+    /// the host sends through it only then, else over the port.
+    #[serde(default)]
+    pub shared_region: bool,
 }
 
 /// Outcome of relocating and loading one object.

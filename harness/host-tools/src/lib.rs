@@ -64,6 +64,17 @@ pub fn requirements(qemu: bool, clang: Option<&str>) -> Vec<Requirement> {
     needs
 }
 
+/// What booting arm64 guests needs besides [`requirements`]: Debian ships
+/// `qemu-system-aarch64` in `qemu-system-arm`, from the same QEMU source (and version) as
+/// `qemu-system-x86`. The aarch64 agent is embedded at build time like the x86_64 one.
+pub fn aarch64_requirements() -> Vec<Requirement> {
+    vec![Requirement {
+        what: "qemu-system-aarch64 (boots arm64 kernels)",
+        present: on_path("qemu-system-aarch64"),
+        install: Install::Apt("qemu-system-arm"),
+    }]
+}
+
 /// What building the static libbpf loader (`harness --libbpf`) needs: a C compiler and the static
 /// archives of libbpf and of what it links (libelf, zlib, and zstd where libelf uses it).
 pub fn libbpf_loader_requirements(cc: &str) -> Vec<Requirement> {
@@ -331,6 +342,25 @@ mod tests {
         let error = ensure(&needs, false).unwrap_err().to_string();
         assert!(
             error.contains("apt-get install -y qemu-system-x86"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn arm64_guests_ask_for_debians_qemu_system_arm() {
+        let needs = aarch64_requirements();
+        assert_eq!(needs.len(), 1);
+        assert_eq!(needs[0].install, Install::Apt("qemu-system-arm"));
+        assert_eq!(needs[0].present, on_path("qemu-system-aarch64"));
+        let missing = Requirement {
+            present: false,
+            ..needs[0].clone()
+        };
+        let error = ensure(&[missing], false).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "qemu-system-aarch64 (boots arm64 kernels): apt-get install qemu-system-arm"
+            ),
             "{error}"
         );
     }

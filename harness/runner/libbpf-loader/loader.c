@@ -131,8 +131,12 @@ static void apply_settings(struct bpf_object *obj) {
 	}
 }
 
+// -b PATH: the BTF CO-RE relocates against instead of the running kernel's (an external BTF).
+static const char *btf_custom_path;
+
 static struct bpf_object *open_object(const char *path, const char *pin_root) {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root, .kconfig = kconfig);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root, .kconfig = kconfig,
+		    .btf_custom_path = btf_custom_path);
 	first_warning[0] = last_log_line[0] = '\0';
 	return bpf_object__open_file(path, &opts);
 }
@@ -261,7 +265,7 @@ static void load_object(const char *path, const char *pin_root) {
 int main(int argc, char **argv) {
 	libbpf_set_print(capture);
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s PIN_ROOT KCONFIG|- [-m MAP=N | -v MAP=N | -n PROGRAM]... OBJECT...\n",
+		fprintf(stderr, "usage: %s PIN_ROOT KCONFIG|- [-m MAP=N | -v MAP=N | -n PROGRAM | -b BTF]... OBJECT...\n",
 			argv[0]);
 		return 2;
 	}
@@ -282,6 +286,8 @@ int main(int argc, char **argv) {
 			sized_values[n_sized++] = (unsigned int)strtoul(eq + 1, NULL, 10);
 		} else if (flag == 'n' && n_not_autoloaded < MAX_SETTINGS) {
 			not_autoloaded[n_not_autoloaded++] = value;
+		} else if (flag == 'b') {
+			btf_custom_path = value;
 		} else {
 			fprintf(stderr, "%s: unknown option or too many settings\n", argv[first_object]);
 			return 2;

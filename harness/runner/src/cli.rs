@@ -48,9 +48,13 @@ pub struct CommonArgs {
     /// The kernel matrix
     #[arg(long, default_value = "kernels.toml", value_name = "PATH")]
     pub matrix: PathBuf,
-    /// Only these kernels (repeatable); default: every enabled kernel of the matrix
+    /// Only these kernels (repeatable); default: every enabled kernel of the selected groups
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
+    /// The enabled kernels of this group (repeatable; a kernel's `group` in the matrix)
+    /// [default: default]; e.g. `--group default --group nightly` for the nightly set
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
     /// Image cache [default: images/ next to the matrix; env HARNESS_IMAGES]
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,
@@ -112,7 +116,8 @@ impl ObjectArgs {
 pub struct FetchArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Also build each kernel's ready snapshot (see `--snapshot` of a run)
+    /// Also build each kernel's ready snapshot, which runs start their guests from (unless
+    /// `--fresh-boot`)
     #[arg(long)]
     pub snapshot: bool,
 }
@@ -175,11 +180,12 @@ pub struct RunArgs {
     /// as ours (up to map ids); a kernel without it reports the trial unsupported
     #[arg(long)]
     pub kernel_core: bool,
-    /// Start each guest from its kernel's ready snapshot (saved in the image cache on first
-    /// use: boot to the agent's ready point, QEMU migration to a file) instead of booting it
-    #[arg(long, conflicts_with = "fresh_boot")]
+    /// Accepted for compatibility: guests start from their kernel's ready snapshot by default
+    #[arg(long, hide = true, conflicts_with = "fresh_boot")]
     pub snapshot: bool,
-    /// Boot every guest from scratch with a per-run initramfs (today's default)
+    /// Boot every guest from scratch with a per-run initramfs, instead of restoring it from its
+    /// kernel's ready snapshot (the default: saved in the image cache on first use, by booting
+    /// to the agent's ready point and migrating QEMU to a file)
     #[arg(long)]
     pub fresh_boot: bool,
     /// Test-only: make one kernel's agent fail after its first result: KERNEL=panic|hang|crash
@@ -254,6 +260,11 @@ pub enum ColorChoice {
 }
 
 impl RunArgs {
+    /// Whether guests start from ready snapshots: the default; `--snapshot` is the old opt-in.
+    pub fn restores_snapshots(&self) -> bool {
+        !self.fresh_boot
+    }
+
     /// libtest-mimic's arguments for reporting trials we have already judged.
     pub fn mimic_arguments(&self) -> libtest_mimic::Arguments {
         libtest_mimic::Arguments {
@@ -314,9 +325,9 @@ mod tests {
 
     #[test]
     fn snapshot_and_fresh_boot_exclude_each_other() {
-        assert!(!parse(&[]).run.snapshot);
-        assert!(parse(&["--snapshot"]).run.snapshot);
-        assert!(parse(&["--fresh-boot"]).run.fresh_boot);
+        assert!(parse(&[]).run.restores_snapshots());
+        assert!(parse(&["--snapshot"]).run.restores_snapshots());
+        assert!(!parse(&["--fresh-boot"]).run.restores_snapshots());
         let e = Cli::try_parse_from(["harness", "--snapshot", "--fresh-boot"]).unwrap_err();
         assert!(e.to_string().contains("cannot be used with"), "{e}");
         match parse(&["fetch", "--snapshot", "--kernel", "6.1"]).command {

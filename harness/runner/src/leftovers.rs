@@ -67,7 +67,7 @@ pub fn remove_stale(dir: &Path, prefix: &str) -> usize {
 }
 
 /// Run directories are `<work>/runs/<stamp>-<pid>/<kernel>/`: of a run whose owner is gone,
-/// the rebuildable bulk (initramfs files, host bundles) is removed and the console logs kept
+/// the rebuildable bulk (initramfs files, shared-memory bundle files, host bundles) is removed and the console logs kept
 /// (the oldest runs are pruned as a whole elsewhere). Returns how many files or dirs went.
 pub fn reclaim_dead_runs(runs: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(runs) else {
@@ -90,7 +90,11 @@ pub fn reclaim_dead_runs(runs: &Path) -> usize {
             continue;
         };
         for kernel in kernels.flatten() {
-            for (bulk, is_dir) in [("initramfs.cpio", false), ("bundle", true)] {
+            for (bulk, is_dir) in [
+                ("initramfs.cpio", false),
+                (crate::vm::snapshot::BUNDLE_REGION_FILE, false),
+                ("bundle", true),
+            ] {
                 let path = kernel.path().join(bulk);
                 let gone = if is_dir {
                     path.is_dir() && std::fs::remove_dir_all(&path).is_ok()
@@ -132,10 +136,12 @@ mod tests {
         for d in [&dead, &live] {
             std::fs::create_dir_all(d.join("bundle")).unwrap();
             std::fs::write(d.join("initramfs.cpio"), b"x").unwrap();
+            std::fs::write(d.join("bundle.shm"), b"x").unwrap();
             std::fs::write(d.join("console.log"), b"x").unwrap();
         }
-        assert_eq!(reclaim_dead_runs(tmp.path()), 2);
+        assert_eq!(reclaim_dead_runs(tmp.path()), 3);
         assert!(!dead.join("initramfs.cpio").exists() && !dead.join("bundle").exists());
+        assert!(!dead.join("bundle.shm").exists() && live.join("bundle.shm").exists());
         assert!(dead.join("console.log").exists());
         assert!(live.join("initramfs.cpio").exists() && live.join("bundle").exists());
     }

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod guest;
 pub mod images;
 pub mod interrupt;
+pub mod kernel_btf;
 pub mod layout;
 pub mod leftovers;
 pub mod matrix;

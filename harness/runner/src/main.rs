@@ -9,12 +9,12 @@ fn main() -> ExitCode {
         None => harness::run::main_run(cli.run),
         Some(Command::Setup { no_install }) => {
             let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
-            host_tools::ensure(&host_tools::requirements(true, Some(&clang)), !no_install).map(
-                |()| {
-                    eprintln!("host tools: all present");
-                    ExitCode::SUCCESS
-                },
-            )
+            let mut needs = host_tools::requirements(true, Some(&clang));
+            needs.extend(host_tools::aarch64_requirements());
+            host_tools::ensure(&needs, !no_install).map(|()| {
+                eprintln!("host tools: all present");
+                ExitCode::SUCCESS
+            })
         }
         Some(Command::Lock(args)) => {
             harness::matrix::pinning::lock_command(&args.common, args.update.as_deref())

@@ -15,7 +15,19 @@ fn workspace() -> PathBuf {
 fn repository_matrix_parses() {
     let m = Matrix::load(&workspace().join("kernels.toml")).unwrap();
     let names: Vec<&str> = m.kernels.iter().map(|k| k.name.as_str()).collect();
-    assert_eq!(names, ["5.10", "6.1", "6.12", "7.2", "host"]);
+    assert_eq!(
+        names,
+        [
+            "5.10",
+            "6.1",
+            "6.12",
+            "7.2",
+            "6.1-arm64",
+            "6.12-arm64",
+            "7.2-arm64",
+            "host"
+        ]
+    );
     let default: Vec<&str> = m
         .select(&[])
         .unwrap()
@@ -23,9 +35,34 @@ fn repository_matrix_parses() {
         .map(|k| k.name.as_str())
         .collect();
     assert_eq!(default, ["5.10", "6.1", "6.12", "7.2"]);
+    // The arm64 kernels are the nightly group, which the nightly workflow adds to the default.
+    let nightly: Vec<&str> = m
+        .select_in(&[], &["default".into(), "nightly".into()])
+        .unwrap()
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(
+        nightly,
+        [
+            "5.10",
+            "6.1",
+            "6.12",
+            "7.2",
+            "6.1-arm64",
+            "6.12-arm64",
+            "7.2-arm64"
+        ]
+    );
+    assert!(m.kernels[4..7]
+        .iter()
+        .all(|k| k.arch == harness::matrix::config::Arch::Aarch64 && k.group == "nightly"));
+    let workflow =
+        std::fs::read_to_string(workspace().join(".github/workflows/nightly.yml")).unwrap();
+    assert!(workflow.contains("--group default --group nightly"));
     assert_eq!(m.kernels[0].boot_timeout, Duration::from_secs(60));
     assert_eq!(m.kernels[0].memory_mib, 1024);
-    assert_eq!(m.kernels[4].source, KernelSource::Host);
+    assert_eq!(m.kernels[7].source, KernelSource::Host);
     assert_eq!(m.mirror, None, "the repository must not name a mirror");
 }
 

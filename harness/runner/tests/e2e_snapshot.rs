@@ -1,6 +1,6 @@
-//! End to end: guests restored from ready snapshots (`--snapshot`) must produce exactly what
-//! fresh boots (`--fresh-boot`) produce, on real kernels with the real corpus; and a damaged
-//! snapshot is rebuilt with a note, never a failed run.
+//! End to end: guests restored from ready snapshots (the default; `--snapshot` is its old
+//! spelling) must produce exactly what fresh boots (`--fresh-boot`) produce, on real kernels with
+//! the real corpus; and a damaged snapshot is rebuilt with a note, never a failed run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,6 +92,8 @@ fn results(report: &Value) -> BTreeMap<String, (Value, Value)> {
         .collect()
 }
 
+/// Guests restored from a snapshot whose bundle came through shared memory (only its 16-byte
+/// header over the results port).
 fn restored_logs(report: &Value) -> usize {
     report["replay"]["runs"]
         .as_array()
@@ -99,9 +101,9 @@ fn restored_logs(report: &Value) -> usize {
         .iter()
         .filter(|run| {
             run["logs"].as_array().unwrap().iter().any(|l| {
-                l.as_str()
-                    .unwrap_or("")
-                    .contains("restored from ready snapshot")
+                let l = l.as_str().unwrap_or("");
+                l.contains("restored from ready snapshot")
+                    && l.contains("16 of them over the results port")
             })
         })
         .count()
@@ -116,9 +118,10 @@ fn snapshot_runs_match_fresh_boots_on_two_kernels() {
         "fresh boot failed:\n{}",
         fresh.stderr
     );
-    // Twice: the first may build the snapshots, the second surely restores them.
-    for round in 0..2 {
-        let snap = run_harness(&[&kernels[..], &["--snapshot"]].concat(), None);
+    // Twice: the first may build the snapshots, the second surely restores them (asked for
+    // with the old opt-in flag, which is the default now).
+    for (round, mode) in [[].as_slice(), &["--snapshot"]].into_iter().enumerate() {
+        let snap = run_harness(&[&kernels[..], mode].concat(), None);
         assert!(
             snap.status.success(),
             "snapshot round {round} failed:\n{}",
@@ -188,7 +191,8 @@ fn snapshot_dirs(cache: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_damaged_snapshot_is_rebuilt_with_a_note_and_the_run_passes() {
     let cache = private_cache();
-    let args = ["--kernel", "6.1", "--snapshot"];
+    // The default path, which restores from snapshots.
+    let args = ["--kernel", "6.1"];
     let first = run_harness(&args, Some(cache.path()));
     assert!(first.status.success(), "{}", first.stderr);
     assert!(

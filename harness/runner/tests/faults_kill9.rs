@@ -1,6 +1,7 @@
 //! `kill -9` of the harness while a guest runs: QEMU dies with it, and what the run left behind
-//! (its results-socket directory under TMPDIR, its initramfs in the work dir) is reclaimed by
-//! the next run, so repeated kills do not pile up files.
+//! (its socket directory under TMPDIR, and in the work dir its guest's per-run bulk: the
+//! shared-memory bundle file of a guest restored from its snapshot, the initramfs of a fresh
+//! boot) is reclaimed by the next run, so repeated kills do not pile up files. Both paths.
 
 mod faults_support;
 
@@ -20,12 +21,12 @@ fn entries(dir: &Path, pattern: impl Fn(&str) -> bool) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// Every `initramfs.cpio` under `<work>/runs/*/*/`.
-fn initramfs_files(work: &Path) -> Vec<PathBuf> {
+/// Every `<bulk>` under `<work>/runs/*/*/`.
+fn bulk_files(work: &Path, bulk: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for run in entries(&work.join("runs"), |_| true) {
         for kernel in entries(&run, |_| true) {
-            let file = kernel.join("initramfs.cpio");
+            let file = kernel.join(bulk);
             if file.exists() {
                 found.push(file);
             }
@@ -36,6 +37,16 @@ fn initramfs_files(work: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_killed_runs_leftovers_are_reclaimed_by_the_next_run() {
+    killed_and_reclaimed(&[], "bundle.shm");
+}
+
+#[test]
+fn a_killed_fresh_boots_leftovers_are_reclaimed_by_the_next_run() {
+    killed_and_reclaimed(&["--fresh-boot"], "initramfs.cpio");
+}
+
+/// `mode`: the harness arguments that pick the path; `bulk`: the per-run file it leaves.
+fn killed_and_reclaimed(mode: &[&str], bulk: &str) {
     let dir = tempfile::tempdir().unwrap();
     let tmp = dir.path().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -45,6 +56,7 @@ fn a_killed_runs_leftovers_are_reclaimed_by_the_next_run() {
         .args(["--matrix", "kernels.toml", "--kernel", "5.10", "--programs"])
         .arg(fault_programs("green"))
         .args(["--inject-fault", "5.10=hang"])
+        .args(mode)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -68,10 +80,10 @@ fn a_killed_runs_leftovers_are_reclaimed_by_the_next_run() {
         !sockets.is_empty(),
         "the killed run's socket directory is expected under TMPDIR"
     );
-    let initramfs = initramfs_files(&work);
+    let left = bulk_files(&work, bulk);
     assert!(
-        !initramfs.is_empty(),
-        "the killed run's initramfs is expected in the work dir"
+        !left.is_empty(),
+        "the killed run's {bulk} is expected in the work dir"
     );
 
     // A normal run afterwards reclaims both, and leaves nothing of its own.
@@ -79,6 +91,7 @@ fn a_killed_runs_leftovers_are_reclaimed_by_the_next_run() {
         .env("TMPDIR", &tmp)
         .args(["--matrix", "kernels.toml", "--kernel", "5.10", "--programs"])
         .arg(fault_programs("green"))
+        .args(mode)
         .output()
         .unwrap();
     let out = finish(dir.path(), output);
@@ -88,9 +101,9 @@ fn a_killed_runs_leftovers_are_reclaimed_by_the_next_run() {
         sockets_after.is_empty(),
         "left in TMPDIR: {sockets_after:?}"
     );
-    let initramfs_after = initramfs_files(&work);
-    assert!(
-        initramfs_after.is_empty(),
-        "left in the work dir: {initramfs_after:?}"
-    );
+    // Neither path leaves the other's bulk either.
+    for bulk in ["bundle.shm", "initramfs.cpio"] {
+        let after = bulk_files(&work, bulk);
+        assert!(after.is_empty(), "left in the work dir: {after:?}");
+    }
 }

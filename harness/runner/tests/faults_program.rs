@@ -216,6 +216,7 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
         fault: None,
         libbpf_loader: None,
         kernel_core: false,
+        kernel_btf: None,
     };
     bundle.write_dir("host", dir.path()).unwrap();
     // Another test's thread may fork while the agent file is still open for writing here; its

@@ -5,7 +5,8 @@
 //! One run of two kernels whose agents hang after their first result (so they are surely still
 //! running when the signal comes): 5.10's QEMU gets SIGKILL right after it starts, before the
 //! agent can say hello; 6.1's gets SIGTERM (which QEMU catches, saying so on stderr, and exits 0)
-//! well after hello.
+//! well after hello. Both ways a guest starts: restored from its ready snapshot (the default)
+//! and booted fresh.
 
 mod faults_support;
 
@@ -15,17 +16,33 @@ use faults_support::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+/// The guest's QEMU: its per-run file (shared-memory bundle or initramfs) is in `<work>/.../<kernel>/`.
 fn qemu_of(work: &str, kernel: &str) -> Option<u32> {
-    let needle = format!("/{kernel}/initramfs.cpio");
+    let needles = [
+        format!("/{kernel}/initramfs.cpio"),
+        format!("/{kernel}/bundle.shm"),
+    ];
     qemu_processes_mentioning(work).into_iter().find(|pid| {
         std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+            .map(|c| {
+                let text = String::from_utf8_lossy(&c);
+                needles.iter().any(|n| text.contains(n.as_str()))
+            })
             .unwrap_or(false)
     })
 }
 
 #[test]
-fn a_killed_qemu_is_reported_as_vm_killed_with_its_signal() {
+fn a_killed_restored_qemu_is_reported_as_vm_killed_with_its_signal() {
+    killed_qemus(&[]);
+}
+
+#[test]
+fn a_killed_fresh_qemu_is_reported_as_vm_killed_with_its_signal() {
+    killed_qemus(&["--fresh-boot"]);
+}
+
+fn killed_qemus(mode: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work").display().to_string();
     let mut child = harness_command(dir.path())
@@ -42,6 +59,7 @@ fn a_killed_qemu_is_reported_as_vm_killed_with_its_signal() {
         ])
         .arg(fault_programs("green"))
         .args(["--inject-fault", "5.10=hang", "--inject-fault", "6.1=hang"])
+        .args(mode)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -63,7 +81,8 @@ fn a_killed_qemu_is_reported_as_vm_killed_with_its_signal() {
     let early = wait_for("5.10", &mut child);
     kill(Pid::from_raw(early as i32), Signal::SIGKILL).unwrap();
     let late = wait_for("6.1", &mut child);
-    // Hello comes 2-4 s after QEMU starts under TCG; the agent then hangs for test_timeout_s (30).
+    // Hello comes 0.2-4 s after QEMU starts under TCG; the agent then hangs for test_timeout_s
+    // (30). A restored guest's VM is killed from outside, not failed as a restore: no rebuild.
     std::thread::sleep(Duration::from_secs(12));
     kill(Pid::from_raw(late as i32), Signal::SIGTERM).unwrap();
     let output = child.wait_with_output().unwrap();
@@ -91,6 +110,11 @@ fn a_killed_qemu_is_reported_as_vm_killed_with_its_signal() {
     let tail = after["console_tail"].as_str().unwrap();
     assert!(tail.contains("terminating on signal 15"), "{tail}");
 
+    assert!(
+        !out.stderr.contains("did not restore") && !out.stderr.contains("booting fresh"),
+        "{}",
+        out.transcript()
+    );
     for kernel in ["5.10", "6.1"] {
         assert!(
             out.summary_row(kernel).contains("VM_KILLED"),

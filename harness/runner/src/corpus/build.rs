@@ -208,7 +208,13 @@ impl Builder {
     /// Checks the compiler once and fixes the flags.
     pub fn new(options: &BuildOptions, cache_root: &Path) -> Result<Builder> {
         let clang = options.clang();
-        let version = clang_version(&clang)?;
+        // Two compiler runs of ~40 ms each before anything boots: side by side.
+        let (version, system_dirs) = std::thread::scope(|scope| {
+            let dirs = scope.spawn(|| system_include_dirs(&clang));
+            let version = clang_version(&clang);
+            (version, dirs.join().unwrap_or_default())
+        });
+        let version = version?;
         std::fs::create_dir_all(cache_root).map_err(io("cannot create", cache_root))?;
         let mut flags: Vec<String> = CLANG_FLAGS.iter().map(|s| s.to_string()).collect();
         flags.extend(["-I".to_string(), "include".to_string()]);
@@ -219,7 +225,7 @@ impl Builder {
             flags.push("-I".into());
             flags.push(dir.display().to_string());
         }
-        for dir in system_include_dirs(&clang) {
+        for dir in system_dirs {
             flags.push("-idirafter".into());
             flags.push(dir.display().to_string());
         }

@@ -10,6 +10,23 @@ use sha2::{Digest, Sha256};
 /// The agent's bytes: `/init` of every guest, and a plain process for the host entry.
 pub static AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-agent"));
 
+/// The aarch64 agent, `/init` of arm64 guests; empty when the harness was built with
+/// `HARNESS_AGENT_AARCH64_BIN=none`.
+pub static AGENT_AARCH64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest-agent-aarch64"));
+
+/// The agent for guests of `arch`.
+pub fn for_arch(arch: crate::matrix::config::Arch) -> Result<&'static [u8], String> {
+    match arch {
+        crate::matrix::config::Arch::X86_64 => Ok(AGENT),
+        crate::matrix::config::Arch::Aarch64 if AGENT_AARCH64.is_empty() => Err(
+            "this harness was built without the aarch64 guest agent (HARNESS_AGENT_AARCH64_BIN=none): \
+             rebuild it without that setting to run arm64 kernels"
+                .into(),
+        ),
+        crate::matrix::config::Arch::Aarch64 => Ok(AGENT_AARCH64),
+    }
+}
+
 /// SHA-256 of [`AGENT`], lower-case hex: part of what identifies a bundle.
 pub fn sha256() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
@@ -50,6 +67,27 @@ mod tests {
             .iter()
             .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP);
         assert!(!interp, "the agent needs a dynamic loader");
+    }
+
+    #[test]
+    fn the_aarch64_agent_is_a_static_arm64_executable() {
+        let agent = super::AGENT_AARCH64.to_vec();
+        if agent.is_empty() {
+            // Built with HARNESS_AGENT_AARCH64_BIN=none: say so instead of passing silently.
+            let e = super::for_arch(crate::matrix::config::Arch::Aarch64).unwrap_err();
+            assert!(e.contains("without the aarch64 guest agent"), "{e}");
+            return;
+        }
+        let file = object::read::elf::ElfFile64::<object::Endianness>::parse(&*agent).unwrap();
+        use object::read::elf::ProgramHeader as _;
+        use object::Object as _;
+        assert_eq!(file.architecture(), object::Architecture::Aarch64);
+        let endian = file.endian();
+        let interp = file
+            .elf_program_headers()
+            .iter()
+            .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP);
+        assert!(!interp, "the aarch64 agent needs a dynamic loader");
     }
 
     #[test]

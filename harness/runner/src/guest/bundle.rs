@@ -17,6 +17,9 @@ pub struct Bundle {
     pub libbpf_loader: Option<Vec<u8>>,
     /// Also let each kernel relocate the programs itself and compare (`--kernel-core`).
     pub kernel_core: bool,
+    /// The kernel entry's external BTF (`btf = "path"`), shipped at
+    /// [`guest_protocol::EXTERNAL_BTF_PATH`] and used by the agent instead of the kernel's own.
+    pub kernel_btf: Option<Vec<u8>>,
 }
 
 pub const OBJECTS_DIR: &str = "harness/objects";
@@ -48,6 +51,13 @@ impl Bundle {
                 .as_ref()
                 .map(|_| guest_protocol::LIBBPF_LOADER_PATH.to_string()),
             kernel_core: self.kernel_core,
+            kernel_btf: self
+                .kernel_btf
+                .as_ref()
+                .map(|btf| guest_protocol::KernelBtfFile {
+                    path: guest_protocol::EXTERNAL_BTF_PATH.to_string(),
+                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(btf)),
+                }),
         }
     }
 
@@ -96,6 +106,13 @@ impl Bundle {
                 path: KERNEL_CONFIG_PATH.into(),
                 mode: 0o644,
                 data: config.to_vec(),
+            });
+        }
+        if let Some(btf) = &self.kernel_btf {
+            entries.push(Entry::File {
+                path: guest_protocol::EXTERNAL_BTF_PATH.into(),
+                mode: 0o644,
+                data: btf.clone(),
             });
         }
         let mut out = Vec::new();
@@ -156,6 +173,12 @@ impl Bundle {
                 data: loader.clone(),
             });
         }
+        if let Some(btf) = &self.kernel_btf {
+            files.push(guest_protocol::BundleFile {
+                path: guest_protocol::EXTERNAL_BTF_PATH.into(),
+                data: btf.clone(),
+            });
+        }
         let host_time_unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -197,6 +220,9 @@ impl Bundle {
             crate::fsutil::write_atomic(&path, loader)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
                 .with_context(|| format!("making {} executable", path.display()))?;
+        }
+        if let Some(btf) = &self.kernel_btf {
+            crate::fsutil::write_atomic(&dir.join(guest_protocol::EXTERNAL_BTF_PATH), btf)?;
         }
         Ok(())
     }
@@ -240,6 +266,7 @@ mod tests {
             fault: None,
             libbpf_loader: None,
             kernel_core: false,
+            kernel_btf: None,
         }
     }
 
@@ -285,6 +312,35 @@ mod tests {
         .into_owned();
         assert!(ready.contains("init\0") && !ready.contains("manifest.json"));
         assert!(ready.contains("harness/kernel-config\0"));
+    }
+
+    #[test]
+    fn an_external_btf_travels_with_its_hash_in_every_form() {
+        let mut b = bundle();
+        b.kernel_btf = Some(b"\x9f\xeb\x01\x00btf".to_vec());
+        let manifest = b.manifest("6.1", false);
+        let file = manifest.kernel_btf.unwrap();
+        assert_eq!(file.path, "harness/kernel.btf");
+        assert_eq!(
+            file.sha256,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                b"\x9f\xeb\x01\x00btf"
+            ))
+        );
+        let initramfs = b.initramfs("6.1", false).unwrap();
+        assert!(String::from_utf8_lossy(&initramfs).contains("harness/kernel.btf\0"));
+        let transfer = b.transfer("6.1", None).unwrap();
+        assert!(transfer
+            .files
+            .iter()
+            .any(|f| f.path == "harness/kernel.btf"));
+        let dir = tempfile::tempdir().unwrap();
+        b.write_dir("host", dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("harness/kernel.btf")).unwrap(),
+            b"\x9f\xeb\x01\x00btf"
+        );
+        assert!(bundle().manifest("6.1", false).kernel_btf.is_none());
     }
 
     #[test]

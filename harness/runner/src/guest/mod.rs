@@ -117,7 +117,14 @@ pub struct GuestTimings {
     /// A guest restored from a snapshot: when it said Ready after receiving its bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_ms: Option<u64>,
+    /// When the guest (QEMU, or the host agent) started, in ms since the harness did: what the
+    /// harness spent before it (plan, objects, images, predictions, snapshot checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_after_ms: Option<u64>,
 }
+
+/// When this harness process started its run, for [`GuestTimings::started_after_ms`].
+pub static RUN_STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GuestRun {
@@ -494,6 +501,7 @@ mod tests {
                 machine: "x86_64".into(),
                 kernel_btf_bytes: None,
                 uptime_ms: 1,
+                btf: None,
             }),
             1,
         );
@@ -581,6 +589,7 @@ mod tests {
                 machine: "x86_64".into(),
                 kernel_btf_bytes: None,
                 uptime_ms: 1,
+                btf: None,
             }),
             1,
         );

@@ -14,6 +14,7 @@
 pub mod vmlinux_h;
 
 pub mod apt;
+pub mod arm64;
 pub mod bzimage;
 pub mod cache;
 pub mod deb;
@@ -37,7 +38,8 @@ pub use progress::{IndicatifProgress, NoProgress, Progress};
 pub struct KernelImage {
     /// The matrix kernel name.
     pub name: String,
-    /// Uncompressed kernel ELF with a PVH entry note: `qemu-system-x86_64 -kernel <vmlinux>`.
+    /// The uncompressed kernel QEMU boots with `-kernel`: an ELF with a PVH entry note on
+    /// x86_64, the raw `Image` on aarch64 (cached as `vmlinux` all the same).
     pub vmlinux: PathBuf,
     /// Raw BTF (`.BTF` section bytes), when the kernel has BTF.
     pub btf: Option<PathBuf>,
@@ -88,6 +90,7 @@ pub struct KernelMeta {
     pub compression: String,
     /// Size of `vmlinux` in the cache (`None` when the vmlinux is used in place).
     pub vmlinux_bytes: Option<u64>,
+    /// The PVH entry point (x86_64); 0 for an arm64 Image, which is entered at its start.
     pub pvh_entry: u64,
     pub btf: Option<elf::BtfSummary>,
     pub has_config: bool,
@@ -177,8 +180,13 @@ pub enum ImageError {
     },
     #[error("kernel `{kernel}` is the host kernel: it runs without a VM and needs no image")]
     HostKernel { kernel: String },
-    #[error("kernel `{kernel}`: {arch} images are not supported yet (x86_64 only)")]
-    UnsupportedArch { kernel: String, arch: Arch },
+    #[error("kernel `{kernel}`: {}: {source}", path.display())]
+    BadArm64Image {
+        kernel: String,
+        path: PathBuf,
+        #[source]
+        source: arm64::Arm64ImageError,
+    },
     #[error("kernel `{kernel}`: none of the packages {packages:?} holds a kernel image (looked for ./boot/vmlinuz-* and ./usr/lib/modules/*/vmlinuz*)")]
     NoKernelInPackages {
         kernel: String,
@@ -352,12 +360,6 @@ impl Images {
         lock: &Lockfile,
         progress: &dyn Progress,
     ) -> Result<KernelImage> {
-        if entry.arch != Arch::X86_64 && !matches!(entry.source, KernelSource::Host) {
-            return Err(ImageError::UnsupportedArch {
-                kernel: entry.name.clone(),
-                arch: entry.arch,
-            });
-        }
         match &entry.source {
             KernelSource::Host => Err(ImageError::HostKernel {
                 kernel: entry.name.clone(),
@@ -704,35 +706,61 @@ impl Images {
         progress: &dyn Progress,
     ) -> Result<()> {
         let kernel = &entry.name;
-        if !input.image.starts_with(b"\x7fELF") {
-            progress.stage(kernel, "decompressing vmlinuz into vmlinux");
-        }
-        let (vmlinux, compression) =
-            bzimage::decompress(input.image).map_err(|source| ImageError::BadImage {
-                kernel: kernel.clone(),
-                path: input.image_path.to_path_buf(),
-                source,
-            })?;
-        let pvh_entry = elf::pvh_entry(&vmlinux)
-            .and_then(|e| e.ok_or(elf::ElfError::NoPvhNote))
-            .map_err(|source| ImageError::NotPvh {
-                kernel: kernel.clone(),
-                path: input.image_path.to_path_buf(),
-                source,
-            })?;
-        let btf = elf::btf_section(&vmlinux).map_err(|e| ImageError::BadElf {
-            kernel: kernel.clone(),
-            message: e.to_string(),
-        })?;
+        let (vmlinux, compression, pvh_entry, btf) = match entry.arch {
+            Arch::X86_64 => {
+                if !input.image.starts_with(b"\x7fELF") {
+                    progress.stage(kernel, "decompressing vmlinuz into vmlinux");
+                }
+                let (vmlinux, compression) =
+                    bzimage::decompress(input.image).map_err(|source| ImageError::BadImage {
+                        kernel: kernel.clone(),
+                        path: input.image_path.to_path_buf(),
+                        source,
+                    })?;
+                let pvh_entry = elf::pvh_entry(&vmlinux)
+                    .and_then(|e| e.ok_or(elf::ElfError::NoPvhNote))
+                    .map_err(|source| ImageError::NotPvh {
+                        kernel: kernel.clone(),
+                        path: input.image_path.to_path_buf(),
+                        source,
+                    })?;
+                let btf = elf::btf_section(&vmlinux).map_err(|e| ImageError::BadElf {
+                    kernel: kernel.clone(),
+                    message: e.to_string(),
+                })?;
+                (vmlinux, compression, pvh_entry, btf)
+            }
+            Arch::Aarch64 => {
+                progress.stage(kernel, "decompressing vmlinuz into the raw arm64 Image");
+                let (image, compression) =
+                    arm64::decompress(input.image).map_err(|source| ImageError::BadArm64Image {
+                        kernel: kernel.clone(),
+                        path: input.image_path.to_path_buf(),
+                        source,
+                    })?;
+                // No ELF, so no section table: the BTF is found by its header in the bytes.
+                let btf = arm64::find_btf(&image).map(<[u8]>::to_vec);
+                // arm64 boots the Image's own entry: there is no PVH note.
+                (image, compression, 0, btf)
+            }
+        };
         let btf_summary = match &btf {
             Some(b) => Some(elf::btf_summary(b).map_err(|m| ImageError::BadElf {
                 kernel: kernel.clone(),
                 message: format!(".BTF section: {m}"),
             })?),
             None => {
+                let hint = if entry.btf.is_some() {
+                    "; the matrix entry's external `btf` is used instead"
+                } else {
+                    "; CO-RE objects cannot be relocated for it unless its matrix entry names \
+                     an external BTF (`btf = \"path\"`)"
+                };
                 progress.stage(
                     kernel,
-                    "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?)",
+                    &format!(
+                        "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?){hint}"
+                    ),
                 );
                 None
             }

@@ -113,8 +113,11 @@ fn kernel_btf_path(args: &VmlinuxHArgs, name: &str) -> Result<PathBuf> {
         .select(&[name.to_string()])?
         .first()
         .context("no kernel selected")?;
-    if matches!(kernel.source, KernelSource::Host) {
+    if matches!(kernel.source, KernelSource::Host) && kernel.btf.is_none() {
         return host_btf();
+    }
+    if kernel.btf.is_some() {
+        return Ok(crate::kernel_btf::btf_path(kernel, None)?);
     }
     let layout = crate::layout::Layout::new(&args.common, None);
     let images = Images::new(&layout.images, &matrix);
@@ -123,9 +126,7 @@ fn kernel_btf_path(args: &VmlinuxHArgs, name: &str) -> Result<PathBuf> {
     let image = images
         .provision(kernel, &lock, &IndicatifProgress::new())
         .with_context(|| format!("kernel {name}"))?;
-    image
-        .btf
-        .with_context(|| format!("kernel {name}: its image has no .BTF section"))
+    Ok(crate::kernel_btf::btf_path(kernel, Some(&image))?)
 }
 
 /// The raw BTF in `bytes`: the file itself, or the `.BTF` section of an ELF file.

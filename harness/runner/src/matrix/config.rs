@@ -24,6 +24,10 @@
 //! debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }
 //! # memory_mib, boot_timeout_s, test_timeout_s, guest_timeout_s, cmdline: per-kernel overrides
 //! # enabled = false         # listed, but run only when named with --kernel
+//! # group = "nightly"       # run only when its group is selected (`--group nightly`); the
+//! #                         # default group is `default`, which a run without --group selects
+//! # btf = "path"            # external raw BTF used instead of the kernel's own, on the host
+//! #                         # (predictions, vmlinux.h) and in the guest (shipped in its bundle)
 //!
 //! [[kernel]]
 //! name = "host"             # the running kernel, no VM
@@ -33,7 +37,7 @@
 //! [[kernel]]
 //! name = "mine"             # a local kernel: vmlinux = "path" (used in place) or
 //! vmlinuz = "build/bzImage" # vmlinuz = "path" (decompressed into the image cache);
-//! # btf = "path"            # optional, with vmlinux/vmlinuz: raw BTF instead of the image's .BTF
+//! # btf = "path"            # optional: raw BTF instead of the image's .BTF (see above)
 //! # config = "path"         # optional, with vmlinux/vmlinuz: the kernel's .config
 //! ```
 //!
@@ -54,6 +58,9 @@ use toml::Spanned;
 
 /// The keyring used to verify Debian archive metadata unless `keyring` says otherwise.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// The group of a kernel without `group = ...`: what a run without `--group` selects.
+pub const DEFAULT_GROUP: &str = "default";
 
 /// Built-in defaults, overridden by `[defaults]`, overridden per kernel.
 /// Guest RAM: bcc-style tools preallocate maps of tens of MiB, which 256 MiB guests refused with
@@ -90,6 +97,12 @@ pub enum ConfigError {
         line: Option<usize>,
         column: Option<usize>,
         message: String,
+    },
+    #[error("unknown kernel group `{group}`; {path} has: {}", known.join(", "), path = path.display())]
+    UnknownGroup {
+        path: PathBuf,
+        group: String,
+        known: Vec<String>,
     },
     #[error("unknown kernel `{name}`; {path} defines: {}", known.join(", "), path = path.display())]
     UnknownKernel {
@@ -260,6 +273,11 @@ pub struct KernelEntry {
     pub cmdline: String,
     /// `false`: run only when named with `--kernel`.
     pub enabled: bool,
+    /// Which selection runs it: [`DEFAULT_GROUP`] unless `group = ...` says otherwise.
+    pub group: String,
+    /// `btf = "path"`: raw BTF used instead of the kernel's own, both for host-side predictions
+    /// and in the guest (for a kernel without BTF, or to test against another BTF).
+    pub btf: Option<PathBuf>,
 }
 
 /// The parsed `kernels.toml`.
@@ -313,6 +331,7 @@ struct RawKernel {
     guest_timeout_s: Option<Spanned<u64>>,
     cmdline: Option<String>,
     enabled: Option<bool>,
+    group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -320,6 +339,272 @@ struct RawKernel {
 struct RawDebian {
     suite: String,
     packages: Vec<String>,
+}
+
+/// Validation of one matrix file: every error names the file, and the line and column of the
+/// value at fault; relative paths are resolved against the file's directory.
+struct Checker<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base: PathBuf,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn rel(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn mirror(&self, raw: Option<&Spanned<String>>) -> Result<Option<String>, ConfigError> {
+        let Some(m) = raw else {
+            return Ok(None);
+        };
+        let v = m.get_ref().trim().trim_end_matches('/').to_string();
+        if !(v.starts_with("http://") || v.starts_with("https://") || v.starts_with("file:/")) {
+            return Err(self.invalid(
+                Some(m.span()),
+                format!("`mirror` must be an http://, https:// or file:/ URL, found `{v}`"),
+            ));
+        }
+        Ok(Some(v))
+    }
+
+    fn secs(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() == 0 => Err(self.invalid(
+                Some(s.span()),
+                format!("`{key}` must be at least 1 (seconds)"),
+            )),
+            Some(s) if *s.get_ref() > MAX_TIMEOUT_S => Err(self.invalid(
+                Some(s.span()),
+                format!(
+                    "`{key}` must be at most {MAX_TIMEOUT_S} (seconds, one day), found {}",
+                    s.get_ref()
+                ),
+            )),
+            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+        }
+    }
+
+    fn mem(&self, v: &Option<Spanned<u32>>, default: u32) -> Result<u32, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() < 32 => Err(self.invalid(
+                Some(s.span()),
+                format!("`memory_mib` must be at least 32, found {}", s.get_ref()),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+        }
+    }
+
+    fn defaults(&self, d: &RawDefaults) -> Result<Defaults, ConfigError> {
+        let built_in = Defaults::default();
+        Ok(Defaults {
+            memory_mib: self.mem(&d.memory_mib, built_in.memory_mib)?,
+            boot_timeout: self.secs(&d.boot_timeout_s, "boot_timeout_s", built_in.boot_timeout)?,
+            test_timeout: self.secs(&d.test_timeout_s, "test_timeout_s", built_in.test_timeout)?,
+            guest_timeout: self.secs(
+                &d.guest_timeout_s,
+                "guest_timeout_s",
+                built_in.guest_timeout,
+            )?,
+            cmdline: d.cmdline.clone().unwrap_or_default(),
+        })
+    }
+
+    /// One `[[kernel]]` table, with `defaults` for what it leaves out.
+    fn kernel(&self, k: &RawKernel, defaults: &Defaults) -> Result<KernelEntry, ConfigError> {
+        let name = self.kernel_name(&k.name)?;
+        let source = self.source(&name, k)?;
+        Ok(KernelEntry {
+            arch: k.arch.unwrap_or(Arch::X86_64),
+            source,
+            memory_mib: self.mem(&k.memory_mib, defaults.memory_mib)?,
+            boot_timeout: self.secs(&k.boot_timeout_s, "boot_timeout_s", defaults.boot_timeout)?,
+            test_timeout: self.secs(&k.test_timeout_s, "test_timeout_s", defaults.test_timeout)?,
+            guest_timeout: self.secs(
+                &k.guest_timeout_s,
+                "guest_timeout_s",
+                defaults.guest_timeout,
+            )?,
+            cmdline: k
+                .cmdline
+                .clone()
+                .unwrap_or_else(|| defaults.cmdline.clone()),
+            enabled: k.enabled.unwrap_or(true),
+            group: self.group(&name, k.group.as_ref())?,
+            btf: k.btf.as_ref().map(|p| self.rel(p.get_ref())),
+            name,
+        })
+    }
+
+    fn kernel_name(&self, raw: &Spanned<String>) -> Result<String, ConfigError> {
+        let name = raw.get_ref().trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        {
+            return Err(self.invalid(
+                Some(raw.span()),
+                format!(
+                    "kernel name `{name}` must be non-empty and use only letters, digits, \
+                     `.`, `-`, `_` and `+`"
+                ),
+            ));
+        }
+        Ok(name)
+    }
+
+    fn group(&self, name: &str, raw: Option<&Spanned<String>>) -> Result<String, ConfigError> {
+        let Some(g) = raw else {
+            return Ok(DEFAULT_GROUP.to_string());
+        };
+        let v = g.get_ref().trim();
+        if !valid_group_name(v) {
+            return Err(self.invalid(
+                Some(g.span()),
+                format!(
+                    "kernel `{name}`: group `{v}` must be non-empty and use only lowercase \
+                     letters, digits, `-` and `_`"
+                ),
+            ));
+        }
+        Ok(v.to_string())
+    }
+
+    /// Where the kernel comes from: exactly one of `debian`, `host`, `vmlinux`, `vmlinuz`.
+    fn source(&self, name: &str, k: &RawKernel) -> Result<KernelSource, ConfigError> {
+        let name_span = Some(k.name.span());
+        let host = k.host.as_ref().map(|h| *h.get_ref()).unwrap_or(false);
+        if let Some(h) = &k.host {
+            if !h.get_ref() {
+                return Err(self.invalid(
+                    Some(h.span()),
+                    format!("kernel `{name}`: `host = false` means nothing; remove it"),
+                ));
+            }
+        }
+        let given: Vec<&str> = [
+            ("debian", k.debian.is_some()),
+            ("host", host),
+            ("vmlinux", k.vmlinux.is_some()),
+            ("vmlinuz", k.vmlinuz.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| *n)
+        .collect();
+        if given.len() != 1 {
+            let found = if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(" and ")
+            };
+            return Err(self.invalid(
+                name_span,
+                format!(
+                    "kernel `{name}` needs exactly one source: `debian = {{ suite, packages }}`, \
+                     `host = true`, `vmlinux = \"path\"` or `vmlinuz = \"path\"`; found {found}"
+                ),
+            ));
+        }
+        let btf = k.btf.as_ref().map(|p| self.rel(p.get_ref()));
+        let config = k.config.as_ref().map(|p| self.rel(p.get_ref()));
+        if k.debian.is_some() || host {
+            if let Some(s) = k.config.as_ref() {
+                return Err(self.invalid(
+                    Some(s.span()),
+                    format!("kernel `{name}`: `config` goes only with `vmlinux` or `vmlinuz`"),
+                ));
+            }
+        }
+        Ok(if let Some(deb) = &k.debian {
+            self.debian(name, deb)?
+        } else if host {
+            KernelSource::Host
+        } else if let Some(p) = &k.vmlinux {
+            KernelSource::Vmlinux {
+                path: self.rel(p),
+                btf,
+                config,
+            }
+        } else if let Some(p) = &k.vmlinuz {
+            KernelSource::Vmlinuz {
+                path: self.rel(p),
+                btf,
+                config,
+            }
+        } else {
+            unreachable!("exactly one source was checked above")
+        })
+    }
+
+    fn debian(&self, name: &str, deb: &Spanned<RawDebian>) -> Result<KernelSource, ConfigError> {
+        let span = Some(deb.span());
+        let deb = deb.get_ref();
+        if deb.suite.trim().is_empty() {
+            return Err(self.invalid(span, format!("kernel `{name}`: `debian.suite` is empty")));
+        }
+        if deb.packages.is_empty() {
+            return Err(self.invalid(
+                span,
+                format!(
+                    "kernel `{name}`: `debian.packages` is empty; list the package patterns \
+                     holding the kernel image and its config"
+                ),
+            ));
+        }
+        let mut packages = Vec::new();
+        for p in &deb.packages {
+            let ok = !p.is_empty()
+                && p.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '.' | '-' | '+' | '*')
+                })
+                && !p.contains("**");
+            if !ok {
+                return Err(self.invalid(
+                    span,
+                    format!(
+                        "kernel `{name}`: package pattern `{p}` is not a Debian package name \
+                         (lowercase letters, digits, `.`, `-`, `+`) with `*` for a version number"
+                    ),
+                ));
+            }
+            packages.push(PackagePattern(p.clone()));
+        }
+        Ok(KernelSource::Debian(DebianSource {
+            suite: deb.suite.trim().to_string(),
+            packages,
+        }))
+    }
 }
 
 /// The file as text, or where its first byte that is not UTF-8 is.
@@ -338,6 +623,14 @@ fn utf8_text<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ConfigError> {
             ),
         }
     })
+}
+
+/// A group name: what `--group` takes on a command line and a workflow file.
+fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -373,233 +666,29 @@ impl Matrix {
                 message: e.message().trim_end().to_string(),
             }
         })?;
-        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
-            let (line, column) = match span {
-                Some(s) => {
-                    let (l, c) = line_col(text, s.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
+        let check = Checker {
+            text,
+            path,
+            base: path.parent().unwrap_or(Path::new("")).to_path_buf(),
         };
-        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
-        let rel = |p: &Path| -> PathBuf {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
-
-        let mirror = match raw.mirror {
-            None => None,
-            Some(m) => {
-                let v = m.get_ref().trim().trim_end_matches('/').to_string();
-                if !(v.starts_with("http://")
-                    || v.starts_with("https://")
-                    || v.starts_with("file:/"))
-                {
-                    return Err(invalid(
-                        Some(m.span()),
-                        format!("`mirror` must be an http://, https:// or file:/ URL, found `{v}`"),
-                    ));
-                }
-                Some(v)
-            }
-        };
-
-        let secs = |v: &Option<Spanned<u64>>, key: &str, default: Duration| match v {
-            None => Ok(default),
-            Some(s) if *s.get_ref() == 0 => Err(invalid(
-                Some(s.span()),
-                format!("`{key}` must be at least 1 (seconds)"),
-            )),
-            Some(s) if *s.get_ref() > MAX_TIMEOUT_S => Err(invalid(
-                Some(s.span()),
-                format!(
-                    "`{key}` must be at most {MAX_TIMEOUT_S} (seconds, one day), found {}",
-                    s.get_ref()
-                ),
-            )),
-            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
-        };
-        let mem = |v: &Option<Spanned<u32>>, default: u32| match v {
-            None => Ok(default),
-            Some(s) if *s.get_ref() < 32 => Err(invalid(
-                Some(s.span()),
-                format!("`memory_mib` must be at least 32, found {}", s.get_ref()),
-            )),
-            Some(s) => Ok(*s.get_ref()),
-        };
-
-        let built_in = Defaults::default();
-        let d = &raw.defaults;
-        let defaults = Defaults {
-            memory_mib: mem(&d.memory_mib, built_in.memory_mib)?,
-            boot_timeout: secs(&d.boot_timeout_s, "boot_timeout_s", built_in.boot_timeout)?,
-            test_timeout: secs(&d.test_timeout_s, "test_timeout_s", built_in.test_timeout)?,
-            guest_timeout: secs(
-                &d.guest_timeout_s,
-                "guest_timeout_s",
-                built_in.guest_timeout,
-            )?,
-            cmdline: d.cmdline.clone().unwrap_or_default(),
-        };
-
+        let mirror = check.mirror(raw.mirror.as_ref())?;
+        let defaults = check.defaults(&raw.defaults)?;
         let mut kernels: Vec<KernelEntry> = Vec::new();
-        for k in raw.kernels {
-            let name = k.name.get_ref().trim().to_string();
-            let name_span = Some(k.name.span());
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
-            {
-                return Err(invalid(
-                    name_span,
+        for k in &raw.kernels {
+            let entry = check.kernel(k, &defaults)?;
+            if kernels.iter().any(|e| e.name == entry.name) {
+                return Err(check.invalid(
+                    Some(k.name.span()),
                     format!(
-                        "kernel name `{name}` must be non-empty and use only letters, digits, \
-                         `.`, `-`, `_` and `+`"
+                        "kernel `{}` is defined twice; names must be unique",
+                        entry.name
                     ),
                 ));
             }
-            if kernels.iter().any(|e| e.name == name) {
-                return Err(invalid(
-                    name_span,
-                    format!("kernel `{name}` is defined twice; names must be unique"),
-                ));
-            }
-            let host = k.host.as_ref().map(|h| *h.get_ref()).unwrap_or(false);
-            if let Some(h) = &k.host {
-                if !h.get_ref() {
-                    return Err(invalid(
-                        Some(h.span()),
-                        format!("kernel `{name}`: `host = false` means nothing; remove it"),
-                    ));
-                }
-            }
-            let given: Vec<&str> = [
-                ("debian", k.debian.is_some()),
-                ("host", host),
-                ("vmlinux", k.vmlinux.is_some()),
-                ("vmlinuz", k.vmlinuz.is_some()),
-            ]
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(n, _)| *n)
-            .collect();
-            if given.len() != 1 {
-                let found = if given.is_empty() {
-                    "none".to_string()
-                } else {
-                    given.join(" and ")
-                };
-                return Err(invalid(
-                    name_span,
-                    format!(
-                        "kernel `{name}` needs exactly one source: `debian = {{ suite, packages }}`, \
-                         `host = true`, `vmlinux = \"path\"` or `vmlinuz = \"path\"`; found {found}"
-                    ),
-                ));
-            }
-            let btf = k.btf.as_ref().map(|p| rel(p.get_ref()));
-            let config = k.config.as_ref().map(|p| rel(p.get_ref()));
-            if k.debian.is_some() || host {
-                if let Some(s) = k.btf.as_ref().or(k.config.as_ref()) {
-                    return Err(invalid(
-                        Some(s.span()),
-                        format!(
-                            "kernel `{name}`: `btf` and `config` go only with `vmlinux` or `vmlinuz`"
-                        ),
-                    ));
-                }
-            }
-            let source = if let Some(deb) = &k.debian {
-                let span = Some(deb.span());
-                let deb = deb.get_ref();
-                if deb.suite.trim().is_empty() {
-                    return Err(invalid(
-                        span,
-                        format!("kernel `{name}`: `debian.suite` is empty"),
-                    ));
-                }
-                if deb.packages.is_empty() {
-                    return Err(invalid(
-                        span,
-                        format!(
-                            "kernel `{name}`: `debian.packages` is empty; list the package \
-                             patterns holding the kernel image and its config"
-                        ),
-                    ));
-                }
-                let mut packages = Vec::new();
-                for p in &deb.packages {
-                    let ok = !p.is_empty()
-                        && p.chars().all(|c| {
-                            c.is_ascii_lowercase()
-                                || c.is_ascii_digit()
-                                || matches!(c, '.' | '-' | '+' | '*')
-                        })
-                        && !p.contains("**");
-                    if !ok {
-                        return Err(invalid(
-                            span,
-                            format!(
-                                "kernel `{name}`: package pattern `{p}` is not a Debian package \
-                                 name (lowercase letters, digits, `.`, `-`, `+`) with `*` for a \
-                                 version number"
-                            ),
-                        ));
-                    }
-                    packages.push(PackagePattern(p.clone()));
-                }
-                KernelSource::Debian(DebianSource {
-                    suite: deb.suite.trim().to_string(),
-                    packages,
-                })
-            } else if host {
-                KernelSource::Host
-            } else if let Some(p) = &k.vmlinux {
-                KernelSource::Vmlinux {
-                    path: rel(p),
-                    btf,
-                    config,
-                }
-            } else {
-                KernelSource::Vmlinuz {
-                    path: rel(k.vmlinuz.as_ref().expect("checked above")),
-                    btf,
-                    config,
-                }
-            };
-            let cmdline = match k.cmdline {
-                Some(c) => c,
-                None => defaults.cmdline.clone(),
-            };
-            kernels.push(KernelEntry {
-                name,
-                arch: k.arch.unwrap_or(Arch::X86_64),
-                source,
-                memory_mib: mem(&k.memory_mib, defaults.memory_mib)?,
-                boot_timeout: secs(&k.boot_timeout_s, "boot_timeout_s", defaults.boot_timeout)?,
-                test_timeout: secs(&k.test_timeout_s, "test_timeout_s", defaults.test_timeout)?,
-                guest_timeout: secs(
-                    &k.guest_timeout_s,
-                    "guest_timeout_s",
-                    defaults.guest_timeout,
-                )?,
-                cmdline,
-                enabled: k.enabled.unwrap_or(true),
-            });
+            kernels.push(entry);
         }
         if kernels.is_empty() {
-            return Err(invalid(
+            return Err(check.invalid(
                 None,
                 "no kernels: add at least one `[[kernel]]` table".to_string(),
             ));
@@ -609,7 +698,7 @@ impl Matrix {
             mirror,
             keyring: raw
                 .keyring
-                .map(|k| rel(&k))
+                .map(|k| check.rel(&k))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING)),
             defaults,
             kernels,
@@ -621,11 +710,47 @@ impl Matrix {
         self.kernels.iter().find(|k| k.name == name)
     }
 
-    /// The kernels to run: every enabled kernel when `names` is empty, else exactly the named
-    /// ones (disabled ones included), in the order given, without duplicates.
+    /// The kernels to run: every enabled kernel of the default group when `names` is empty,
+    /// else exactly the named ones (disabled ones included), in the order given, without
+    /// duplicates.
     pub fn select(&self, names: &[String]) -> Result<Vec<&KernelEntry>, ConfigError> {
+        self.select_in(names, &[])
+    }
+
+    /// [`Matrix::select`] with groups: without names, every enabled kernel whose group is one
+    /// of `groups` (none given: [`DEFAULT_GROUP`]); named kernels are taken whatever their
+    /// group. A group no kernel has is an error, as an unknown kernel is.
+    pub fn select_in(
+        &self,
+        names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<&KernelEntry>, ConfigError> {
+        for g in groups {
+            if !self.kernels.iter().any(|k| &k.group == g) {
+                let mut known: Vec<String> = self.kernels.iter().map(|k| k.group.clone()).collect();
+                known.sort();
+                known.dedup();
+                return Err(ConfigError::UnknownGroup {
+                    path: self.path.clone(),
+                    group: g.clone(),
+                    known,
+                });
+            }
+        }
         if names.is_empty() {
-            return Ok(self.kernels.iter().filter(|k| k.enabled).collect());
+            let wanted = |k: &&KernelEntry| {
+                if groups.is_empty() {
+                    k.group == DEFAULT_GROUP
+                } else {
+                    groups.contains(&k.group)
+                }
+            };
+            return Ok(self
+                .kernels
+                .iter()
+                .filter(|k| k.enabled)
+                .filter(wanted)
+                .collect());
         }
         let mut out: Vec<&KernelEntry> = Vec::new();
         for n in names {
@@ -825,6 +950,78 @@ enabled = false
         assert!(e.contains("5.10, 7.2, host, local"), "{e}");
     }
 
+    const GROUPS: &str = r#"
+[[kernel]]
+name = "6.1"
+debian = { suite = "bookworm", packages = ["linux-image-6.1.*-amd64-unsigned"] }
+btf = "btf/6.1.btf"
+
+[[kernel]]
+name = "6.1-arm64"
+arch = "aarch64"
+group = "nightly"
+debian = { suite = "bookworm", packages = ["linux-image-6.1.*-arm64-unsigned"] }
+
+[[kernel]]
+name = "7.2-arm64"
+arch = "aarch64"
+group = "nightly"
+enabled = false
+debian = { suite = "sid", packages = ["linux-binary-unsigned-7.2.*+deb14-arm64"] }
+
+[[kernel]]
+name = "host"
+host = true
+group = "dev"
+btf = "/abs/host.btf"
+"#;
+
+    #[test]
+    fn groups_select_kernels_and_names_override_them() {
+        let m = Matrix::parse(GROUPS, Path::new("/repo/kernels.toml")).unwrap();
+        let names = |v: Vec<&KernelEntry>| v.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], &[&str], &[&str])] = &[
+            // (names, groups, selected)
+            (&[], &[], &["6.1"]),
+            (&[], &["nightly"], &["6.1-arm64"]),
+            (&[], &["default", "nightly"], &["6.1", "6.1-arm64"]),
+            (&[], &["nightly", "dev"], &["6.1-arm64", "host"]),
+            (&["7.2-arm64"], &[], &["7.2-arm64"]),
+            (&["host", "6.1"], &["nightly"], &["host", "6.1"]),
+        ];
+        for (n, g, want) in cases {
+            assert_eq!(
+                names(m.select_in(&groups(n), &groups(g)).unwrap()),
+                *want,
+                "names {n:?} groups {g:?}"
+            );
+        }
+        let e = m.select_in(&[], &groups(&["weekly"])).unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownGroup { .. }), "{e}");
+        assert!(
+            e.to_string().contains(
+                "unknown kernel group `weekly`; /repo/kernels.toml has: default, dev, nightly"
+            ),
+            "{e}"
+        );
+        assert_eq!(m.kernels[0].group, DEFAULT_GROUP);
+        assert_eq!(m.kernels[1].arch, Arch::Aarch64);
+    }
+
+    #[test]
+    fn external_btf_is_relative_to_the_matrix_and_goes_with_every_source() {
+        let m = Matrix::parse(GROUPS, Path::new("/repo/kernels.toml")).unwrap();
+        assert_eq!(m.kernels[0].btf, Some(PathBuf::from("/repo/btf/6.1.btf")));
+        assert_eq!(m.kernels[1].btf, None);
+        assert_eq!(m.kernels[3].btf, Some(PathBuf::from("/abs/host.btf")));
+        let local = Matrix::parse(FULL, Path::new("/repo/kernels.toml")).unwrap();
+        assert_eq!(
+            local.kernels[3].btf,
+            Some(PathBuf::from("/abs/vmlinux.btf"))
+        );
+    }
+
     fn err(text: &str) -> String {
         Matrix::parse(text, Path::new("k.toml"))
             .unwrap_err()
@@ -873,8 +1070,16 @@ enabled = false
                 "missing field `packages`",
             ),
             (
-                format!("{k}host = true\nbtf = \"x\"\n"),
-                "k.toml:4:7: kernel `a`: `btf` and `config` go only with",
+                format!("{k}host = true\nconfig = \"x\"\n"),
+                "k.toml:4:10: kernel `a`: `config` goes only with",
+            ),
+            (
+                format!("{k}host = true\ngroup = \"Night ly\"\n"),
+                "k.toml:4:9: kernel `a`: group `Night ly` must be non-empty",
+            ),
+            (
+                format!("{k}host = true\ngroup = \"\"\n"),
+                "k.toml:4:9: kernel `a`: group `` must be non-empty",
             ),
             (
                 format!("{k}host = true\narch = \"riscv\"\n"),

@@ -94,7 +94,7 @@ pub fn lock_command(common: &CommonArgs, update: Option<&[String]>) -> Result<()
 /// `harness fetch`: provision images without booting.
 pub fn fetch_command(common: &CommonArgs) -> Result<()> {
     let matrix = Matrix::load(&common.matrix)?;
-    let kernels = matrix.select(&common.kernels)?;
+    let kernels = matrix.select_in(&common.kernels, &common.groups)?;
     let layout = crate::layout::Layout::new(common, None);
     let images = Images::new(&layout.images, &matrix);
     let lock = ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;

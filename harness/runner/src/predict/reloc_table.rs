@@ -80,7 +80,7 @@ fn split_object_arguments(arguments: &[String]) -> (Vec<PathBuf>, Vec<String>) {
 
 pub fn reloc_command(args: &RelocArgs) -> Result<()> {
     let matrix = Matrix::load(&args.common.matrix)?;
-    let kernels = matrix.select(&args.common.kernels)?;
+    let kernels = matrix.select_in(&args.common.kernels, &args.common.groups)?;
     let layout = crate::layout::Layout::new(&args.common, None);
     let (files, names) = split_object_arguments(&args.names);
     let mut dirs = args.objects.programs.clone();
@@ -104,16 +104,15 @@ pub fn reloc_command(args: &RelocArgs) -> Result<()> {
 
     let mut targets = Vec::new();
     for kernel in &kernels {
-        let path = match &kernel.source {
-            KernelSource::Host => PathBuf::from("/sys/kernel/btf/vmlinux"),
-            _ => images
-                .provision(kernel, &lock, &progress)
-                .with_context(|| format!("kernel {}", kernel.name))?
-                .btf
-                .with_context(|| {
-                    format!("kernel {}: its image has no .BTF section", kernel.name)
-                })?,
+        let image = match &kernel.source {
+            KernelSource::Host => None,
+            _ => Some(
+                images
+                    .provision(kernel, &lock, &progress)
+                    .with_context(|| format!("kernel {}", kernel.name))?,
+            ),
         };
+        let path = crate::kernel_btf::btf_path(kernel, image.as_ref())?;
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let btf = core_reloc::Btf::parse_owned(bytes)
             .with_context(|| format!("kernel {}: {}", kernel.name, path.display()))?;

@@ -53,6 +53,9 @@ struct KernelReport<'a> {
     /// Start to exit.
     total_ms: u64,
     kernel_uptime_ms: Option<u64>,
+    /// The BTF the agent relocated against (the kernel's own, or the entry's external one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    btf: Option<&'a guest_protocol::BtfSource>,
     outcome: &'static str,
     detail: String,
     /// The console's last lines, for any outcome but COMPLETED (empty when it printed nothing).
@@ -90,6 +93,7 @@ fn kernel_report<'a>(run: &'a GuestRun, trials: &'a [Trial]) -> KernelReport<'a>
         results_ms: run.timings.results_ms,
         total_ms: run.timings.exit_ms,
         kernel_uptime_ms: run.timings.kernel_uptime_ms,
+        btf: run.hello.as_ref().and_then(|h| h.btf.as_ref()),
         outcome: run.status.label(),
         detail: run.status.describe(),
         console_tail: &run.console_tail,

@@ -215,6 +215,7 @@ mod tests {
             machine: "x86_64".into(),
             kernel_btf_bytes: None,
             uptime_ms: 0,
+            btf: None,
         });
         run.objects.push(ObjectLoaded {
             object: "obj".into(),

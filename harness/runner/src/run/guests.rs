@@ -41,6 +41,9 @@ struct GuestJob {
     work: PathBuf,
     snapshot_cache: Option<PathBuf>,
     retries: u32,
+    /// Why the guest cannot be prepared (no agent for its architecture, a bad external BTF):
+    /// it is then not run, and says so.
+    setup_error: Option<String>,
 }
 
 /// Boots every kernel of `plan` and collects what each guest said.
@@ -129,8 +132,18 @@ fn guest_job(
     run_dir: &std::path::Path,
 ) -> GuestJob {
     let ids = plan.needed.get(&kernel.name).cloned().unwrap_or_default();
+    // The agent of the guest's architecture, and the entry's external BTF if any.
+    let inputs = crate::guest::agent::for_arch(kernel.arch).and_then(|agent| {
+        crate::kernel_btf::external_btf(kernel)
+            .map(|btf| (agent, btf))
+            .map_err(|e| e.to_string())
+    });
+    let (agent, kernel_btf, setup_error) = match inputs {
+        Ok((agent, btf)) => (agent.to_vec(), btf, None),
+        Err(e) => (Vec::new(), None, Some(e)),
+    };
     let bundle = Bundle {
-        agent: prepared.agent.clone(),
+        agent,
         objects: prepared.bundle_objects.clone(),
         cases: prepared
             .case_specs
@@ -145,6 +158,7 @@ fn guest_job(
             .map(|(_, f)| f.clone()),
         libbpf_loader: prepared.libbpf_loader.clone(),
         kernel_core: args.kernel_core,
+        kernel_btf,
     };
     GuestJob {
         kernel: kernel.clone(),
@@ -152,8 +166,9 @@ fn guest_job(
         bundle,
         agent_path: prepared.agent_path.clone(),
         work: run_dir.join(&kernel.name),
-        snapshot_cache: args.snapshot.then(|| layout.images.clone()),
+        snapshot_cache: args.restores_snapshots().then(|| layout.images.clone()),
         retries: args.retries,
+        setup_error,
     }
 }
 
@@ -171,6 +186,9 @@ async fn run_with_retries(
         let mut run = GuestRun::new(&kernel.name, kernel.arch.as_str(), accel.qemu_name());
         run.status = GuestStatus::Interrupted;
         return run;
+    }
+    if let Some(e) = &job.setup_error {
+        return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), e.clone());
     }
     let once_fault = job
         .bundle

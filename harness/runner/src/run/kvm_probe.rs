@@ -37,16 +37,24 @@ pub(super) async fn probe_kvm(
     layout: &Layout,
     cancel: watch::Receiver<bool>,
 ) -> Option<(Accel, String)> {
+    // KVM runs guests of the host's architecture only: the probe boots one of those, with the
+    // agent of that architecture.
     let (kernel, image) = kernels
         .iter()
+        .filter(|k| k.arch.as_str() == std::env::consts::ARCH)
         .find_map(|k| images.get(&k.name)?.as_ref().ok().map(|i| (*k, i)))?;
+    let agent = match kernel.arch {
+        crate::matrix::config::Arch::X86_64 => agent.to_vec(),
+        arch => crate::guest::agent::for_arch(arch).ok()?.to_vec(),
+    };
     let bundle = Bundle {
-        agent: agent.to_vec(),
+        agent,
         objects: vec![],
         cases: vec![],
         fault: None,
         libbpf_loader: None,
         kernel_core: false,
+        kernel_btf: None,
     };
     let work = layout.work.join(format!(
         "{}d",

@@ -30,6 +30,7 @@ pub const EXIT_NOTHING_SELECTED: u8 = 4;
 /// `cargo run -p harness -- --matrix kernels.toml`.
 pub fn main_run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    let _ = crate::guest::RUN_STARTED.set(started);
     crate::interrupt::stop_on_signal();
     let layout = Layout::new(&args.common, args.work_dir.as_deref());
     let matrix = Matrix::load(&layout.matrix)?;

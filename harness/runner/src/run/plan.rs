@@ -58,7 +58,7 @@ pub enum Planned<'m> {
 
 /// Plans the run `args` asks for over `matrix`.
 pub fn plan<'m>(args: &RunArgs, layout: &Layout, matrix: &'m Matrix) -> Result<Planned<'m>> {
-    let selected = matrix.select(&args.common.kernels)?;
+    let selected = matrix.select_in(&args.common.kernels, &args.common.groups)?;
     let kernel_order: Vec<String> = selected.iter().map(|k| k.name.clone()).collect();
     let selected_count = selected.len();
     let kernels = match args.partition {

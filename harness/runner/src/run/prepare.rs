@@ -52,10 +52,16 @@ pub fn prepare(
     let build = args.objects.build_options();
     let clang = build.clang();
     let has_sources = plan.corpus.has_sources();
-    host_tools::ensure(
-        &host_tools::requirements(plan.boots_qemu(), has_sources.then_some(clang.as_str())),
-        !args.common.no_install,
-    )?;
+    let mut needs =
+        host_tools::requirements(plan.boots_qemu(), has_sources.then_some(clang.as_str()));
+    if plan
+        .kernels
+        .iter()
+        .any(|k| k.arch == crate::matrix::config::Arch::Aarch64)
+    {
+        needs.extend(host_tools::aarch64_requirements());
+    }
+    host_tools::ensure(&needs, !args.common.no_install)?;
     if has_sources {
         eprintln!("building BPF sources");
     }
@@ -200,11 +206,12 @@ fn predict_all(
     let mut predictions = verdict::Predictions::new();
     for kernel in kernels {
         let btf_path = match (&kernel.source, images.get(&kernel.name)) {
-            (KernelSource::Host, _) => Ok(PathBuf::from("/sys/kernel/btf/vmlinux")),
-            (_, Some(Ok(image))) => image
-                .btf
-                .clone()
-                .ok_or_else(|| "the kernel image has no .BTF section".to_string()),
+            (KernelSource::Host, _) => {
+                crate::kernel_btf::btf_path(kernel, None).map_err(|e| e.to_string())
+            }
+            (_, Some(Ok(image))) => {
+                crate::kernel_btf::btf_path(kernel, Some(image)).map_err(|e| e.to_string())
+            }
             (_, Some(Err(e))) => Err(format!("no image: {e}")),
             (_, None) => Err("no image".to_string()),
         };

@@ -8,6 +8,7 @@ pub mod accel;
 pub mod host;
 pub mod qemu;
 pub mod qmp;
+pub mod results_region;
 pub mod snapshot;
 mod supervise;
 

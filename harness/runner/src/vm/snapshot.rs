@@ -10,7 +10,11 @@
 //! The snapshot key hashes everything that shapes the saved state: the kernel image, the agent,
 //! QEMU's version and every QEMU argument (machine, memory, CPU, kernel command line, the
 //! initramfs path). A restore uses exactly the arguments of the save plus `-incoming`; only the
-//! per-run socket paths differ, which the guest never sees. A snapshot directory is built in a
+//! per-run paths differ (sockets, the shared-memory file), which the guest never sees.
+//!
+//! The bundle reaches a restored guest through a shared-memory region (`ivshmem-plain` backed by
+//! `<work>/bundle.shm`), written while the VM is paused after the state loaded; only its header
+//! crosses the UART, which moves only about 75 KB/s into a guest under TCG. A snapshot directory is built in a
 //! temporary directory under the cache's per-image lock and renamed into place whole.
 //!
 //! A snapshot that does not restore (QEMU changed under the same version string, a damaged file)
@@ -34,7 +38,7 @@ use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supe
 use crate::guest::{GuestRun, GuestStatus};
 
 /// Bumped when the snapshot's layout or the way it is taken changes.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 /// Saving a ready guest takes about 0.5 s (design.md); this is the limit for the whole save.
 const SAVE_LIMIT: Duration = Duration::from_secs(120);
 /// Loading a state file takes about 0.1 s; a restore that is not paused by then has failed.
@@ -71,6 +75,9 @@ pub struct SnapshotTarget<'a> {
 pub struct Snapshot {
     pub dir: PathBuf,
     pub meta: SnapshotMeta,
+    /// The state file's CRC-32 was checked; when not, the restore checks it while QEMU loads
+    /// the file (both from the page cache), before the guest runs.
+    pub state_verified: bool,
 }
 
 impl Snapshot {
@@ -86,14 +93,39 @@ pub enum Restored {
     Unavailable(String),
 }
 
-/// Placeholders for the per-run socket paths in the arguments a key is computed from.
-const RESULTS_PLACEHOLDER: &str = "@RESULTS_SOCKET@";
-const QMP_PLACEHOLDER: &str = "@QMP_SOCKET@";
+/// The per-run paths of a snapshot guest's QEMU: what may differ between save and restore.
+pub struct RunPaths<'a> {
+    pub results: &'a Path,
+    pub qmp: &'a Path,
+    /// The file behind the shared-memory region the bundle travels in.
+    pub region: &'a Path,
+}
+
+/// Placeholders for the per-run paths in the arguments a key is computed from.
+fn placeholders() -> RunPaths<'static> {
+    RunPaths {
+        results: Path::new("@RESULTS_SOCKET@"),
+        qmp: Path::new("@QMP_SOCKET@"),
+        region: Path::new("@BUNDLE_REGION@"),
+    }
+}
 
 /// The QEMU arguments of both the save and the restore (the restore adds `-incoming`).
-pub fn snapshot_args(guest: &QemuGuest, results: &Path, qmp: &Path) -> Vec<String> {
-    let mut args = guest.args(results);
-    args.extend(["-qmp".into(), format!("unix:{}", qmp.display())]);
+pub fn snapshot_args(guest: &QemuGuest, paths: &RunPaths<'_>) -> Vec<String> {
+    let mut args = guest.args(paths.results);
+    args.extend(["-qmp".into(), format!("unix:{}", paths.qmp.display())]);
+    // `master=on`: the one ivshmem mode QEMU migrates (its memory is part of the state, so the
+    // host writes the bundle only once the state has loaded).
+    args.extend([
+        "-object".into(),
+        format!(
+            "memory-backend-file,id=bundle,mem-path={},size={},share=on",
+            paths.region.display(),
+            guest_protocol::SHARED_REGION_BYTES
+        ),
+        "-device".into(),
+        "ivshmem-plain,memdev=bundle,master=on".into(),
+    ]);
     args
 }
 
@@ -177,11 +209,7 @@ async fn key_for(target: &SnapshotTarget<'_>, guest: &QemuGuest) -> Result<Strin
     let vmlinux_bytes = std::fs::metadata(&guest.vmlinux)
         .map_err(|e| format!("{}: {e}", guest.vmlinux.display()))?
         .len();
-    let args = snapshot_args(
-        guest,
-        RESULTS_PLACEHOLDER.as_ref(),
-        QMP_PLACEHOLDER.as_ref(),
-    );
+    let args = snapshot_args(guest, &placeholders());
     Ok(snapshot_key(
         &target.image.cache_key,
         vmlinux_bytes,
@@ -209,8 +237,23 @@ fn crc32_file(path: &Path) -> std::io::Result<(u64, u32)> {
     Ok((total, hasher.finalize()))
 }
 
-/// The snapshot when it is complete and whole: meta readable, of this key, state matching it.
-fn load_existing(dir: &Path, key: &str) -> Result<Option<Snapshot>, String> {
+/// What a damaged state file's error says (the caller tells a damaged snapshot by it).
+const DAMAGED: &str = "is damaged:";
+
+fn damaged(state: &Path, (bytes, crc): (u64, u32), meta: &SnapshotMeta) -> Option<String> {
+    (bytes != meta.state_bytes || crc != meta.state_crc32).then(|| {
+        format!(
+            "{} {DAMAGED} {bytes} bytes with CRC-32 {crc:08x}, saved as {} bytes with {:08x}",
+            state.display(),
+            meta.state_bytes,
+            meta.state_crc32
+        )
+    })
+}
+
+/// The snapshot when it is complete and whole: meta readable, of this key, state matching it
+/// (its size always; its CRC-32 when `verify`).
+fn load_existing(dir: &Path, key: &str, verify: bool) -> Result<Option<Snapshot>, String> {
     let meta_path = dir.join("meta.json");
     let text = match std::fs::read_to_string(&meta_path) {
         Ok(text) => text,
@@ -223,18 +266,23 @@ fn load_existing(dir: &Path, key: &str) -> Result<Option<Snapshot>, String> {
         return Err(format!("{} is of another key", meta_path.display()));
     }
     let state = dir.join("state");
-    let (bytes, crc) = crc32_file(&state).map_err(|e| format!("{}: {e}", state.display()))?;
-    if bytes != meta.state_bytes || crc != meta.state_crc32 {
-        return Err(format!(
-            "{} is damaged: {bytes} bytes with CRC-32 {crc:08x}, saved as {} bytes with {:08x}",
-            state.display(),
-            meta.state_bytes,
-            meta.state_crc32
-        ));
+    if verify {
+        let sum = crc32_file(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+        if let Some(why) = damaged(&state, sum, &meta) {
+            return Err(why);
+        }
+    } else {
+        let bytes = std::fs::metadata(&state)
+            .map_err(|e| format!("{}: {e}", state.display()))?
+            .len();
+        if let Some(why) = damaged(&state, (bytes, meta.state_crc32), &meta) {
+            return Err(why);
+        }
     }
     Ok(Some(Snapshot {
         dir: dir.to_path_buf(),
         meta,
+        state_verified: verify,
     }))
 }
 
@@ -286,12 +334,21 @@ fn discard(dir: &Path) {
 /// The kernel's ready snapshot: the cached one when it is whole, else a new one (a damaged
 /// one is discarded with a note first). Built under the image's cache lock.
 pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapshot, String> {
+    ensure_with(target, rebuild, true).await
+}
+
+/// [`ensure`]; an existing snapshot's CRC-32 is left to the restore unless `verify`.
+async fn ensure_with(
+    target: &SnapshotTarget<'_>,
+    rebuild: bool,
+    verify: bool,
+) -> Result<Snapshot, String> {
     let guest = snapshot_guest(target);
     let key = key_for(target, &guest).await?;
     let dir = ready_dir(target).join(&key);
     let kernel = &guest.kernel;
     if !rebuild {
-        match load_existing(&dir, &key) {
+        match load_existing(&dir, &key, verify) {
             Ok(Some(snapshot)) => return Ok(snapshot),
             Ok(None) => {}
             Err(why) => {
@@ -311,7 +368,7 @@ pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapsh
     .map_err(|e| format!("cannot lock the cache entry {cache_key}: {e}"))?;
     // Another run may have built it while this one waited.
     if !rebuild {
-        if let Ok(Some(snapshot)) = load_existing(&dir, &key) {
+        if let Ok(Some(snapshot)) = load_existing(&dir, &key, verify) {
             return Ok(snapshot);
         }
     }
@@ -354,7 +411,11 @@ pub async fn ensure(target: &SnapshotTarget<'_>, rebuild: bool) -> Result<Snapsh
         meta.state_bytes >> 20,
         meta.save_ms
     );
-    Ok(Snapshot { dir, meta })
+    Ok(Snapshot {
+        dir,
+        meta,
+        state_verified: true,
+    })
 }
 
 /// Per-run sockets, in a short directory of their own (see `qemu::run`).
@@ -408,11 +469,27 @@ fn collect_output(
 /// `state`. Returns what the agent said.
 async fn save(guest: &QemuGuest, state: &Path) -> Result<Ready, String> {
     let sockets = sockets()?;
+    // Beside the state while it is built; never part of the snapshot (it holds no bundle yet).
+    let region = state.with_file_name("bundle.shm");
+    let saved = save_with(guest, state, &sockets, &region).await;
+    let _ = std::fs::remove_file(&region);
+    saved
+}
+
+async fn save_with(
+    guest: &QemuGuest,
+    state: &Path,
+    sockets: &Sockets,
+    region: &Path,
+) -> Result<Ready, String> {
     let mut command = Command::new(guest.binary());
     command.args(snapshot_args(
         guest,
-        &sockets.results_path,
-        &sockets.qmp_path,
+        &RunPaths {
+            results: &sockets.results_path,
+            qmp: &sockets.qmp_path,
+            region,
+        },
     ));
     let (mut child, stdout, stderr, _started) =
         spawn_watched(&mut command).map_err(|e| format!("cannot start {}: {e}", guest.binary()))?;
@@ -525,9 +602,16 @@ pub async fn run(
     events: mpsc::UnboundedSender<GuestEvent>,
 ) -> Restored {
     let kernel = &target.guest.kernel;
-    let bytes = match bundle.encode() {
-        Ok(bytes) => bytes,
-        Err(e) => return Restored::Unavailable(format!("the bundle cannot be sent: {e}")),
+    let encode = |shared_region: bool| {
+        let shared = if shared_region {
+            bundle.encode_for_shared_region()?
+        } else {
+            None
+        };
+        match shared {
+            Some((header, payload)) => Ok(EncodedBundle::Shared { header, payload }),
+            None => bundle.encode().map(EncodedBundle::Port),
+        }
     };
     if let Err(e) = std::fs::create_dir_all(&target.guest.work_dir) {
         return Restored::Unavailable(format!(
@@ -537,12 +621,24 @@ pub async fn run(
     }
     let mut rebuild = false;
     for _ in 0..2 {
-        let snapshot = match ensure(target, rebuild).await {
+        // The state's checksum is checked while QEMU loads it (see `restore_with`).
+        let snapshot = match ensure_with(target, rebuild, false).await {
             Ok(snapshot) => snapshot,
             Err(why) => return Restored::Unavailable(format!("no ready snapshot: {why}")),
         };
+        // Through shared memory when the saved agent saw the region (a kernel without PCI
+        // would not), else over the port.
+        let bytes = match encode(snapshot.meta.ready.shared_region) {
+            Ok(bytes) => bytes,
+            Err(e) => return Restored::Unavailable(format!("the bundle cannot be sent: {e}")),
+        };
         match restore(target, &snapshot, &bytes, cancel.clone(), events.clone()).await {
             Ok(run) => return Restored::Ran(Box::new(run)),
+            Err(why) if why.contains(DAMAGED) => {
+                eprintln!("note: [{kernel}] ready snapshot discarded and rebuilt: {why}");
+                discard(&snapshot.dir);
+                rebuild = true;
+            }
             Err(why) => {
                 eprintln!(
                     "note: [{kernel}] ready snapshot {} did not restore ({why}): discarded, rebuilding",
@@ -607,7 +703,7 @@ pub async fn run_kernel(
 pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     use crate::matrix::config::{KernelSource, Matrix};
     let matrix = Matrix::load(&common.matrix)?;
-    let kernels = matrix.select(&common.kernels)?;
+    let kernels = matrix.select_in(&common.kernels, &common.groups)?;
     let layout = crate::layout::Layout::new(common, None);
     let images = crate::images::Images::new(&layout.images, &matrix);
     let lock = crate::matrix::pinning::ensure_locked(&images, &matrix, &kernels, &layout.lockfile)?;
@@ -624,18 +720,26 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let agent = crate::guest::agent::AGENT;
-    let agent_sha256 = crate::guest::agent::sha256();
     let progress = crate::images::IndicatifProgress::new();
     let mut failed = 0;
     for kernel in kernels
         .iter()
         .filter(|k| !matches!(k.source, KernelSource::Host))
     {
-        let built = images
-            .provision(kernel, &lock, &progress)
-            .map_err(|e| format!("image: {e}"))
-            .and_then(|image| {
+        // The agent of the kernel's architecture, hashed as a run hashes it (`Bundle::agent`).
+        let agent = crate::guest::agent::for_arch(kernel.arch);
+        let agent_sha256 = agent
+            .as_ref()
+            .map(|a| hex::encode(Sha256::digest(a)))
+            .unwrap_or_default();
+        let built = agent
+            .and_then(|agent| {
+                images
+                    .provision(kernel, &lock, &progress)
+                    .map_err(|e| format!("image: {e}"))
+                    .map(|image| (agent, image))
+            })
+            .and_then(|(agent, image)| {
                 let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
                 let initramfs =
                     crate::guest::bundle::Bundle::ready_initramfs(agent, config.as_deref())
@@ -660,7 +764,7 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
                     image: &image,
                     cache_root: &layout.images,
                     agent,
-                    agent_sha256,
+                    agent_sha256: &agent_sha256,
                     initramfs: &initramfs,
                 };
                 runtime.block_on(ensure(&target, false))
@@ -682,21 +786,87 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A bundle ready to go: through the shared-memory region with its header over the port, or
+/// (too big for the region) all over the port.
+enum EncodedBundle {
+    Shared {
+        header: [u8; guest_protocol::BUNDLE_HEADER_BYTES],
+        payload: Vec<u8>,
+    },
+    Port(Vec<u8>),
+}
+
+impl EncodedBundle {
+    fn len(&self) -> usize {
+        match self {
+            EncodedBundle::Shared { header, payload } => header.len() + payload.len(),
+            EncodedBundle::Port(bytes) => bytes.len(),
+        }
+    }
+}
+
 /// Err: the snapshot did not restore (nothing ran). Ok: the guest ran from it.
 async fn restore(
     target: &SnapshotTarget<'_>,
     snapshot: &Snapshot,
-    bundle: &[u8],
+    bundle: &EncodedBundle,
     cancel: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<GuestEvent>,
 ) -> Result<GuestRun, String> {
     let guest = snapshot_guest(target);
     let sockets = sockets()?;
+    let region = guest.work_dir.join(BUNDLE_REGION_FILE);
+    let restored = restore_with(
+        target, &guest, snapshot, bundle, &sockets, &region, cancel, events,
+    )
+    .await;
+    // A few MB of sparse file per run: the bundle is in the guest's record already.
+    let _ = std::fs::remove_file(&region);
+    restored
+}
+
+/// The file behind a restored guest's shared-memory region, in its work dir: a per-run file,
+/// so the next run reclaims it if this one is killed (see `leftovers::reclaim_dead_runs`).
+pub const BUNDLE_REGION_FILE: &str = "bundle.shm";
+
+/// Writes the payload at the start of the region file (the VM is paused, its state loaded).
+fn write_region(region: &Path, payload: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(region)
+        .and_then(|file| file.write_all_at(payload, 0))
+        .map_err(|e| format!("writing the bundle into {}: {e}", region.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_with(
+    target: &SnapshotTarget<'_>,
+    guest: &QemuGuest,
+    snapshot: &Snapshot,
+    bundle: &EncodedBundle,
+    sockets: &Sockets,
+    region: &Path,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> Result<GuestRun, String> {
+    // QEMU sizes a missing or empty file itself; one of another size it refuses.
+    let _ = std::fs::remove_file(region);
+    // Taken by whoever awaits it first: the resumed VM before it runs, or a failed load that
+    // may have failed for the damage the checksum tells.
+    let checksum = std::sync::Mutex::new((!snapshot.state_verified).then(|| {
+        let state = snapshot.state();
+        tokio::task::spawn_blocking(move || crc32_file(&state))
+    }));
+    let damage = |sum: (u64, u32)| damaged(&snapshot.state(), sum, &snapshot.meta);
     let mut command = Command::new(guest.binary());
     command.args(snapshot_args(
-        &guest,
-        &sockets.results_path,
-        &sockets.qmp_path,
+        guest,
+        &RunPaths {
+            results: &sockets.results_path,
+            qmp: &sockets.qmp_path,
+            region,
+        },
     ));
     command.args([
         "-incoming".to_string(),
@@ -720,42 +890,98 @@ async fn restore(
             }
         }
         let paused_ms = started.elapsed().as_millis() as u64;
+        let pending = checksum.lock().ok().and_then(|mut c| c.take());
+        if let Some(pending) = pending {
+            let state = snapshot.state();
+            let sum = pending
+                .await
+                .map_err(|e| format!("checking {}: {e}", state.display()))?
+                .map_err(|e| format!("{}: {e}", state.display()))?;
+            if let Some(why) = damage(sum) {
+                return Err(why);
+            }
+        }
+        // The region's content is part of the state just loaded: the bundle goes in after it.
+        let to_send = match bundle {
+            EncodedBundle::Shared { header, payload } => {
+                write_region(region, payload)?;
+                header.to_vec()
+            }
+            EncodedBundle::Port(bytes) => bytes.clone(),
+        };
         qmp.execute("cont", None).await.map_err(|e| e.to_string())?;
         let (results, _) = tokio::time::timeout(RESTORE_LIMIT, sockets.results.accept())
             .await
             .map_err(|_| "QEMU never connected its results port".to_string())?
             .map_err(|e| format!("results socket: {e}"))?;
-        Ok::<_, String>((qmp, results, paused_ms))
+        Ok::<_, String>((qmp, results, paused_ms, to_send))
     };
-    let (qmp, results, paused_ms) = tokio::select! {
+    let ended = tokio::select! {
         resumed = resumed => match resumed {
-            Ok(r) => r,
-            Err(why) => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                return Err(with_output(why, &mut stdout, &mut stderr).await);
-            }
+            Ok(r) => Ok(r),
+            // QEMU's death (its QMP socket closing) may be seen before its exit status.
+            Err(why) => match tokio::time::timeout(Duration::from_millis(200), child.wait()).await {
+                Ok(Ok(status)) => Err((why, Some(status))),
+                _ => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    Err((why, None))
+                }
+            },
         },
         status = child.wait() => {
-            let why = format!("QEMU exited while loading the snapshot ({})", status.map_or("unknown status".into(), |s| s.to_string()));
-            return Err(with_output(why, &mut stdout, &mut stderr).await);
+            let why = format!("QEMU exited while loading the snapshot ({})", status.as_ref().map_or("unknown status".into(), |s| s.to_string()));
+            Err((why, status.ok()))
+        }
+    };
+    let (qmp, results, paused_ms, to_send) = match ended {
+        Ok(r) => r,
+        Err((why, status)) => {
+            // QEMU may have refused the state for the damage the checksum finds: say that.
+            let pending = checksum.lock().ok().and_then(|mut c| c.take());
+            if let Some(pending) = pending {
+                if let Ok(Ok(sum)) = pending.await {
+                    if let Some(damaged) = damage(sum) {
+                        return Err(damaged);
+                    }
+                }
+            }
+            let why = with_output(why, &mut stdout, &mut stderr).await;
+            // Killed by someone else while loading: that is what happened to this kernel's VM,
+            // reported as after a fresh boot; the snapshot is not to blame.
+            if let Some(killed) = status.and_then(killed_from_outside) {
+                let mut run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
+                run.status = GuestStatus::VmKilled(killed);
+                run.console_tail = why;
+                run.timings.exit_ms = started.elapsed().as_millis() as u64;
+                return Ok(run);
+            }
+            return Err(why);
         }
     };
     let (read, mut write) = results.into_split();
     let bundle_len = bundle.len();
-    let bundle = bundle.to_vec();
+    let over_port = to_send.len();
     // The write half stays open until the guest ends: closing it would make QEMU drop the port.
     let sender = tokio::spawn(async move {
-        let sent = write.write_all(&bundle).await;
+        let sent = write.write_all(&to_send).await;
         (write, sent)
     });
     let console = Box::new(stdout.chain(stderr));
     let console_log = guest.work_dir.join("console.log");
     let cancel_after = cancel.clone();
+    // A guest whose bundle came through the region sends its frames back the same way.
+    let results: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match bundle {
+        EncodedBundle::Shared { .. } => match std::fs::File::open(region) {
+            Ok(file) => Box::new(super::results_region::RelayedResults::new(read, file)),
+            Err(e) => return Err(format!("cannot open {}: {e}", region.display())),
+        },
+        EncodedBundle::Port(_) => Box::new(read),
+    };
     let mut run = supervise(Supervised {
         run: GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name()),
         child,
-        results: ResultsSource::Stream(Box::new(read)),
+        results: ResultsSource::Stream(results),
         console,
         console_log: &console_log,
         limits: guest.limits,
@@ -792,7 +1018,7 @@ async fn restore(
     }
     run.logs.push(format!(
         "restored from ready snapshot {} (saved at guest uptime {} ms): state loaded {paused_ms} ms \
-         after QEMU start; bundle {bundle_len} bytes",
+         after QEMU start; bundle {bundle_len} bytes, {over_port} of them over the results port",
         snapshot.dir.display(),
         snapshot.meta.ready.uptime_ms,
     ));
@@ -810,12 +1036,25 @@ async fn restore(
     Ok(run)
 }
 
-/// The guest ended (not by the runner's stop) before its agent said hello: nothing ran.
+/// Why QEMU ended, when a signal that only comes from outside (a user, the OOM killer, a
+/// supervisor) ended it; a crash of QEMU itself on a bad state (SIGSEGV, SIGABRT) is not that.
+fn killed_from_outside(status: std::process::ExitStatus) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.signal()?;
+    [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGHUP]
+        .contains(&signal)
+        .then(|| crate::guest::vm_killed_by(Some(status), &crate::guest::TailBuffer::new(0)))
+        .flatten()
+}
+
+/// The guest ended (not by the runner's stop, nor by a signal from outside) before its agent
+/// said hello: nothing ran. A QEMU killed from outside is reported as such (VM_KILLED), as it
+/// would be after a fresh boot, not retried.
 fn died_before_hello(run: &GuestRun) -> bool {
     run.hello.is_none()
         && !matches!(
             run.status,
-            GuestStatus::Completed | GuestStatus::Interrupted
+            GuestStatus::Completed | GuestStatus::Interrupted | GuestStatus::VmKilled(_)
         )
 }
 
@@ -851,6 +1090,7 @@ mod tests {
             boot_id: boot_id.into(),
             uptime_ms: 2000,
             clock_unix_ms: 1,
+            shared_region: true,
         }
     }
 
@@ -881,6 +1121,8 @@ mod tests {
         assert!(died_before_hello(&run));
         run.status = GuestStatus::Interrupted;
         assert!(!died_before_hello(&run));
+        run.status = GuestStatus::VmKilled("signal 9 (SIGKILL)".into());
+        assert!(!died_before_hello(&run));
         run.status = GuestStatus::Panic;
         run.hello = Some(guest_protocol::Hello {
             protocol_version: guest_protocol::PROTOCOL_VERSION,
@@ -890,9 +1132,21 @@ mod tests {
             machine: "x86_64".into(),
             kernel_btf_bytes: None,
             uptime_ms: 1,
+            btf: None,
         });
         // A panic after hello is the kernel's, under test (or an injected fault): reported.
         assert!(!died_before_hello(&run));
+    }
+
+    #[test]
+    fn only_signals_from_outside_count_as_a_killed_vm() {
+        use std::os::unix::process::ExitStatusExt;
+        let killed = killed_from_outside(std::process::ExitStatus::from_raw(libc::SIGKILL));
+        assert!(killed.is_some_and(|k| k.contains("SIGKILL")));
+        assert!(killed_from_outside(std::process::ExitStatus::from_raw(libc::SIGTERM)).is_some());
+        assert!(killed_from_outside(std::process::ExitStatus::from_raw(libc::SIGSEGV)).is_none());
+        // Exit status 1 (a refused state file), not a signal.
+        assert!(killed_from_outside(std::process::ExitStatus::from_raw(1 << 8)).is_none());
     }
 
     #[test]
@@ -943,11 +1197,19 @@ mod tests {
             },
             work_dir: "/w".into(),
         };
-        let a = snapshot_args(&guest, "/s1/r".as_ref(), "/s1/q".as_ref());
-        let b = snapshot_args(&guest, "/s2/r".as_ref(), "/s2/q".as_ref());
+        let paths = |run: &'static str| RunPaths {
+            results: Path::new(run).join("r").leak(),
+            qmp: Path::new(run).join("q").leak(),
+            region: Path::new(run).join("m").leak(),
+        };
+        let a = snapshot_args(&guest, &paths("/s1"));
+        let b = snapshot_args(&guest, &paths("/s2"));
         assert_eq!(a.len(), b.len());
         let differing: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
-        assert_eq!(differing.len(), 2, "{differing:?}");
+        assert_eq!(differing.len(), 3, "{differing:?}");
+        assert!(a
+            .join(" ")
+            .contains("ivshmem-plain,memdev=bundle,master=on"));
         assert!(differing.iter().all(|(x, _)| x.contains("/s1/")));
         assert!(a.join(" ").contains("-initrd /img/ready/initramfs-x.cpio"));
     }
@@ -971,12 +1233,17 @@ mod tests {
             serde_json::to_vec(&meta).unwrap(),
         )
         .unwrap();
-        assert!(load_existing(dir.path(), "k").unwrap().is_some());
-        assert!(load_existing(dir.path(), "other").is_err());
+        assert!(load_existing(dir.path(), "k", true).unwrap().is_some());
+        assert!(load_existing(dir.path(), "other", true).is_err());
         std::fs::write(dir.path().join("state"), b"state bytez").unwrap();
-        let why = load_existing(dir.path(), "k").err().unwrap();
+        // Same size: only the checksum tells, when asked for.
+        assert!(load_existing(dir.path(), "k", false).unwrap().is_some());
+        let why = load_existing(dir.path(), "k", true).err().unwrap();
         assert!(why.contains("damaged"), "{why}");
-        assert!(load_existing(&dir.path().join("none"), "k")
+        std::fs::write(dir.path().join("state"), b"short").unwrap();
+        let why = load_existing(dir.path(), "k", false).err().unwrap();
+        assert!(why.contains(DAMAGED), "{why}");
+        assert!(load_existing(&dir.path().join("none"), "k", true)
             .unwrap()
             .is_none());
     }

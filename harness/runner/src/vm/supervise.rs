@@ -89,6 +89,9 @@ pub fn spawn_watched(
 
 pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
     let kernel = s.run.kernel.clone();
+    s.run.timings.started_after_ms = crate::guest::RUN_STARTED
+        .get()
+        .map(|run| s.started.saturating_duration_since(*run).as_millis() as u64);
     let _ = s.events.send(GuestEvent::Started {
         kernel: kernel.clone(),
     });
@@ -291,6 +294,7 @@ mod tests {
                     machine: "x86_64".into(),
                     kernel_btf_bytes: None,
                     uptime_ms: 1,
+                    btf: None,
                 });
                 let _ = agent.write_all(frame(&hello).as_bytes()).await;
                 let long = frame(&GuestMessage::Log {
