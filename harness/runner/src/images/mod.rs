@@ -706,65 +706,8 @@ impl Images {
         progress: &dyn Progress,
     ) -> Result<()> {
         let kernel = &entry.name;
-        let (vmlinux, compression, pvh_entry, btf) = match entry.arch {
-            Arch::X86_64 => {
-                if !input.image.starts_with(b"\x7fELF") {
-                    progress.stage(kernel, "decompressing vmlinuz into vmlinux");
-                }
-                let (vmlinux, compression) =
-                    bzimage::decompress(input.image).map_err(|source| ImageError::BadImage {
-                        kernel: kernel.clone(),
-                        path: input.image_path.to_path_buf(),
-                        source,
-                    })?;
-                let pvh_entry = elf::pvh_entry(&vmlinux)
-                    .and_then(|e| e.ok_or(elf::ElfError::NoPvhNote))
-                    .map_err(|source| ImageError::NotPvh {
-                        kernel: kernel.clone(),
-                        path: input.image_path.to_path_buf(),
-                        source,
-                    })?;
-                let btf = elf::btf_section(&vmlinux).map_err(|e| ImageError::BadElf {
-                    kernel: kernel.clone(),
-                    message: e.to_string(),
-                })?;
-                (vmlinux, compression, pvh_entry, btf)
-            }
-            Arch::Aarch64 => {
-                progress.stage(kernel, "decompressing vmlinuz into the raw arm64 Image");
-                let (image, compression) =
-                    arm64::decompress(input.image).map_err(|source| ImageError::BadArm64Image {
-                        kernel: kernel.clone(),
-                        path: input.image_path.to_path_buf(),
-                        source,
-                    })?;
-                // No ELF, so no section table: the BTF is found by its header in the bytes.
-                let btf = arm64::find_btf(&image).map(<[u8]>::to_vec);
-                // arm64 boots the Image's own entry: there is no PVH note.
-                (image, compression, 0, btf)
-            }
-        };
-        let btf_summary = match &btf {
-            Some(b) => Some(elf::btf_summary(b).map_err(|m| ImageError::BadElf {
-                kernel: kernel.clone(),
-                message: format!(".BTF section: {m}"),
-            })?),
-            None => {
-                let hint = if entry.btf.is_some() {
-                    "; the matrix entry's external `btf` is used instead"
-                } else {
-                    "; CO-RE objects cannot be relocated for it unless its matrix entry names \
-                     an external BTF (`btf = \"path\"`)"
-                };
-                progress.stage(
-                    kernel,
-                    &format!(
-                        "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?){hint}"
-                    ),
-                );
-                None
-            }
-        };
+        let (vmlinux, compression, pvh_entry, btf) = unpack(entry, &input, progress)?;
+        let btf_summary = btf_summary(entry, btf.as_deref(), progress)?;
         let banner = elf::linux_banner(&vmlinux);
         let banner_release = banner
             .as_deref()
@@ -825,6 +768,19 @@ impl Images {
             "meta.json",
             &serde_json::to_vec_pretty(&meta).expect("meta serializes"),
         )?;
+        self.publish(kernel, key, work, progress)
+    }
+
+    /// Moves a finished build directory to its final name, durably: a reader never sees a
+    /// half-written image.
+    fn publish(
+        &self,
+        kernel: &str,
+        key: &str,
+        work: tempfile::TempDir,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let dir = work.path();
         // Make the contents durable before the directory appears under its final name.
         for f in std::fs::read_dir(dir)
             .map_err(|e| io_err(dir, e))?
@@ -850,6 +806,85 @@ impl Images {
         progress.stage(kernel, &format!("image ready: {}", final_dir.display()));
         Ok(())
     }
+}
+
+/// The bootable image, how it was compressed, its PVH entry (x86) and its BTF, from the package's
+/// vmlinuz.
+#[allow(clippy::type_complexity)]
+fn unpack(
+    entry: &KernelEntry,
+    input: &BuildInput<'_>,
+    progress: &dyn Progress,
+) -> Result<(Vec<u8>, bzimage::Compression, u64, Option<Vec<u8>>), ImageError> {
+    let kernel = &entry.name;
+    Ok(match entry.arch {
+        Arch::X86_64 => {
+            if !input.image.starts_with(b"\x7fELF") {
+                progress.stage(kernel, "decompressing vmlinuz into vmlinux");
+            }
+            let (vmlinux, compression) =
+                bzimage::decompress(input.image).map_err(|source| ImageError::BadImage {
+                    kernel: kernel.clone(),
+                    path: input.image_path.to_path_buf(),
+                    source,
+                })?;
+            let pvh_entry = elf::pvh_entry(&vmlinux)
+                .and_then(|e| e.ok_or(elf::ElfError::NoPvhNote))
+                .map_err(|source| ImageError::NotPvh {
+                    kernel: kernel.clone(),
+                    path: input.image_path.to_path_buf(),
+                    source,
+                })?;
+            let btf = elf::btf_section(&vmlinux).map_err(|e| ImageError::BadElf {
+                kernel: kernel.clone(),
+                message: e.to_string(),
+            })?;
+            (vmlinux, compression, pvh_entry, btf)
+        }
+        Arch::Aarch64 => {
+            progress.stage(kernel, "decompressing vmlinuz into the raw arm64 Image");
+            let (image, compression) =
+                arm64::decompress(input.image).map_err(|source| ImageError::BadArm64Image {
+                    kernel: kernel.clone(),
+                    path: input.image_path.to_path_buf(),
+                    source,
+                })?;
+            // No ELF, so no section table: the BTF is found by its header in the bytes.
+            let btf = arm64::find_btf(&image).map(<[u8]>::to_vec);
+            // arm64 boots the Image's own entry: there is no PVH note.
+            (image, compression, 0, btf)
+        }
+    })
+}
+
+/// The BTF's summary for the metadata, or a warning that the kernel has none.
+fn btf_summary(
+    entry: &KernelEntry,
+    btf: Option<&[u8]>,
+    progress: &dyn Progress,
+) -> Result<Option<elf::BtfSummary>, ImageError> {
+    let kernel = &entry.name;
+    Ok(match btf {
+        Some(b) => Some(elf::btf_summary(b).map_err(|m| ImageError::BadElf {
+            kernel: kernel.clone(),
+            message: format!(".BTF section: {m}"),
+        })?),
+        None => {
+            let hint = if entry.btf.is_some() {
+                "; the matrix entry's external `btf` is used instead"
+            } else {
+                "; CO-RE objects cannot be relocated for it unless its matrix entry names \
+                     an external BTF (`btf = \"path\"`)"
+            };
+            progress.stage(
+                kernel,
+                &format!(
+                    "warning: the kernel has no .BTF section (CONFIG_DEBUG_INFO_BTF off?){hint}"
+                ),
+            );
+            None
+        }
+    })
 }
 
 struct BuildInput<'a> {
