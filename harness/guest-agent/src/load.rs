@@ -172,6 +172,16 @@ pub fn load_object(
         }
     };
     let map_fds: Vec<i32> = maps.iter().map(|m| m.fd.as_raw_fd()).collect();
+    let context = ProgramContext {
+        object: &object,
+        entry,
+        target,
+        resolution: &resolution,
+        map_fds: &map_fds,
+        btf_fd: btf_fd.as_ref(),
+        kernel_version,
+        kernel_core,
+    };
 
     let mut relocations = Vec::new();
     let mut program_reports = Vec::new();
@@ -192,155 +202,39 @@ pub fn load_object(
             continue;
         }
         sections.insert(name.clone(), program.section.clone());
-        let started = Instant::now();
-        let relocated = core_reloc::relocate_program(&object, &name, target);
-        relocate_us += started.elapsed().as_micros() as u64;
-        let outcome = match relocated {
-            Err(e) => ProgramLoadOutcome::Rejected {
-                error: format!("CO-RE relocation failed: {e}"),
-                verifier_log: String::new(),
-            },
-            Ok(mut relocated) => {
-                relocations.extend(relocated.core.iter().map(|d| relocation_report(&name, d)));
-                let (attach_btf_id, expected_attach_type) =
-                    match attach_btf_id(&object, program, target) {
-                        Ok((id, expected)) => (id, expected.or(relocated.expected_attach_type)),
-                        Err(reason) => {
-                            let outcome = ProgramLoadOutcome::Unsupported { reason };
-                            not_loaded.insert(name.clone(), outcome.clone());
-                            program_reports.push(ProgramLoad {
-                                program: name,
-                                section: program.section.clone(),
-                                outcome,
-                            });
-                            continue;
-                        }
-                    };
-                let patched = relocated
-                    .patch_map_fds(&map_fds)
-                    .and_then(|()| relocated.patch_externs(&resolution));
-                if let Err(e) = patched {
-                    let outcome = ProgramLoadOutcome::Rejected {
-                        error: e.to_string(),
-                        verifier_log: String::new(),
-                    };
-                    not_loaded.insert(name.clone(), outcome.clone());
-                    program_reports.push(ProgramLoad {
-                        program: name,
-                        section: program.section.clone(),
-                        outcome,
-                    });
-                    continue;
-                }
-                let started = Instant::now();
-                let request = bpf_loader::ProgramLoad {
-                    name: &name,
-                    program_type: relocated.program_type,
-                    expected_attach_type,
-                    insns: &relocated.insns,
-                    license: object.license(),
-                    kernel_version,
-                    attach_btf_id,
-                    btf_fd: btf_fd.as_ref().map(|fd| fd.as_raw_fd()),
-                    func_info: if btf_fd.is_some() {
-                        &relocated.func_info
-                    } else {
-                        &[]
-                    },
-                    func_info_rec_size: relocated.func_info_rec_size,
-                    line_info: if btf_fd.is_some() {
-                        &relocated.line_info
-                    } else {
-                        &[]
-                    },
-                    line_info_rec_size: relocated.line_info_rec_size,
-                    prog_flags: relocated.prog_flags,
-                    ..Default::default()
-                };
-                let mut before_log_reload = |took: std::time::Duration, errno: i32| {
-                    progress(format!(
-                        "{}: program {name} refused ({}) after {} ms; loading it again for the \
-                         verifier's log",
-                        entry.name,
-                        bpf_loader::Errno(errno),
-                        took.as_millis()
-                    ))
-                };
-                match bpf_loader::load_program_reporting(
-                    &request,
-                    Some(LOG_RELOAD_BUDGET),
-                    &mut before_log_reload,
-                ) {
-                    Ok(fd) => {
-                        let load_us = started.elapsed().as_micros() as u64;
-                        if matches!(
-                            relocated.program_type,
-                            bpf_loader::consts::BPF_PROG_TYPE_TRACING
-                                | bpf_loader::consts::BPF_PROG_TYPE_LSM
-                        ) {
-                            reloads.insert(name.clone(), Reload::of(&request));
-                        }
-                        if kernel_core && kernel_core_unsupported.is_none() {
-                            let kernel_started = Instant::now();
-                            let compared = crate::kernel_core::compare_program(
-                                &object,
-                                &relocated,
-                                &request,
-                                &fd,
-                                &map_fds,
-                                &resolution,
-                            );
-                            kernel_core_us += kernel_started.elapsed().as_micros() as u64;
-                            match compared {
-                                Ok(compared) => kernel_core_programs.push(compared),
-                                Err(crate::kernel_core::Unsupported(why)) => {
-                                    kernel_core_unsupported = Some(why)
-                                }
-                            }
-                        }
-                        programs.insert(name.clone(), (fd, relocated.program_type));
-                        ProgramLoadOutcome::Loaded {
-                            insns: (relocated.insns.len() / 8) as u32,
-                            load_us,
-                        }
-                    }
-                    Err(error) => {
-                        classify_load_error(relocated.program_type, error, &relocated.core)
-                    }
-                }
-            }
-        };
-        if !matches!(outcome, ProgramLoadOutcome::Loaded { .. }) {
-            not_loaded.insert(name.clone(), outcome.clone());
+        let compare_with_kernel = kernel_core && kernel_core_unsupported.is_none();
+        let loaded = context.load_program(program, compare_with_kernel, progress);
+        relocate_us += loaded.relocate_us;
+        kernel_core_us += loaded.kernel_core_us;
+        relocations.extend(loaded.relocations);
+        if let Some((fd, program_type)) = loaded.fd {
+            programs.insert(name.clone(), (fd, program_type));
+        }
+        if let Some(reload) = loaded.reload {
+            reloads.insert(name.clone(), reload);
+        }
+        match loaded.kernel_core {
+            Some(Ok(compared)) => kernel_core_programs.push(compared),
+            Some(Err(crate::kernel_core::Unsupported(why))) => kernel_core_unsupported = Some(why),
+            None => {}
+        }
+        if !matches!(loaded.outcome, ProgramLoadOutcome::Loaded { .. }) {
+            not_loaded.insert(name.clone(), loaded.outcome.clone());
         }
         program_reports.push(ProgramLoad {
             program: name,
             section: program.section.clone(),
-            outcome,
+            outcome: loaded.outcome,
         });
     }
     fill_prog_arrays(&object, &maps, &programs, &mut notes);
     let kernel_core = kernel_core.then(|| {
-        for p in &program_reports {
-            if !kernel_core_programs.iter().any(|k| k.program == p.program) {
-                kernel_core_programs.push(guest_protocol::KernelCoreProgram {
-                    program: p.program.clone(),
-                    relocations: 0,
-                    outcome: guest_protocol::KernelCoreOutcome::NotCompared {
-                        reason: "ours did not load it".into(),
-                    },
-                });
-            }
-        }
-        guest_protocol::KernelCoreObject {
-            object: entry.name.clone(),
-            programs: if kernel_core_unsupported.is_some() {
-                Vec::new()
-            } else {
-                kernel_core_programs
-            },
-            unsupported: kernel_core_unsupported,
-        }
+        kernel_core_summary(
+            &entry.name,
+            &program_reports,
+            kernel_core_programs,
+            kernel_core_unsupported,
+        )
     });
     let report = ObjectLoaded {
         object: entry.name.clone(),
@@ -365,6 +259,202 @@ pub fn load_object(
         },
         report,
     ))
+}
+
+/// Every program that did not compare as loaded by us is named, so the report covers them all.
+fn kernel_core_summary(
+    object: &str,
+    reports: &[ProgramLoad],
+    mut compared: Vec<guest_protocol::KernelCoreProgram>,
+    unsupported: Option<String>,
+) -> guest_protocol::KernelCoreObject {
+    for p in reports {
+        if !compared.iter().any(|k| k.program == p.program) {
+            compared.push(guest_protocol::KernelCoreProgram {
+                program: p.program.clone(),
+                relocations: 0,
+                outcome: guest_protocol::KernelCoreOutcome::NotCompared {
+                    reason: "ours did not load it".into(),
+                },
+            });
+        }
+    }
+    guest_protocol::KernelCoreObject {
+        object: object.to_string(),
+        programs: if unsupported.is_some() {
+            Vec::new()
+        } else {
+            compared
+        },
+        unsupported,
+    }
+}
+
+/// What every program of one object is loaded with: the maps exist, the externs are resolved.
+struct ProgramContext<'a> {
+    object: &'a Object,
+    entry: &'a ObjectEntry,
+    target: &'a Btf,
+    resolution: &'a ExternResolution,
+    map_fds: &'a [i32],
+    btf_fd: Option<&'a OwnedFd>,
+    kernel_version: u32,
+    kernel_core: bool,
+}
+
+/// One program's load: its outcome and what the object keeps of it.
+struct ProgramLoaded {
+    outcome: ProgramLoadOutcome,
+    relocations: Vec<RelocationReport>,
+    fd: Option<(OwnedFd, u32)>,
+    reload: Option<Reload>,
+    kernel_core: Option<Result<guest_protocol::KernelCoreProgram, crate::kernel_core::Unsupported>>,
+    relocate_us: u64,
+    kernel_core_us: u64,
+}
+
+impl ProgramLoaded {
+    fn refused(outcome: ProgramLoadOutcome, relocations: Vec<RelocationReport>) -> Self {
+        ProgramLoaded {
+            outcome,
+            relocations,
+            fd: None,
+            reload: None,
+            kernel_core: None,
+            relocate_us: 0,
+            kernel_core_us: 0,
+        }
+    }
+}
+
+impl ProgramContext<'_> {
+    /// Relocates, patches and loads `program`; with `compare_with_kernel`, loads it again through
+    /// the kernel's own CO-RE to compare (see kernel_core.rs).
+    fn load_program(
+        &self,
+        program: &core_reloc::object::Program,
+        compare_with_kernel: bool,
+        progress: &mut dyn FnMut(String),
+    ) -> ProgramLoaded {
+        let name = &program.name;
+        let started = Instant::now();
+        let relocated = core_reloc::relocate_program(self.object, name, self.target);
+        let relocate_us = started.elapsed().as_micros() as u64;
+        let mut relocated = match relocated {
+            Ok(relocated) => relocated,
+            Err(e) => {
+                let mut refused = ProgramLoaded::refused(
+                    ProgramLoadOutcome::Rejected {
+                        error: format!("CO-RE relocation failed: {e}"),
+                        verifier_log: String::new(),
+                    },
+                    Vec::new(),
+                );
+                refused.relocate_us = relocate_us;
+                return refused;
+            }
+        };
+        let relocations: Vec<RelocationReport> = relocated
+            .core
+            .iter()
+            .map(|d| relocation_report(name, d))
+            .collect();
+        let refuse = |outcome, relocations| {
+            let mut refused = ProgramLoaded::refused(outcome, relocations);
+            refused.relocate_us = relocate_us;
+            refused
+        };
+        let (attach_btf_id, expected_attach_type) =
+            match attach_btf_id(self.object, program, self.target) {
+                Ok((id, expected)) => (id, expected.or(relocated.expected_attach_type)),
+                Err(reason) => {
+                    return refuse(ProgramLoadOutcome::Unsupported { reason }, relocations)
+                }
+            };
+        let patched = relocated
+            .patch_map_fds(self.map_fds)
+            .and_then(|()| relocated.patch_externs(self.resolution));
+        if let Err(e) = patched {
+            return refuse(
+                ProgramLoadOutcome::Rejected {
+                    error: e.to_string(),
+                    verifier_log: String::new(),
+                },
+                relocations,
+            );
+        }
+        let with_btf = self.btf_fd.is_some();
+        let request = bpf_loader::ProgramLoad {
+            name,
+            program_type: relocated.program_type,
+            expected_attach_type,
+            insns: &relocated.insns,
+            license: self.object.license(),
+            kernel_version: self.kernel_version,
+            attach_btf_id,
+            btf_fd: self.btf_fd.map(|fd| fd.as_raw_fd()),
+            func_info: if with_btf { &relocated.func_info } else { &[] },
+            func_info_rec_size: relocated.func_info_rec_size,
+            line_info: if with_btf { &relocated.line_info } else { &[] },
+            line_info_rec_size: relocated.line_info_rec_size,
+            prog_flags: relocated.prog_flags,
+            ..Default::default()
+        };
+        let mut before_log_reload = |took: std::time::Duration, errno: i32| {
+            progress(format!(
+                "{}: program {name} refused ({}) after {} ms; loading it again for the \
+                 verifier's log",
+                self.entry.name,
+                bpf_loader::Errno(errno),
+                took.as_millis()
+            ))
+        };
+        let started = Instant::now();
+        let fd = match bpf_loader::load_program_reporting(
+            &request,
+            Some(LOG_RELOAD_BUDGET),
+            &mut before_log_reload,
+        ) {
+            Ok(fd) => fd,
+            Err(error) => {
+                let outcome = classify_load_error(relocated.program_type, error, &relocated.core);
+                return refuse(outcome, relocations);
+            }
+        };
+        let load_us = started.elapsed().as_micros() as u64;
+        // 5.10 lets a loaded tracing program attach once: each case attaches a fresh load.
+        let reload = matches!(
+            relocated.program_type,
+            bpf_loader::consts::BPF_PROG_TYPE_TRACING | bpf_loader::consts::BPF_PROG_TYPE_LSM
+        )
+        .then(|| Reload::of(&request));
+        let (kernel_core, kernel_core_us) = if compare_with_kernel && self.kernel_core {
+            let kernel_started = Instant::now();
+            let compared = crate::kernel_core::compare_program(
+                self.object,
+                &relocated,
+                &request,
+                &fd,
+                self.map_fds,
+                self.resolution,
+            );
+            (Some(compared), kernel_started.elapsed().as_micros() as u64)
+        } else {
+            (None, 0)
+        };
+        ProgramLoaded {
+            outcome: ProgramLoadOutcome::Loaded {
+                insns: (relocated.insns.len() / 8) as u32,
+                load_us,
+            },
+            relocations,
+            fd: Some((fd, relocated.program_type)),
+            reload,
+            kernel_core,
+            relocate_us,
+            kernel_core_us,
+        }
+    }
 }
 
 /// One decision as the runner's prediction reports it (`runner/src/predict/mod.rs`).
