@@ -79,16 +79,32 @@ fn object_hashes(k: &serde_json::Value) -> Vec<(String, String)> {
     v
 }
 
+/// The corpus's tracing objects are x86_64 builds: they read registers through `pt_regs` as
+/// `-D__TARGET_ARCH_x86` lays it out and match x86_64 syscall numbers, which CO-RE does not
+/// relocate (it relocates types, not an architecture's ABI). On arm64 they load and give other
+/// results, as they would on a real arm64 machine; proving them there takes an arm64 build of
+/// them. Everything else of the corpus is architecture-neutral and must agree.
+const X86_64_BUILDS: &[&str] = &[
+    "open_watch",
+    "exec_watch",
+    "tcp_watch",
+    "udp_drop_watch::kprobe_counts_each_send",
+];
+
 #[test]
 fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
-    let out = run_harness(&[
+    let mut args = vec![
         "--matrix",
         "kernels.toml",
         "--kernel",
         "6.12-arm64",
         "--kernel",
         "6.12",
-    ]);
+    ];
+    for object in X86_64_BUILDS {
+        args.extend(["--skip", object]);
+    }
+    let out = run_harness(&args);
     assert!(out.status.success(), "harness failed\n{}", out.context());
     let arm = kernel(&out.report, "6.12-arm64");
     let x86 = kernel(&out.report, "6.12");
@@ -110,7 +126,7 @@ fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
     assert_eq!(hashes, object_hashes(x86));
     assert_eq!(out.report["counts"]["failed"], 0, "{}", out.stdout);
 
-    // Every identical:: trial of the corpus ran across both architectures and passed; the only
+    // Every identical:: trial of the neutral corpus ran across both architectures and passed; the only
     // exception allowed is an input both kernels refuse (then there is nothing to compare).
     let trials = out.report["trials"].as_array().unwrap();
     let identical: Vec<&serde_json::Value> = trials
