@@ -107,7 +107,49 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
         .map_err(|e| format!("cannot read manifest {}: {e}", manifest_path.display()))?;
     let manifest: Manifest = serde_json::from_str(&manifest_text)
         .map_err(|e| format!("manifest {} is not valid: {e}", manifest_path.display()))?;
+    let btf = say_hello(bundle, &manifest, channel);
+    if manifest.protocol_version != PROTOCOL_VERSION {
+        return Err(format!(
+            "manifest speaks protocol {}, this agent {}: rebuild the agent",
+            manifest.protocol_version, PROTOCOL_VERSION
+        ));
+    }
+    if manifest.probe_only {
+        return Ok(());
+    }
+    let target = parse_target(btf?, channel, started)?;
+    let features = engine_features(bpf_loader::probe::btf_features());
 
+    // Where a guest's time goes, for the runner's log (and scripts/bench-critical-path.sh).
+    let mut loads_us = 0u128;
+    let mut cases_us = 0u128;
+    let available_at_start = memory::available_kib();
+    for object in &manifest.objects {
+        // What the previous object's maps held comes back first (see memory.rs).
+        if let Some(start) = available_at_start {
+            memory::wait_until_given_back(start);
+        }
+        let (load_us, case_us) = run_object(bundle, &manifest, object, &target, &features, channel);
+        loads_us += load_us;
+        cases_us += case_us;
+    }
+    channel.send(&GuestMessage::Log {
+        message: format!(
+            "agent time: objects loaded in {} ms, cases run in {} ms (results sent in between)",
+            loads_us / 1000,
+            cases_us / 1000
+        ),
+    });
+    Ok(())
+}
+
+/// The BTF this guest relocates against (path, whether external, bytes), announced in the
+/// hello the runner waits for; the error is for after the hello, so the runner hears it.
+fn say_hello(
+    bundle: &std::path::Path,
+    manifest: &Manifest,
+    channel: &mut Channel,
+) -> Result<(String, bool, Vec<u8>), String> {
     let own_btf = std::fs::read(system::KERNEL_BTF_PATH).ok();
     let own_btf_bytes = own_btf.as_ref().map(|b| b.len() as u64);
     // The matrix entry's external BTF replaces the kernel's own; a bad one is fatal, never a
@@ -142,16 +184,15 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
                 sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
             }),
     }));
-    if manifest.protocol_version != PROTOCOL_VERSION {
-        return Err(format!(
-            "manifest speaks protocol {}, this agent {}: rebuild the agent",
-            manifest.protocol_version, PROTOCOL_VERSION
-        ));
-    }
-    if manifest.probe_only {
-        return Ok(());
-    }
-    let (btf_path, _, kernel_btf) = btf?;
+    btf
+}
+
+/// The kernel BTF parsed, with a line on how long it took.
+fn parse_target(
+    (btf_path, _, kernel_btf): (String, bool, Vec<u8>),
+    channel: &mut Channel,
+    started: Instant,
+) -> Result<core_reloc::Btf, String> {
     let parse_started = Instant::now();
     let kernel_btf_len = kernel_btf.len();
     // Owned: no 5 MB copy, which costs most in a guest under TCG.
@@ -166,131 +207,134 @@ fn run(bundle: &std::path::Path, channel: &mut Channel, started: Instant) -> Res
             started.elapsed().as_millis()
         ),
     });
-    let features = engine_features(bpf_loader::probe::btf_features());
+    Ok(target)
+}
 
-    // Where a guest's time goes, for the runner's log (and scripts/bench-critical-path.sh).
-    let mut loads_us = 0u128;
+/// One object: libbpf's reference load (with `--libbpf`), ours, the reports, then its cases.
+/// Returns the time our load and its cases took, in microseconds.
+fn run_object(
+    bundle: &std::path::Path,
+    manifest: &Manifest,
+    object: &guest_protocol::ObjectEntry,
+    target: &core_reloc::Btf,
+    features: &core_reloc::BtfFeatures,
+    channel: &mut Channel,
+) -> (u128, u128) {
     let mut cases_us = 0u128;
-    let available_at_start = memory::available_kib();
-    for object in &manifest.objects {
-        // What the previous object's maps held comes back first (see memory.rs).
-        if let Some(start) = available_at_start {
-            memory::wait_until_given_back(start);
-        }
-        let cases: Vec<_> = manifest
-            .cases
-            .iter()
-            .filter(|c| c.object == object.name)
-            .collect();
-        let mut progress = |message: String| {
-            channel.send(&GuestMessage::Log { message });
-            channel.flush();
-        };
-        // With a second loader, libbpf goes first (see libbpf::run_reference).
-        let reference = manifest.libbpf_loader.as_deref().map(|loader| {
-            let pins = libbpf_pin_root(bundle);
-            let external_btf = manifest.kernel_btf.as_ref().map(|f| bundle.join(&f.path));
-            libbpf::run_reference(
-                bundle,
-                loader,
-                &pins,
-                object,
-                external_btf.as_deref(),
-                &mut progress,
-            )
-        });
-        let load_started = Instant::now();
-        let loaded = load::load_object(
+    let cases: Vec<_> = manifest
+        .cases
+        .iter()
+        .filter(|c| c.object == object.name)
+        .collect();
+    let mut progress = |message: String| {
+        channel.send(&GuestMessage::Log { message });
+        channel.flush();
+    };
+    // With a second loader, libbpf goes first (see libbpf::run_reference).
+    let reference = manifest.libbpf_loader.as_deref().map(|loader| {
+        let pins = libbpf_pin_root(bundle);
+        let external_btf = manifest.kernel_btf.as_ref().map(|f| bundle.join(&f.path));
+        libbpf::run_reference(
             bundle,
+            loader,
+            &pins,
             object,
-            &target,
-            &features,
-            manifest.kernel_core,
+            external_btf.as_deref(),
             &mut progress,
-        );
-        // The kernel's own relocations (`--kernel-core`) are not our load's time.
-        let ours_us = (load_started.elapsed().as_micros() as u64)
-            .saturating_sub(loaded.as_ref().map_or(0, |(l, _)| l.kernel_core_us));
-        loads_us += u128::from(ours_us);
-        if let Some(reference) = reference {
-            // Our load's report first, unchanged, then the comparison beside it.
-            if let Ok((_, report)) = &loaded {
-                channel.send(&GuestMessage::ObjectLoaded(report.clone()));
-            }
-            let ours = loaded.as_ref().ok().map(|(l, _)| l);
-            let compared = libbpf::compare(reference, object, ours, ours_us);
-            channel.send(&GuestMessage::LibbpfLoaded(compared));
+        )
+    });
+    let load_started = Instant::now();
+    let loaded = load::load_object(
+        bundle,
+        object,
+        target,
+        features,
+        manifest.kernel_core,
+        &mut progress,
+    );
+    // The kernel's own relocations (`--kernel-core`) are not our load's time.
+    let ours_us = (load_started.elapsed().as_micros() as u64)
+        .saturating_sub(loaded.as_ref().map_or(0, |(l, _)| l.kernel_core_us));
+    if let Some(reference) = reference {
+        // Our load's report first, unchanged, then the comparison beside it.
+        if let Ok((_, report)) = &loaded {
+            channel.send(&GuestMessage::ObjectLoaded(report.clone()));
         }
-        match loaded {
-            Ok((loaded, report)) => {
-                // An object refused as a whole was never compared: say so per program.
-                let kernel_core = manifest.kernel_core.then(|| {
-                    loaded
-                        .kernel_core
-                        .clone()
-                        .unwrap_or_else(|| guest_protocol::KernelCoreObject {
-                            object: object.name.clone(),
-                            unsupported: None,
-                            programs: report
-                                .programs
-                                .iter()
-                                .map(|p| guest_protocol::KernelCoreProgram {
-                                    program: p.program.clone(),
-                                    relocations: 0,
-                                    outcome: guest_protocol::KernelCoreOutcome::NotCompared {
-                                        reason: "the object did not load".into(),
-                                    },
-                                })
-                                .collect(),
-                        })
+        let ours = loaded.as_ref().ok().map(|(l, _)| l);
+        let compared = libbpf::compare(reference, object, ours, ours_us);
+        channel.send(&GuestMessage::LibbpfLoaded(compared));
+    }
+    match loaded {
+        Ok((loaded, report)) => {
+            let kernel_core = manifest
+                .kernel_core
+                .then(|| kernel_core_report(&object.name, &loaded, &report));
+            if manifest.libbpf_loader.is_none() {
+                channel.send(&GuestMessage::ObjectLoaded(report));
+            }
+            if let Some(compared) = kernel_core {
+                channel.send(&GuestMessage::KernelCoreCompared(compared));
+            }
+            for note in &loaded.notes {
+                channel.send(&GuestMessage::Log {
+                    message: format!("{}: {note}", object.name),
                 });
-                if manifest.libbpf_loader.is_none() {
-                    channel.send(&GuestMessage::ObjectLoaded(report));
-                }
-                if let Some(compared) = kernel_core {
-                    channel.send(&GuestMessage::KernelCoreCompared(compared));
-                }
-                for note in &loaded.notes {
-                    channel.send(&GuestMessage::Log {
-                        message: format!("{}: {note}", object.name),
-                    });
-                }
-                for case in cases {
-                    let case_started = Instant::now();
-                    let result = run_cases::run_case(&loaded, case);
-                    cases_us += case_started.elapsed().as_micros();
-                    channel.send(&GuestMessage::CaseResult(result));
-                    // Test-only faults strike mid-test, after a first result: what was reported
-                    // before must survive in the runner's record.
-                    if let Some(fault) = manifest.fault.as_deref() {
-                        channel.flush();
-                        system::inject_fault(fault);
-                    }
+            }
+            for case in cases {
+                let case_started = Instant::now();
+                let result = run_cases::run_case(&loaded, case);
+                cases_us += case_started.elapsed().as_micros();
+                channel.send(&GuestMessage::CaseResult(result));
+                // Test-only faults strike mid-test, after a first result: what was reported
+                // before must survive in the runner's record.
+                if let Some(fault) = manifest.fault.as_deref() {
+                    channel.flush();
+                    system::inject_fault(fault);
                 }
             }
-            Err(message) => {
-                channel.send(&GuestMessage::Log {
-                    message: message.clone(),
-                });
-                for case in cases {
-                    channel.send(&GuestMessage::CaseResult(guest_protocol::CaseResult {
-                        case_id: case.id.clone(),
-                        outcome: guest_protocol::CaseOutcome::Error {
-                            message: message.clone(),
-                        },
-                    }));
-                }
+        }
+        Err(message) => {
+            channel.send(&GuestMessage::Log {
+                message: message.clone(),
+            });
+            for case in cases {
+                channel.send(&GuestMessage::CaseResult(guest_protocol::CaseResult {
+                    case_id: case.id.clone(),
+                    outcome: guest_protocol::CaseOutcome::Error {
+                        message: message.clone(),
+                    },
+                }));
             }
         }
     }
-    channel.send(&GuestMessage::Log {
-        message: format!(
-            "agent time: objects loaded in {} ms, cases run in {} ms (results sent in between)",
-            loads_us / 1000,
-            cases_us / 1000
-        ),
-    });
-    Ok(())
+    (u128::from(ours_us), cases_us)
+}
+
+/// An object refused as a whole was never compared with the kernel's relocations: say so per
+/// program.
+fn kernel_core_report(
+    object: &str,
+    loaded: &load::LoadedObject,
+    report: &guest_protocol::ObjectLoaded,
+) -> guest_protocol::KernelCoreObject {
+    loaded
+        .kernel_core
+        .clone()
+        .unwrap_or_else(|| guest_protocol::KernelCoreObject {
+            object: object.to_string(),
+            unsupported: None,
+            programs: report
+                .programs
+                .iter()
+                .map(|p| guest_protocol::KernelCoreProgram {
+                    program: p.program.clone(),
+                    relocations: 0,
+                    outcome: guest_protocol::KernelCoreOutcome::NotCompared {
+                        reason: "the object did not load".into(),
+                    },
+                })
+                .collect(),
+        })
 }
 
 /// Where libbpf pins the maps that ask for it: the guest's own bpffs, or a plain directory of
