@@ -401,6 +401,7 @@ mod tests {
                     case: "c".into(),
                     program: "p".into(),
                     expect: Default::default(),
+                    arch: Vec::new(),
                 }],
                 runs,
             },

@@ -177,6 +177,7 @@ fn planned_cases(files: &[&crate::fixtures::FixtureFile]) -> Vec<PlannedCase> {
                 case: case.name.clone(),
                 program: case.program.clone(),
                 expect: case.expect.clone(),
+                arch: case.arch.clone(),
             });
         }
     }
@@ -208,8 +209,10 @@ fn needed_by_selection(
 ) -> HashMap<String, BTreeSet<String>> {
     let mut needed = HashMap::new();
     for kernel in kernels {
+        // A case runs only on the architectures its object is built for.
         let ids: BTreeSet<String> = cases
             .iter()
+            .filter(|case| case.runs_on(kernel.arch.as_str()))
             .filter(|case| {
                 args.selects(&verdict::kernel_trial_name(
                     &kernel.name,

@@ -95,11 +95,18 @@ impl Group<'_> {
 }
 
 pub fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectTypes) -> TrialOutcome {
+    // Kernels of an architecture the object is not built for never ran the case.
+    let other_arch: Vec<String> = runs
+        .iter()
+        .filter(|r| !case.runs_on(&r.arch))
+        .map(|r| format!("{} ({})", r.kernel, r.arch))
+        .collect();
+    let runs: Vec<&GuestRun> = runs.iter().filter(|r| case.runs_on(&r.arch)).collect();
     let mut groups: Vec<Group> = Vec::new();
     let mut unsupported = Vec::new();
     let mut refused = Vec::new();
     let mut missing = Vec::new();
-    for run in runs {
+    for run in &runs {
         match run.cases.get(&case.id) {
             Some(CaseOutcome::Ran(output)) => {
                 let key = comparable(output, &case.expect.ignore_maps);
@@ -127,6 +134,14 @@ pub fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectType
         }
     }
     let mut notes = String::new();
+    if !other_arch.is_empty() {
+        let _ = write!(
+            notes,
+            "; not run on {}: built for {} (the fixture's `arch`)",
+            other_arch.join(", "),
+            case.arch.join(", ")
+        );
+    }
     if !unsupported.is_empty() {
         let _ = write!(notes, "; unsupported on {}", unsupported.join(", "));
     }
@@ -152,7 +167,8 @@ pub fn judge_identical(runs: &[GuestRun], case: &PlannedCase, types: &ObjectType
     }
     if runs.len() < 2 {
         return TrialOutcome::Unsupported(format!(
-            "`identical` needs two kernels; this run has one ({}){notes}",
+            "`identical` needs two kernels; this run has {} ({}){notes}",
+            if runs.is_empty() { "none" } else { "one" },
             runs.first().map_or("none", |r| r.kernel.as_str())
         ));
     }

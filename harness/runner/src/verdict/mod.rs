@@ -59,6 +59,26 @@ pub struct PlannedCase {
     pub case: String,
     pub program: String,
     pub expect: Expectation,
+    /// The architectures the object is built for (the fixture's `arch`); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arch: Vec<String>,
+}
+
+impl PlannedCase {
+    /// Whether the case runs on a kernel of `arch`.
+    pub fn runs_on(&self, arch: &str) -> bool {
+        self.arch.is_empty() || self.arch.iter().any(|a| a == arch)
+    }
+
+    /// Why a kernel of `arch` does not run it.
+    pub fn not_built_for(&self, arch: &str) -> String {
+        format!(
+            "{} is built for {} (the fixture's `arch`), not for {arch}: registers and syscall \
+             numbers are not CO-RE relocated, so such an object needs a build per architecture",
+            self.object,
+            self.arch.join(", ")
+        )
+    }
 }
 
 /// How a case is named in the manifest and in a guest's results: `<object>/<case>`.
@@ -106,12 +126,21 @@ pub fn judge(
             ));
         }
         for case in cases {
+            let outcome = if case.runs_on(&run.arch) {
+                judge_case(run, case, types(&case.object))
+            } else {
+                TrialOutcome::Unsupported(format!(
+                    "kernel {}: {}",
+                    run.kernel,
+                    case.not_built_for(&run.arch)
+                ))
+            };
             trials.push(Trial {
                 name: kernel_trial_name(&run.kernel, &case.object, &case.case),
                 kernel: Some(run.kernel.clone()),
                 object: case.object.clone(),
                 case: Some(case.case.clone()),
-                outcome: judge_case(run, case, types(&case.object)),
+                outcome,
             });
         }
     }

@@ -77,6 +77,7 @@ fn case() -> PlannedCase {
         case: "c".into(),
         program: "p".into(),
         expect: expectation(),
+        arch: Vec::new(),
     }
 }
 
@@ -500,4 +501,41 @@ fn return_values_are_named_for_the_program_type() {
         error.contains("return value: expected TC_ACT_SHOT (2), got TC_ACT_UNSPEC (-1)"),
         "{error}"
     );
+}
+
+/// An object built for one architecture: its cases on a kernel of another are unsupported
+/// (never run, never passed), and `identical::` compares the kernels it was built for.
+#[test]
+fn a_case_built_for_one_architecture_is_unsupported_on_another() {
+    let mut planned = case();
+    planned.arch = vec!["x86_64".into()];
+    let out = output(2, &[1, 2, 3], 1);
+    let x86_a = completed("6.1", Some(CaseOutcome::Ran(Box::new(out.clone()))));
+    let x86_b = completed("6.12", Some(CaseOutcome::Ran(Box::new(out))));
+    let mut arm = GuestRun::new("6.12-arm64", "aarch64", "tcg");
+    arm.status = GuestStatus::Completed;
+    let trials = judge(
+        &[planned.clone()],
+        &[],
+        &[x86_a.clone(), x86_b.clone(), arm.clone()],
+        &Predictions::new(),
+        &Default::default(),
+    );
+    let outcome = |name: &str| &trials.iter().find(|t| t.name == name).unwrap().outcome;
+    match outcome("6.12-arm64::obj::c") {
+        TrialOutcome::Unsupported(m) => assert!(m.contains("built for x86_64"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(outcome("6.1::obj::c"), &TrialOutcome::Passed);
+    assert_eq!(outcome("identical::obj::c"), &TrialOutcome::Passed);
+    // Only the arm64 kernel and one x86_64 one: nothing to compare, said so.
+    match judge_identical(&[x86_a, arm], &planned, &Default::default()) {
+        TrialOutcome::Unsupported(m) => {
+            assert!(
+                m.contains("needs two kernels") && m.contains("not run on 6.12-arm64"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
