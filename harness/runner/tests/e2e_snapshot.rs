@@ -159,6 +159,19 @@ fn snapshot_runs_match_fresh_boots_on_two_kernels() {
 /// test damages are its own.
 fn private_cache() -> tempfile::TempDir {
     let shared = workspace().join("images");
+    // On a fresh machine the shared cache may not hold the kernel yet (or another test is still
+    // provisioning it): fetch it there first (the cache's lock serializes the two), so the
+    // private copy is complete.
+    let fetched = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(workspace())
+        .args(["fetch", "--matrix", "kernels.toml", "--kernel", "6.1"])
+        .output()
+        .expect("the harness binary runs");
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(shared.join("debs"), dir.path().join("debs")).unwrap();
     for entry in std::fs::read_dir(shared.join("kernels")).unwrap().flatten() {

@@ -874,48 +874,7 @@ async fn restore_with(
     ]);
     let (mut child, mut stdout, mut stderr, started) =
         spawn_watched(&mut command).map_err(|e| format!("cannot start {}: {e}", guest.binary()))?;
-    let resumed = async {
-        let mut qmp = Qmp::accept(&sockets.qmp, RESTORE_LIMIT)
-            .await
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + RESTORE_LIMIT;
-        loop {
-            let status = qmp.status().await.map_err(|e| e.to_string())?;
-            match status.as_str() {
-                "paused" => break,
-                "inmigrate" | "prelaunch" if Instant::now() < deadline => {
-                    tokio::time::sleep(POLL).await
-                }
-                other => return Err(format!("the restored VM is {other}, not paused")),
-            }
-        }
-        let paused_ms = started.elapsed().as_millis() as u64;
-        let pending = checksum.lock().ok().and_then(|mut c| c.take());
-        if let Some(pending) = pending {
-            let state = snapshot.state();
-            let sum = pending
-                .await
-                .map_err(|e| format!("checking {}: {e}", state.display()))?
-                .map_err(|e| format!("{}: {e}", state.display()))?;
-            if let Some(why) = damage(sum) {
-                return Err(why);
-            }
-        }
-        // The region's content is part of the state just loaded: the bundle goes in after it.
-        let to_send = match bundle {
-            EncodedBundle::Shared { header, payload } => {
-                write_region(region, payload)?;
-                header.to_vec()
-            }
-            EncodedBundle::Port(bytes) => bytes.clone(),
-        };
-        qmp.execute("cont", None).await.map_err(|e| e.to_string())?;
-        let (results, _) = tokio::time::timeout(RESTORE_LIMIT, sockets.results.accept())
-            .await
-            .map_err(|_| "QEMU never connected its results port".to_string())?
-            .map_err(|e| format!("results socket: {e}"))?;
-        Ok::<_, String>((qmp, results, paused_ms, to_send))
-    };
+    let resumed = resume(sockets, started, &checksum, snapshot, bundle, region);
     let ended = tokio::select! {
         resumed = resumed => match resumed {
             Ok(r) => Ok(r),
@@ -947,16 +906,7 @@ async fn restore_with(
                 }
             }
             let why = with_output(why, &mut stdout, &mut stderr).await;
-            // Killed by someone else while loading: that is what happened to this kernel's VM,
-            // reported as after a fresh boot; the snapshot is not to blame.
-            if let Some(killed) = status.and_then(killed_from_outside) {
-                let mut run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
-                run.status = GuestStatus::VmKilled(killed);
-                run.console_tail = why;
-                run.timings.exit_ms = started.elapsed().as_millis() as u64;
-                return Ok(run);
-            }
-            return Err(why);
+            return killed_while_loading(guest, status, why, started);
         }
     };
     let (read, mut write) = results.into_split();
@@ -997,21 +947,7 @@ async fn restore_with(
     // UART's receive trigger: double faults and GPFs 0.1 s after `cont`, as the bundle came
     // in). Retried from a rebuilt snapshot, then booted fresh, like a snapshot that won't load.
     if died_before_hello(&run) && !*cancel_after.borrow() {
-        let kept = guest.work_dir.join("console.restore-failed.log");
-        let _ = std::fs::rename(&console_log, &kept);
-        let last = run
-            .console_tail
-            .lines()
-            .find(|l| l.contains("Oops") || l.contains("panic") || l.contains("BUG"))
-            .or_else(|| run.console_tail.lines().last())
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        return Err(format!(
-            "the restored guest ended {} before its agent said hello ({last}; console in {})",
-            run.status.describe(),
-            kept.display()
-        ));
+        return Err(restore_failed(&run, guest, &console_log));
     }
     if let Ok((_, Err(e))) = sender.await {
         run.logs.push(format!("sending the bundle failed: {e}"));
@@ -1022,6 +958,109 @@ async fn restore_with(
         snapshot.dir.display(),
         snapshot.meta.ready.uptime_ms,
     ));
+    check_identity(&mut run, snapshot, target);
+    Ok(run)
+}
+
+/// The state file's CRC-32, being computed while QEMU loads the same file.
+type PendingChecksum =
+    std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<(u64, u32)>>>>;
+
+/// A restored QEMU up to its guest running: the state loaded (paused), the checksum good, the
+/// bundle in the shared region (or ready for the port), `cont`, and the results port connected.
+/// Returns QMP, the results connection, when the state had loaded, and the bytes for the port.
+async fn resume(
+    sockets: &Sockets,
+    started: Instant,
+    checksum: &PendingChecksum,
+    snapshot: &Snapshot,
+    bundle: &EncodedBundle,
+    region: &Path,
+) -> Result<(Qmp, tokio::net::UnixStream, u64, Vec<u8>), String> {
+    let mut qmp = Qmp::accept(&sockets.qmp, RESTORE_LIMIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + RESTORE_LIMIT;
+    loop {
+        let status = qmp.status().await.map_err(|e| e.to_string())?;
+        match status.as_str() {
+            "paused" => break,
+            "inmigrate" | "prelaunch" if Instant::now() < deadline => {
+                tokio::time::sleep(POLL).await
+            }
+            other => return Err(format!("the restored VM is {other}, not paused")),
+        }
+    }
+    let paused_ms = started.elapsed().as_millis() as u64;
+    let pending = checksum.lock().ok().and_then(|mut c| c.take());
+    if let Some(pending) = pending {
+        let state = snapshot.state();
+        let sum = pending
+            .await
+            .map_err(|e| format!("checking {}: {e}", state.display()))?
+            .map_err(|e| format!("{}: {e}", state.display()))?;
+        if let Some(why) = damaged(&snapshot.state(), sum, &snapshot.meta) {
+            return Err(why);
+        }
+    }
+    // The region's content is part of the state just loaded: the bundle goes in after it.
+    let to_send = match bundle {
+        EncodedBundle::Shared { header, payload } => {
+            write_region(region, payload)?;
+            header.to_vec()
+        }
+        EncodedBundle::Port(bytes) => bytes.clone(),
+    };
+    qmp.execute("cont", None).await.map_err(|e| e.to_string())?;
+    let (results, _) = tokio::time::timeout(RESTORE_LIMIT, sockets.results.accept())
+        .await
+        .map_err(|_| "QEMU never connected its results port".to_string())?
+        .map_err(|e| format!("results socket: {e}"))?;
+    Ok::<_, String>((qmp, results, paused_ms, to_send))
+}
+
+/// A QEMU killed by someone else while loading: that is what happened to this kernel's VM,
+/// reported as after a fresh boot (the snapshot is not to blame); any other end of the load is
+/// the snapshot failing (`Err`).
+fn killed_while_loading(
+    guest: &QemuGuest,
+    status: Option<std::process::ExitStatus>,
+    why: String,
+    started: Instant,
+) -> Result<GuestRun, String> {
+    let Some(killed) = status.and_then(killed_from_outside) else {
+        return Err(why);
+    };
+    let mut run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
+    run.status = GuestStatus::VmKilled(killed);
+    run.console_tail = why;
+    run.timings.exit_ms = started.elapsed().as_millis() as u64;
+    Ok(run)
+}
+
+/// Why a restored guest that died before its agent's hello failed to restore: the console's
+/// telling line, and where the whole console was kept.
+fn restore_failed(run: &GuestRun, guest: &QemuGuest, console_log: &Path) -> String {
+    let kept = guest.work_dir.join("console.restore-failed.log");
+    let _ = std::fs::rename(console_log, &kept);
+    let last = run
+        .console_tail
+        .lines()
+        .find(|l| l.contains("Oops") || l.contains("panic") || l.contains("BUG"))
+        .or_else(|| run.console_tail.lines().last())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    format!(
+        "the restored guest ended {} before its agent said hello ({last}; console in {})",
+        run.status.describe(),
+        kept.display()
+    )
+}
+
+/// A restored guest must be the one its snapshot saved (release, boot id): else its results
+/// are another kernel's, and the run says so.
+fn check_identity(run: &mut GuestRun, snapshot: &Snapshot, target: &SnapshotTarget<'_>) {
     if run.status == GuestStatus::Completed || run.identity.is_some() {
         if let Some(why) = identity_mismatch(
             &snapshot.meta.ready,
@@ -1033,7 +1072,6 @@ async fn restore_with(
             ));
         }
     }
-    Ok(run)
 }
 
 /// Why QEMU ended, when a signal that only comes from outside (a user, the OOM killer, a
