@@ -75,6 +75,44 @@ pub fn aarch64_requirements() -> Vec<Requirement> {
     }]
 }
 
+/// What making BTF from a kernel's DWARF needs (`btf_from_dwarf = true`).
+pub fn dwarf_btf_requirements() -> Vec<Requirement> {
+    vec![Requirement {
+        what: "pahole (makes BTF from a vmlinux's DWARF)",
+        present: on_path("pahole"),
+        install: Install::Apt("dwarves"),
+    }]
+}
+
+/// What building a kernel from its source tree needs (`source = { tree }`): the kernel's
+/// documented minimal requirements for an x86_64 build with BTF.
+pub fn kernel_build_requirements() -> Vec<Requirement> {
+    let tool = |what: &'static str, binary: &str, package: &'static str| Requirement {
+        what,
+        present: on_path(binary),
+        install: Install::Apt(package),
+    };
+    let mut needs = vec![
+        tool("make (builds kernels from source)", "make", "make"),
+        tool("gcc (builds kernels from source)", "gcc", "gcc"),
+        tool("flex (kernel configuration)", "flex", "flex"),
+        tool("bison (kernel configuration)", "bison", "bison"),
+        tool("bc (kernel build)", "bc", "bc"),
+        Requirement {
+            what: "libelf headers (the kernel's objtool and resolve_btfids)",
+            present: Path::new("/usr/include/libelf.h").exists(),
+            install: Install::Apt("libelf-dev"),
+        },
+        Requirement {
+            what: "OpenSSL headers (the kernel's certificate tools)",
+            present: Path::new("/usr/include/openssl/ssl.h").exists(),
+            install: Install::Apt("libssl-dev"),
+        },
+    ];
+    needs.extend(dwarf_btf_requirements());
+    needs
+}
+
 /// What building the static libbpf loader (`harness --libbpf`) needs: a C compiler and the static
 /// archives of libbpf and of what it links (libelf, zlib, and zstd where libelf uses it).
 pub fn libbpf_loader_requirements(cc: &str) -> Vec<Requirement> {

@@ -54,10 +54,17 @@ pub fn btf_path(
     })
 }
 
-/// The external BTF to ship to the guest of `kernel`, checked to be raw BTF of a bounded size
-/// (`None`: the guest uses its kernel's own).
-pub fn external_btf(kernel: &KernelEntry) -> Result<Option<Vec<u8>>, KernelBtfError> {
-    let Some(path) = &kernel.btf else {
+/// The BTF to ship to the guest of `kernel` (its entry's external one, or the one made from its
+/// DWARF for `image`), checked to be raw BTF of a bounded size (`None`: the guest uses its
+/// kernel's own).
+pub fn external_btf(
+    kernel: &KernelEntry,
+    image: Option<&KernelImage>,
+) -> Result<Option<Vec<u8>>, KernelBtfError> {
+    let made = image
+        .filter(|i| i.btf_from_dwarf)
+        .and_then(|i| i.btf.as_ref());
+    let Some(path) = kernel.btf.as_ref().or(made) else {
         return Ok(None);
     };
     read_external(&kernel.name, path).map(Some)
@@ -120,6 +127,7 @@ mod tests {
             name: "k".into(),
             vmlinux: "/c/vmlinux".into(),
             btf: btf.map(PathBuf::from),
+            btf_from_dwarf: false,
             config: None,
             release: "r".into(),
             cache_key: "key".into(),
@@ -177,6 +185,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("kernel `k`: external BTF "), "{e}");
-        assert_eq!(external_btf(&matrix("").kernels[0]).unwrap(), None);
+        assert_eq!(external_btf(&matrix("").kernels[0], None).unwrap(), None);
+        // A kernel's own BTF stays in the guest; one made from its DWARF travels.
+        let own = image(Some(raw.to_str().unwrap()));
+        assert_eq!(
+            external_btf(&matrix("").kernels[0], Some(&own)).unwrap(),
+            None
+        );
+        let made = KernelImage {
+            btf_from_dwarf: true,
+            ..own
+        };
+        assert_eq!(
+            external_btf(&matrix("").kernels[0], Some(&made)).unwrap(),
+            Some(b"\x9f\xeb\x01\x00rest".to_vec())
+        );
     }
 }

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
             let clang = std::env::var("HARNESS_CLANG").unwrap_or_else(|_| "clang-19".into());
             let mut needs = host_tools::requirements(true, Some(&clang));
             needs.extend(host_tools::aarch64_requirements());
+            needs.extend(host_tools::dwarf_btf_requirements());
             host_tools::ensure(&needs, !no_install).map(|()| {
                 eprintln!("host tools: all present");
                 ExitCode::SUCCESS

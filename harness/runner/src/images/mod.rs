@@ -18,8 +18,10 @@ pub mod arm64;
 pub mod bzimage;
 pub mod cache;
 pub mod deb;
+pub mod dwarf_btf;
 pub mod elf;
 pub mod progress;
+pub mod source_tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,9 @@ pub struct KernelImage {
     pub vmlinux: PathBuf,
     /// Raw BTF (`.BTF` section bytes), when the kernel has BTF.
     pub btf: Option<PathBuf>,
+    /// `btf` was made from the kernel's DWARF (`btf_from_dwarf`), not carried by the kernel:
+    /// the guest gets it in its bundle.
+    pub btf_from_dwarf: bool,
     /// The kernel's `.config`, when known.
     pub config: Option<PathBuf>,
     /// `uname -r`.
@@ -220,6 +225,10 @@ pub enum ImageError {
     #[error("kernel `{kernel}`: {message}")]
     BadElf { kernel: String, message: String },
     #[error(transparent)]
+    SourceBuild(#[from] Box<source_tree::SourceBuildError>),
+    #[error("kernel `{kernel}`: btf_from_dwarf: {message}")]
+    DwarfBtf { kernel: String, message: String },
+    #[error(transparent)]
     Apt(#[from] AptError),
     #[error(transparent)]
     Deb(#[from] deb::DebError),
@@ -371,7 +380,76 @@ impl Images {
             KernelSource::Vmlinux { path, btf, config } => {
                 self.provision_local(entry, path, false, btf, config, progress)
             }
+            KernelSource::Tree(tree) => {
+                let built = self.built_from_source(entry, tree, progress)?;
+                self.provision_local(
+                    entry,
+                    &built.vmlinux,
+                    false,
+                    &None,
+                    &Some(built.config),
+                    progress,
+                )
+            }
         }
+        .and_then(|image| self.with_dwarf_btf(entry, image, progress))
+    }
+
+    /// Builds a source kernel when needed, one builder per build directory across processes.
+    fn built_from_source(
+        &self,
+        entry: &KernelEntry,
+        tree: &crate::matrix::config::SourceTree,
+        progress: &dyn Progress,
+    ) -> Result<source_tree::BuiltKernel> {
+        let dir = source_tree::build_dir(tree, self.cache.root(), &entry.name);
+        let key = format!(
+            "build-{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                dir.as_os_str().as_encoded_bytes()
+            ))
+        );
+        let _guard = self.lock_key(entry, &key, progress)?;
+        source_tree::build(&entry.name, tree, self.cache.root(), progress)
+            .map_err(|e| ImageError::SourceBuild(Box::new(e)))
+    }
+
+    /// With `btf_from_dwarf`, the image's BTF is the one pahole makes from its DWARF, made once
+    /// per image and kept beside it.
+    fn with_dwarf_btf(
+        &self,
+        entry: &KernelEntry,
+        mut image: KernelImage,
+        progress: &dyn Progress,
+    ) -> Result<KernelImage> {
+        if !entry.btf_from_dwarf {
+            return Ok(image);
+        }
+        let path = self
+            .cache
+            .kernel_dir(&image.cache_key)
+            .join(dwarf_btf::FILE);
+        if !path.is_file() {
+            let _guard = self.lock_key(entry, &image.cache_key, progress)?;
+            if !path.is_file() {
+                progress.stage(
+                    &entry.name,
+                    &format!(
+                        "making BTF from the DWARF of {} (pahole)",
+                        image.vmlinux.display()
+                    ),
+                );
+                dwarf_btf::generate(&image.vmlinux, &path).map_err(|message| {
+                    ImageError::DwarfBtf {
+                        kernel: entry.name.clone(),
+                        message,
+                    }
+                })?;
+            }
+        }
+        image.btf = Some(path);
+        image.btf_from_dwarf = true;
+        Ok(image)
     }
 
     /// The image in `kernels/<key>/`, if complete.
@@ -424,6 +502,7 @@ impl Images {
             name: entry.name.clone(),
             vmlinux,
             btf,
+            btf_from_dwarf: false,
             config,
             release: meta.release,
             cache_key: key.to_string(),

@@ -39,10 +39,17 @@
 //! vmlinuz = "build/bzImage" # vmlinuz = "path" (decompressed into the image cache);
 //! # btf = "path"            # optional: raw BTF instead of the image's .BTF (see above)
 //! # config = "path"         # optional, with vmlinux/vmlinuz: the kernel's .config
+//!
+//! [[kernel]]
+//! name = "6.12-src"         # a kernel built from its source tree when needed: tinyconfig, the
+//! source = { tree = "linux" } # harness's BPF fragment, then yours (`config = ["a.config"]`);
+//! #                         # `build = "dir"` (default: in the image cache) is make's O=
+//! # btf_from_dwarf = true   # its BTF made with `pahole` from the vmlinux's DWARF, used on the
+//! #                         # host and shipped to the guest (a kernel without DEBUG_INFO_BTF)
 //! ```
 //!
-//! Each kernel has exactly one source: `debian`, `host = true`, `vmlinux` or `vmlinuz`. Relative
-//! paths are relative to the directory of `kernels.toml`.
+//! Each kernel has exactly one source: `debian`, `host = true`, `vmlinux`, `vmlinuz` or
+//! `source`. Relative paths are relative to the directory of `kernels.toml`.
 //!
 //! In Debian package patterns, `*` stands for a version number: one or more digits, dots and
 //! hyphens. So `linux-image-5.10.*-amd64-unsigned` matches `linux-image-5.10.0-32-amd64-unsigned`
@@ -221,6 +228,20 @@ pub enum KernelSource {
         btf: Option<PathBuf>,
         config: Option<PathBuf>,
     },
+    /// A kernel source tree, configured and built by the harness when needed
+    /// ([`crate::images::source_tree`]), then used like a local vmlinux.
+    Tree(SourceTree),
+}
+
+/// `source = { tree, build, config }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTree {
+    /// The kernel source tree (holding its top Makefile and Kconfig).
+    pub tree: PathBuf,
+    /// make's `O=` directory; `None`: one in the image cache.
+    pub build: Option<PathBuf>,
+    /// Config fragments merged after the harness's own, in order.
+    pub config: Vec<PathBuf>,
 }
 
 impl KernelSource {
@@ -230,6 +251,7 @@ impl KernelSource {
             KernelSource::Host => "host",
             KernelSource::Vmlinux { .. } => "vmlinux",
             KernelSource::Vmlinuz { .. } => "vmlinuz",
+            KernelSource::Tree(_) => "source",
         }
     }
 }
@@ -278,6 +300,9 @@ pub struct KernelEntry {
     /// `btf = "path"`: raw BTF used instead of the kernel's own, both for host-side predictions
     /// and in the guest (for a kernel without BTF, or to test against another BTF).
     pub btf: Option<PathBuf>,
+    /// `btf_from_dwarf = true`: the harness makes the kernel's BTF from its vmlinux's DWARF
+    /// (`pahole`) and uses it as it would an external `btf`.
+    pub btf_from_dwarf: bool,
 }
 
 /// The parsed `kernels.toml`.
@@ -323,7 +348,9 @@ struct RawKernel {
     host: Option<Spanned<bool>>,
     vmlinux: Option<PathBuf>,
     vmlinuz: Option<PathBuf>,
+    source: Option<Spanned<RawSourceTree>>,
     btf: Option<Spanned<PathBuf>>,
+    btf_from_dwarf: Option<Spanned<bool>>,
     config: Option<Spanned<PathBuf>>,
     memory_mib: Option<Spanned<u32>>,
     boot_timeout_s: Option<Spanned<u64>>,
@@ -332,6 +359,15 @@ struct RawKernel {
     cmdline: Option<String>,
     enabled: Option<bool>,
     group: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSourceTree {
+    tree: PathBuf,
+    build: Option<PathBuf>,
+    #[serde(default)]
+    config: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -441,8 +477,20 @@ impl Checker<'_> {
     fn kernel(&self, k: &RawKernel, defaults: &Defaults) -> Result<KernelEntry, ConfigError> {
         let name = self.kernel_name(&k.name)?;
         let source = self.source(&name, k)?;
+        let arch = k.arch.unwrap_or(Arch::X86_64);
+        if let (Some(s), true) = (&k.source, arch != Arch::X86_64) {
+            return Err(self.invalid(
+                Some(s.span()),
+                format!(
+                    "kernel `{name}`: kernels built from source are x86_64 builds (the host's); \
+                     build an {} kernel yourself and give its image as `vmlinuz = \"path\"`",
+                    arch.as_str()
+                ),
+            ));
+        }
+        let btf_from_dwarf = self.btf_from_dwarf(&name, k)?;
         Ok(KernelEntry {
-            arch: k.arch.unwrap_or(Arch::X86_64),
+            arch,
             source,
             memory_mib: self.mem(&k.memory_mib, defaults.memory_mib)?,
             boot_timeout: self.secs(&k.boot_timeout_s, "boot_timeout_s", defaults.boot_timeout)?,
@@ -459,8 +507,40 @@ impl Checker<'_> {
             enabled: k.enabled.unwrap_or(true),
             group: self.group(&name, k.group.as_ref())?,
             btf: k.btf.as_ref().map(|p| self.rel(p.get_ref())),
+            btf_from_dwarf,
             name,
         })
+    }
+
+    /// `btf_from_dwarf`: only where a vmlinux with DWARF can exist, and not beside `btf`.
+    fn btf_from_dwarf(&self, name: &str, k: &RawKernel) -> Result<bool, ConfigError> {
+        let Some(flag) = &k.btf_from_dwarf else {
+            return Ok(false);
+        };
+        if !flag.get_ref() {
+            return Ok(false);
+        }
+        if k.btf.is_some() {
+            return Err(self.invalid(
+                Some(flag.span()),
+                format!(
+                    "kernel `{name}`: `btf = \"path\"` and `btf_from_dwarf = true` both say \
+                     where its BTF comes from; keep one"
+                ),
+            ));
+        }
+        if k.vmlinux.is_none() && k.source.is_none() {
+            return Err(self.invalid(
+                Some(flag.span()),
+                format!(
+                    "kernel `{name}`: `btf_from_dwarf` needs a vmlinux with DWARF, which only \
+                     `vmlinux = \"path\"` and `source = {{ tree }}` kernels have (Debian's \
+                     DWARF is in its -dbg package: run `pahole --btf_encode_detached` on it and \
+                     give `btf = \"path\"`)"
+                ),
+            ));
+        }
+        Ok(true)
     }
 
     fn kernel_name(&self, raw: &Spanned<String>) -> Result<String, ConfigError> {
@@ -498,7 +578,8 @@ impl Checker<'_> {
         Ok(v.to_string())
     }
 
-    /// Where the kernel comes from: exactly one of `debian`, `host`, `vmlinux`, `vmlinuz`.
+    /// Where the kernel comes from: exactly one of `debian`, `host`, `vmlinux`, `vmlinuz`,
+    /// `source`.
     fn source(&self, name: &str, k: &RawKernel) -> Result<KernelSource, ConfigError> {
         let name_span = Some(k.name.span());
         let host = k.host.as_ref().map(|h| *h.get_ref()).unwrap_or(false);
@@ -515,6 +596,7 @@ impl Checker<'_> {
             ("host", host),
             ("vmlinux", k.vmlinux.is_some()),
             ("vmlinuz", k.vmlinuz.is_some()),
+            ("source", k.source.is_some()),
         ]
         .iter()
         .filter(|(_, set)| *set)
@@ -530,17 +612,21 @@ impl Checker<'_> {
                 name_span,
                 format!(
                     "kernel `{name}` needs exactly one source: `debian = {{ suite, packages }}`, \
-                     `host = true`, `vmlinux = \"path\"` or `vmlinuz = \"path\"`; found {found}"
+                     `host = true`, `vmlinux = \"path\"`, `vmlinuz = \"path\"` or \
+                     `source = {{ tree = \"path\" }}`; found {found}"
                 ),
             ));
         }
         let btf = k.btf.as_ref().map(|p| self.rel(p.get_ref()));
         let config = k.config.as_ref().map(|p| self.rel(p.get_ref()));
-        if k.debian.is_some() || host {
+        if k.debian.is_some() || host || k.source.is_some() {
             if let Some(s) = k.config.as_ref() {
                 return Err(self.invalid(
                     Some(s.span()),
-                    format!("kernel `{name}`: `config` goes only with `vmlinux` or `vmlinuz`"),
+                    format!(
+                        "kernel `{name}`: `config` goes only with `vmlinux` or `vmlinuz` (a \
+                         source kernel's fragments are `source = {{ config = [...] }}`)"
+                    ),
                 ));
             }
         }
@@ -560,6 +646,13 @@ impl Checker<'_> {
                 btf,
                 config,
             }
+        } else if let Some(tree) = &k.source {
+            let tree = tree.get_ref();
+            KernelSource::Tree(SourceTree {
+                tree: self.rel(&tree.tree),
+                build: tree.build.as_ref().map(|b| self.rel(b)),
+                config: tree.config.iter().map(|c| self.rel(c)).collect(),
+            })
         } else {
             unreachable!("exactly one source was checked above")
         })
@@ -1022,6 +1115,37 @@ btf = "/abs/host.btf"
         );
     }
 
+    #[test]
+    fn a_source_kernel_resolves_its_paths_against_the_matrix() {
+        let text = "[[kernel]]\nname = \"src\"\n\
+                    source = { tree = \"linux\", build = \"/b\", config = [\"a.config\", \"/x/b.config\"] }\n\
+                    btf_from_dwarf = true\n\
+                    [[kernel]]\nname = \"plain\"\nsource = { tree = \"/abs/linux\" }\n";
+        let m = Matrix::parse(text, Path::new("/repo/kernels.toml")).unwrap();
+        assert_eq!(
+            m.kernels[0].source,
+            KernelSource::Tree(SourceTree {
+                tree: PathBuf::from("/repo/linux"),
+                build: Some(PathBuf::from("/b")),
+                config: vec![
+                    PathBuf::from("/repo/a.config"),
+                    PathBuf::from("/x/b.config")
+                ],
+            })
+        );
+        assert!(m.kernels[0].btf_from_dwarf);
+        assert_eq!(m.kernels[0].source.kind(), "source");
+        assert_eq!(
+            m.kernels[1].source,
+            KernelSource::Tree(SourceTree {
+                tree: PathBuf::from("/abs/linux"),
+                build: None,
+                config: Vec::new(),
+            })
+        );
+        assert!(!m.kernels[1].btf_from_dwarf);
+    }
+
     fn err(text: &str) -> String {
         Matrix::parse(text, Path::new("k.toml"))
             .unwrap_err()
@@ -1053,6 +1177,34 @@ btf = "/abs/host.btf"
                 "found host and vmlinux",
             ),
             (format!("{k}host = false\n"), "`host = false` means nothing"),
+            (
+                format!("{k}source = {{ tree = \"l\" }}\nvmlinux = \"x\"\n"),
+                "found vmlinux and source",
+            ),
+            (
+                format!("{k}source = {{ tree = \"l\", configs = [] }}\n"),
+                "unknown field `configs`",
+            ),
+            (
+                format!("{k}arch = \"aarch64\"\nsource = {{ tree = \"l\" }}\n"),
+                "k.toml:4:10: kernel `a`: kernels built from source are x86_64 builds",
+            ),
+            (
+                format!("{k}source = {{ tree = \"l\" }}\nconfig = \"c\"\n"),
+                "fragments are `source = { config = [...] }`",
+            ),
+            (
+                format!("{k}vmlinux = \"v\"\nbtf = \"b\"\nbtf_from_dwarf = true\n"),
+                "k.toml:5:18: kernel `a`: `btf = \"path\"` and `btf_from_dwarf = true`",
+            ),
+            (
+                format!("{k}debian = {{ suite = \"sid\", packages = [\"p\"] }}\nbtf_from_dwarf = true\n"),
+                "`btf_from_dwarf` needs a vmlinux with DWARF",
+            ),
+            (
+                format!("{k}vmlinuz = \"z\"\nbtf_from_dwarf = true\n"),
+                "`btf_from_dwarf` needs a vmlinux with DWARF",
+            ),
             (
                 format!("{k}host = true\n{k}host = true\n"),
                 "k.toml:5:8: kernel `a` is defined twice",

@@ -134,7 +134,11 @@ fn guest_job(
     let ids = plan.needed.get(&kernel.name).cloned().unwrap_or_default();
     // The agent of the guest's architecture, and the entry's external BTF if any.
     let inputs = crate::guest::agent::for_arch(kernel.arch).and_then(|agent| {
-        crate::kernel_btf::external_btf(kernel)
+        let image = prepared
+            .images
+            .get(&kernel.name)
+            .and_then(|i| i.as_ref().ok());
+        crate::kernel_btf::external_btf(kernel, image)
             .map(|btf| (agent, btf))
             .map_err(|e| e.to_string())
     });

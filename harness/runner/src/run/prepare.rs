@@ -61,6 +61,15 @@ pub fn prepare(
     {
         needs.extend(host_tools::aarch64_requirements());
     }
+    if plan
+        .kernels
+        .iter()
+        .any(|k| matches!(k.source, KernelSource::Tree(_)))
+    {
+        needs.extend(host_tools::kernel_build_requirements());
+    } else if plan.kernels.iter().any(|k| k.btf_from_dwarf) {
+        needs.extend(host_tools::dwarf_btf_requirements());
+    }
     host_tools::ensure(&needs, !args.common.no_install)?;
     if has_sources {
         eprintln!("building BPF sources");
