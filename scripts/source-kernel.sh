@@ -31,7 +31,11 @@ while [ $# -gt 0 ]; do
 done
 
 mkdir -p "$SRC_CACHE/debs"
-# 1. The package (apt checks it against the archive's signed index) and its tree, once each.
+# 1. The package (apt checks it against the archive's signed index) and its tree, once each; a
+# tree already linked (yours, or an earlier run's) is kept, so its build stays warm.
+if [ -f "$SRC_CACHE/linux-6.12/Makefile" ]; then
+    echo "tree      $(readlink -f "$SRC_CACHE/linux-6.12") (kept)" >&2
+else
 deb="$(ls "$SRC_CACHE/debs/${PKG}"_*_all.deb 2>/dev/null | sort -V | tail -n 1 || true)"
 if [ -z "$deb" ]; then
     part="$SRC_CACHE/debs/.partial.$$"
@@ -55,6 +59,7 @@ if [ ! -f "$tree/.complete" ]; then
     rm -rf "$tree" && mv "$tree.tmp.$$" "$tree"
 fi
 ln -sfn "$sha" "$SRC_CACHE/linux-6.12"
+fi
 
 cargo build -q --release -p harness
 harness="$ROOT/target/release/harness"

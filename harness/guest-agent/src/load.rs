@@ -639,6 +639,24 @@ fn fill_prog_arrays(
     let _ = object;
 }
 
+/// Why a program type's minimal load fails. Types that attach to kernel functions by BTF id
+/// (tracing, LSM, struct_ops, freplace) cannot load at all on a kernel without BTF of its own,
+/// whatever BTF the harness relocated against: that is the gap to name, not the type.
+fn unknown_type_reason(program_type: u32) -> String {
+    let name = bpf_loader::consts::prog_type_name(program_type);
+    if bpf_loader::prog_types::program_type(program_type).needs_btf_target
+        && !std::path::Path::new(crate::system::KERNEL_BTF_PATH).exists()
+    {
+        return format!(
+            "program type {name} attaches by the running kernel's own BTF, and this kernel has \
+             none ({} is missing: built without CONFIG_DEBUG_INFO_BTF); BTF given to the \
+             harness relocates CO-RE, it cannot stand in for the kernel's",
+            crate::system::KERNEL_BTF_PATH
+        );
+    }
+    format!("this kernel does not know program type {program_type} ({name})")
+}
+
 /// The kernel said no: tell apart "this kernel has no such program type" (an expected gap)
 /// from a real rejection, by asking the kernel with a trivial program of the same type.
 fn classify_load_error(
@@ -659,7 +677,7 @@ fn classify_load_error(
     if error.errno() == Some(libc::EINVAL) {
         if let Ok(false) = bpf_loader::probe::program_type_supported(program_type) {
             return ProgramLoadOutcome::Unsupported {
-                reason: format!("this kernel does not know program type {program_type}"),
+                reason: unknown_type_reason(program_type),
             };
         }
     }

@@ -951,6 +951,8 @@ fn btf_summary(
         None => {
             let hint = if entry.btf.is_some() {
                 "; the matrix entry's external `btf` is used instead"
+            } else if entry.btf_from_dwarf {
+                "; the harness makes it from the kernel's DWARF instead (`btf_from_dwarf`)"
             } else {
                 "; CO-RE objects cannot be relocated for it unless its matrix entry names \
                      an external BTF (`btf = \"path\"`)"

@@ -134,15 +134,15 @@ pub fn due(state: &BuildDirState, inputs: &str) -> Step {
     }
 }
 
-/// The digest of the configuration inputs, in order (pure).
-pub fn inputs_digest(fragments: &[(&Path, &str)]) -> String {
+/// The digest of the configuration inputs: the fragments' texts in order, not where they are
+/// (a moved checkout keeps its build) (pure).
+pub fn inputs_digest(fragments: &[&str]) -> String {
     let mut hash = Sha256::new();
     hash.update(b"harness kconfig v1\0");
     hash.update(HARNESS_FRAGMENT.as_bytes());
-    for (path, text) in fragments {
+    for text in fragments {
         hash.update(b"\0fragment\0");
-        hash.update(path.as_os_str().as_encoded_bytes());
-        hash.update(b"\0");
+        hash.update((text.len() as u64).to_le_bytes());
         hash.update(text.as_bytes());
     }
     hex::encode(hash.finalize())
@@ -189,6 +189,23 @@ pub fn unmet(config: &str, wanted: &BTreeMap<String, String>) -> Vec<String> {
             (actual != value).then(|| format!("{symbol}={value} (is {actual})"))
         })
         .collect()
+}
+
+/// Options of the harness's fragment that are defaults, not needs: how the kernel's types are
+/// described. A kernel without BTF still runs with `btf` or `btf_from_dwarf`, and what is
+/// missing then is reported where it matters (no BTF, no DWARF for pahole).
+const TYPE_OPTIONS: [&str; 3] = [
+    "CONFIG_DEBUG_INFO",
+    "CONFIG_DEBUG_INFO_DWARF5",
+    "CONFIG_DEBUG_INFO_BTF",
+];
+
+/// What a `.config` of the user's own must hold: the harness's fragment without
+/// [`TYPE_OPTIONS`] (pure).
+pub fn needs_of_theirs() -> BTreeMap<String, String> {
+    let mut needs = wanted(&[HARNESS_FRAGMENT]);
+    needs.retain(|symbol, _| !TYPE_OPTIONS.contains(&symbol.as_str()));
+    needs
 }
 
 /// Whether `name` is a file the build reads (sources, headers, Kconfig and Makefiles) rather
@@ -264,19 +281,18 @@ pub fn build(
             tree: tree.clone(),
         });
     }
-    let out = build_dir(source, cache_root, kernel);
     let io = |path: &Path, source: std::io::Error| SourceBuildError::Io {
         kernel: kernel.to_string(),
         path: path.to_path_buf(),
         source,
     };
+    // Absolute: make runs in the tree (`-C`), where a relative `O=` would name another place.
+    let out = build_dir(source, cache_root, kernel);
+    let out = std::path::absolute(&out).map_err(|e| io(&out, e))?;
     std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
     let fragments = read_fragments(kernel, &source.config)?;
-    let named: Vec<(&Path, &str)> = fragments
-        .iter()
-        .map(|(p, t)| (p.as_path(), t.as_str()))
-        .collect();
-    let inputs = inputs_digest(&named);
+    let texts: Vec<&str> = fragments.iter().map(|(_, t)| t.as_str()).collect();
+    let inputs = inputs_digest(&texts);
     let config = out.join(".config");
     let vmlinux = out.join("vmlinux");
     let state = BuildDirState {
@@ -293,8 +309,9 @@ pub fn build(
         out: &out,
         in_tree: same_dir(tree, &out),
     };
-    let mut texts: Vec<&str> = vec![HARNESS_FRAGMENT];
-    texts.extend(fragments.iter().map(|(_, t)| t.as_str()));
+    let all: Vec<&str> = std::iter::once(HARNESS_FRAGMENT)
+        .chain(texts.iter().copied())
+        .collect();
     match due(&state, &inputs) {
         Step::UpToDate => {
             return Ok(BuiltKernel { vmlinux, config });
@@ -315,18 +332,18 @@ pub fn build(
                 .append(true)
                 .open(&config)
                 .map_err(|e| io(&config, e))?;
-            for text in &texts {
+            for text in &all {
                 writeln!(file, "\n{text}").map_err(|e| io(&config, e))?;
             }
             drop(file);
             make.run(&["olddefconfig"], progress)?;
-            check(kernel, &config, &wanted(&texts))?;
+            check(kernel, &config, &wanted(&all))?;
             std::fs::write(out.join(INPUTS_STAMP), &inputs)
                 .map_err(|e| io(&out.join(INPUTS_STAMP), e))?;
         }
         Step::CheckTheirs => {
             // Their configuration is theirs to change: only the harness's needs are checked.
-            check(kernel, &config, &wanted(&[HARNESS_FRAGMENT]))?;
+            check(kernel, &config, &needs_of_theirs())?;
         }
         Step::Build => {}
     }
@@ -562,14 +579,32 @@ mod tests {
     }
 
     #[test]
+    fn a_config_of_their_own_needs_no_btf_but_everything_else() {
+        let needs = needs_of_theirs();
+        assert!(!needs.contains_key("CONFIG_DEBUG_INFO_BTF"));
+        assert_eq!(
+            needs.get("CONFIG_BPF_SYSCALL").map(String::as_str),
+            Some("y")
+        );
+        assert_eq!(
+            needs.len(),
+            wanted(&[HARNESS_FRAGMENT]).len() - TYPE_OPTIONS.len()
+        );
+    }
+
+    #[test]
     fn the_digest_changes_with_each_fragment_and_its_order() {
-        let a = (Path::new("a.config"), "CONFIG_A=y\n");
-        let b = (Path::new("b.config"), "CONFIG_B=y\n");
+        let (a, b) = ("CONFIG_A=y\n", "CONFIG_B=y\n");
         let ab = inputs_digest(&[a, b]);
         assert_eq!(ab, inputs_digest(&[a, b]));
         assert_ne!(ab, inputs_digest(&[b, a]));
         assert_ne!(ab, inputs_digest(&[a]));
         assert_ne!(inputs_digest(&[]), inputs_digest(&[a]));
+        // Where one fragment ends is part of it.
+        assert_ne!(
+            inputs_digest(&["CONFIG_A=y\nCONFIG_B=y\n"]),
+            inputs_digest(&[a, b])
+        );
     }
 
     #[test]
@@ -734,6 +769,45 @@ mod tests {
             std::fs::read_to_string(theirs.path().join(".config")).unwrap(),
             "CONFIG_64BIT=y\n"
         );
+    }
+
+    /// `path` as seen from the current directory through `..` (the matrix's paths are
+    /// relative to its directory, so the build directory usually is).
+    fn relative_to_cwd(path: &Path) -> PathBuf {
+        let cwd = std::env::current_dir().unwrap();
+        let mut rel = PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            rel.push("..");
+        }
+        rel.join(path.strip_prefix("/").unwrap())
+    }
+
+    #[test]
+    fn a_relative_build_directory_is_where_make_builds() {
+        assert!(
+            Command::new("make").arg("--version").output().is_ok(),
+            "this test needs make (apt-get install make)"
+        );
+        let tree = fake_tree();
+        let cache = tempfile::tempdir().unwrap();
+        let source = SourceTree {
+            tree: relative_to_cwd(tree.path()),
+            build: Some(relative_to_cwd(&cache.path().join("out"))),
+            config: Vec::new(),
+        };
+        let built = build(
+            "k",
+            &source,
+            Path::new("unused"),
+            &super::super::progress::NoProgress,
+        )
+        .unwrap();
+        assert!(built.vmlinux.is_absolute(), "{built:?}");
+        assert_eq!(builds(&cache.path().join("out")), 1);
+        assert!(!tree
+            .path()
+            .join(cache.path().strip_prefix("/").unwrap())
+            .exists());
     }
 
     #[test]
