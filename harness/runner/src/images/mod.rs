@@ -725,7 +725,7 @@ impl Images {
         config: &Option<PathBuf>,
         progress: &dyn Progress,
     ) -> Result<KernelImage> {
-        let key = cache::sha256_file(path).map_err(|e| io_err(path, e))?;
+        let key = self.local_key(path)?;
         let in_place = (!compressed).then_some(path);
         let mut img = match self.ready(entry, &key, in_place) {
             Some(img) => img,
@@ -773,6 +773,49 @@ impl Images {
             img.config = Some(c.clone());
         }
         Ok(img)
+    }
+
+    /// The key of a local kernel file, its SHA-256, remembered by size and mtime in
+    /// `local/<SHA-256 of its path>.json`: a warm run does not hash a 100 MB vmlinux with DWARF
+    /// again, and a rebuilt one (make writes a new mtime) is hashed anew.
+    fn local_key(&self, path: &Path) -> Result<String> {
+        use sha2::Digest;
+        let absolute = std::path::absolute(path).map_err(|e| io_err(path, e))?;
+        let memo = self.cache.root().join("local").join(format!(
+            "{}.json",
+            hex::encode(sha2::Sha256::digest(
+                absolute.as_os_str().as_encoded_bytes()
+            ))
+        ));
+        let identity = |p: &Path| -> std::io::Result<(u64, i128)> {
+            Ok((std::fs::metadata(p)?.len(), mtime_ns(p)?))
+        };
+        let before = identity(path).map_err(|e| io_err(path, e))?;
+        let remembered = std::fs::read(&memo)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<FileStamp>(&b).ok());
+        if let Some(stamp) = remembered {
+            if (stamp.bytes, stamp.mtime_ns) == before {
+                return Ok(stamp.sha256);
+            }
+        }
+        let sha256 = cache::sha256_file(path).map_err(|e| io_err(path, e))?;
+        // Remembered only if the file did not change while it was read; best effort.
+        if identity(path).ok() == Some(before) {
+            let stamp = FileStamp {
+                bytes: before.0,
+                mtime_ns: before.1,
+                sha256: sha256.clone(),
+            };
+            if let Some(dir) = memo.parent() {
+                let _ = std::fs::create_dir_all(dir);
+                let tmp = memo.with_extension(format!("json.{}", std::process::id()));
+                if std::fs::write(&tmp, serde_json::to_vec(&stamp).unwrap_or_default()).is_ok() {
+                    let _ = std::fs::rename(&tmp, &memo);
+                }
+            }
+        }
+        Ok(sha256)
     }
 
     /// Decompresses, checks and writes a kernel dir in `work`, then renames it into place.
@@ -1011,6 +1054,44 @@ fn classify_member(path: &str) -> Option<Member> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_kernels_key_is_remembered_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let matrix = Matrix::parse(
+            "[[kernel]]\nname = \"h\"\nhost = true\n",
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        let images = Images::new(dir.path().join("cache"), &matrix);
+        let file = dir.path().join("vmlinux");
+        std::fs::write(&file, b"first").unwrap();
+        let first = images.local_key(&file).unwrap();
+        assert_eq!(first, cache::sha256_file(&file).unwrap());
+        // A memo that lies is believed while size and mtime hold: it is what spares the hash.
+        let memo = std::fs::read_dir(dir.path().join("cache/local"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut stamp: FileStamp = serde_json::from_slice(&std::fs::read(&memo).unwrap()).unwrap();
+        stamp.sha256 = "remembered".into();
+        std::fs::write(&memo, serde_json::to_vec(&stamp).unwrap()).unwrap();
+        assert_eq!(images.local_key(&file).unwrap(), "remembered");
+        // Rewritten (same size, a new mtime): hashed again.
+        std::fs::write(&file, b"again").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let again = images.local_key(&file).unwrap();
+        assert_eq!(again, cache::sha256_file(&file).unwrap());
+        assert_ne!(again, first);
+    }
 
     #[test]
     fn member_table() {
