@@ -25,7 +25,8 @@ fn repository_matrix_parses() {
             "6.1-arm64",
             "6.12-arm64",
             "7.2-arm64",
-            "host"
+            "host",
+            "6.12-src"
         ]
     );
     let default: Vec<&str> = m
@@ -63,6 +64,20 @@ fn repository_matrix_parses() {
     assert_eq!(m.kernels[0].boot_timeout, Duration::from_secs(60));
     assert_eq!(m.kernels[0].memory_mib, 1024);
     assert_eq!(m.kernels[7].source, KernelSource::Host);
+    // The source-built kernel runs only when asked for (its first build takes minutes), from
+    // the tree scripts/source-kernel.sh links, without BTF of its own; the nightly builds it.
+    let src = &m.kernels[8];
+    assert_eq!(src.group, "source");
+    assert!(src.btf_from_dwarf);
+    match &src.source {
+        KernelSource::Tree(tree) => {
+            assert!(tree.tree.ends_with("images/src/linux-6.12"), "{tree:?}");
+            assert_eq!(tree.config.len(), 1);
+            assert!(tree.config[0].is_file(), "{tree:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(workflow.contains("scripts/source-kernel.sh"));
     assert_eq!(m.mirror, None, "the repository must not name a mirror");
 }
 
