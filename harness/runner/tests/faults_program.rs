@@ -218,7 +218,7 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
         kernel_core: false,
         kernel_btf: None,
     };
-    bundle.write_dir("host", dir.path()).unwrap();
+    bundle.write_dir("host", None, dir.path()).unwrap();
     // Another test's thread may fork while the agent file is still open for writing here; its
     // child holds that descriptor until its exec, and our exec meanwhile fails with ETXTBSY.
     let output = (0..20)

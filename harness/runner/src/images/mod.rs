@@ -402,7 +402,7 @@ impl Images {
         tree: &crate::matrix::config::SourceTree,
         progress: &dyn Progress,
     ) -> Result<source_tree::BuiltKernel> {
-        let dir = source_tree::build_dir(tree, self.cache.root(), &entry.name);
+        let dir = source_tree::build_dir(tree, self.cache.root());
         let key = format!(
             "build-{}",
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(

@@ -251,20 +251,29 @@ fn newest_source(tree: &Path, skip: &Path) -> Option<SystemTime> {
     Some(newest)
 }
 
-/// Where the entry is built: its `build`, else a directory of the image cache named after the
-/// kernel and its tree.
-pub fn build_dir(source: &SourceTree, cache_root: &Path, kernel: &str) -> PathBuf {
+/// Where the entry is built: its `build`, else a directory of the image cache named after its
+/// tree and fragments, so that entries asking for the same kernel (one per boot backend) share
+/// one build, and the build lock.
+pub fn build_dir(source: &SourceTree, cache_root: &Path) -> PathBuf {
     if let Some(build) = &source.build {
         return build.clone();
     }
-    let tree = source
-        .tree
-        .canonicalize()
-        .unwrap_or_else(|_| source.tree.clone());
-    let digest = hex::encode(Sha256::digest(tree.as_os_str().as_encoded_bytes()));
+    let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let tree = canonical(&source.tree);
+    let mut hash = Sha256::new();
+    hash.update(tree.as_os_str().as_encoded_bytes());
+    for fragment in &source.config {
+        hash.update(b"\0");
+        hash.update(canonical(fragment).as_os_str().as_encoded_bytes());
+    }
+    let digest = hex::encode(hash.finalize());
+    let name = tree
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tree".into());
     cache_root
         .join("builds")
-        .join(format!("{kernel}-{}", &digest[..12]))
+        .join(format!("{name}-{}", &digest[..12]))
 }
 
 /// Configures and builds `source` as needed (blocking; minutes on a first build).
@@ -287,7 +296,7 @@ pub fn build(
         source,
     };
     // Absolute: make runs in the tree (`-C`), where a relative `O=` would name another place.
-    let out = build_dir(source, cache_root, kernel);
+    let out = build_dir(source, cache_root);
     let out = std::path::absolute(&out).map_err(|e| io(&out, e))?;
     std::fs::create_dir_all(&out).map_err(|e| io(&out, e))?;
     let fragments = read_fragments(kernel, &source.config)?;
@@ -715,7 +724,7 @@ mod tests {
         };
         let progress = super::super::progress::NoProgress;
         let built = build("k", &source, cache.path(), &progress).unwrap();
-        let out = build_dir(&source, cache.path(), "k");
+        let out = build_dir(&source, cache.path());
         assert_eq!(built.vmlinux, out.join("vmlinux"));
         let config = std::fs::read_to_string(&built.config).unwrap();
         assert!(config.contains("CONFIG_BPF_SYSCALL=y") && config.contains("CONFIG_MINE=y"));
@@ -857,26 +866,33 @@ mod tests {
     }
 
     #[test]
-    fn the_default_build_directory_is_in_the_cache_per_kernel_and_tree() {
-        let source = |tree: &str| SourceTree {
+    fn the_default_build_directory_is_one_per_tree_and_fragments() {
+        let source = |tree: &str, config: &[&str]| SourceTree {
             tree: PathBuf::from(tree),
             build: None,
-            config: Vec::new(),
+            config: config.iter().map(PathBuf::from).collect(),
         };
-        let a = build_dir(&source("/nonexistent/a"), Path::new("/c"), "k");
+        let a = build_dir(&source("/nonexistent/linux", &[]), Path::new("/c"));
         assert!(a.starts_with("/c/builds"), "{a:?}");
+        let name = a.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("linux-"), "{name}");
         assert_ne!(
             a,
-            build_dir(&source("/nonexistent/b"), Path::new("/c"), "k")
+            build_dir(&source("/nonexistent/b", &[]), Path::new("/c"))
         );
+        let with =
+            |config: &[&str]| build_dir(&source("/nonexistent/linux", config), Path::new("/c"));
+        assert_ne!(a, with(&["/f/a.config"]));
         assert_ne!(
-            a,
-            build_dir(&source("/nonexistent/a"), Path::new("/c"), "j")
+            with(&["/f/a.config", "/f/b.config"]),
+            with(&["/f/b.config", "/f/a.config"])
         );
+        // Two entries of one tree and fragments (a backend each) share the build.
+        assert_eq!(with(&["/f/a.config"]), with(&["/f/a.config"]));
         let mine = SourceTree {
             build: Some(PathBuf::from("/b")),
-            ..source("/t")
+            ..source("/t", &[])
         };
-        assert_eq!(build_dir(&mine, Path::new("/c"), "k"), PathBuf::from("/b"));
+        assert_eq!(build_dir(&mine, Path::new("/c")), PathBuf::from("/b"));
     }
 }
