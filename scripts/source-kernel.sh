@@ -7,8 +7,9 @@
 #     fragment, scripts/kconfig/no-btf.config which turns CONFIG_DEBUG_INFO_BTF off), builds
 #     vmlinux with make -j<cores> and makes its BTF from the DWARF with pahole
 #     (`btf_from_dwarf = true`); timed, so a cold run gives the cost of a build on this machine;
-#  3. the corpus on `6.12-src` and Debian's `6.12` in one run, so `identical::` compares a
-#     source-built kernel relocating through BTF made on the host with a distribution kernel.
+#  3. the corpus on `6.12-src`, `6.12-src-vng` (the same build, booted by virtme-ng) and
+#     Debian's `6.12` in one run, so `identical::` compares a source-built kernel relocating
+#     through BTF made on the host with a distribution kernel, and the two boot backends.
 #
 #   scripts/source-kernel.sh [--clean] [-- harness run arguments...]
 #
@@ -64,22 +65,26 @@ fi
 cargo build -q --release -p harness
 harness="$ROOT/target/release/harness"
 build_dir="$ROOT/images/builds"
+# The harness names a build directory after its tree (and a digest of the tree's path and
+# fragments): the one of `6.12-src` and `6.12-src-vng`, which share it.
+tree_name="$(basename "$(readlink -f "$SRC_CACHE/linux-6.12")")"
 if [ -n "$clean" ]; then
-    rm -rf "$build_dir"/6.12-src-*
+    rm -rf "$build_dir/$tree_name"-*
 fi
 
 # 2. Build (when needed) and make the BTF, timed.
+mkdir -p target/source-kernel
 start=$(date +%s.%N)
-"$harness" fetch --matrix kernels.toml --kernel 6.12-src
+"$harness" fetch --matrix kernels.toml --kernel 6.12-src --kernel 6.12-src-vng | tee target/source-kernel/fetched
 end=$(date +%s.%N)
-vmlinux="$(ls -d "$build_dir"/6.12-src-*/vmlinux | head -n 1)"
+vmlinux="$(awk '$1 == "6.12-src" { print $3 }' target/source-kernel/fetched)"
 echo "build     $(python3 -c "print(f'{$end - $start:.0f}')") s (configure, make -j$(nproc) vmlinux, pahole) on $(nproc) cores"
 echo "vmlinux   $vmlinux: $(du -m "$vmlinux" | cut -f1) MB, .BTF section: $(readelf -S "$vmlinux" | grep -q '\.BTF' && echo present || echo absent)"
 
-# 3. The corpus on both kernels, one run.
-mkdir -p target/source-kernel
+# 3. The corpus on the three kernels, one run: the source-built one booted by the harness's QEMU
+# command and by virtme-ng, and Debian's.
 set +e
-"$harness" --matrix kernels.toml --kernel 6.12 --kernel 6.12-src \
+"$harness" --matrix kernels.toml --kernel 6.12 --kernel 6.12-src --kernel 6.12-src-vng \
     --report-json target/source-kernel/report.json "$@"
 status=$?
 set -e
@@ -97,7 +102,9 @@ for t in ident:
         print(f"  FAILED {t['name']}: {t['outcome']['detail'][:300]}")
 for k in report["kernels"]:
     kc = k["counts"]
-    print(f"kernel    {k['name']}: {k['release']}, {k['outcome']}, BTF {json.dumps(k.get('btf'))}, "
+    print(f"kernel    {k['name']}: {k['release']}, {k['outcome']}, booted by {k.get('backend')}, "
+          f"hello {k.get('boot_ms')} ms, results {k.get('results_ms')} ms, exit {k.get('total_ms')} ms, "
+          f"BTF {json.dumps(k.get('btf'))}, "
           f"{kc['passed']} passed, {kc['failed']} failed, {kc['unsupported']} unsupported")
     unsupported = [t for t in report["trials"] if t.get("kernel") == k["name"]
                    and t["outcome"]["status"] == "unsupported"]

@@ -35,19 +35,24 @@ fn main() {
     }
     let started = Instant::now();
     let as_init = std::process::id() == 1;
-    let bundle = if as_init {
+    let (bundle, in_guest) = if as_init {
         system::prepare_guest();
-        std::path::PathBuf::from("/")
+        (std::path::PathBuf::from("/"), true)
     } else {
         match parse_host_args() {
-            Ok(dir) => dir,
+            Ok(HostArgs { bundle, in_guest }) => {
+                if in_guest {
+                    system::mount_missing();
+                }
+                (bundle, in_guest)
+            }
             Err(message) => {
                 eprintln!("guest-agent: {message}");
                 std::process::exit(2);
             }
         }
     };
-    let mut channel = if as_init {
+    let mut channel = if in_guest {
         Channel::open_guest_port()
     } else {
         Channel::stdout()
@@ -66,6 +71,7 @@ fn main() {
         agent_ms: started.elapsed().as_millis() as u64,
     });
     channel.flush();
+    // Another init (virtme-ng's) powers the guest off once its command returns.
     if as_init {
         system::power_off();
     }
@@ -90,14 +96,31 @@ fn external_btf(
     Ok(bytes)
 }
 
-fn parse_host_args() -> Result<std::path::PathBuf, String> {
+/// How the agent runs when it is not `/init`.
+struct HostArgs {
+    bundle: std::path::PathBuf,
+    /// `--in-guest`: the command of another init (virtme-ng's) in a guest the runner booted;
+    /// frames go to the results port, not stdout, and what that init left unmounted is mounted.
+    in_guest: bool,
+}
+
+fn parse_host_args() -> Result<HostArgs, String> {
+    let usage = "usage: guest-agent --bundle DIR [--in-guest] (as a plain process; as /init it \
+                 takes no arguments)";
     let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next()) {
-        (Some("--bundle"), Some(dir)) => Ok(dir.into()),
-        _ => Err(
-            "usage: guest-agent --bundle DIR (as a plain process; as /init it takes no arguments)"
-                .into(),
-        ),
+    let (Some("--bundle"), Some(dir)) = (args.next().as_deref(), args.next()) else {
+        return Err(usage.into());
+    };
+    match args.next().as_deref() {
+        None => Ok(HostArgs {
+            bundle: dir.into(),
+            in_guest: false,
+        }),
+        Some("--in-guest") if args.next().is_none() => Ok(HostArgs {
+            bundle: dir.into(),
+            in_guest: true,
+        }),
+        Some(_) => Err(usage.into()),
     }
 }
 

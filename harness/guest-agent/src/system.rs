@@ -4,22 +4,45 @@ use std::ffi::CString;
 
 pub const KERNEL_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
-/// Mounts devtmpfs, proc, sysfs, bpffs, tracefs and securityfs. Failures are reported later by what they break
-/// (a missing /sys/kernel/btf/vmlinux, a port that cannot be opened), with better context.
+/// What BPF and the agent need mounted, in order (a later one lives inside an earlier one).
+const MOUNTS: [(&str, &str, &str); 6] = [
+    ("devtmpfs", "/dev", "devtmpfs"),
+    ("proc", "/proc", "proc"),
+    ("sysfs", "/sys", "sysfs"),
+    ("bpffs", "/sys/fs/bpf", "bpf"),
+    // bpf_printk output of a case is read from its trace_pipe (crate::printk).
+    ("tracefs", "/sys/kernel/tracing", "tracefs"),
+    // Which LSMs are active (lsm programs run only where `bpf` is): crate::attach.
+    ("securityfs", "/sys/kernel/security", "securityfs"),
+];
+
+/// Mounts devtmpfs, proc, sysfs, bpffs, tracefs and securityfs. Failures are reported later by
+/// what they break (a missing /sys/kernel/btf/vmlinux, a port that cannot be opened), with
+/// better context.
 pub fn prepare_guest() {
-    for (source, target, fstype) in [
-        ("devtmpfs", "/dev", "devtmpfs"),
-        ("proc", "/proc", "proc"),
-        ("sysfs", "/sys", "sysfs"),
-        ("bpffs", "/sys/fs/bpf", "bpf"),
-        // bpf_printk output of a case is read from its trace_pipe (crate::printk).
-        ("tracefs", "/sys/kernel/tracing", "tracefs"),
-        // Which LSMs are active (lsm programs run only where `bpf` is): crate::attach.
-        ("securityfs", "/sys/kernel/security", "securityfs"),
-    ] {
+    for (source, target, fstype) in MOUNTS {
         let _ = std::fs::create_dir_all(target);
         mount(source, target, fstype);
     }
+}
+
+/// In a guest another init prepared: mounts those of [`MOUNTS`] it left out, never over one
+/// it made (its /dev holds the links its own ports are found by).
+pub fn mount_missing() {
+    let mounted = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for (source, target, fstype) in MOUNTS {
+        if !is_mount_point(&mounted, target) {
+            let _ = std::fs::create_dir_all(target);
+            mount(source, target, fstype);
+        }
+    }
+}
+
+/// Whether `/proc/self/mounts` text has a mount at `target` (pure).
+fn is_mount_point(mounts: &str, target: &str) -> bool {
+    mounts
+        .lines()
+        .any(|line| line.split_whitespace().nth(1) == Some(target))
 }
 
 fn mount(source: &str, target: &str, fstype: &str) {
@@ -100,5 +123,17 @@ pub fn power_off() -> ! {
     // reports, so wait instead and let the runner's timeout speak.
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mount_point_is_the_second_field_of_a_mounts_line() {
+        let mounts = "sysfs /sys sysfs rw 0 0\nnone /sys/fs/bpf bpf rw 0 0\n";
+        assert!(super::is_mount_point(mounts, "/sys"));
+        assert!(super::is_mount_point(mounts, "/sys/fs/bpf"));
+        assert!(!super::is_mount_point(mounts, "/sys/kernel/tracing"));
+        assert!(!super::is_mount_point(mounts, "sysfs"));
     }
 }

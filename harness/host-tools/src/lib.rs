@@ -113,6 +113,87 @@ pub fn kernel_build_requirements() -> Vec<Requirement> {
     needs
 }
 
+/// The virtme-ng release the `virtme-ng` backend installs when no `vng` is on PATH: the one its
+/// command line (`--force-9p`, `--qemu-opts`, `--exec`) was written and tested against.
+pub const VIRTME_NG_VERSION: &str = "1.42";
+
+/// What the `virtme-ng` backend needs besides QEMU: Python with `venv` to install virtme-ng
+/// itself when it is not on PATH ([`ensure_virtme_ng`]).
+pub fn virtme_ng_requirements() -> Vec<Requirement> {
+    if on_path("vng") {
+        return Vec::new();
+    }
+    let venv = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    vec![Requirement {
+        what: "python3 with venv (installs virtme-ng for `backend = \"virtme-ng\"`)",
+        present: venv,
+        install: Install::Apt("python3-venv"),
+    }]
+}
+
+/// The `vng` to run: the one on PATH (the user's own), else virtme-ng [`VIRTME_NG_VERSION`]
+/// in a virtual environment under `tools_dir`, installed from PyPI when missing and allowed.
+pub fn ensure_virtme_ng(tools_dir: &Path, allow_install: bool) -> Result<std::path::PathBuf> {
+    if let Some(vng) = find_on_path("vng") {
+        return Ok(vng);
+    }
+    let venv = tools_dir.join(format!("virtme-ng-{VIRTME_NG_VERSION}"));
+    let vng = venv.join("bin/vng");
+    if vng.is_file() {
+        return Ok(vng);
+    }
+    let command = format!(
+        "python3 -m venv {0} && {0}/bin/pip install virtme-ng=={VIRTME_NG_VERSION}",
+        venv.display()
+    );
+    if !allow_install {
+        bail!(
+            "virtme-ng (`vng`) is not on PATH, and installing it was not allowed: install it \
+             (`pip install virtme-ng`), or run without --no-install, which runs: {command}"
+        );
+    }
+    let _guard = install_lock()?;
+    if vng.is_file() {
+        return Ok(vng);
+    }
+    eprintln!(
+        "installing virtme-ng {VIRTME_NG_VERSION} into {}",
+        venv.display()
+    );
+    // A half-made environment would be taken for a whole one by the check above.
+    let _ = std::fs::remove_dir_all(&venv);
+    let installed = run_quietly(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        "python3 -m venv",
+    )
+    .and_then(|()| {
+        run_quietly(
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "-q",
+                &format!("virtme-ng=={VIRTME_NG_VERSION}"),
+            ]),
+            &format!("pip install virtme-ng=={VIRTME_NG_VERSION}"),
+        )
+    });
+    if let Err(e) = installed {
+        let _ = std::fs::remove_dir_all(&venv);
+        return Err(e.context(format!("installing virtme-ng ({command})")));
+    }
+    if !vng.is_file() {
+        bail!(
+            "pip installed virtme-ng, but {} is not there",
+            vng.display()
+        );
+    }
+    Ok(vng)
+}
+
 /// What building the static libbpf loader (`harness --libbpf`) needs: a C compiler and the static
 /// archives of libbpf and of what it links (libelf, zlib, and zstd where libelf uses it).
 pub fn libbpf_loader_requirements(cc: &str) -> Vec<Requirement> {
@@ -319,13 +400,20 @@ fn apt_installed(package: &str) -> bool {
         .unwrap_or(false)
 }
 
-pub fn on_path(program: &str) -> bool {
+/// Where `program` is found on PATH (or itself, when it is a path to a file).
+pub fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
     if program.contains('/') {
-        return Path::new(program).is_file();
+        return Path::new(program).is_file().then(|| program.into());
     }
     std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+pub fn on_path(program: &str) -> bool {
+    find_on_path(program).is_some()
 }
 
 fn rust_target_installed(target: &str) -> bool {

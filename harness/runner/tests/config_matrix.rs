@@ -1,7 +1,7 @@
 //! The repository's `kernels.toml` parses, and `kernels.lock` pins every Debian kernel in it
 //! with up-to-date patterns (offline).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use harness::matrix::config::{KernelSource, Matrix};
@@ -26,7 +26,8 @@ fn repository_matrix_parses() {
             "6.12-arm64",
             "7.2-arm64",
             "host",
-            "6.12-src"
+            "6.12-src",
+            "6.12-src-vng"
         ]
     );
     let default: Vec<&str> = m
@@ -78,6 +79,20 @@ fn repository_matrix_parses() {
         other => panic!("{other:?}"),
     }
     assert!(workflow.contains("scripts/source-kernel.sh"));
+    // The same kernel booted by virtme-ng: one build directory for both entries.
+    let vng = &m.kernels[9];
+    assert_eq!(vng.backend, harness::matrix::config::Backend::VirtmeNg);
+    assert_eq!(src.backend, harness::matrix::config::Backend::Qemu);
+    assert_eq!((vng.group.as_str(), vng.btf_from_dwarf), ("source", true));
+    let (KernelSource::Tree(a), KernelSource::Tree(b)) = (&src.source, &vng.source) else {
+        panic!("{:?} {:?}", src.source, vng.source);
+    };
+    assert_eq!(
+        harness::images::source_tree::build_dir(a, Path::new("/cache")),
+        harness::images::source_tree::build_dir(b, Path::new("/cache"))
+    );
+    let script = std::fs::read_to_string(workspace().join("scripts/source-kernel.sh")).unwrap();
+    assert!(script.contains("--kernel 6.12-src-vng"));
     assert_eq!(m.mirror, None, "the repository must not name a mirror");
 }
 

@@ -205,8 +205,14 @@ impl Bundle {
         Ok(out)
     }
 
-    /// The same content as a directory, for the host entry (the agent runs as a process).
-    pub fn write_dir(&self, kernel_name: &str, dir: &Path) -> Result<()> {
+    /// The same content as a directory, for an agent run as a process (the host entry, and
+    /// virtme-ng's command), with the kernel's `.config` as in [`Bundle::initramfs_with_config`].
+    pub fn write_dir(
+        &self,
+        kernel_name: &str,
+        kernel_config: Option<&[u8]>,
+        dir: &Path,
+    ) -> Result<()> {
         let manifest = serde_json::to_vec_pretty(&self.manifest(kernel_name, false))?;
         std::fs::create_dir_all(dir.join(OBJECTS_DIR))
             .with_context(|| format!("creating {}", dir.display()))?;
@@ -223,6 +229,9 @@ impl Bundle {
         }
         if let Some(btf) = &self.kernel_btf {
             crate::fsutil::write_atomic(&dir.join(guest_protocol::EXTERNAL_BTF_PATH), btf)?;
+        }
+        if let Some(config) = kernel_config {
+            crate::fsutil::write_atomic(&dir.join(KERNEL_CONFIG_PATH), config)?;
         }
         Ok(())
     }
@@ -335,7 +344,7 @@ mod tests {
             .iter()
             .any(|f| f.path == "harness/kernel.btf"));
         let dir = tempfile::tempdir().unwrap();
-        b.write_dir("host", dir.path()).unwrap();
+        b.write_dir("host", None, dir.path()).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("harness/kernel.btf")).unwrap(),
             b"\x9f\xeb\x01\x00btf"
@@ -346,11 +355,21 @@ mod tests {
     #[test]
     fn host_bundle_matches_the_guest_layout() {
         let dir = tempfile::tempdir().unwrap();
-        bundle().write_dir("host", dir.path()).unwrap();
+        bundle().write_dir("host", None, dir.path()).unwrap();
         assert!(dir.path().join("harness/manifest.json").is_file());
         assert_eq!(
             std::fs::read(dir.path().join("harness/objects/counter.bpf.o")).unwrap(),
             b"\x7fELF-object"
+        );
+        assert!(!dir.path().join(KERNEL_CONFIG_PATH).exists());
+        // virtme-ng's command reads the kernel's config where an initramfs would carry it.
+        let with_config = tempfile::tempdir().unwrap();
+        bundle()
+            .write_dir("6.12-src-vng", Some(b"CONFIG_BPF=y\n"), with_config.path())
+            .unwrap();
+        assert_eq!(
+            std::fs::read(with_config.path().join(KERNEL_CONFIG_PATH)).unwrap(),
+            b"CONFIG_BPF=y\n"
         );
     }
 }

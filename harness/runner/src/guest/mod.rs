@@ -132,6 +132,9 @@ pub struct GuestRun {
     pub arch: String,
     /// `kvm`, `tcg`, or `none` for the host entry.
     pub accel: String,
+    /// What ran it: `qemu` (the harness's own command), `virtme-ng`, or `host` (a process).
+    #[serde(default)]
+    pub backend: String,
     pub status: GuestStatus,
     pub timings: GuestTimings,
     pub hello: Option<Hello>,
@@ -163,6 +166,7 @@ impl GuestRun {
             kernel: kernel.to_string(),
             arch: arch.to_string(),
             accel: accel.to_string(),
+            backend: if accel == "none" { "host" } else { "qemu" }.to_string(),
             status: GuestStatus::NotRun("not started".into()),
             timings: GuestTimings::default(),
             hello: None,

@@ -46,6 +46,9 @@
 //! #                         # `build = "dir"` (default: in the image cache) is make's O=
 //! # btf_from_dwarf = true   # its BTF made with `pahole` from the vmlinux's DWARF, used on the
 //! #                         # host and shipped to the guest (a kernel without DEBUG_INFO_BTF)
+//! # backend = "virtme-ng"   # booted by `vng --run` (host root over 9p, virtme-ng's init)
+//! #                         # instead of the harness's QEMU command (`qemu`, the default);
+//! #                         # for source, vmlinux and vmlinuz kernels, x86_64
 //! ```
 //!
 //! Each kernel has exactly one source: `debian`, `host = true`, `vmlinux`, `vmlinuz` or
@@ -148,6 +151,28 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+/// What boots a kernel's guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum Backend {
+    /// The harness's own QEMU command: PVH boot, its initramfs, ready snapshots.
+    #[default]
+    #[serde(rename = "qemu")]
+    Qemu,
+    /// virtme-ng's `vng --run`: the host's root filesystem over 9p, virtme-ng's init, and the
+    /// agent started as its command; booted fresh every time.
+    #[serde(rename = "virtme-ng")]
+    VirtmeNg,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Qemu => "qemu",
+            Backend::VirtmeNg => "virtme-ng",
         }
     }
 }
@@ -303,6 +328,8 @@ pub struct KernelEntry {
     /// `btf_from_dwarf = true`: the harness makes the kernel's BTF from its vmlinux's DWARF
     /// (`pahole`) and uses it as it would an external `btf`.
     pub btf_from_dwarf: bool,
+    /// `backend = "virtme-ng"`: booted by virtme-ng instead of the harness's own QEMU command.
+    pub backend: Backend,
 }
 
 /// The parsed `kernels.toml`.
@@ -351,6 +378,7 @@ struct RawKernel {
     source: Option<Spanned<RawSourceTree>>,
     btf: Option<Spanned<PathBuf>>,
     btf_from_dwarf: Option<Spanned<bool>>,
+    backend: Option<Spanned<Backend>>,
     config: Option<Spanned<PathBuf>>,
     memory_mib: Option<Spanned<u32>>,
     boot_timeout_s: Option<Spanned<u64>>,
@@ -489,6 +517,7 @@ impl Checker<'_> {
             ));
         }
         let btf_from_dwarf = self.btf_from_dwarf(&name, k)?;
+        let backend = self.backend(&name, k)?;
         Ok(KernelEntry {
             arch,
             source,
@@ -508,8 +537,38 @@ impl Checker<'_> {
             group: self.group(&name, k.group.as_ref())?,
             btf: k.btf.as_ref().map(|p| self.rel(p.get_ref())),
             btf_from_dwarf,
+            backend,
             name,
         })
+    }
+
+    /// `backend = "virtme-ng"`: for a kernel the user built (its drivers for 9p and virtio built
+    /// in), on x86_64, where its results port is the PC's second UART.
+    fn backend(&self, name: &str, k: &RawKernel) -> Result<Backend, ConfigError> {
+        let Some(backend) = &k.backend else {
+            return Ok(Backend::Qemu);
+        };
+        if *backend.get_ref() == Backend::Qemu {
+            return Ok(Backend::Qemu);
+        }
+        let why = if k.debian.is_some() || k.host.is_some() {
+            Some(
+                "boots kernels you built (`source = { tree }`, `vmlinux` or `vmlinuz`): a \
+                 Debian kernel's 9p and virtio drivers are modules virtme-ng would look for on \
+                 this host, and the host entry boots nothing",
+            )
+        } else if k.arch.unwrap_or(Arch::X86_64) != Arch::X86_64 {
+            Some("runs x86_64 kernels only here (the results port is the PC's second UART)")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(self.invalid(
+                Some(backend.span()),
+                format!("kernel `{name}`: `backend = \"virtme-ng\"` {why}; use the default `qemu`"),
+            )),
+            None => Ok(Backend::VirtmeNg),
+        }
     }
 
     /// `btf_from_dwarf`: only where a vmlinux with DWARF can exist, and not beside `btf`.
@@ -1146,6 +1205,18 @@ btf = "/abs/host.btf"
         assert!(!m.kernels[1].btf_from_dwarf);
     }
 
+    #[test]
+    fn a_kernel_you_built_may_be_booted_by_virtme_ng() {
+        let text =
+            "[[kernel]]\nname = \"src\"\nsource = { tree = \"linux\" }\nbackend = \"virtme-ng\"\n\
+                    [[kernel]]\nname = \"mine\"\nvmlinux = \"v\"\nbackend = \"qemu\"\n\
+                    [[kernel]]\nname = \"plain\"\nvmlinuz = \"z\"\n";
+        let m = Matrix::parse(text, Path::new("/repo/kernels.toml")).unwrap();
+        let backends: Vec<Backend> = m.kernels.iter().map(|k| k.backend).collect();
+        assert_eq!(backends, [Backend::VirtmeNg, Backend::Qemu, Backend::Qemu]);
+        assert_eq!(Backend::VirtmeNg.as_str(), "virtme-ng");
+    }
+
     fn err(text: &str) -> String {
         Matrix::parse(text, Path::new("k.toml"))
             .unwrap_err()
@@ -1188,6 +1259,22 @@ btf = "/abs/host.btf"
             (
                 format!("{k}arch = \"aarch64\"\nsource = {{ tree = \"l\" }}\n"),
                 "k.toml:4:10: kernel `a`: kernels built from source are x86_64 builds",
+            ),
+            (
+                format!("{k}debian = {{ suite = \"sid\", packages = [\"p\"] }}\nbackend = \"virtme-ng\"\n"),
+                "k.toml:4:11: kernel `a`: `backend = \"virtme-ng\"` boots kernels you built",
+            ),
+            (
+                format!("{k}host = true\nbackend = \"virtme-ng\"\n"),
+                "`backend = \"virtme-ng\"` boots kernels you built",
+            ),
+            (
+                format!("{k}arch = \"aarch64\"\nvmlinuz = \"z\"\nbackend = \"virtme-ng\"\n"),
+                "runs x86_64 kernels only here",
+            ),
+            (
+                format!("{k}vmlinux = \"v\"\nbackend = \"vng\"\n"),
+                "k.toml:4:11: unknown variant `vng`, expected `qemu` or `virtme-ng`",
             ),
             (
                 format!("{k}source = {{ tree = \"l\" }}\nconfig = \"c\"\n"),

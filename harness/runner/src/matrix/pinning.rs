@@ -121,5 +121,14 @@ pub fn fetch_command(common: &CommonArgs) -> Result<()> {
         failed == 0,
         "{failed} kernel image(s) could not be provisioned"
     );
+    // What boots them, too, so that a fetched matrix runs without the network.
+    if kernels
+        .iter()
+        .any(|k| k.backend == crate::matrix::config::Backend::VirtmeNg)
+    {
+        host_tools::ensure(&host_tools::virtme_ng_requirements(), !common.no_install)?;
+        let vng = host_tools::ensure_virtme_ng(&layout.work.join("tools"), !common.no_install)?;
+        println!("virtme-ng {}", vng.display());
+    }
     Ok(())
 }

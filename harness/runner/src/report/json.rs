@@ -46,6 +46,8 @@ struct KernelReport<'a> {
     release: Option<&'a str>,
     arch: &'a str,
     accel: &'a str,
+    /// What booted it: `qemu`, `virtme-ng`, or `host`.
+    backend: &'a str,
     /// Start to agent hello.
     boot_ms: Option<u64>,
     /// Start to the agent's last result.
@@ -89,6 +91,7 @@ fn kernel_report<'a>(run: &'a GuestRun, trials: &'a [Trial]) -> KernelReport<'a>
         release: run.release(),
         arch: &run.arch,
         accel: &run.accel,
+        backend: &run.backend,
         boot_ms: run.timings.hello_ms,
         results_ms: run.timings.results_ms,
         total_ms: run.timings.exit_ms,

@@ -40,6 +40,7 @@ pub fn render(record: &RunRecord) -> String {
             ("release", run.release().unwrap_or("")),
             ("arch", &run.arch),
             ("accel", &run.accel),
+            ("backend", &run.backend),
             ("outcome", run.status.label()),
         ] {
             let _ = writeln!(

@@ -1,5 +1,6 @@
 //! One kernel's guest, once: the host entry as a process, a QEMU guest restored from its
-//! ready snapshot (`--snapshot`) or booted fresh from an initramfs.
+//! ready snapshot (`--snapshot`) or booted fresh from an initramfs, or a guest virtme-ng boots
+//! (`backend = "virtme-ng"`).
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use crate::guest::bundle::Bundle;
 use crate::guest::GuestRun;
 use crate::images::KernelImage;
-use crate::matrix::config::{KernelEntry, KernelSource};
+use crate::matrix::config::{Backend, KernelEntry, KernelSource};
 use crate::vm::accel::Accel;
 use crate::vm::{qemu, GuestLimits};
 
@@ -18,6 +19,7 @@ pub(super) async fn run_kernel(
     image: Option<Result<KernelImage, String>>,
     bundle: &Bundle,
     agent_path: &Path,
+    vng: Option<&Path>,
     work: &Path,
     accel: Accel,
     snapshot_cache: Option<&Path>,
@@ -31,7 +33,7 @@ pub(super) async fn run_kernel(
     };
     if matches!(kernel.source, KernelSource::Host) {
         let dir = work.join("bundle");
-        if let Err(e) = bundle.write_dir(&kernel.name, &dir) {
+        if let Err(e) = bundle.write_dir(&kernel.name, None, &dir) {
             return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("{e:#}"));
         }
         return crate::vm::host::run(&kernel.name, agent_path, &dir, work, limits, cancel, events)
@@ -53,6 +55,32 @@ pub(super) async fn run_kernel(
     // The kernel's config rides along for `.kconfig` externs; a missing one is the agent's to
     // report (an object that needs it is then refused, as libbpf refuses it).
     let config = image.config.as_ref().and_then(|p| std::fs::read(p).ok());
+    if kernel.backend == Backend::VirtmeNg {
+        let Some(vng) = vng else {
+            return GuestRun::not_run(
+                &kernel.name,
+                kernel.arch.as_str(),
+                "virtme-ng was not provisioned".into(),
+            );
+        };
+        let dir = work.join("bundle");
+        if let Err(e) = bundle.write_dir(&kernel.name, config.as_deref(), &dir) {
+            return GuestRun::not_run(&kernel.name, kernel.arch.as_str(), format!("{e:#}"));
+        }
+        let guest = crate::vm::virtme_ng::VirtmeNgGuest {
+            vng: vng.to_path_buf(),
+            kernel: kernel.name.clone(),
+            image: image.vmlinux.clone(),
+            agent: agent_path.to_path_buf(),
+            bundle_dir: dir,
+            memory_mib: kernel.memory_mib,
+            extra_cmdline: kernel.cmdline.clone(),
+            accel,
+            limits,
+            work_dir: work.to_path_buf(),
+        };
+        return crate::vm::virtme_ng::run(&guest, cancel, events).await;
+    }
     if let Some(cache_root) = snapshot_cache {
         use crate::vm::snapshot::{run_kernel as run_restored, Restored};
         let restored = run_restored(

@@ -15,7 +15,7 @@ use crate::fixtures::FixtureFile;
 use crate::guest::bundle::Bundle;
 use crate::images::{Images, KernelImage};
 use crate::layout::Layout;
-use crate::matrix::config::{KernelEntry, KernelSource, Matrix};
+use crate::matrix::config::{Backend, KernelEntry, KernelSource, Matrix};
 use crate::matrix::lockfile::Lockfile;
 use crate::verdict;
 
@@ -33,6 +33,8 @@ pub struct Prepared {
     pub agent: Vec<u8>,
     /// The same agent as a file, for the host entry.
     pub agent_path: PathBuf,
+    /// `vng`, when a kernel has `backend = "virtme-ng"`.
+    pub vng: Option<PathBuf>,
     /// The static libbpf loader, with `--libbpf`.
     pub libbpf_loader: Option<Vec<u8>>,
     /// Per QEMU kernel: its image, or why there is none (that kernel alone fails).
@@ -70,7 +72,19 @@ pub fn prepare(
     } else if plan.kernels.iter().any(|k| k.btf_from_dwarf) {
         needs.extend(host_tools::dwarf_btf_requirements());
     }
+    let boots_virtme_ng = plan.kernels.iter().any(|k| k.backend == Backend::VirtmeNg);
+    if boots_virtme_ng {
+        needs.extend(host_tools::virtme_ng_requirements());
+    }
     host_tools::ensure(&needs, !args.common.no_install)?;
+    let vng = if boots_virtme_ng {
+        Some(host_tools::ensure_virtme_ng(
+            &layout.work.join("tools"),
+            !args.common.no_install,
+        )?)
+    } else {
+        None
+    };
     if has_sources {
         eprintln!("building BPF sources");
     }
@@ -109,6 +123,7 @@ pub fn prepare(
         case_specs,
         agent: crate::guest::agent::AGENT.to_vec(),
         agent_path,
+        vng,
         libbpf_loader,
         images: provisioned,
         predictions,

@@ -1,4 +1,5 @@
-//! Backends that run the agent somewhere and watch it: QEMU guests, and the host itself.
+//! Backends that run the agent somewhere and watch it: QEMU guests (the harness's own command
+//! line, or virtme-ng's), and the host itself.
 //!
 //! Both feed the same supervisor: frames from the results channel, console bytes from another
 //! stream, three timeouts, and cancellation. Whatever ends a guest, its process is killed before
@@ -11,6 +12,7 @@ pub mod qmp;
 pub mod results_region;
 pub mod snapshot;
 mod supervise;
+pub mod virtme_ng;
 
 use std::time::Duration;
 

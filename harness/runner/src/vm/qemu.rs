@@ -158,28 +158,10 @@ pub async fn run(
             GuestStatus::LaunchFailed(format!("cannot create {}: {e}", guest.work_dir.display()));
         return run;
     }
-    // A short path of its own: a Unix socket path is limited to 107 bytes, and a checkout (so
-    // the work dir) can be nested deeper than that.
-    // Named after this run, so that what a killed run leaves is reclaimed by the next one.
-    let tmp = std::env::temp_dir();
-    crate::leftovers::remove_stale(&tmp, SOCKET_DIR_PREFIX);
-    let socket_dir = match tempfile::Builder::new()
-        .prefix(&crate::leftovers::owned_prefix(SOCKET_DIR_PREFIX))
-        .tempdir_in(&tmp)
-    {
-        Ok(dir) => dir,
-        Err(e) => {
-            run.status =
-                GuestStatus::LaunchFailed(format!("cannot create a socket directory: {e}"));
-            return run;
-        }
-    };
-    let socket = socket_dir.path().join("results.sock");
-    let listener = match UnixListener::bind(&socket) {
-        Ok(l) => l,
-        Err(e) => {
-            run.status =
-                GuestStatus::LaunchFailed(format!("cannot listen on {}: {e}", socket.display()));
+    let (socket_dir, socket, listener) = match results_socket() {
+        Ok(bound) => bound,
+        Err(why) => {
+            run.status = GuestStatus::LaunchFailed(why);
             return run;
         }
     };
@@ -218,6 +200,22 @@ pub async fn run(
     .await;
     drop(socket_dir);
     result
+}
+
+/// The Unix socket QEMU connects the results port to, listening, in a directory of its own:
+/// a socket path is limited to 107 bytes, and a checkout (so the work dir) can be nested deeper
+/// than that. Named after this run, so that what a killed run leaves is reclaimed by the next.
+pub(super) fn results_socket() -> Result<(tempfile::TempDir, PathBuf, UnixListener), String> {
+    let tmp = std::env::temp_dir();
+    crate::leftovers::remove_stale(&tmp, SOCKET_DIR_PREFIX);
+    let socket_dir = tempfile::Builder::new()
+        .prefix(&crate::leftovers::owned_prefix(SOCKET_DIR_PREFIX))
+        .tempdir_in(&tmp)
+        .map_err(|e| format!("cannot create a socket directory: {e}"))?;
+    let socket = socket_dir.path().join("results.sock");
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    Ok((socket_dir, socket, listener))
 }
 
 /// Own process group (a terminal's Ctrl-C reaches the runner only, which then kills its guests

@@ -722,10 +722,11 @@ pub fn fetch_snapshots(common: &crate::cli::CommonArgs) -> anyhow::Result<()> {
         .build()?;
     let progress = crate::images::IndicatifProgress::new();
     let mut failed = 0;
-    for kernel in kernels
-        .iter()
-        .filter(|k| !matches!(k.source, KernelSource::Host))
-    {
+    // virtme-ng's guests boot fresh every time: they have no snapshot to build.
+    for kernel in kernels.iter().filter(|k| {
+        !matches!(k.source, KernelSource::Host)
+            && k.backend != crate::matrix::config::Backend::VirtmeNg
+    }) {
         // The agent of the kernel's architecture, hashed as a run hashes it (`Bundle::agent`).
         let agent = crate::guest::agent::for_arch(kernel.arch);
         let agent_sha256 = agent

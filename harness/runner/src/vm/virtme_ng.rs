@@ -1,0 +1,250 @@
+//! virtme-ng backend (`backend = "virtme-ng"`): `vng --run` boots the kernel with the host's
+//! root filesystem over 9p and virtme-ng's own init, which starts the agent as its command
+//! (`--in-guest`). The agent reads its bundle from the work directory (the guest sees the
+//! host's files at the same paths) and writes its frames to the results port every guest of
+//! the harness has: the PC's second UART (ttyS1), added with `--qemu-opts` and connected to a
+//! socket the runner listens on. So the supervisor, the frames and the verdict are the ones of
+//! the QEMU backend; only who builds the QEMU command line differs. Booted fresh every time:
+//! virtme-ng's guest shares the host's live filesystem, which a snapshot cannot hold.
+
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use super::accel::Accel;
+use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supervised};
+use super::GuestLimits;
+use crate::guest::{GuestRun, GuestStatus};
+
+pub struct VirtmeNgGuest {
+    /// The `vng` executable.
+    pub vng: PathBuf,
+    pub kernel: String,
+    /// The kernel image `vng --run` boots (the vmlinux: QEMU boots it by its PVH entry).
+    pub image: PathBuf,
+    /// The agent binary and its bundle directory, both on the host's filesystem.
+    pub agent: PathBuf,
+    pub bundle_dir: PathBuf,
+    pub memory_mib: u32,
+    pub extra_cmdline: String,
+    pub accel: Accel,
+    pub limits: GuestLimits,
+    /// Where the console log goes.
+    pub work_dir: PathBuf,
+}
+
+impl VirtmeNgGuest {
+    /// Kernel arguments added to virtme-ng's own: the harness's boot shortcuts (later ones win,
+    /// so its `loglevel` too), the results port, and the root's 9p mount tag. Without an
+    /// initramfs (none is needed: the drivers are built in) the kernel mounts the 9p root
+    /// itself, by the name `root=` gives; since 6.5 it no longer falls back to `/dev/root`,
+    /// and says "9pnet_virtio: no channels available for device" instead.
+    pub fn cmdline(&self) -> String {
+        let mut cmdline = format!(
+            "{} {}=ttyS1 root=/dev/root",
+            super::qemu::BASE_CMDLINE,
+            guest_protocol::RESULTS_PORT_PARAM
+        );
+        if !self.extra_cmdline.trim().is_empty() {
+            cmdline.push(' ');
+            cmdline.push_str(self.extra_cmdline.trim());
+        }
+        cmdline
+    }
+
+    /// The command virtme-ng runs in the guest, as its shell reads it.
+    pub fn exec(&self) -> String {
+        format!(
+            "{} --bundle {} --in-guest",
+            shell_quote(&self.agent.display().to_string()),
+            shell_quote(&self.bundle_dir.display().to_string())
+        )
+    }
+
+    /// PATH for `vng`: its own directory first, where a virtual environment keeps the
+    /// `virtme-run` it runs by name.
+    pub fn search_path(&self) -> std::ffi::OsString {
+        let mut dirs: Vec<PathBuf> = self
+            .vng
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
+        if let Some(path) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&path));
+        }
+        std::env::join_paths(dirs).unwrap_or_else(|_| std::env::var_os("PATH").unwrap_or_default())
+    }
+
+    pub fn args(&self, results_socket: &Path) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--run".into(),
+            self.image.display().to_string(),
+            // The kernel's console on stderr, which the runner keeps as the console log.
+            "--verbose".into(),
+            // Otherwise virtiofsd is tried first, and where it cannot start (no user namespace,
+            // no FUSE) virtme-ng waits seconds for it before falling back to 9p.
+            "--force-9p".into(),
+            // The results port is the second UART of a PC machine; microvm (virtme-ng's choice
+            // under KVM) was not what this backend was tested on.
+            "--disable-microvm".into(),
+            "--memory".into(),
+            format!("{}M", self.memory_mib),
+            "--cpus".into(),
+            "1".into(),
+            "--cwd".into(),
+            "/".into(),
+            "--append".into(),
+            self.cmdline(),
+            "--exec".into(),
+            self.exec(),
+        ];
+        if self.accel == Accel::Tcg {
+            args.push("--disable-kvm".into());
+        }
+        // Last: virtme-ng appends it to QEMU's command line. Joined with `=`: a separate value
+        // starting with `-` would be taken for an option of vng's own.
+        args.push(format!(
+            "--qemu-opts=-chardev socket,id=results,path={} -serial chardev:results",
+            results_socket.display()
+        ));
+        args
+    }
+}
+
+/// `text` single-quoted for a POSIX shell (pure).
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+pub async fn run(
+    guest: &VirtmeNgGuest,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> GuestRun {
+    let mut run = GuestRun::new(&guest.kernel, "x86_64", guest.accel.qemu_name());
+    run.backend = crate::matrix::config::Backend::VirtmeNg.as_str().into();
+    run.logs
+        .push(format!("booted by virtme-ng ({})", guest.vng.display()));
+    if let Err(e) = std::fs::create_dir_all(&guest.work_dir) {
+        run.status =
+            GuestStatus::LaunchFailed(format!("cannot create {}: {e}", guest.work_dir.display()));
+        return run;
+    }
+    let (socket_dir, socket, listener) = match super::qemu::results_socket() {
+        Ok(bound) => bound,
+        Err(why) => {
+            run.status = GuestStatus::LaunchFailed(why);
+            return run;
+        }
+    };
+    let mut command = Command::new(&guest.vng);
+    command
+        .args(guest.args(&socket))
+        .env("PATH", guest.search_path());
+    let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            run.status = GuestStatus::LaunchFailed(format!(
+                "cannot start {}: {e} (install virtme-ng: pip install virtme-ng)",
+                guest.vng.display()
+            ));
+            return run;
+        }
+    };
+    // virtme-ng's own complaints and the kernel's console both go to its stderr.
+    let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
+    let console_log = guest.work_dir.join("console.log");
+    let result = supervise(Supervised {
+        run,
+        child,
+        results: ResultsSource::Listener(listener),
+        console,
+        console_log: &console_log,
+        limits: guest.limits,
+        cancel,
+        events,
+        started,
+        is_vm: true,
+    })
+    .await;
+    drop(socket_dir);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn guest(accel: Accel) -> VirtmeNgGuest {
+        VirtmeNgGuest {
+            vng: "/venv/bin/vng".into(),
+            kernel: "6.12-src-vng".into(),
+            image: "/b/vmlinux".into(),
+            agent: "/w/guest-agent-0123".into(),
+            bundle_dir: "/w/run/it's/bundle".into(),
+            memory_mib: 1024,
+            extra_cmdline: " nokaslr ".into(),
+            accel,
+            limits: GuestLimits {
+                boot: Duration::from_secs(1),
+                test: Duration::from_secs(1),
+                guest: Duration::from_secs(1),
+            },
+            work_dir: "/w/run".into(),
+        }
+    }
+
+    fn value_of<'a>(args: &'a [String], flag: &str) -> &'a str {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        &args[at + 1]
+    }
+
+    #[test]
+    fn the_agent_is_virtme_ngs_command_with_its_bundle_quoted() {
+        let args = guest(Accel::Tcg).args(Path::new("/tmp/s/results.sock"));
+        assert_eq!(value_of(&args, "--run"), "/b/vmlinux");
+        assert_eq!(
+            value_of(&args, "--exec"),
+            r"'/w/guest-agent-0123' --bundle '/w/run/it'\''s/bundle' --in-guest"
+        );
+        assert_eq!(value_of(&args, "--memory"), "1024M");
+        assert_eq!(value_of(&args, "--cpus"), "1");
+        for flag in [
+            "--force-9p",
+            "--disable-microvm",
+            "--disable-kvm",
+            "--verbose",
+        ] {
+            assert!(args.iter().any(|a| a == flag), "{flag} missing: {args:?}");
+        }
+    }
+
+    #[test]
+    fn the_results_port_is_a_second_uart_given_to_qemu_last() {
+        let args = guest(Accel::Tcg).args(Path::new("/tmp/s/results.sock"));
+        assert_eq!(
+            args[args.len() - 1],
+            "--qemu-opts=-chardev socket,id=results,path=/tmp/s/results.sock -serial chardev:results"
+        );
+        let append = value_of(&args, "--append");
+        assert!(append.contains("harness.port=ttyS1"), "{append}");
+        assert!(append.contains(" root=/dev/root"), "{append}");
+        assert!(append.ends_with(" nokaslr"), "{append}");
+    }
+
+    #[test]
+    fn kvm_is_left_to_virtme_ng() {
+        let args = guest(Accel::Kvm).args(Path::new("/s"));
+        assert!(!args.iter().any(|a| a == "--disable-kvm"), "{args:?}");
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
