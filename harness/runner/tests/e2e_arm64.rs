@@ -6,61 +6,11 @@
 //! another kernel's BTF, its relocations follow that BTF; an entry whose file is no BTF is not
 //! run.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
 use sha2::Digest;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-struct Outcome {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-    report: serde_json::Value,
-}
-
-impl Outcome {
-    fn context(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-    }
-}
-
-fn run_harness(args: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(workspace())
-        .args(["--color", "never", "--report-json"])
-        .arg(&report)
-        .args(args)
-        .output()
-        .expect("the harness binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no JSON report ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}"));
-    Outcome {
-        status: output.status,
-        stdout,
-        stderr,
-        report: serde_json::from_str(&text).unwrap(),
-    }
-}
-
-fn kernel<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["kernels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == name)
-        .unwrap_or_else(|| panic!("kernel {name} missing from report"))
-}
+use support::*;
 
 /// Each object the kernel loaded, by name, with the sha256 of the bytes it was given.
 fn object_hashes(k: &serde_json::Value) -> Vec<(String, String)> {
@@ -81,7 +31,7 @@ fn object_hashes(k: &serde_json::Value) -> Vec<(String, String)> {
 
 #[test]
 fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
-    let out = run_harness(&[
+    let out = run_harness_in_default_work_dir([
         "--matrix",
         "kernels.toml",
         "--kernel",
@@ -89,9 +39,9 @@ fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
         "--kernel",
         "6.12",
     ]);
-    assert!(out.status.success(), "harness failed\n{}", out.context());
-    let arm = kernel(&out.report, "6.12-arm64");
-    let x86 = kernel(&out.report, "6.12");
+    assert!(out.status.success(), "harness failed\n{}", out.transcript());
+    let arm = out.kernel("6.12-arm64");
+    let x86 = out.kernel("6.12");
     for (k, arch, release_suffix) in [(arm, "aarch64", "-arm64"), (x86, "x86_64", "-amd64")] {
         assert_eq!(k["outcome"], "COMPLETED", "{k:#}");
         assert_eq!(k["arch"], arch, "{k:#}");
@@ -108,13 +58,13 @@ fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
     let hashes = object_hashes(arm);
     assert!(hashes.len() >= 6, "{hashes:?}");
     assert_eq!(hashes, object_hashes(x86));
-    assert_eq!(out.report["counts"]["failed"], 0, "{}", out.stdout);
+    assert_eq!(out.report()["counts"]["failed"], 0, "{}", out.stdout);
 
     // The corpus's tracing objects are x86_64 builds (their fixtures say `arch = ["x86_64"]`:
     // registers and syscall numbers are not CO-RE relocated): on arm64 their cases are
     // unsupported, naming why, never run and never passed.
     let trials_named = |prefix: &str| -> Vec<&serde_json::Value> {
-        out.report["trials"]
+        out.report()["trials"]
             .as_array()
             .unwrap()
             .iter()
@@ -135,7 +85,7 @@ fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
     // Every other identical:: trial ran across both architectures and passed; the only
     // exceptions allowed are an input both kernels refuse (then there is nothing to compare)
     // and a case built for one architecture (only one kernel ran it).
-    let trials = out.report["trials"].as_array().unwrap();
+    let trials = out.report()["trials"].as_array().unwrap();
     let identical: Vec<&serde_json::Value> = trials
         .iter()
         .filter(|t| t["name"].as_str().unwrap().starts_with("identical::"))
@@ -197,25 +147,7 @@ fn an_arm64_and_an_x86_64_kernel_agree_on_the_whole_corpus() {
 fn an_external_btf_is_what_the_guest_relocates_against() {
     // The kernel's own BTF, extracted on the host by `harness fetch`, copied next to a matrix
     // of its own whose entry names it: the guest must use the copy, as the hello says.
-    let fetch = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(workspace())
-        .args([
-            "fetch",
-            "--matrix",
-            "kernels.toml",
-            "--kernel",
-            "6.1",
-            "--kernel",
-            "6.12",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&fetch.stdout);
-    assert!(
-        fetch.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&fetch.stderr)
-    );
+    let stdout = fetch(&["6.1", "6.12"]);
     let cached_btf = |kernel: &str| {
         let vmlinux = stdout
             .lines()
@@ -269,10 +201,10 @@ btf = "btf/6.12.btf"
     )
     .unwrap();
     let matrix = dir.path().join("kernels.toml");
-    let images = workspace().join("images");
-    let programs = workspace().join("programs");
+    let images = images();
+    let programs = project_programs();
     let run = |kernel: &str| {
-        run_harness(&[
+        run_harness_in_default_work_dir([
             "--matrix",
             matrix.to_str().unwrap(),
             "--images",
@@ -284,8 +216,8 @@ btf = "btf/6.12.btf"
         ])
     };
     let out = run("6.1");
-    assert!(out.status.success(), "{}", out.context());
-    let k = kernel(&out.report, "6.1");
+    assert!(out.status.success(), "{}", out.transcript());
+    let k = out.kernel("6.1");
     assert_eq!(k["outcome"], "COMPLETED", "{k:#}");
     assert_eq!(k["btf"]["path"], "harness/kernel.btf", "{k:#}");
     assert_eq!(k["btf"]["external"], true, "{k:#}");
@@ -297,7 +229,7 @@ btf = "btf/6.12.btf"
     );
     // Every trial on 6.1 passed, the relocation trials included: the guest's decisions against
     // the external BTF equal the host's predictions from the same file.
-    let trials = out.report["trials"].as_array().unwrap();
+    let trials = out.report()["trials"].as_array().unwrap();
     let passed = |suffix: &str| {
         trials
             .iter()
@@ -308,7 +240,7 @@ btf = "btf/6.12.btf"
             .filter(|t| t["outcome"]["status"] == "passed")
             .count()
     };
-    assert_eq!(out.report["counts"]["failed"], 0, "{}", out.stdout);
+    assert_eq!(out.report()["counts"]["failed"], 0, "{}", out.stdout);
     assert!(passed("") >= 80, "{}", out.stdout);
     assert!(passed("::relocations") >= 6, "{}", out.stdout);
 
@@ -327,40 +259,32 @@ btf = "btf/6.12.btf"
             .map(|r| r["decision"].as_str().unwrap().to_string())
             .collect()
     };
-    let own = pid_offsets(kernel(&out.report, "6.1"));
+    let own = pid_offsets(out.kernel("6.1"));
     assert!(
         !own.is_empty() && own.iter().all(|d| d == "value 2416"),
         "{own:?}"
     );
     let other = run("6.1-with-6.12-btf");
-    let k = kernel(&other.report, "6.1-with-6.12-btf");
-    assert_eq!(k["outcome"], "COMPLETED", "{k:#}\n{}", other.context());
+    let k = other.kernel("6.1-with-6.12-btf");
+    assert_eq!(k["outcome"], "COMPLETED", "{k:#}\n{}", other.transcript());
     let offsets = pid_offsets(k);
     assert!(
         !offsets.is_empty() && offsets.iter().all(|d| d == "value 2432"),
         "{offsets:?}"
     );
-    let trials = other.report["trials"].as_array().unwrap();
-    let status = |name: &str| {
-        trials
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("no trial {name}"))["outcome"]["status"]
-            .clone()
-    };
     assert_eq!(
-        status("6.1-with-6.12-btf::task_walk::relocations"),
+        other.trial_status("6.1-with-6.12-btf::task_walk::relocations"),
         "passed"
     );
     assert_eq!(
-        status("6.1-with-6.12-btf::task_walk::current_task_chains"),
+        other.trial_status("6.1-with-6.12-btf::task_walk::current_task_chains"),
         "failed"
     );
 
     // An entry whose `btf` is not raw BTF is not run, and says why.
     let bad = run("6.1-bad-btf");
-    assert!(!bad.status.success(), "{}", bad.context());
-    let k = kernel(&bad.report, "6.1-bad-btf");
+    assert!(!bad.status.success(), "{}", bad.transcript());
+    let k = bad.kernel("6.1-bad-btf");
     assert_eq!(k["outcome"], "NOT_RUN", "{k:#}");
     let detail = k["detail"].as_str().unwrap();
     assert!(

@@ -3,9 +3,9 @@
 //! translated instructions as ours (the corpus's local layouts differ from every kernel's, so
 //! a kernel that skipped the relocations would differ); 5.10 has no `core_relos` and says so.
 
-mod faults_support;
+mod support;
 
-use faults_support::*;
+use support::*;
 
 #[test]
 fn the_kernel_relocates_the_corpus_as_ours_does_where_it_can() {
@@ -87,14 +87,7 @@ fn the_kernel_relocates_the_corpus_as_ours_does_where_it_can() {
 /// 6.12 the kernel's relocation of every program with CO-RE relocations equals ours.
 #[test]
 fn the_kernel_relocates_the_selftests_corpus_as_ours_does() {
-    let corpus = workspace().join("target/selftests-corpus-list");
-    let status = std::process::Command::new(workspace().join("scripts/selftests-corpus.sh"))
-        .arg(&corpus)
-        .arg("--list")
-        .arg(workspace().join("scripts/selftests-corpus.list"))
-        .status()
-        .expect("running scripts/selftests-corpus.sh");
-    assert!(status.success(), "scripts/selftests-corpus.sh failed");
+    let corpus = selftests_corpus(&workspace().join("target/selftests-corpus-list"));
     let dir = tempfile::tempdir().unwrap().keep();
     let out = run_harness(
         &dir,

@@ -2,63 +2,20 @@
 //! program corpus in each, and must report every trial passed, with releases as the guests
 //! printed them. This is the product; it is slow (kernels are downloaded once into images/).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-struct Outcome {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-    report: serde_json::Value,
-}
-
-fn run_harness(args: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(workspace())
-        .args([
-            "--matrix",
-            "kernels.toml",
-            "--color",
-            "never",
-            "--report-json",
-        ])
-        .arg(&report)
-        .args(args)
-        .output()
-        .expect("the harness binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no JSON report ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}"));
-    Outcome {
-        status: output.status,
-        stdout,
-        stderr,
-        report: serde_json::from_str(&text).unwrap(),
-    }
-}
-
-fn kernel<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["kernels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == name)
-        .unwrap_or_else(|| panic!("kernel {name} missing from report"))
-}
+use support::*;
 
 #[test]
 fn two_real_kernels_run_the_corpus_and_agree() {
-    let out = run_harness(&["--kernel", "5.10", "--kernel", "7.2"]);
+    let out = run_harness_in_default_work_dir([
+        "--matrix",
+        "kernels.toml",
+        "--kernel",
+        "5.10",
+        "--kernel",
+        "7.2",
+    ]);
     assert!(
         out.status.success(),
         "harness failed\nstdout:\n{}\nstderr:\n{}",
@@ -66,7 +23,7 @@ fn two_real_kernels_run_the_corpus_and_agree() {
         out.stderr
     );
     for (name, release_prefix) in [("5.10", "5.10."), ("7.2", "7.2.")] {
-        let k = kernel(&out.report, name);
+        let k = out.kernel(name);
         assert_eq!(k["outcome"], "COMPLETED", "{k:#}");
         let release = k["release"].as_str().unwrap();
         assert!(
@@ -75,10 +32,10 @@ fn two_real_kernels_run_the_corpus_and_agree() {
         );
         assert!(k["boot_ms"].as_u64().unwrap() > 0);
     }
-    let counts = &out.report["counts"];
+    let counts = &out.report()["counts"];
     assert_eq!(counts["failed"], 0, "{}", out.stdout);
     // Real results: per-kernel case trials and cross-kernel comparisons both ran and passed.
-    let trials = out.report["trials"].as_array().unwrap();
+    let trials = out.report()["trials"].as_array().unwrap();
     let passed = |prefix: &str| {
         trials
             .iter()
@@ -101,7 +58,9 @@ fn two_real_kernels_run_the_corpus_and_agree() {
 
 #[test]
 fn a_kernel_panic_is_reported_as_such_and_spares_the_other_kernel() {
-    let out = run_harness(&[
+    let out = run_harness_in_default_work_dir([
+        "--matrix",
+        "kernels.toml",
         "--kernel",
         "5.10",
         "--kernel",
@@ -115,14 +74,14 @@ fn a_kernel_panic_is_reported_as_such_and_spares_the_other_kernel() {
         "a panicking guest must fail the run\n{}",
         out.stdout
     );
-    let k = kernel(&out.report, "6.1");
+    let k = out.kernel("6.1");
     assert_eq!(k["outcome"], "PANIC", "{k:#}");
     assert!(
         k["console_tail"].as_str().unwrap().contains("Kernel panic"),
         "{k:#}"
     );
     // The result sent before the panic is kept.
-    let trials = out.report["trials"].as_array().unwrap();
+    let trials = out.report()["trials"].as_array().unwrap();
     assert!(
         trials
             .iter()
@@ -131,7 +90,7 @@ fn a_kernel_panic_is_reported_as_such_and_spares_the_other_kernel() {
         out.stdout
     );
     // The other kernel is untouched by it.
-    assert_eq!(kernel(&out.report, "5.10")["outcome"], "COMPLETED");
+    assert_eq!(out.kernel("5.10")["outcome"], "COMPLETED");
     let failed_510 = trials
         .iter()
         .filter(|t| t["kernel"] == "5.10" && t["outcome"]["status"] == "failed")

@@ -2,48 +2,28 @@
 //! spelling) must produce exactly what fresh boots (`--fresh-boot`) produce, on real kernels with
 //! the real corpus; and a damaged snapshot is rebuilt with a note, never a failed run.
 
+mod support;
+
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::*;
 
-struct Outcome {
-    status: std::process::ExitStatus,
-    stderr: String,
-    report: Value,
-}
-
-fn run_harness(args: &[&str], images: Option<&Path>) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_harness"));
-    command
-        .current_dir(workspace())
-        .args(["--matrix", "kernels.toml", "--color", "never"])
-        .arg("--report-json")
-        .arg(&report)
-        .args(args);
+/// A run of the repository's matrix with these arguments, from `images` if given (else the
+/// shared image cache).
+fn run(args: &[&str], images: Option<&Path>) -> Outcome {
+    let mut all: Vec<&OsStr> = ["--matrix", "kernels.toml"]
+        .iter()
+        .chain(args)
+        .map(|a| OsStr::new(*a))
+        .collect();
     if let Some(images) = images {
-        command.arg("--images").arg(images);
+        all.extend([OsStr::new("--images"), images.as_os_str()]);
     }
-    let output = command.output().expect("the harness binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no JSON report ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}"));
-    Outcome {
-        status: output.status,
-        stderr,
-        report: serde_json::from_str(&text).unwrap(),
-    }
+    run_harness_in_default_work_dir(all)
 }
 
 /// Measured times (`*_us`, `*_ns`) are not results: everything else must match.
@@ -112,7 +92,7 @@ fn restored_logs(report: &Value) -> usize {
 #[test]
 fn snapshot_runs_match_fresh_boots_on_two_kernels() {
     let kernels = ["--kernel", "5.10", "--kernel", "7.2"];
-    let fresh = run_harness(&[&kernels[..], &["--fresh-boot"]].concat(), None);
+    let fresh = run(&[&kernels[..], &["--fresh-boot"]].concat(), None);
     assert!(
         fresh.status.success(),
         "fresh boot failed:\n{}",
@@ -121,16 +101,19 @@ fn snapshot_runs_match_fresh_boots_on_two_kernels() {
     // Twice: the first may build the snapshots, the second surely restores them (asked for
     // with the old opt-in flag, which is the default now).
     for (round, mode) in [[].as_slice(), &["--snapshot"]].into_iter().enumerate() {
-        let snap = run_harness(&[&kernels[..], mode].concat(), None);
+        let snap = run(&[&kernels[..], mode].concat(), None);
         assert!(
             snap.status.success(),
             "snapshot round {round} failed:\n{}",
             snap.stderr
         );
-        assert_eq!(restored_logs(&snap.report), 2, "{}", snap.stderr);
+        assert_eq!(restored_logs(snap.report()), 2, "{}", snap.stderr);
         assert!(!snap.stderr.contains("booting fresh"), "{}", snap.stderr);
-        assert_eq!(trial_outcomes(&snap.report), trial_outcomes(&fresh.report));
-        let (a, b) = (results(&snap.report), results(&fresh.report));
+        assert_eq!(
+            trial_outcomes(snap.report()),
+            trial_outcomes(fresh.report())
+        );
+        let (a, b) = (results(snap.report()), results(fresh.report()));
         assert_eq!(a.keys().collect::<Vec<_>>(), ["5.10", "7.2"]);
         for kernel in a.keys() {
             assert!(
@@ -138,7 +121,7 @@ fn snapshot_runs_match_fresh_boots_on_two_kernels() {
                 "kernel {kernel}: snapshot and fresh-boot results differ"
             );
         }
-        for run in snap.report["replay"]["runs"].as_array().unwrap() {
+        for run in snap.report()["replay"]["runs"].as_array().unwrap() {
             // The restored guest proved itself, and its clock was set from the host's.
             let identity = &run["identity"];
             assert!(identity["boot_id"].as_str().is_some_and(|b| b.len() == 36));
@@ -158,20 +141,11 @@ fn snapshot_runs_match_fresh_boots_on_two_kernels() {
 /// A private image cache: the shared kernels' files linked in, so that the snapshots this
 /// test damages are its own.
 fn private_cache() -> tempfile::TempDir {
-    let shared = workspace().join("images");
+    let shared = images();
     // On a fresh machine the shared cache may not hold the kernel yet (or another test is still
     // provisioning it): fetch it there first (the cache's lock serializes the two), so the
     // private copy is complete.
-    let fetched = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(workspace())
-        .args(["fetch", "--matrix", "kernels.toml", "--kernel", "6.1"])
-        .output()
-        .expect("the harness binary runs");
-    assert!(
-        fetched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetched.stderr)
-    );
+    fetch(&["6.1"]);
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(shared.join("debs"), dir.path().join("debs")).unwrap();
     for entry in std::fs::read_dir(shared.join("kernels")).unwrap().flatten() {
@@ -206,7 +180,7 @@ fn a_damaged_snapshot_is_rebuilt_with_a_note_and_the_run_passes() {
     let cache = private_cache();
     // The default path, which restores from snapshots.
     let args = ["--kernel", "6.1"];
-    let first = run_harness(&args, Some(cache.path()));
+    let first = run(&args, Some(cache.path()));
     assert!(first.status.success(), "{}", first.stderr);
     assert!(
         first.stderr.contains("building its ready snapshot"),
@@ -224,7 +198,7 @@ fn a_damaged_snapshot_is_rebuilt_with_a_note_and_the_run_passes() {
         *b ^= 0x5a;
     }
     std::fs::write(&state, &bytes).unwrap();
-    let damaged = run_harness(&args, Some(cache.path()));
+    let damaged = run(&args, Some(cache.path()));
     assert!(damaged.status.success(), "{}", damaged.stderr);
     assert!(
         damaged
@@ -234,10 +208,10 @@ fn a_damaged_snapshot_is_rebuilt_with_a_note_and_the_run_passes() {
         "{}",
         damaged.stderr
     );
-    assert_eq!(restored_logs(&damaged.report), 1);
+    assert_eq!(restored_logs(damaged.report()), 1);
     assert_eq!(
-        trial_outcomes(&damaged.report),
-        trial_outcomes(&first.report)
+        trial_outcomes(damaged.report()),
+        trial_outcomes(first.report())
     );
 
     // A state QEMU refuses though its record matches (as a changed QEMU would): the restore
@@ -252,16 +226,16 @@ fn a_damaged_snapshot_is_rebuilt_with_a_note_and_the_run_passes() {
     meta["state_bytes"] = garbage.len().into();
     meta["state_crc32"] = crc32fast::hash(&garbage).into();
     std::fs::write(&meta_path, meta.to_string()).unwrap();
-    let refused = run_harness(&args, Some(cache.path()));
+    let refused = run(&args, Some(cache.path()));
     assert!(refused.status.success(), "{}", refused.stderr);
     assert!(
         refused.stderr.contains("did not restore") && refused.stderr.contains("rebuilding"),
         "{}",
         refused.stderr
     );
-    assert_eq!(restored_logs(&refused.report), 1);
+    assert_eq!(restored_logs(refused.report()), 1);
     assert_eq!(
-        trial_outcomes(&refused.report),
-        trial_outcomes(&first.report)
+        trial_outcomes(refused.report()),
+        trial_outcomes(first.report())
     );
 }

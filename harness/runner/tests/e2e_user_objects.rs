@@ -3,17 +3,14 @@
 //! this checkout, run with a bare PATH and a home of its own, on the whole default matrix of
 //! real kernels under QEMU.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use support::*;
 
 /// A user's project: `kernels.toml` + lock, `myprogs/` (an object with fixtures and a host
 /// `.o` that is not BPF) and `loadonly/` (objects without fixtures), all precompiled.
@@ -29,7 +26,7 @@ fn project() -> Project {
     let root = tempfile::tempdir().unwrap();
     let built = harness::corpus::build::build_all(
         &Default::default(),
-        &workspace().join("programs"),
+        &project_programs(),
         &root.path().join("build-cache"),
     )
     .unwrap();
@@ -106,36 +103,19 @@ impl Project {
     /// The installed binary, from the project directory, with nothing of this checkout's
     /// environment: a bare PATH (no cargo, no rustup) and a home of its own. Only the kernel
     /// images come from the workspace's cache, to spare the download.
-    fn harness(&self, args: &[&str]) -> std::process::Output {
+    fn harness(&self, args: &[&str]) -> Outcome {
+        let mut command = Command::new(&self.bin);
+        command
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", &self.home)
+            .env("HARNESS_IMAGES", images())
+            .args(["--color", "never"])
+            .args(args);
         // The fallback copy can still meet ETXTBSY for a moment (see `project`): try again.
-        for attempt in 0.. {
-            let result = Command::new(&self.bin)
-                .current_dir(&self.dir)
-                .env_clear()
-                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                .env("HOME", &self.home)
-                .env("HARNESS_IMAGES", workspace().join("images"))
-                .args(["--color", "never"])
-                .args(args)
-                .output();
-            match result {
-                Err(e) if e.raw_os_error() == Some(26) && attempt < 20 => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => return other.unwrap(),
-            }
-        }
-        unreachable!()
+        Outcome::from_output(output_retrying_text_busy(&mut command, 21).unwrap())
     }
-}
-
-fn transcript(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -149,8 +129,8 @@ fn precompiled_objects_with_and_without_fixtures_run_on_the_default_matrix() {
         "--report-json",
         "report.json",
     ]);
-    assert!(out.status.success(), "{}", transcript(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", out.transcript());
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("loader.o"),
         "the host object was not named: {stderr}"
@@ -170,7 +150,7 @@ fn precompiled_objects_with_and_without_fixtures_run_on_the_default_matrix() {
     assert_eq!(report["counts"]["failed"], 0);
     let objects = report["objects"].as_array().unwrap();
     // Every source of programs/ was built and shipped as a prebuilt object.
-    let sources = std::fs::read_dir(workspace().join("programs"))
+    let sources = std::fs::read_dir(project_programs())
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -213,7 +193,7 @@ fn precompiled_objects_with_and_without_fixtures_run_on_the_default_matrix() {
             assert_eq!(object["cases"], 0, "{name} has no fixtures: load-only");
         }
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = &out.stdout;
     assert!(stdout.contains("programs loaded per kernel"), "{stdout}");
     assert!(stdout.contains("load-only"), "{stdout}");
 }
@@ -228,22 +208,22 @@ fn a_single_object_file_and_empty_selections() {
         "--kernel",
         "6.12",
     ]);
-    assert!(out.status.success(), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("6.12::packet_counter::ipv4_tcp_syn"));
+    assert!(out.status.success(), "{}", out.transcript());
+    assert!(out.stdout.contains("6.12::packet_counter::ipv4_tcp_syn"));
 
     // Nothing to run is an error that says what was looked for and where, never a pass.
     std::fs::create_dir_all(p.dir.join("empty")).unwrap();
     let out = p.harness(&["--programs", "empty", "--kernel", "6.12"]);
-    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", out.transcript());
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("no BPF objects") && stderr.contains("empty"),
         "{stderr}"
     );
 
     let out = p.harness(&["--programs", "loadonly", "no-such-trial"]);
-    assert_eq!(out.status.code(), Some(4), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no trial matches"));
+    assert_eq!(out.status.code(), Some(4), "{}", out.transcript());
+    assert!(out.stderr.contains("no trial matches"));
 
     // A fixture naming a program the object lacks lists the programs it has.
     std::fs::write(
@@ -252,8 +232,8 @@ fn a_single_object_file_and_empty_selections() {
     )
     .unwrap();
     let out = p.harness(&["--programs", "loadonly", "--kernel", "6.12"]);
-    assert_eq!(out.status.code(), Some(2), "{}", transcript(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", out.transcript());
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("no program `nope`") && stderr.contains("raw_tp_walk"),
         "{stderr}"

@@ -5,17 +5,17 @@
 //! the bpf LSM is not active (5.10). And the negative side (`tests/workload-programs`): a count
 //! that differs by kernel fails `identical::`, a tracepoint the kernel lacks is unsupported.
 
-mod faults_support;
+mod support;
 
 use std::sync::OnceLock;
 
-use faults_support::*;
+use support::*;
 
 fn run() -> &'static Outcome {
     static RUN: OnceLock<Outcome> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let negative = workspace().join("harness/runner/tests/workload-programs");
+        let negative = test_programs("workload-programs");
         run_harness(
             &dir,
             &[

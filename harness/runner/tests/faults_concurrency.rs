@@ -1,32 +1,15 @@
 //! Two runs at once, sharing one image cache that neither has filled yet: both must provision
 //! (one waits for the other's extraction), boot and pass, and the cache must end up whole.
 
-mod faults_support;
+mod support;
 
-use faults_support::*;
-use harness::matrix::lockfile::Lockfile;
+use support::*;
 
 #[test]
 fn two_runs_sharing_a_cold_image_cache_both_succeed() {
     // A fresh cache holding only the 5.10 package (hard-linked from the workspace's cache, so
     // no download), so both runs must build the kernel image at the same moment.
-    let lock = Lockfile::load(&workspace().join("kernels.lock")).unwrap();
-    let locked = lock.kernel("5.10").unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(cache.path().join("debs")).unwrap();
-    for p in &locked.packages {
-        let name = format!("{}.deb", p.sha256);
-        let from = images().join("debs").join(&name);
-        let to = cache.path().join("debs").join(&name);
-        if std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (provision it: cargo run -p harness -- fetch)",
-                    from.display()
-                )
-            });
-        }
-    }
+    let cache = cache_with_packages_of(&repository_lock(), "5.10");
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let children: Vec<_> = dirs
         .iter()

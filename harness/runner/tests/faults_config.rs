@@ -4,11 +4,11 @@
 //! and what was expected, or what to install. None of them boots anything, except the last
 //! test: a report that fails to be written at the end of a real run.
 
-mod faults_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use faults_support::*;
+use support::*;
 
 fn run_with_matrix(text: &str, extra: &[&str]) -> (Outcome, PathBuf) {
     let dir = tempfile::tempdir().unwrap().keep();
@@ -234,8 +234,7 @@ fn unwritable_report_paths_are_refused_before_booting() {
     ];
     for (option, path, expected) in cases {
         let started = std::time::Instant::now();
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-            .current_dir(workspace())
+        let output = harness_binary()
             .args(["--no-install", "--kernel", "5.10", "--work-dir"])
             .arg(dir.join("work"))
             .arg("--programs")
@@ -272,8 +271,7 @@ fn a_failed_report_write_keeps_the_terminal_results() {
     let reports = dir.path().join("reports");
     std::fs::create_dir(&reports).unwrap();
     let work = dir.path().join("work");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
-        .current_dir(workspace())
+    let child = harness_binary()
         .args(["--color", "never", "--kernel", "5.10", "--work-dir"])
         .arg(&work)
         .arg("--programs")

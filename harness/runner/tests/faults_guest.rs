@@ -18,11 +18,11 @@
 //! The programs are the test-only `fault-programs/green` corpus (one XDP object, two cases),
 //! so that only the injected faults can fail a trial.
 
-mod faults_support;
+mod support;
 
 use std::sync::OnceLock;
 
-use faults_support::*;
+use support::*;
 
 fn matrix_text() -> String {
     format!(

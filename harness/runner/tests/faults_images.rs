@@ -3,30 +3,15 @@
 //! `kernels/<key>/`, and a download whose SHA-256 differs from the lockfile. Each must give a
 //! clear error or be repaired, and never leave the cache half-written.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use harness::images::{elf, ImageError, Images, NoProgress};
+use std::path::Path;
+
+use harness::images::{ImageError, Images, NoProgress};
 use harness::matrix::config::Matrix;
 use harness::matrix::lockfile::Lockfile;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A fresh cache holding the 5.10 package, hard-linked from the workspace's cache.
-fn cache_with_5_10_deb(lock: &Lockfile) -> tempfile::TempDir {
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(cache.path().join("debs")).unwrap();
-    for p in &lock.kernel("5.10").unwrap().packages {
-        let name = format!("{}.deb", p.sha256);
-        let from = workspace().join("images/debs").join(&name);
-        let to = cache.path().join("debs").join(&name);
-        if std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to).unwrap();
-        }
-    }
-    cache
-}
+use support::*;
 
 fn overwrite_same_size(path: &Path, byte: u8) {
     let len = std::fs::metadata(path).unwrap().len() as usize;
@@ -35,31 +20,22 @@ fn overwrite_same_size(path: &Path, byte: u8) {
     std::fs::write(path, vec![byte; len]).unwrap();
 }
 
-fn assert_good_image(img: &harness::images::KernelImage) {
-    let data = std::fs::read(&img.vmlinux).unwrap();
-    assert!(data.starts_with(b"\x7fELF"), "vmlinux is not an ELF");
-    assert!(elf::pvh_entry(&data).unwrap().is_some(), "no PVH note");
-    let btf = std::fs::read(img.btf.as_ref().unwrap()).unwrap();
-    assert_eq!(u16::from_le_bytes([btf[0], btf[1]]), 0xeb9f, "BTF magic");
-    assert!(elf::btf_summary(&btf).unwrap().types > 50_000);
-}
-
 #[test]
 fn corrupted_extracted_kernel_is_detected_and_rebuilt() {
-    let matrix = Matrix::load(&workspace().join("kernels.toml")).unwrap();
-    let lock = Lockfile::load(&workspace().join("kernels.lock")).unwrap();
-    let cache = cache_with_5_10_deb(&lock);
+    let matrix = repository_matrix();
+    let lock = repository_lock();
+    let cache = cache_with_packages_of(&lock, "5.10");
     let images = Images::new(cache.path(), &matrix);
     let k = matrix.kernel("5.10").unwrap();
     let good = images.provision(k, &lock, &NoProgress).unwrap();
-    assert_good_image(&good);
+    assert_bootable_image(&good);
 
     // Same size, garbage content: a disk error, an interrupted copy, a stray write.
     overwrite_same_size(&good.vmlinux, 0);
     let again = images
         .provision(k, &lock, &NoProgress)
         .expect("a corrupted cache entry is rebuilt from the cached package");
-    assert_good_image(&again);
+    assert_bootable_image(&again);
 
     // A damaged BTF (truncated) or config (emptied) likewise.
     let btf = again.btf.clone().unwrap();
@@ -67,7 +43,7 @@ fn corrupted_extracted_kernel_is_detected_and_rebuilt() {
     std::fs::remove_file(&btf).unwrap();
     std::fs::write(&btf, &bytes[..bytes.len() / 2]).unwrap();
     let again = images.provision(k, &lock, &NoProgress).unwrap();
-    assert_good_image(&again);
+    assert_bootable_image(&again);
     let config = again.config.clone().unwrap();
     std::fs::remove_file(&config).unwrap();
     std::fs::write(&config, b"").unwrap();

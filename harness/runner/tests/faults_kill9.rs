@@ -3,29 +3,18 @@
 //! shared-memory bundle file of a guest restored from its snapshot, the initramfs of a fresh
 //! boot) is reclaimed by the next run, so repeated kills do not pile up files. Both paths.
 
-mod faults_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faults_support::*;
-
-fn entries(dir: &Path, pattern: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.path())
-                .filter(|p| pattern(p.file_name().unwrap().to_str().unwrap()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use support::*;
 
 /// Every `<bulk>` under `<work>/runs/*/*/`.
 fn bulk_files(work: &Path, bulk: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for run in entries(&work.join("runs"), |_| true) {
-        for kernel in entries(&run, |_| true) {
+    for run in dir_entries(&work.join("runs"), |_| true) {
+        for kernel in dir_entries(&run, |_| true) {
             let file = kernel.join(bulk);
             if file.exists() {
                 found.push(file);
@@ -75,7 +64,7 @@ fn killed_and_reclaimed(mode: &[&str], bulk: &str) {
         qemu_processes_mentioning(&needle).is_empty(),
         "QEMU outlived a killed harness"
     );
-    let sockets = entries(&tmp, |n| n.starts_with("harness-sock."));
+    let sockets = dir_entries(&tmp, |n| n.starts_with("harness-sock."));
     assert!(
         !sockets.is_empty(),
         "the killed run's socket directory is expected under TMPDIR"
@@ -96,7 +85,7 @@ fn killed_and_reclaimed(mode: &[&str], bulk: &str) {
         .unwrap();
     let out = finish(dir.path(), output);
     assert_eq!(out.code(), Some(0), "{}", out.transcript());
-    let sockets_after = entries(&tmp, |n| n.starts_with("harness-sock."));
+    let sockets_after = dir_entries(&tmp, |n| n.starts_with("harness-sock."));
     assert!(
         sockets_after.is_empty(),
         "left in TMPDIR: {sockets_after:?}"

@@ -9,12 +9,12 @@
 //!   agent (as a host process) are refused with a message, never a panic; malformed fixtures
 //!   stop the harness with exit 2, naming the file, the line and the problem.
 
-mod faults_support;
+mod support;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use faults_support::*;
+use support::*;
 
 fn faulty_run() -> &'static Outcome {
     static RUN: OnceLock<Outcome> = OnceLock::new();
@@ -221,21 +221,13 @@ fn garbage_object_is_refused_by_the_agent_with_a_message() {
     bundle.write_dir("host", None, dir.path()).unwrap();
     // Another test's thread may fork while the agent file is still open for writing here; its
     // child holds that descriptor until its exec, and our exec meanwhile fails with ETXTBSY.
-    let output = (0..20)
-        .find_map(|_| {
-            match std::process::Command::new(&agent)
-                .arg("--bundle")
-                .arg(dir.path())
-                .output()
-            {
-                Err(e) if e.raw_os_error() == Some(26) => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    None
-                }
-                other => Some(other.unwrap()),
-            }
-        })
-        .expect("the agent could be started");
+    let output = output_retrying_text_busy(
+        std::process::Command::new(&agent)
+            .arg("--bundle")
+            .arg(dir.path()),
+        20,
+    )
+    .expect("the agent could be started");
     assert!(
         output.status.success(),
         "the agent must not crash on a bad object: {:?}\n{}",

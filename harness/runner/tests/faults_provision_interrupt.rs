@@ -5,49 +5,18 @@
 //! The mirror is a local socket that accepts connections and never answers, so the download
 //! hangs for as long as the test wants, and nothing is fetched from the network.
 
-mod faults_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faults_support::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use support::*;
 
-/// Processes whose command line mentions `needle` (the test's own image cache).
-fn processes_mentioning(program: &str, needle: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(program) && text.contains(needle) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
+/// The temporary directories of downloads under way (or left by a killed run) in `debs`.
 fn downloads(debs: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(debs)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .unwrap()
-                        .to_str()
-                        .unwrap()
-                        .starts_with(".download.")
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    dir_entries(debs, |name| name.starts_with(".download."))
 }
 
 /// Starts a run and waits until its download is under way; returns the child and the download
@@ -89,14 +58,7 @@ fn terminate(mut child: std::process::Child) -> Outcome {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().unwrap();
-    Outcome {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        report: None,
-        junit: None,
-    }
+    Outcome::from_output(child.wait_with_output().unwrap())
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `--retries`: a guest that crashed is run again, and what passes only on the retry is flaky in
 //! every output; without retries the same crash fails the run.
 
-mod faults_support;
+mod support;
 
-use faults_support::*;
+use support::*;
 
 fn crash_once(retries: &str) -> (tempfile::TempDir, Outcome) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,13 +2,13 @@
 //! behind within 2 s, exit with 130, and still write its reports, with the interrupted kernels
 //! marked INTERRUPTED and `interrupted: true`.
 
-mod faults_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use faults_support::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use support::*;
 
 fn interrupt_a_run(signal: Signal) {
     let dir = tempfile::tempdir().unwrap();

@@ -8,13 +8,13 @@
 //! well after hello. Both ways a guest starts: restored from its ready snapshot (the default)
 //! and booted fresh.
 
-mod faults_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use faults_support::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use support::*;
 
 /// The guest's QEMU: its per-run file (shared-memory bundle or initramfs) is in `<work>/.../<kernel>/`.
 fn qemu_of(work: &str, kernel: &str) -> Option<u32> {

@@ -5,22 +5,23 @@
 //! With `FIXTURES_DUMP=<file>` the resolved cases (hex bytes) are also written
 //! as JSON, for checking the corpus by hand on a host kernel.
 
+mod support;
+
 use harness::{corpus, fixtures};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn programs_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../programs"))
-}
+use support::*;
 
 #[test]
 fn fixtures_match_built_objects() {
-    let files = fixtures::load_dir(programs_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let programs = project_programs();
+    let files = fixtures::load_dir(&programs).unwrap_or_else(|e| panic!("{e}"));
     assert!(!files.is_empty());
     host_tools::ensure_bpf_toolchain_for_tests();
     let out = tempfile::tempdir().unwrap();
-    let built = corpus::build::build_all(&Default::default(), programs_dir(), out.path()).unwrap();
+    let built = corpus::build::build_all(&Default::default(), &programs, out.path()).unwrap();
     let mut dump = Vec::new();
     for f in &files {
         let obj = built

@@ -4,21 +4,19 @@
 //! `kernels.toml` (network, a few seconds per suite) and checks the result; with
 //! `HARNESS_WRITE_LOCK=1` it also writes `kernels.lock` (what `harness lock` does).
 
-use std::path::PathBuf;
+mod support;
 
 use harness::images::{Images, NoProgress};
-use harness::matrix::config::{KernelSource, Matrix};
+use harness::matrix::config::KernelSource;
 use harness::matrix::lockfile::Lockfile;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::*;
 
 #[test]
 #[ignore = "network: resolves the whole matrix against the Debian archive"]
 fn resolve_repository_matrix() {
     let _ = NoProgress;
-    let matrix = Matrix::load(&workspace().join("kernels.toml")).unwrap();
+    let matrix = repository_matrix();
     let cache = tempfile::tempdir().unwrap();
     let images = Images::new(cache.path(), &matrix);
     let all: Vec<_> = matrix.kernels.iter().collect();

@@ -1,10 +1,13 @@
 //! Errors when the mirror cannot be reached (no network needed: the mirror is a closed local
 //! port).
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 
 use harness::images::{AptError, ImageError, Images, NoProgress};
-use harness::matrix::lockfile::Lockfile;
+
+use support::*;
 
 const MATRIX: &str = r#"
 mirror = "http://127.0.0.1:9/debian"
@@ -12,11 +15,6 @@ mirror = "http://127.0.0.1:9/debian"
 name = "5.10"
 debian = { suite = "bullseye", packages = ["linux-image-5.10.*-amd64-unsigned"] }
 "#;
-
-fn lock() -> Lockfile {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../kernels.lock");
-    Lockfile::load(&p).unwrap()
-}
 
 #[test]
 fn unreachable_mirror_is_a_clear_error() {
@@ -37,7 +35,7 @@ fn unreachable_mirror_is_a_clear_error() {
     );
 
     let e = images
-        .provision(&m.kernels[0], &lock(), &NoProgress)
+        .provision(&m.kernels[0], &repository_lock(), &NoProgress)
         .unwrap_err();
     assert!(
         matches!(e, ImageError::Apt(AptError::Network { .. })),

@@ -6,23 +6,17 @@
 //! provisions every matrix kernel cold then warm and prints timings (set `HARNESS_IMAGES` to
 //! keep the cache).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use harness::images::{elf, ImageError, Images, KernelImage, NoProgress, Progress};
+use harness::images::{ImageError, Images, KernelImage, NoProgress, Progress};
 use harness::matrix::config::{KernelEntry, KernelSource, Matrix};
 use harness::matrix::lockfile::Lockfile;
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn matrix_and_lock() -> (Matrix, Lockfile) {
-    let matrix = Matrix::load(&workspace().join("kernels.toml")).unwrap();
-    let lock = Lockfile::load(&workspace().join("kernels.lock")).unwrap();
-    (matrix, lock)
-}
+use support::*;
 
 /// Counts what the provisioner reports.
 #[derive(Default)]
@@ -46,14 +40,9 @@ impl Progress for Counting {
     }
 }
 
+/// A bootable image (see `assert_bootable_image`) whose config has PVH and BTF.
 fn check_image(img: &KernelImage) {
-    let data = std::fs::read(&img.vmlinux).unwrap();
-    assert!(data.starts_with(b"\x7fELF"), "vmlinux is not an ELF");
-    assert!(elf::pvh_entry(&data).unwrap().is_some(), "no PVH note");
-    let btf = std::fs::read(img.btf.as_ref().expect("btf")).unwrap();
-    assert_eq!(u16::from_le_bytes([btf[0], btf[1]]), 0xeb9f, "BTF magic");
-    let summary = elf::btf_summary(&btf).unwrap();
-    assert!(summary.types > 50_000, "{summary:?}");
+    let summary = assert_bootable_image(img);
     let config = std::fs::read_to_string(img.config.as_ref().expect("config")).unwrap();
     assert!(config.contains("CONFIG_PVH=y"));
     assert!(config.contains("CONFIG_DEBUG_INFO_BTF=y"));
@@ -61,7 +50,7 @@ fn check_image(img: &KernelImage) {
         "{}: release {}, vmlinux {} bytes, {} BTF types",
         img.name,
         img.release,
-        data.len(),
+        std::fs::metadata(&img.vmlinux).unwrap().len(),
         summary.types
     );
 }
@@ -72,7 +61,7 @@ fn entry<'m>(m: &'m Matrix, name: &str) -> &'m KernelEntry {
 
 #[test]
 fn provision_5_10() {
-    let (matrix, lock) = matrix_and_lock();
+    let (matrix, lock) = (repository_matrix(), repository_lock());
     let cache = tempfile::tempdir().unwrap();
     let images = Images::new(cache.path(), &matrix);
     let k = entry(&matrix, "5.10");
@@ -155,7 +144,7 @@ fn provision_5_10() {
 
 #[test]
 fn lock_problems_are_reported() {
-    let (matrix, lock) = matrix_and_lock();
+    let (matrix, lock) = (repository_matrix(), repository_lock());
     let cache = tempfile::tempdir().unwrap();
     let images = Images::new(cache.path(), &matrix);
     let k = entry(&matrix, "5.10");
@@ -203,7 +192,7 @@ fn lock_problems_are_reported() {
 #[test]
 #[ignore = "network and time: provisions every kernel of the matrix (~250 MB)"]
 fn all_kernels() {
-    let (matrix, lock) = matrix_and_lock();
+    let (matrix, lock) = (repository_matrix(), repository_lock());
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::env::var_os("HARNESS_IMAGES")
         .map(PathBuf::from)

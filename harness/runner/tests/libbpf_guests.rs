@@ -10,12 +10,12 @@
 //! package the first time; `HARNESS_SELFTESTS_CORPUS=DIR` uses a directory the script already
 //! filled instead.
 
-mod faults_support;
+mod support;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use faults_support::*;
+use support::*;
 
 const KERNELS: [&str; 2] = ["6.12", "5.10"];
 
@@ -44,15 +44,7 @@ fn third_party() -> PathBuf {
     if let Some(dir) = std::env::var_os("HARNESS_SELFTESTS_CORPUS").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let out = workspace().join("target/selftests-corpus-list");
-    let status = std::process::Command::new(workspace().join("scripts/selftests-corpus.sh"))
-        .arg(&out)
-        .arg("--list")
-        .arg(workspace().join("scripts/selftests-corpus.list"))
-        .status()
-        .expect("running scripts/selftests-corpus.sh");
-    assert!(status.success(), "scripts/selftests-corpus.sh failed");
-    out
+    selftests_corpus(&workspace().join("target/selftests-corpus-list"))
 }
 
 fn object_names(dir: &std::path::Path, suffix: &str) -> Vec<String> {
@@ -70,7 +62,7 @@ fn object_names(dir: &std::path::Path, suffix: &str) -> Vec<String> {
 fn run_with(libbpf_dir: Option<&std::path::Path>) -> (Outcome, Vec<String>) {
     let corpus = third_party();
     let dir = tempfile::tempdir().unwrap().keep();
-    let programs = workspace().join("programs");
+    let programs = project_programs();
     let mut args = vec!["--matrix", "kernels.toml", "--libbpf"];
     for kernel in KERNELS {
         args.extend(["--kernel", kernel]);
@@ -152,7 +144,7 @@ fn figures(out: &Outcome, kernel: &str) -> String {
 #[test]
 fn the_projects_corpus_loads_alike_with_libbpf() {
     let (out, _) = run();
-    let objects = object_names(&workspace().join("programs"), ".bpf.c");
+    let objects = object_names(&project_programs(), ".bpf.c");
     assert!(objects.len() >= 6, "{objects:?}");
     for kernel in KERNELS {
         assert_eq!(

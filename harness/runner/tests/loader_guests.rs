@@ -16,15 +16,11 @@
 //!   still completes (no TEST_TIMEOUT from re-verifying it or from shipping a 256 KiB log over
 //!   the results UART).
 
-mod faults_support;
+mod support;
 
 use std::sync::OnceLock;
 
-use faults_support::*;
-
-fn loader_programs() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/loader-programs")
-}
+use support::*;
 
 fn run() -> &'static Outcome {
     static RUN: OnceLock<Outcome> = OnceLock::new();
@@ -44,7 +40,7 @@ fn run() -> &'static Outcome {
                 "--kernel",
                 "7.2",
                 "--programs",
-                loader_programs().to_str().unwrap(),
+                test_programs("loader-programs").to_str().unwrap(),
             ],
         )
     })

@@ -5,33 +5,16 @@
 //! libbpf does in the same kernel (scripts/compare-libbpf.sh). Every program libbpf loads must
 //! load here, and every program it refuses must be refused here.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn corpus() -> PathBuf {
-    let out = workspace().join("images/thirdparty/corpus-list");
-    let status = Command::new("sh")
-        .arg(workspace().join("scripts/selftests-corpus.sh"))
-        .arg(&out)
-        .arg("--list")
-        .arg(workspace().join("scripts/selftests-corpus.list"))
-        .current_dir(workspace())
-        .status()
-        .expect("scripts/selftests-corpus.sh runs");
-    assert!(status.success(), "building the third-party corpus failed");
-    out
-}
+use support::*;
 
 #[test]
 fn selftests_load_where_libbpf_loads_them_on_every_kernel() {
-    let dir = corpus();
+    // Its own copy of the corpus, apart from the one the libbpf tests build under target/.
+    let dir = selftests_corpus(&workspace().join("images/thirdparty/corpus-list"));
     let objects = std::fs::read_dir(&dir).unwrap().count();
     assert!(
         objects >= 20,

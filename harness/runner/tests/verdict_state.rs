@@ -5,15 +5,16 @@
 //! decoded with the map's BTF, with what the program printed (bpf_printk). Filters count the same everywhere; one kernel alone says that
 //! `identical` needs two.
 
-mod faults_support;
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use faults_support::*;
+use support::*;
 
+/// The corpus of this file: a program whose maps differ by kernel.
 fn differing() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verdict-programs/differing")
+    test_programs("verdict-programs/differing")
 }
 
 fn run(extra: &[&str]) -> Outcome {

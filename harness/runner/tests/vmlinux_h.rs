@@ -9,12 +9,16 @@
 //!   original BTF (anonymous members compared recursively);
 //! - bpftool's header for the same BTF defines the same set of named types.
 
+mod support;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use core_reloc::{Btf, Kind, TypeBody};
+
+use support::workspace;
 
 const CLANG: &str = "clang-19";
 
@@ -60,10 +64,6 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	return 0;
 }
 "#;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn require_tool(tool: &str, install_hint: &str) {
     let found = Command::new(tool).arg("--version").output().is_ok();
