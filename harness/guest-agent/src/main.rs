@@ -39,7 +39,7 @@ fn main() {
         system::prepare_guest();
         (std::path::PathBuf::from("/"), true)
     } else {
-        match parse_host_args() {
+        match parse_host_args(std::env::args().skip(1)) {
             Ok(HostArgs { bundle, in_guest }) => {
                 if in_guest {
                     system::mount_missing();
@@ -104,10 +104,10 @@ struct HostArgs {
     in_guest: bool,
 }
 
-fn parse_host_args() -> Result<HostArgs, String> {
+/// The arguments after the program name (pure).
+fn parse_host_args(mut args: impl Iterator<Item = String>) -> Result<HostArgs, String> {
     let usage = "usage: guest-agent --bundle DIR [--in-guest] (as a plain process; as /init it \
                  takes no arguments)";
-    let mut args = std::env::args().skip(1);
     let (Some("--bundle"), Some(dir)) = (args.next().as_deref(), args.next()) else {
         return Err(usage.into());
     };
@@ -383,5 +383,38 @@ fn engine_features(probed: bpf_loader::probe::BtfFeatures) -> core_reloc::BtfFea
         decl_tag: probed.decl_tag,
         type_tag: probed.type_tag,
         enum64: probed.enum64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_host_args;
+
+    fn parse(args: &[&str]) -> Result<(String, bool), String> {
+        parse_host_args(args.iter().map(|a| a.to_string()))
+            .map(|a| (a.bundle.display().to_string(), a.in_guest))
+    }
+
+    #[test]
+    fn a_process_takes_its_bundle_and_optionally_in_guest() {
+        assert_eq!(parse(&["--bundle", "/b"]), Ok(("/b".into(), false)));
+        assert_eq!(
+            parse(&["--bundle", "/b", "--in-guest"]),
+            Ok(("/b".into(), true))
+        );
+        for wrong in [
+            &[][..],
+            &["--bundle"],
+            &["/b"],
+            &["--bundle", "/b", "--in-guest", "x"],
+            &["--bundle", "/b", "--guest"],
+            &["--in-guest", "--bundle", "/b"],
+        ] {
+            let e = parse(wrong).unwrap_err();
+            assert!(
+                e.starts_with("usage: guest-agent --bundle DIR"),
+                "{wrong:?}: {e}"
+            );
+        }
     }
 }
