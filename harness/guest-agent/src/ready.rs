@@ -143,8 +143,24 @@ fn read_transfer(
             .map_err(|e| format!("reading the bundle's {} bytes: {e}", header.payload_len))?;
         payload
     };
-    let transfer =
-        guest_protocol::decode_bundle_payload(&header, &payload).map_err(|e| e.to_string())?;
+    let transfer = guest_protocol::decode_bundle_payload(&header, &payload).map_err(|e| {
+        if header.in_shared_region {
+            // What the region held says whether the host's bytes arrived at all (zeros, an old
+            // bundle) or arrived changed.
+            let start: Vec<String> = payload
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!(
+                "{e} (read from the shared-memory region: {} bytes, starting {})",
+                payload.len(),
+                start.join(" ")
+            )
+        } else {
+            e.to_string()
+        }
+    })?;
     Ok(Received {
         transfer,
         from_shared_region: header.in_shared_region,
@@ -208,5 +224,9 @@ mod tests {
         let stale = |len: usize| Ok(vec![0u8; len]);
         let why = read_transfer(&stream[..], stale).err().unwrap();
         assert!(why.contains("checksum"), "{why}");
+        assert!(
+            why.contains("shared-memory region: 0") || why.contains("bytes, starting 00 00"),
+            "{why}"
+        );
     }
 }

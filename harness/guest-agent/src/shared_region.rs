@@ -149,12 +149,28 @@ impl ResultsLog {
     }
 }
 
+/// Turns on the device's memory decoding (sysfs `enable`, as a driver's `pci_enable_device`
+/// would), when it is off. No driver binds the ivshmem device, and where no firmware enabled it
+/// either (arm64 `virt` booted straight into the kernel: 6.1 leaves it off) its BAR answers
+/// every read with all-ones, however well it is mapped.
+fn enable_decoding(resource: &Path) -> Result<(), String> {
+    let Some(enable) = resource.parent().map(|dir| dir.join("enable")) else {
+        return Ok(());
+    };
+    match std::fs::read_to_string(&enable) {
+        Ok(state) if state.trim() == "0" => std::fs::write(&enable, "1")
+            .map_err(|e| format!("cannot enable the device ({}): {e}", enable.display())),
+        _ => Ok(()),
+    }
+}
+
 static REGION: OnceLock<Result<Mapping, String>> = OnceLock::new();
 
 fn region() -> &'static Result<Mapping, String> {
     REGION.get_or_init(|| {
         let resource = find_region(Path::new(PCI_DEVICES), SHARED_REGION_PCI_IDS)
             .ok_or_else(|| format!("no ivshmem device (shared-memory region) in {PCI_DEVICES}"))?;
+        enable_decoding(&resource)?;
         Mapping::open(&resource)
     })
 }
@@ -194,6 +210,16 @@ mod tests {
         }
         let found = find_region(&dir, SHARED_REGION_PCI_IDS).unwrap();
         assert!(found.ends_with("0000:00:03.0/resource2"), "{found:?}");
+        // A device no one enabled is enabled; one already enabled, or without the file, is left.
+        let enable = dir.join("0000:00:03.0/enable");
+        std::fs::write(&enable, "0\n").unwrap();
+        enable_decoding(&found).unwrap();
+        assert_eq!(std::fs::read_to_string(&enable).unwrap(), "1");
+        std::fs::write(&enable, "2\n").unwrap();
+        enable_decoding(&found).unwrap();
+        assert_eq!(std::fs::read_to_string(&enable).unwrap(), "2\n");
+        std::fs::remove_file(&enable).unwrap();
+        enable_decoding(&found).unwrap();
         let mapping = Mapping::open(&found).unwrap();
         assert_eq!(mapping.read(7).unwrap(), b"payload");
         assert!(mapping.read(1000).unwrap_err().contains("holds 20"));
