@@ -87,6 +87,19 @@ pub fn spawn_watched(
     Ok((child, stdout, stderr, started))
 }
 
+/// Kills the child's whole process group ([`spawn_watched`] made it the group's leader): what
+/// it started goes too. virtme-ng's QEMU is its grandchild (vng → sh → virtme-run → QEMU), and
+/// the host agent's workloads are its children; neither dies with the child alone.
+fn kill_group(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = child.start_kill();
+}
+
 pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
     let kernel = s.run.kernel.clone();
     s.run.timings.started_after_ms = crate::guest::RUN_STARTED
@@ -170,7 +183,7 @@ pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
 
     let killed = matches!(ended, Ended::Killed(_));
     if killed {
-        let _ = s.child.start_kill();
+        kill_group(&mut s.child);
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), s.child.wait()).await;
     // Whatever is still buffered in the pipes belongs to the record.
@@ -266,6 +279,59 @@ mod tests {
     use super::*;
     use guest_protocol::{frame, GuestMessage, Hello};
     use tokio::io::AsyncWriteExt;
+
+    /// A guest killed for its timeout takes what it started with it: virtme-ng's QEMU is a
+    /// grandchild of the process the runner started.
+    #[test]
+    fn a_timeout_kills_the_whole_process_group() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let run = runtime.block_on(async {
+            let mut command = tokio::process::Command::new("sh");
+            command.arg("-c").arg(format!(
+                "sleep 1000 & echo $! > {}; wait",
+                pid_file.display()
+            ));
+            let (child, stdout, stderr, started) = spawn_watched(&mut command).unwrap();
+            let (events, _events_rx) = mpsc::unbounded_channel();
+            let (_cancel_tx, cancel) = watch::channel(false);
+            supervise(Supervised {
+                run: GuestRun::new("k", "x86_64", "tcg"),
+                child,
+                results: ResultsSource::Stream(Box::new(stdout)),
+                console: Box::new(stderr),
+                console_log: &dir.path().join("console.log"),
+                limits: GuestLimits {
+                    boot: Duration::from_millis(500),
+                    test: Duration::from_secs(5),
+                    guest: Duration::from_secs(5),
+                },
+                cancel,
+                events,
+                started,
+                is_vm: true,
+            })
+            .await
+        });
+        assert_eq!(run.status, GuestStatus::BootTimeout, "{run:?}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        // Gone, or a zombie waiting for whoever reaps orphans here.
+        let alive = std::fs::read_to_string(&stat)
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false);
+        assert!(!alive, "the grandchild {} outlived its guest", pid.trim());
+    }
 
     /// A frame that takes longer to arrive than the silence limit, in small pieces, keeps the
     /// agent alive: only bytes that stop coming are silence.
