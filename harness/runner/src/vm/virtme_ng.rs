@@ -113,6 +113,34 @@ impl VirtmeNgGuest {
     }
 }
 
+/// Whether `vng` can get a PID namespace of its own: root, with util-linux's `unshare`.
+fn can_isolate() -> bool {
+    nix::unistd::geteuid().is_root() && host_tools::on_path("unshare")
+}
+
+impl VirtmeNgGuest {
+    /// The command that starts `vng`. With `isolate`, in a PID namespace of its own whose init
+    /// is vng, under `unshare --kill-child`: QEMU is vng's grandchild (vng → sh → virtme-run →
+    /// QEMU), which no death signal of ours reaches; a namespace whose init dies takes every
+    /// process in it along, so when the runner dies (even by SIGKILL) `unshare` does, then vng,
+    /// then QEMU.
+    pub fn command(&self, results_socket: &Path, isolate: bool) -> Command {
+        let mut command = if isolate {
+            let mut unshare = Command::new("unshare");
+            unshare
+                .args(["--pid", "--fork", "--kill-child", "--"])
+                .arg(&self.vng);
+            unshare
+        } else {
+            Command::new(&self.vng)
+        };
+        command
+            .args(self.args(results_socket))
+            .env("PATH", self.search_path());
+        command
+    }
+}
+
 /// `text` single-quoted for a POSIX shell (pure).
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -139,10 +167,7 @@ pub async fn run(
             return run;
         }
     };
-    let mut command = Command::new(&guest.vng);
-    command
-        .args(guest.args(&socket))
-        .env("PATH", guest.search_path());
+    let mut command = guest.command(&socket, can_isolate());
     let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -239,6 +264,120 @@ mod tests {
     fn kvm_is_left_to_virtme_ng() {
         let args = guest(Accel::Kvm).args(Path::new("/s"));
         assert!(!args.iter().any(|a| a == "--disable-kvm"), "{args:?}");
+    }
+
+    #[test]
+    fn isolated_vng_runs_as_the_init_of_its_own_pid_namespace() {
+        let g = guest(Accel::Tcg);
+        let isolated = g.command(Path::new("/s"), true);
+        let std = isolated.as_std();
+        assert_eq!(std.get_program(), "unshare");
+        let args: Vec<_> = std
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[..5],
+            ["--pid", "--fork", "--kill-child", "--", "/venv/bin/vng"]
+        );
+        assert_eq!(args[5], "--run");
+        let plain = g.command(Path::new("/s"), false);
+        assert_eq!(plain.as_std().get_program(), "/venv/bin/vng");
+    }
+
+    /// What the namespace is for: the launcher killed by SIGKILL (as when the runner is, its
+    /// death signal) takes the grandchildren with it. A stand-in for vng that starts a
+    /// grandchild, as vng's shell starts QEMU.
+    #[test]
+    fn killing_the_isolated_launcher_kills_what_vng_started() {
+        if !can_isolate() {
+            eprintln!("not root or no unshare: the namespace is not used here, nothing to test");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let fake_vng = dir.path().join("vng");
+        let pid_file = dir.path().join("grandchild.pid");
+        std::fs::write(
+            &fake_vng,
+            format!(
+                "#!/bin/sh\nsleep 1000 &\necho $! > {}.tmp && mv {0}.tmp {0}\nwait\n",
+                pid_file.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake_vng, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut g = guest(Accel::Tcg);
+        g.vng = fake_vng;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut child = g.command(Path::new("/s"), true).spawn().unwrap();
+            let mut waited = 0;
+            while !pid_file.exists() && waited < 100 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                waited += 1;
+            }
+            let pid = std::fs::read_to_string(&pid_file).unwrap();
+            // The stand-in's grandchild, seen from here (the namespace's pids differ).
+            let host_pid = find_sleeper(&dir);
+            child.start_kill().unwrap();
+            let _ = child.wait().await;
+            let mut gone = false;
+            for _ in 0..40 {
+                if !alive(host_pid) {
+                    gone = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(
+                gone,
+                "the grandchild ({} in its namespace, {host_pid} here) outlived the launcher",
+                pid.trim()
+            );
+        });
+    }
+
+    /// The pid, in this namespace, of the `sleep 1000` whose parent runs the stand-in in `dir`.
+    fn find_sleeper(dir: &tempfile::TempDir) -> i32 {
+        let script = dir.path().join("vng").display().to_string();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline != b"sleep\x001000\x00" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid: i32 = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&parent).contains(&script) {
+                return pid;
+            }
+        }
+        panic!("the stand-in's sleep is not running");
+    }
+
+    /// Running, and not a zombie waiting to be reaped.
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
     }
 
     #[test]
