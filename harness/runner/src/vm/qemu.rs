@@ -13,7 +13,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use super::accel::Accel;
-use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supervised};
+use super::supervise::{spawn_watched, supervise_vm, GuestEvent};
 use super::GuestLimits;
 use crate::guest::{GuestRun, GuestStatus};
 
@@ -167,7 +167,7 @@ pub async fn run(
     };
     let mut command = Command::new(guest.binary());
     command.args(guest.args(&socket));
-    let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
+    let spawned = match spawn_watched(&mut command) {
         Ok(spawned) => spawned,
         Err(e) => {
             run.status = GuestStatus::LaunchFailed(format!(
@@ -182,21 +182,15 @@ pub async fn run(
             return run;
         }
     };
-    // QEMU's own complaints (bad option, missing file) go to stderr: merge them into the console.
-    let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
-    let console_log = guest.work_dir.join("console.log");
-    let result = supervise(Supervised {
+    let result = supervise_vm(
         run,
-        child,
-        results: ResultsSource::Listener(listener),
-        console,
-        console_log: &console_log,
-        limits: guest.limits,
+        spawned,
+        listener,
+        &guest.work_dir,
+        guest.limits,
         cancel,
         events,
-        started,
-        is_vm: true,
-    })
+    )
     .await;
     drop(socket_dir);
     result

@@ -100,6 +100,40 @@ fn kill_group(child: &mut Child) {
     let _ = child.start_kill();
 }
 
+/// A VM process (QEMU, or what starts it) that [`spawn_watched`] started, its results port
+/// connecting to `listener`: supervised to its end, its own complaints on stderr (a bad option,
+/// a missing file) merged into the console, which is kept as `work_dir/console.log`.
+#[allow(clippy::too_many_arguments)]
+pub async fn supervise_vm(
+    run: GuestRun,
+    (child, stdout, stderr, started): (
+        Child,
+        tokio::process::ChildStdout,
+        tokio::process::ChildStderr,
+        Instant,
+    ),
+    listener: UnixListener,
+    work_dir: &Path,
+    limits: GuestLimits,
+    cancel: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<GuestEvent>,
+) -> GuestRun {
+    let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
+    supervise(Supervised {
+        run,
+        child,
+        results: ResultsSource::Listener(listener),
+        console,
+        console_log: &work_dir.join("console.log"),
+        limits,
+        cancel,
+        events,
+        started,
+        is_vm: true,
+    })
+    .await
+}
+
 pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
     let kernel = s.run.kernel.clone();
     s.run.timings.started_after_ms = crate::guest::RUN_STARTED
@@ -274,6 +308,22 @@ async fn drain(
     }
 }
 
+/// Whether `pid` runs (and is not a zombie waiting for whoever reaps orphans here); for tests
+/// of what a killed guest leaves behind.
+#[cfg(test)]
+pub(crate) fn is_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,17 +369,7 @@ mod tests {
         });
         assert_eq!(run.status, GuestStatus::BootTimeout, "{run:?}");
         let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let stat = format!("/proc/{}/stat", pid.trim());
-        // Gone, or a zombie waiting for whoever reaps orphans here.
-        let alive = std::fs::read_to_string(&stat)
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
+        let alive = is_running(pid.trim().parse().unwrap());
         assert!(!alive, "the grandchild {} outlived its guest", pid.trim());
     }
 

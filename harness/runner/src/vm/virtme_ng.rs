@@ -13,7 +13,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use super::accel::Accel;
-use super::supervise::{spawn_watched, supervise, GuestEvent, ResultsSource, Supervised};
+use super::supervise::{spawn_watched, supervise_vm, GuestEvent};
 use super::GuestLimits;
 use crate::guest::{GuestRun, GuestStatus};
 
@@ -168,7 +168,7 @@ pub async fn run(
         }
     };
     let mut command = guest.command(&socket, can_isolate());
-    let (child, stdout, stderr, started) = match spawn_watched(&mut command) {
+    let spawned = match spawn_watched(&mut command) {
         Ok(spawned) => spawned,
         Err(e) => {
             run.status = GuestStatus::LaunchFailed(format!(
@@ -178,21 +178,16 @@ pub async fn run(
             return run;
         }
     };
-    // virtme-ng's own complaints and the kernel's console both go to its stderr.
-    let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
-    let console_log = guest.work_dir.join("console.log");
-    let result = supervise(Supervised {
+    // The kernel's console reaches vng's stderr too (`--verbose`).
+    let result = supervise_vm(
         run,
-        child,
-        results: ResultsSource::Listener(listener),
-        console,
-        console_log: &console_log,
-        limits: guest.limits,
+        spawned,
+        listener,
+        &guest.work_dir,
+        guest.limits,
         cancel,
         events,
-        started,
-        is_vm: true,
-    })
+    )
     .await;
     drop(socket_dir);
     result
@@ -327,7 +322,7 @@ mod tests {
             let _ = child.wait().await;
             let mut gone = false;
             for _ in 0..40 {
-                if !alive(host_pid) {
+                if !crate::vm::supervise::is_running(host_pid) {
                     gone = true;
                     break;
                 }
@@ -365,19 +360,6 @@ mod tests {
             }
         }
         panic!("the stand-in's sleep is not running");
-    }
-
-    /// Running, and not a zombie waiting to be reaped.
-    fn alive(pid: i32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
     }
 
     #[test]
