@@ -13,9 +13,9 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use super::accel::Accel;
-use super::supervise::{spawn_watched, supervise_vm, GuestEvent};
+use super::supervise::{run_vm, GuestEvent};
 use super::GuestLimits;
-use crate::guest::{GuestRun, GuestStatus};
+use crate::guest::GuestRun;
 
 /// Kernel arguments that shorten a TCG boot (measured, see design.md), plus the results port.
 pub const BASE_CMDLINE: &str =
@@ -152,48 +152,33 @@ pub async fn run(
     cancel: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<GuestEvent>,
 ) -> GuestRun {
-    let mut run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
-    if let Err(e) = std::fs::create_dir_all(&guest.work_dir) {
-        run.status =
-            GuestStatus::LaunchFailed(format!("cannot create {}: {e}", guest.work_dir.display()));
-        return run;
-    }
-    let (socket_dir, socket, listener) = match results_socket() {
-        Ok(bound) => bound,
-        Err(why) => {
-            run.status = GuestStatus::LaunchFailed(why);
-            return run;
-        }
+    let run = GuestRun::new(&guest.kernel, &guest.arch, guest.accel.qemu_name());
+    let command = |socket: &Path| {
+        let mut command = Command::new(guest.binary());
+        command.args(guest.args(socket));
+        command
     };
-    let mut command = Command::new(guest.binary());
-    command.args(guest.args(&socket));
-    let spawned = match spawn_watched(&mut command) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            run.status = GuestStatus::LaunchFailed(format!(
-                "cannot start {}: {e} (install QEMU: apt-get install {})",
-                guest.binary(),
-                if guest.is_aarch64() {
-                    "qemu-system-arm"
-                } else {
-                    "qemu-system-x86"
-                }
-            ));
-            return run;
-        }
+    let cannot_start = |e| {
+        format!(
+            "cannot start {}: {e} (install QEMU: apt-get install {})",
+            guest.binary(),
+            if guest.is_aarch64() {
+                "qemu-system-arm"
+            } else {
+                "qemu-system-x86"
+            }
+        )
     };
-    let result = supervise_vm(
+    run_vm(
         run,
-        spawned,
-        listener,
+        command,
+        cannot_start,
         &guest.work_dir,
         guest.limits,
         cancel,
         events,
     )
-    .await;
-    drop(socket_dir);
-    result
+    .await
 }
 
 /// The Unix socket QEMU connects the results port to, listening, in a directory of its own:

@@ -100,26 +100,41 @@ fn kill_group(child: &mut Child) {
     let _ = child.start_kill();
 }
 
-/// A VM process (QEMU, or what starts it) that [`spawn_watched`] started, its results port
-/// connecting to `listener`: supervised to its end, its own complaints on stderr (a bad option,
-/// a missing file) merged into the console, which is kept as `work_dir/console.log`.
-#[allow(clippy::too_many_arguments)]
-pub async fn supervise_vm(
-    run: GuestRun,
-    (child, stdout, stderr, started): (
-        Child,
-        tokio::process::ChildStdout,
-        tokio::process::ChildStderr,
-        Instant,
-    ),
-    listener: UnixListener,
+/// Runs one VM guest to its end: a socket for its results port, its process started by
+/// `command` (given that socket's path) with [`spawn_watched`], then supervised, its own
+/// complaints on stderr (a bad option, a missing file) merged into the console, kept as
+/// `work_dir/console.log`. `cannot_start` says what to install when the process cannot start.
+/// Shared by the harness's QEMU command line and virtme-ng's.
+pub async fn run_vm(
+    mut run: GuestRun,
+    command: impl FnOnce(&Path) -> tokio::process::Command,
+    cannot_start: impl FnOnce(std::io::Error) -> String,
     work_dir: &Path,
     limits: GuestLimits,
     cancel: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<GuestEvent>,
 ) -> GuestRun {
+    if let Err(e) = std::fs::create_dir_all(work_dir) {
+        run.status =
+            GuestStatus::LaunchFailed(format!("cannot create {}: {e}", work_dir.display()));
+        return run;
+    }
+    let (socket_dir, socket, listener) = match super::qemu::results_socket() {
+        Ok(bound) => bound,
+        Err(why) => {
+            run.status = GuestStatus::LaunchFailed(why);
+            return run;
+        }
+    };
+    let (child, stdout, stderr, started) = match spawn_watched(&mut command(&socket)) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            run.status = GuestStatus::LaunchFailed(cannot_start(e));
+            return run;
+        }
+    };
     let console = Box::new(tokio::io::AsyncReadExt::chain(stdout, stderr));
-    supervise(Supervised {
+    let result = supervise(Supervised {
         run,
         child,
         results: ResultsSource::Listener(listener),
@@ -131,7 +146,9 @@ pub async fn supervise_vm(
         started,
         is_vm: true,
     })
-    .await
+    .await;
+    drop(socket_dir);
+    result
 }
 
 pub async fn supervise(mut s: Supervised<'_>) -> GuestRun {
@@ -369,7 +386,16 @@ mod tests {
         });
         assert_eq!(run.status, GuestStatus::BootTimeout, "{run:?}");
         let pid = std::fs::read_to_string(&pid_file).unwrap();
-        let alive = is_running(pid.trim().parse().unwrap());
+        // A signal is delivered when its target next runs: give it a moment to die.
+        let pid_number: i32 = pid.trim().parse().unwrap();
+        let mut alive = is_running(pid_number);
+        for _ in 0..40 {
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            alive = is_running(pid_number);
+        }
         assert!(!alive, "the grandchild {} outlived its guest", pid.trim());
     }
 

@@ -13,9 +13,9 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 use super::accel::Accel;
-use super::supervise::{spawn_watched, supervise_vm, GuestEvent};
+use super::supervise::{run_vm, GuestEvent};
 use super::GuestLimits;
-use crate::guest::{GuestRun, GuestStatus};
+use crate::guest::GuestRun;
 
 pub struct VirtmeNgGuest {
     /// The `vng` executable.
@@ -155,42 +155,24 @@ pub async fn run(
     run.backend = crate::matrix::config::Backend::VirtmeNg.as_str().into();
     run.logs
         .push(format!("booted by virtme-ng ({})", guest.vng.display()));
-    if let Err(e) = std::fs::create_dir_all(&guest.work_dir) {
-        run.status =
-            GuestStatus::LaunchFailed(format!("cannot create {}: {e}", guest.work_dir.display()));
-        return run;
-    }
-    let (socket_dir, socket, listener) = match super::qemu::results_socket() {
-        Ok(bound) => bound,
-        Err(why) => {
-            run.status = GuestStatus::LaunchFailed(why);
-            return run;
-        }
-    };
-    let mut command = guest.command(&socket, can_isolate());
-    let spawned = match spawn_watched(&mut command) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            run.status = GuestStatus::LaunchFailed(format!(
-                "cannot start {}: {e} (install virtme-ng: pip install virtme-ng)",
-                guest.vng.display()
-            ));
-            return run;
-        }
+    let isolate = can_isolate();
+    let cannot_start = |e| {
+        format!(
+            "cannot start {}: {e} (install virtme-ng: pip install virtme-ng)",
+            guest.vng.display()
+        )
     };
     // The kernel's console reaches vng's stderr too (`--verbose`).
-    let result = supervise_vm(
+    run_vm(
         run,
-        spawned,
-        listener,
+        |socket: &Path| guest.command(socket, isolate),
+        cannot_start,
         &guest.work_dir,
         guest.limits,
         cancel,
         events,
     )
-    .await;
-    drop(socket_dir);
-    result
+    .await
 }
 
 #[cfg(test)]
